@@ -1,0 +1,140 @@
+//! Element-wise conversion of plain stored types to f32, the common currency of comparison
+//! and quantization. Block-quantized types are dequantized by `smelt-quant`, not here.
+
+use half::{bf16, f16};
+
+use crate::DType;
+
+/// Decodes an OCP FP8 E4M3 (FN) byte: bias 7, no infinities, S.1111.111 is NaN.
+pub fn f8_e4m3_to_f32(b: u8) -> f32 {
+    fp8_to_f32(b, 4, 3, 7, Fp8Flavor::FiniteOnly)
+}
+
+/// Decodes an OCP FP8 E5M2 byte: bias 15, IEEE-style infinities and NaNs.
+pub fn f8_e5m2_to_f32(b: u8) -> f32 {
+    fp8_to_f32(b, 5, 2, 15, Fp8Flavor::Ieee)
+}
+
+/// Decodes an FP8 E4M3FNUZ byte: bias 8, no negative zero, 0x80 is the only NaN.
+pub fn f8_e4m3fnuz_to_f32(b: u8) -> f32 {
+    fp8_to_f32(b, 4, 3, 8, Fp8Flavor::Fnuz)
+}
+
+/// Decodes an FP8 E5M2FNUZ byte: bias 16, no negative zero, 0x80 is the only NaN.
+pub fn f8_e5m2fnuz_to_f32(b: u8) -> f32 {
+    fp8_to_f32(b, 5, 2, 16, Fp8Flavor::Fnuz)
+}
+
+/// Decodes an FP4 E2M1 nibble (low 4 bits of `n`): bias 1, no infinities or NaNs.
+pub fn f4_e2m1_to_f32(n: u8) -> f32 {
+    const LUT: [f32; 8] = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
+    let v = LUT[(n & 7) as usize];
+    if n & 8 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fp8Flavor {
+    Ieee,
+    FiniteOnly,
+    Fnuz,
+}
+
+fn fp8_to_f32(b: u8, ebits: u32, mbits: u32, bias: i32, flavor: Fp8Flavor) -> f32 {
+    let sign = if b & 0x80 != 0 { -1.0f32 } else { 1.0 };
+    let e = ((b >> mbits) as u32) & ((1 << ebits) - 1);
+    let m = (b as u32) & ((1 << mbits) - 1);
+    let emax = (1u32 << ebits) - 1;
+    match flavor {
+        Fp8Flavor::Fnuz if b == 0x80 => return f32::NAN,
+        Fp8Flavor::FiniteOnly if e == emax && m == (1 << mbits) - 1 => return f32::NAN,
+        Fp8Flavor::Ieee if e == emax => {
+            return if m == 0 { sign * f32::INFINITY } else { f32::NAN };
+        }
+        _ => {}
+    }
+    let mant = m as f32 / (1u32 << mbits) as f32;
+    if e == 0 {
+        sign * mant * 2f32.powi(1 - bias)
+    } else {
+        sign * (1.0 + mant) * 2f32.powi(e as i32 - bias)
+    }
+}
+
+/// Converts `bytes` of a plain element type to f32, one value per element (`numel` of them,
+/// needed for packed 4-bit types whose last byte may hold a padding nibble). Integers convert
+/// by value, booleans to 0/1. Returns `None` for types without an f32 reading (complex,
+/// strings, ggml blocks) or when `bytes` is too short.
+pub fn to_f32_vec(dtype: DType, bytes: &[u8], numel: usize) -> Option<Vec<f32>> {
+    use DType::*;
+    let need = dtype.storage_bytes(&[numel as u64])? as usize;
+    if bytes.len() < need {
+        return None;
+    }
+    let b = &bytes[..need];
+    let v: Vec<f32> = match dtype {
+        F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        BF16 => b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        F8_E4M3 => b.iter().map(|&x| f8_e4m3_to_f32(x)).collect(),
+        F8_E5M2 => b.iter().map(|&x| f8_e5m2_to_f32(x)).collect(),
+        F8_E4M3_FNUZ => b.iter().map(|&x| f8_e4m3fnuz_to_f32(x)).collect(),
+        F8_E5M2_FNUZ => b.iter().map(|&x| f8_e5m2fnuz_to_f32(x)).collect(),
+        I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        I16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        I8 => b.iter().map(|&x| x as i8 as f32).collect(),
+        U64 => b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        U32 => b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        U16 => b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        U8 | Bool => b.iter().map(|&x| x as f32).collect(),
+        I4 | U4 | F4_E2M1 => (0..numel)
+            .map(|i| {
+                let byte = b[i / 2];
+                let n = if i % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+                match dtype {
+                    I4 => ((n << 4) as i8 >> 4) as f32,
+                    U4 => n as f32,
+                    _ => f4_e2m1_to_f32(n),
+                }
+            })
+            .collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fp8_known_values() {
+        // Values from the OCP 8-bit floating point specification, table of limits.
+        assert_eq!(f8_e4m3_to_f32(0x7e), 448.0);
+        assert!(f8_e4m3_to_f32(0x7f).is_nan());
+        assert_eq!(f8_e4m3_to_f32(0x01), 2f32.powi(-9));
+        assert_eq!(f8_e4m3_to_f32(0x38), 1.0);
+        assert_eq!(f8_e5m2_to_f32(0x7b), 57344.0);
+        assert_eq!(f8_e5m2_to_f32(0x7c), f32::INFINITY);
+        assert_eq!(f8_e5m2_to_f32(0xfc), f32::NEG_INFINITY);
+        assert!(f8_e5m2_to_f32(0x7d).is_nan());
+        assert_eq!(f8_e5m2_to_f32(0x3c), 1.0);
+        assert!(f8_e4m3fnuz_to_f32(0x80).is_nan());
+        assert_eq!(f8_e4m3fnuz_to_f32(0x40), 1.0);
+        assert_eq!(f8_e5m2fnuz_to_f32(0x40), 1.0);
+    }
+
+    #[test]
+    fn packed_nibbles_low_first() {
+        // 0x9f: low nibble 0xf (-1 as int4, 15 as uint4), high nibble 0x9 (-7 / 9).
+        assert_eq!(to_f32_vec(DType::I4, &[0x9f, 0x07], 3).unwrap(), vec![-1.0, -7.0, 7.0]);
+        assert_eq!(to_f32_vec(DType::U4, &[0x9f], 2).unwrap(), vec![15.0, 9.0]);
+        assert_eq!(to_f32_vec(DType::F4_E2M1, &[0xf7], 2).unwrap(), vec![6.0, -6.0]);
+        assert!(to_f32_vec(DType::I4, &[0x9f], 3).is_none());
+    }
+}
