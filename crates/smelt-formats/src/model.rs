@@ -119,7 +119,77 @@ pub enum MetaArray {
     F64(Vec<f64>),
 }
 
+impl MetaValue {
+    /// The value as JSON: numbers, booleans and strings as themselves, arrays as arrays.
+    /// Non-finite floats become strings (`"NaN"`, `"inf"`), which JSON cannot hold.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            MetaValue::U8(v) => J::from(*v),
+            MetaValue::I8(v) => J::from(*v),
+            MetaValue::U16(v) => J::from(*v),
+            MetaValue::I16(v) => J::from(*v),
+            MetaValue::U32(v) => J::from(*v),
+            MetaValue::I32(v) => J::from(*v),
+            MetaValue::U64(v) => J::from(*v),
+            MetaValue::I64(v) => J::from(*v),
+            MetaValue::F32(v) => float_json(*v as f64),
+            MetaValue::F64(v) => float_json(*v),
+            MetaValue::Bool(v) => J::from(*v),
+            MetaValue::Str(v) => J::from(v.as_str()),
+            MetaValue::Array(a) => a.to_json(),
+        }
+    }
+
+    /// GGUF's name of the value type (`UINT32`, `STRING`, `ARRAY`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MetaValue::U8(_) => "UINT8",
+            MetaValue::I8(_) => "INT8",
+            MetaValue::U16(_) => "UINT16",
+            MetaValue::I16(_) => "INT16",
+            MetaValue::U32(_) => "UINT32",
+            MetaValue::I32(_) => "INT32",
+            MetaValue::F32(_) => "FLOAT32",
+            MetaValue::Bool(_) => "BOOL",
+            MetaValue::Str(_) => "STRING",
+            MetaValue::Array(_) => "ARRAY",
+            MetaValue::U64(_) => "UINT64",
+            MetaValue::I64(_) => "INT64",
+            MetaValue::F64(_) => "FLOAT64",
+        }
+    }
+}
+
+fn float_json(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::Value::from(v)
+    } else {
+        serde_json::Value::from(format!("{v}"))
+    }
+}
+
 impl MetaArray {
+    /// The array as a JSON array (nested arrays nest).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            MetaArray::U8(v) => J::from(v.clone()),
+            MetaArray::I8(v) => J::from(v.clone()),
+            MetaArray::U16(v) => J::from(v.clone()),
+            MetaArray::I16(v) => J::from(v.clone()),
+            MetaArray::U32(v) => J::from(v.clone()),
+            MetaArray::I32(v) => J::from(v.clone()),
+            MetaArray::U64(v) => J::from(v.clone()),
+            MetaArray::I64(v) => J::from(v.clone()),
+            MetaArray::F32(v) => J::Array(v.iter().map(|x| float_json(*x as f64)).collect()),
+            MetaArray::F64(v) => J::Array(v.iter().map(|x| float_json(*x)).collect()),
+            MetaArray::Bool(v) => J::from(v.clone()),
+            MetaArray::Str(v) => J::from(v.clone()),
+            MetaArray::Array(v) => J::Array(v.iter().map(MetaArray::to_json).collect()),
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
