@@ -1,1 +1,43 @@
-fn main() {}
+//! The `smelt` command: clap parsing, exit codes, and error printing. Each subcommand lives in
+//! its own module; library crates do the work.
+//!
+//! Exit codes: 0 success; 1 a check ran and failed (validation thresholds); 2 bad input or
+//! usage — the error names the file, the tensor or field, and the byte offset.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod inspect;
+mod size;
+
+/// Exit code for bad input, bad usage, or any error that stopped the command.
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "smelt", version, about = "Convert, quantize and verify machine-learning models", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what a model file or checkpoint directory holds: format, tensors, dtypes,
+    /// architecture, metadata.
+    Inspect(inspect::InspectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("smelt: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
