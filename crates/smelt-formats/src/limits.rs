@@ -28,3 +28,18 @@ pub const MAX_SAFETENSORS_HEADER: u64 = 100_000_000;
 
 /// Maximum size of a JSON side file (`config.json`, the shard index).
 pub const MAX_JSON_FILE: u64 = 64 << 20;
+
+/// Maximum nesting depth of protobuf messages in an ONNX model. A subgraph (an `If` branch, a
+/// `Loop` body) costs three levels (GraphProto > NodeProto > AttributeProto), so this allows
+/// about 20 levels of nested control flow. It is below prost's own recursion limit (100), so the
+/// ONNX reader's wire pre-scan refuses a too-deep file first, with a byte offset.
+pub const MAX_PROTOBUF_DEPTH: u32 = 64;
+
+/// The decoded messages of an ONNX model may take at most this multiple of the `.onnx` file's
+/// size (plus [`ONNX_DECODE_SLACK`]). Real graphs decode to about 10 times their size on disk
+/// (a torch-exported Llama graph with external weights: 9.5); a file of empty messages (2 bytes
+/// each on disk, hundreds of bytes each in memory) goes far beyond.
+pub const MAX_ONNX_DECODE_EXPANSION: u64 = 32;
+
+/// Memory every ONNX model may use for decoded messages regardless of its size.
+pub const ONNX_DECODE_SLACK: u64 = 16 << 20;

@@ -28,15 +28,19 @@ pub enum GgufError {
         found: [u8; 4],
     },
     /// A GGUF v1 file (32-bit counts and lengths), which llama.cpp dropped too.
-    #[error("at byte {offset}: GGUF v1 is no longer supported (it used 32-bit counts); \
-             re-convert the model with a current llama.cpp or gguf-py to get v3")]
+    #[error(
+        "at byte {offset}: GGUF v1 is no longer supported (it used 32-bit counts); \
+             re-convert the model with a current llama.cpp or gguf-py to get v3"
+    )]
     VersionOne {
         /// Offset of the version field (4).
         offset: u64,
     },
     /// The version field, read little-endian, looks byte-swapped: a big-endian GGUF file.
-    #[error("at byte {offset}: version field reads {found:#010x} little-endian, i.e. version \
-             {swapped} byte-swapped: this is a big-endian GGUF file, which smelt does not read")]
+    #[error(
+        "at byte {offset}: version field reads {found:#010x} little-endian, i.e. version \
+             {swapped} byte-swapped: this is a big-endian GGUF file, which smelt does not read"
+    )]
     BigEndian {
         /// Offset of the version field (4).
         offset: u64,
@@ -68,8 +72,10 @@ pub enum GgufError {
     },
     /// A count (tensors, metadata entries, array elements) cannot fit in the rest of the file:
     /// each item needs at least `min_item_bytes`.
-    #[error("{what} at byte {offset}: {count} items need at least {min_item_bytes} bytes each, \
-             but only {available} bytes are left in the file")]
+    #[error(
+        "{what} at byte {offset}: {count} items need at least {min_item_bytes} bytes each, \
+             but only {available} bytes are left in the file"
+    )]
     CountPastEnd {
         /// Which count (`tensor count`, `metadata count`, `array length of 'key'`).
         what: String,
@@ -96,8 +102,10 @@ pub enum GgufError {
         max: u64,
     },
     /// A string's length runs past the end of the file.
-    #[error("{what} at byte {offset}: length {len} runs past the end of the file \
-             ({available} bytes left)")]
+    #[error(
+        "{what} at byte {offset}: length {len} runs past the end of the file \
+             ({available} bytes left)"
+    )]
     StringPastEnd {
         /// Which string.
         what: String,
@@ -208,8 +216,10 @@ pub enum GgufError {
     },
     /// A dimension above `i64::MAX` (ggml stores dims as `int64_t`; llama.cpp refuses
     /// negative ones).
-    #[error("tensor '{name}' at byte {offset}: dimension {index} is {value}, which is negative \
-             as ggml's int64")]
+    #[error(
+        "tensor '{name}' at byte {offset}: dimension {index} is {value}, which is negative \
+             as ggml's int64"
+    )]
     NegativeDim {
         /// Tensor name.
         name: String,
@@ -221,8 +231,10 @@ pub enum GgufError {
         value: u64,
     },
     /// The element count (or the byte size) of a tensor does not fit in ggml's `int64_t`.
-    #[error("tensor '{name}' at byte {offset}: dims {dims:?} give an element count or byte size \
-             that overflows 64 bits")]
+    #[error(
+        "tensor '{name}' at byte {offset}: dims {dims:?} (innermost first) give more elements \
+             than ggml's int64 holds, or more bytes than 64 bits hold"
+    )]
     DimsOverflow {
         /// Tensor name.
         name: String,
@@ -242,8 +254,10 @@ pub enum GgufError {
         type_id: u32,
     },
     /// The innermost dimension of a block-quantized tensor is not a whole number of blocks.
-    #[error("tensor '{name}' at byte {offset}: row length {row} is not a multiple of {dtype}'s \
-             block size {block}")]
+    #[error(
+        "tensor '{name}' at byte {offset}: row length {row} is not a multiple of {dtype}'s \
+             block size {block}"
+    )]
     RowNotBlockMultiple {
         /// Tensor name.
         name: String,
@@ -257,8 +271,10 @@ pub enum GgufError {
         block: u64,
     },
     /// A tensor's data offset is not a multiple of the file's alignment.
-    #[error("tensor '{name}' at byte {offset}: data offset {data_offset} is not a multiple of the \
-             alignment {alignment}")]
+    #[error(
+        "tensor '{name}' at byte {offset}: data offset {data_offset} is not a multiple of the \
+             alignment {alignment}"
+    )]
     MisalignedOffset {
         /// Tensor name.
         name: String,
@@ -270,23 +286,27 @@ pub enum GgufError {
         alignment: u64,
     },
     /// A tensor's bytes extend past the end of the file.
-    #[error("tensor '{name}' at byte {offset}: data range {start}..{end} extends past end of file \
-             ({file_len} bytes)")]
+    #[error(
+        "tensor '{name}' at byte {offset}: data range {start}..{end} extends past end of file \
+             ({file_len} bytes)"
+    )]
     TensorPastEnd {
         /// Tensor name.
         name: String,
         /// Offset of the tensor info.
         offset: u64,
-        /// Absolute start of the data.
+        /// Absolute start of the data (`u64::MAX` when the offset overflows).
         start: u64,
-        /// Absolute end of the data (saturated on overflow).
+        /// Absolute end of the data (saturated at `u64::MAX`).
         end: u64,
         /// File length.
         file_len: u64,
     },
     /// Two tensors' bytes overlap.
-    #[error("tensor '{name}' at byte {offset}: data range {start}..{end} overlaps tensor \
-             '{other}' ({other_start}..{other_end})")]
+    #[error(
+        "tensor '{name}' at byte {offset}: data range {start}..{end} overlaps tensor \
+             '{other}' ({other_start}..{other_end})"
+    )]
     TensorsOverlap {
         /// The tensor whose range starts later.
         name: String,

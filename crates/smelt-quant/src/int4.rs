@@ -1,0 +1,419 @@
+//! Block int4 round-to-nearest, exactly as GPTQ's `Quantizer` computes it with `bits=4`, and
+//! the GPTQ checkpoint layout (`qweight`, `qzeros`, `scales`, `g_idx`) that AutoGPTQ,
+//! GPTQModel, transformers and ONNX Runtime's MatMulNBits importers load.
+//!
+//! Parameters per (row, group) of a `[out, in]` weight, groups of `g` consecutive input
+//! columns, as `Quantizer.find_params` in IST-DASLab/gptq `quant.py` computes them in f32:
+//! - `xmin = min(min(x), 0)`, `xmax = max(max(x), 0)`;
+//! - symmetric: `xmax = max(|xmin|, xmax)`, and `xmin = -xmax` **only if `xmin < 0`**: a
+//!   group with no negative value keeps `xmin = 0`, so its scale is `xmax / 15` while its zero
+//!   is still 8 and positive values above `7 · scale` saturate at code 15 (GPTQ's behaviour,
+//!   kept for bit-exactness);
+//! - an all-zero group gets `xmin = -1`, `xmax = 1` (scale 2/15, never 0);
+//! - `scale = (xmax - xmin) / 15`; zero = `(maxq + 1) / 2 = 8` if symmetric, else
+//!   `round_half_even(-xmin / scale)`.
+//!
+//! Codes: `q = clamp(round_half_even(x / scale) + zero, 0, 15)` (a true f32 division, as
+//! GPTQ's `quantize`); dequantized weight `scale * (q - zero)`. Non-finite inputs never panic:
+//! a NaN code becomes the zero point, a NaN zero becomes 0.
+//!
+//! Input dimensions that are not a multiple of `g`: GPTQ's `fasterquant` takes
+//! `W[:, i:i+g]` for each group start `i`, so the last group is simply shorter and its
+//! parameters come from its own columns; smelt does the same, and the checkpoint layout counts
+//! `ceil(in / g)` groups (AutoGPTQ's `QuantLinear` buffers). Packing needs `in` and `out` to be
+//! multiples of 8 (eight codes per int32) and says so with
+//! [`SchemeError::NotMultiple`].
+//!
+//! Checkpoint layout ([`pack_gptq`]), pinned by golden-byte tests:
+//! - `qweight` int32 `[in / 8, out]`: word `[r, o]` holds the codes of row `o`, input columns
+//!   `8r .. 8r + 8`, column `8r + j` in bits `4j .. 4j + 4` (lowest bits first);
+//! - `qzeros` int32 `[groups, out / 8]`: word `[g, c]` holds the zeros of rows `8c .. 8c + 8`
+//!   of group `g`, row `8c + j` in bits `4j ..`; in the v1 format (AutoGPTQ, the `gptq`
+//!   `checkpoint_format`) the stored word is that packed word minus `0x11111111` in wrapping
+//!   32-bit arithmetic, which is GPTQModel's `convert_gptq_v2_to_v1_format` and equals
+//!   AutoGPTQ's per-nibble `zeros - 1` whenever no zero is 0 (always, for symmetric: every
+//!   nibble is 7). A zero of 0 (asymmetric only) borrows from the next nibble: GPTQModel's
+//!   reader undoes it exactly (it adds `0x11111111` back), AutoGPTQ's per-nibble `+ 1` reads
+//!   16 there; v1 cannot represent it for that reader, use v2 (GPTQModel's `gptq_v2`, zeros
+//!   stored as they are);
+//! - `scales` f16 `[groups, out]` (round to nearest even from the f32 scale);
+//! - `g_idx` int32 `[in]`: `i / g` (no act-order reordering in round-to-nearest).
+//!
+//! AutoGPTQ's own `pack` re-derives each code from the fake-quantized weight and the f16
+//! scale, `round((W_q + zero · scale) / f16(scale))`; smelt packs the codes it computed. The
+//! reference fixtures check the two agree on their data.
+
+use half::f16;
+
+use crate::named_tensor::NamedTensor;
+use crate::rounding::round_half_even;
+use crate::scheme_error::{check_shape, SchemeError};
+
+/// Largest int4 code (GPTQ's `maxq = 2^bits - 1`).
+pub const INT4_MAXQ: u8 = 15;
+
+/// Symmetric (zero fixed at 8) or asymmetric (zero from the group's range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int4Mode {
+    /// GPTQ `sym=True`.
+    Symmetric,
+    /// GPTQ `sym=False`.
+    Asymmetric,
+}
+
+/// A `[rows, cols]` weight quantized to int4 codes with per-(row, group) scale and zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int4Tensor {
+    /// Output features (rows).
+    pub rows: usize,
+    /// Input features (columns).
+    pub cols: usize,
+    /// Columns per group (the last group may be shorter).
+    pub group_size: usize,
+    /// Symmetric or asymmetric.
+    pub mode: Int4Mode,
+    /// One code in 0..=15 per weight, row-major `[rows, cols]`.
+    pub codes: Vec<u8>,
+    /// `[rows, groups]` scales.
+    pub scales: Vec<f32>,
+    /// `[rows, groups]` zero points in 0..=15.
+    pub zeros: Vec<u8>,
+}
+
+/// GPTQ's `find_params` for one group: `(scale, zero)` with the zero as f32, as GPTQ keeps it.
+pub fn gptq_params(group: &[f32], mode: Int4Mode) -> (f32, f32) {
+    let (mut lo, mut hi) = (0.0f32, 0.0f32);
+    for &x in group {
+        lo = torch_minimum(lo, x);
+        hi = torch_maximum(hi, x);
+    }
+    if mode == Int4Mode::Symmetric {
+        hi = torch_maximum(lo.abs(), hi);
+        if lo < 0.0 {
+            lo = -hi;
+        }
+    }
+    if lo == 0.0 && hi == 0.0 {
+        lo = -1.0;
+        hi = 1.0;
+    }
+    let scale = (hi - lo) / INT4_MAXQ as f32;
+    let zero = match mode {
+        Int4Mode::Symmetric => (INT4_MAXQ as f32 + 1.0) / 2.0,
+        Int4Mode::Asymmetric => round_half_even(-lo / scale),
+    };
+    (scale, zero)
+}
+
+/// GPTQ's `quantize` to a code: `clamp(round_half_even(x / scale) + zero, 0, 15)`; NaN gives
+/// the zero.
+#[inline]
+pub fn quantize_int4_value(x: f32, scale: f32, zero: f32) -> u8 {
+    let q = round_half_even(x / scale) + zero;
+    if q.is_nan() {
+        return zero_code(zero);
+    }
+    q.clamp(0.0, INT4_MAXQ as f32) as u8
+}
+
+fn zero_code(zero: f32) -> u8 {
+    if zero.is_nan() {
+        0
+    } else {
+        zero.clamp(0.0, INT4_MAXQ as f32) as u8
+    }
+}
+
+/// torch.minimum / torch.min: NaN propagates.
+fn torch_minimum(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+fn torch_maximum(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Quantizes a row-major `[rows, cols]` weight to int4 with groups of `group_size` input
+/// columns, round-to-nearest as GPTQ's `Quantizer`.
+///
+/// Errors: `values.len() != rows * cols`; `group_size == 0`.
+pub fn quantize_int4_rtn(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    mode: Int4Mode,
+) -> Result<Int4Tensor, SchemeError> {
+    check_shape(&[rows, cols], values.len())?;
+    if group_size == 0 {
+        return Err(SchemeError::GroupSize { found: group_size });
+    }
+    let groups = cols.div_ceil(group_size);
+    let mut codes = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(rows * groups);
+    let mut zeros = Vec::with_capacity(rows * groups);
+    if cols > 0 {
+        for row in values.chunks_exact(cols) {
+            for group in row.chunks(group_size) {
+                let (scale, zero) = gptq_params(group, mode);
+                scales.push(scale);
+                zeros.push(zero_code(zero));
+                codes.extend(group.iter().map(|&x| quantize_int4_value(x, scale, zero)));
+            }
+        }
+    }
+    Ok(Int4Tensor { rows, cols, group_size, mode, codes, scales, zeros })
+}
+
+impl Int4Tensor {
+    /// Groups per row: `ceil(cols / group_size)`.
+    pub fn groups(&self) -> usize {
+        self.cols.div_ceil(self.group_size.max(1))
+    }
+
+    /// The dequantized weight `scale * (q - zero)`, row-major `[rows, cols]`, as GPTQ
+    /// computes it in f32.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let groups = self.groups();
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                let (r, c) = (i / self.cols, i % self.cols);
+                let k = r * groups + c / self.group_size;
+                self.scales[k] * (q as f32 - self.zeros[k] as f32)
+            })
+            .collect()
+    }
+}
+
+/// How `qzeros` stores the zero points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QzerosFormat {
+    /// AutoGPTQ / `checkpoint_format: gptq`: packed zeros minus `0x11111111` (wrapping).
+    V1,
+    /// GPTQModel's `gptq_v2`: zeros as they are.
+    V2,
+}
+
+/// The four tensors of a GPTQ checkpoint layer, shapes as the checkpoint records them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GptqPacked {
+    /// `[in / 8, out]`.
+    pub qweight: Vec<i32>,
+    /// `[groups, out / 8]`.
+    pub qzeros: Vec<i32>,
+    /// `[groups, out]`.
+    pub scales: Vec<f16>,
+    /// `[in]`.
+    pub g_idx: Vec<i32>,
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// Groups (`ceil(in / group_size)`).
+    pub groups: usize,
+    /// How `qzeros` was written.
+    pub format: QzerosFormat,
+}
+
+/// The `0x11111111` the v1 format subtracts from every packed zero word.
+const V1_ZERO_OFFSET: u32 = 0x1111_1111;
+
+/// Packs an int4 tensor into the GPTQ checkpoint layout (see the module documentation).
+///
+/// Errors: input or output features not a multiple of 8.
+pub fn pack_gptq(t: &Int4Tensor, format: QzerosFormat) -> Result<GptqPacked, SchemeError> {
+    let (out, inp) = (t.rows, t.cols);
+    if inp % 8 != 0 {
+        return Err(SchemeError::NotMultiple { what: "input features", found: inp, multiple: 8 });
+    }
+    if out % 8 != 0 {
+        return Err(SchemeError::NotMultiple { what: "output features", found: out, multiple: 8 });
+    }
+    let groups = t.groups();
+    let mut qweight = vec![0i32; inp / 8 * out];
+    for o in 0..out {
+        for r in 0..inp / 8 {
+            let mut word = 0u32;
+            for j in 0..8 {
+                word |= ((t.codes[o * inp + 8 * r + j] & 0xF) as u32) << (4 * j);
+            }
+            qweight[r * out + o] = word as i32;
+        }
+    }
+    let mut qzeros = vec![0i32; groups * (out / 8)];
+    let mut scales = vec![f16::ZERO; groups * out];
+    for g in 0..groups {
+        for c in 0..out / 8 {
+            let mut word = 0u32;
+            for j in 0..8 {
+                word |= ((t.zeros[(8 * c + j) * groups + g] & 0xF) as u32) << (4 * j);
+            }
+            if format == QzerosFormat::V1 {
+                word = word.wrapping_sub(V1_ZERO_OFFSET);
+            }
+            qzeros[g * (out / 8) + c] = word as i32;
+        }
+        for o in 0..out {
+            scales[g * out + o] = f16::from_f32(t.scales[o * groups + g]);
+        }
+    }
+    let g_idx = (0..inp).map(|i| (i / t.group_size) as i32).collect();
+    Ok(GptqPacked { qweight, qzeros, scales, g_idx, in_features: inp, out_features: out, groups, format })
+}
+
+impl GptqPacked {
+    /// The codes back as a row-major `[out, in]` array.
+    pub fn unpack_codes(&self) -> Vec<u8> {
+        let (out, inp) = (self.out_features, self.in_features);
+        let mut codes = vec![0u8; out * inp];
+        for (k, &w) in self.qweight.iter().enumerate() {
+            let (r, o) = (k / out, k % out);
+            for j in 0..8 {
+                codes[o * inp + 8 * r + j] = ((w as u32 >> (4 * j)) & 0xF) as u8;
+            }
+        }
+        codes
+    }
+
+    /// The zero points back as a row-major `[out, groups]` array (v1 words get `0x11111111`
+    /// added back first, as GPTQModel's reader does).
+    pub fn unpack_zeros(&self) -> Vec<u8> {
+        let (out, groups) = (self.out_features, self.groups);
+        let mut zeros = vec![0u8; out * groups];
+        for (k, &w) in self.qzeros.iter().enumerate() {
+            let (g, c) = (k / (out / 8), k % (out / 8));
+            let mut word = w as u32;
+            if self.format == QzerosFormat::V1 {
+                word = word.wrapping_add(V1_ZERO_OFFSET);
+            }
+            for j in 0..8 {
+                zeros[(8 * c + j) * groups + g] = ((word >> (4 * j)) & 0xF) as u8;
+            }
+        }
+        zeros
+    }
+
+    /// The checkpoint tensors under `prefix` (a module path such as
+    /// `model.layers.0.mlp.down_proj`): `qweight` I32, `qzeros` I32, `scales` F16, `g_idx`
+    /// I32.
+    pub fn tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+        let (inp, out, groups) = (self.in_features, self.out_features, self.groups);
+        let scale_bytes = self.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+        vec![
+            NamedTensor::i32(format!("{prefix}.qweight"), vec![inp / 8, out], &self.qweight),
+            NamedTensor::i32(format!("{prefix}.qzeros"), vec![groups, out / 8], &self.qzeros),
+            NamedTensor {
+                name: format!("{prefix}.scales"),
+                dtype: smelt_tensor::DType::F16,
+                shape: vec![groups, out],
+                bytes: scale_bytes,
+            },
+            NamedTensor::i32(format!("{prefix}.g_idx"), vec![inp], &self.g_idx),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_zero_group_gets_scale_two_fifteenths() {
+        let (s, z) = gptq_params(&[0.0; 32], Int4Mode::Symmetric);
+        assert_eq!((s, z), (2.0 / 15.0, 8.0));
+        let (s, z) = gptq_params(&[0.0; 32], Int4Mode::Asymmetric);
+        // -(-1) / f32(2/15) = 7.4999995..., rounds to 7.
+        assert_eq!((s, z), (2.0 / 15.0, 7.0));
+        assert_eq!(quantize_int4_value(0.0, s, z), 7);
+    }
+
+    #[test]
+    fn symmetric_nonnegative_group_keeps_xmin_zero() {
+        let (s, z) = gptq_params(&[0.0, 1.5, 0.75], Int4Mode::Symmetric);
+        assert_eq!((s, z), (1.5 / 15.0, 8.0));
+        // 1.5 / s = 15, + 8 saturates at 15.
+        assert_eq!(quantize_int4_value(1.5, s, z), 15);
+        let (s, _) = gptq_params(&[-0.5, 1.5], Int4Mode::Symmetric);
+        assert_eq!(s, 3.0 / 15.0);
+    }
+
+    #[test]
+    fn short_last_group_uses_its_own_columns() {
+        let mut v = vec![0.1f32; 40];
+        v[39] = 3.0;
+        let t = quantize_int4_rtn(&v, 1, 40, 32, Int4Mode::Asymmetric).unwrap();
+        assert_eq!(t.groups(), 2);
+        assert_eq!(t.scales[0], (0.1f32 - 0.0) / 15.0);
+        assert_eq!(t.scales[1], 3.0 / 15.0);
+    }
+
+    #[test]
+    fn golden_bytes_pin_nibble_order() {
+        // 8 rows x 8 columns, one group; row o has codes o, o+1, ... (mod 16).
+        let codes: Vec<u8> = (0..64).map(|i| ((i / 8 + i % 8) % 16) as u8).collect();
+        let t = Int4Tensor {
+            rows: 8,
+            cols: 8,
+            group_size: 8,
+            mode: Int4Mode::Asymmetric,
+            codes,
+            scales: vec![0.5; 8],
+            zeros: vec![0, 1, 2, 3, 4, 5, 6, 15],
+        };
+        let p = pack_gptq(&t, QzerosFormat::V2).unwrap();
+        // Row 0: codes 0..7, column j in bits 4j.
+        assert_eq!(p.qweight[0] as u32, 0x7654_3210);
+        assert_eq!(p.qweight[1] as u32, 0x8765_4321);
+        assert_eq!(p.qzeros, vec![0xF654_3210u32 as i32]);
+        let v1 = pack_gptq(&t, QzerosFormat::V1).unwrap();
+        // Zero 0 in the lowest nibble borrows from the next one.
+        assert_eq!(v1.qzeros, vec![0xE543_20FFu32 as i32]);
+        assert_eq!(v1.unpack_zeros(), t.zeros);
+        assert_eq!(p.unpack_codes(), t.codes);
+        assert_eq!(p.g_idx, vec![0; 8]);
+        assert_eq!(p.scales, vec![f16::from_f32(0.5); 8]);
+        let sym = Int4Tensor { zeros: vec![8; 8], ..t };
+        assert_eq!(pack_gptq(&sym, QzerosFormat::V1).unwrap().qzeros, vec![0x7777_7777]);
+    }
+
+    #[test]
+    fn packing_needs_multiples_of_eight() {
+        let t = quantize_int4_rtn(&[0.5; 3 * 100], 3, 100, 32, Int4Mode::Symmetric).unwrap();
+        assert!(matches!(
+            pack_gptq(&t, QzerosFormat::V1),
+            Err(SchemeError::NotMultiple { what: "input features", found: 100, multiple: 8 })
+        ));
+        let t = quantize_int4_rtn(&[0.5; 3 * 8], 3, 8, 32, Int4Mode::Symmetric).unwrap();
+        assert!(matches!(pack_gptq(&t, QzerosFormat::V2), Err(SchemeError::NotMultiple { found: 3, .. })));
+    }
+
+    #[test]
+    fn odd_shapes_and_bad_arguments() {
+        for cols in [0usize, 1, 63, 64, 65] {
+            let v: Vec<f32> = (0..2 * cols).map(|i| (i as f32).sin()).collect();
+            let t = quantize_int4_rtn(&v, 2, cols, 32, Int4Mode::Asymmetric).unwrap();
+            assert_eq!(t.dequantize().len(), 2 * cols);
+            assert_eq!(t.scales.len(), 2 * cols.div_ceil(32));
+        }
+        assert!(matches!(
+            quantize_int4_rtn(&[1.0; 4], 2, 2, 0, Int4Mode::Symmetric),
+            Err(SchemeError::GroupSize { found: 0 })
+        ));
+        assert!(matches!(
+            quantize_int4_rtn(&[1.0; 3], 2, 2, 32, Int4Mode::Symmetric),
+            Err(SchemeError::Shape { .. })
+        ));
+        let t = quantize_int4_rtn(&[f32::NAN, 1.0, f32::INFINITY, -1.0], 1, 4, 2, Int4Mode::Asymmetric).unwrap();
+        assert_eq!(t.codes.len(), 4);
+    }
+}

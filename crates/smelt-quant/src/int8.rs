@@ -1,0 +1,377 @@
+//! INT8 weight quantization with ONNX QuantizeLinear semantics, so a QDQ or
+//! `MatMulInteger` model smelt writes computes what ONNX Runtime's own quantization tool
+//! (`onnxruntime.quantization`) would have written for the same weights.
+//!
+//! Parameters, as ORT's `quant_utils.compute_scale_zp` computes them for weights from the
+//! range `[rmin, rmax]` of the tensor or channel:
+//! - the range is first widened to include 0: `rmin = min(rmin, 0)`, `rmax = max(rmax, 0)`;
+//! - **symmetric** (ORT's default for int8 weights): int8 codes in `[-127, 127]` (ORT's
+//!   symmetric int8 range, so `-128` never occurs), `scale = 2·max(|rmin|, |rmax|) / 254`
+//!   computed in f64 and rounded once to f32 (the same value as `max|x| / 127` in f32), zero
+//!   point 0;
+//! - **asymmetric**: uint8 codes in `[0, 255]`, `scale = (rmax - rmin) / 255` in f64,
+//!   `zero_point = round_half_even(0 - rmin / scale)` in f64 (before the scale is rounded to
+//!   f32, as ORT does), saturated to `[0, 255]`, then the scale rounded to f32;
+//! - a degenerate range (all zeros, or a scale below the smallest normal f32, 2^-126): ORT
+//!   sets `scale = 1.0` and `zero_point = 0`, and so does smelt, so an all-zero row or
+//!   tensor never gets a zero or NaN scale and quantizes to all-zero codes.
+//!
+//! Codes, as ONNX `QuantizeLinear` (and ORT's MLAS kernel and python tool): `q =
+//! saturate(round_half_even(x / scale) + zero_point)`, a true f32 division (not a
+//! multiplication by a reciprocal), saturated to the code type's range. NaN inputs give the
+//! zero point (ORT's own result for NaN depends on whether the element falls in a vector body
+//! or a scalar tail of its kernel, so there is no single behaviour to match); ±∞ saturate.
+//! Dequantization is ONNX `DequantizeLinear`: `(q - zero_point) as f32 * scale`.
+//!
+//! Per-channel quantization takes one `(scale, zero_point)` per index along `axis` (ORT's
+//! default for a `[out, in]` MatMul/Gemm weight is the output-channel axis 0), computed from
+//! that channel's elements alone, as ORT's `quantize_weight_per_channel` does.
+
+use smelt_tensor::DType;
+
+use crate::rounding::round_half_even;
+use crate::scheme_error::{check_shape, SchemeError};
+
+/// Symmetric (int8, zero point 0) or asymmetric (uint8, zero point from the range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8Mode {
+    /// int8 codes in `[-127, 127]`, zero point 0.
+    Symmetric,
+    /// uint8 codes in `[0, 255]`, zero point `round(-rmin / scale)`.
+    Asymmetric,
+}
+
+impl Int8Mode {
+    /// The smallest and largest code the parameters are computed for (ORT's
+    /// `get_qmin_qmax_for_qType` with `symmetric` set for int8).
+    pub fn param_range(self) -> (i32, i32) {
+        match self {
+            Int8Mode::Symmetric => (-127, 127),
+            Int8Mode::Asymmetric => (0, 255),
+        }
+    }
+
+    /// The range codes saturate to: the whole code type, as QuantizeLinear saturates.
+    pub fn saturation_range(self) -> (i32, i32) {
+        match self {
+            Int8Mode::Symmetric => (-128, 127),
+            Int8Mode::Asymmetric => (0, 255),
+        }
+    }
+
+    /// The storage dtype of codes and zero points: I8 or U8.
+    pub fn dtype(self) -> DType {
+        match self {
+            Int8Mode::Symmetric => DType::I8,
+            Int8Mode::Asymmetric => DType::U8,
+        }
+    }
+}
+
+/// One tensor-wide pair of parameters, or one per index along an axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8Granularity {
+    /// One scale and zero point for the whole tensor.
+    PerTensor,
+    /// One scale and zero point per index along `axis` (0 for a `[out, in]` weight's output
+    /// channels).
+    PerChannel {
+        /// The channel axis.
+        axis: usize,
+    },
+}
+
+/// A scale and zero point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8Params {
+    /// Positive (or 1.0 for a degenerate range); NaN only if the range was NaN.
+    pub scale: f32,
+    /// In the code type's range.
+    pub zero_point: i32,
+}
+
+/// The scale and zero point ONNX Runtime's quantization tool computes for values in
+/// `[rmin, rmax]` (see the module documentation).
+pub fn int8_params(rmin: f32, rmax: f32, mode: Int8Mode) -> Int8Params {
+    let (qmin, qmax) = mode.param_range();
+    // numpy.minimum / numpy.maximum: NaN propagates.
+    let mut rmin = if rmin.is_nan() { rmin } else { rmin.min(0.0) };
+    let mut rmax = if rmax.is_nan() { rmax } else { rmax.max(0.0) };
+    if mode == Int8Mode::Symmetric {
+        let absmax = if rmin.is_nan() || rmax.is_nan() { f32::NAN } else { rmin.abs().max(rmax.abs()) };
+        rmin = -absmax;
+        rmax = absmax;
+    }
+    let scale = (rmax as f64 - rmin as f64) / (qmax as f64 - qmin as f64);
+    if scale < f32::MIN_POSITIVE as f64 {
+        return Int8Params { scale: 1.0, zero_point: 0 };
+    }
+    let zero_point = match mode {
+        // round((qmin + qmax) / 2) = 0 for the symmetric int8 range.
+        Int8Mode::Symmetric => 0,
+        Int8Mode::Asymmetric => {
+            let z = (qmin as f64 - rmin as f64 / scale).round_ties_even();
+            if z.is_nan() {
+                0
+            } else {
+                z.clamp(qmin as f64, qmax as f64) as i32
+            }
+        }
+    };
+    Int8Params { scale: scale as f32, zero_point }
+}
+
+/// ONNX QuantizeLinear of one value: `saturate(round_half_even(x / scale) + zero_point)`.
+#[inline]
+pub fn quantize_linear(x: f32, params: Int8Params, mode: Int8Mode) -> i32 {
+    let (lo, hi) = mode.saturation_range();
+    let q = round_half_even(x / params.scale) + params.zero_point as f32;
+    if q.is_nan() {
+        return params.zero_point;
+    }
+    q.clamp(lo as f32, hi as f32) as i32
+}
+
+/// ONNX DequantizeLinear of one code: `(q - zero_point) as f32 * scale`.
+#[inline]
+pub fn dequantize_linear(q: i32, params: Int8Params) -> f32 {
+    (q - params.zero_point) as f32 * params.scale
+}
+
+/// An INT8-quantized tensor: codes in the input's row-major order plus its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Tensor {
+    /// Symmetric (int8 storage) or asymmetric (uint8 storage).
+    pub mode: Int8Mode,
+    /// Shape of the original tensor, row-major.
+    pub shape: Vec<usize>,
+    /// The channel axis, or `None` for per-tensor parameters.
+    pub axis: Option<usize>,
+    /// One code per element, as stored: two's-complement int8 bytes for
+    /// [`Int8Mode::Symmetric`], uint8 for [`Int8Mode::Asymmetric`].
+    pub codes: Vec<u8>,
+    /// One scale per channel (one in all for per-tensor).
+    pub scales: Vec<f32>,
+    /// One zero point per channel, stored like the codes.
+    pub zero_points: Vec<u8>,
+}
+
+impl Int8Tensor {
+    /// Storage dtype of [`Int8Tensor::codes`] and [`Int8Tensor::zero_points`].
+    pub fn dtype(&self) -> DType {
+        self.mode.dtype()
+    }
+
+    /// Code `i` as an integer (None past the end).
+    pub fn code(&self, i: usize) -> Option<i32> {
+        self.codes.get(i).map(|&b| stored_to_i32(b, self.mode))
+    }
+
+    /// The parameters of channel `c` (c = 0 for per-tensor).
+    pub fn params(&self, c: usize) -> Option<Int8Params> {
+        let scale = *self.scales.get(c)?;
+        let zero_point = stored_to_i32(*self.zero_points.get(c)?, self.mode);
+        Some(Int8Params { scale, zero_point })
+    }
+
+    /// The dequantized values (ONNX DequantizeLinear), row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let (inner, channels) = channel_layout(&self.shape, self.axis);
+        let params: Vec<Int8Params> = (0..self.scales.len()).filter_map(|c| self.params(c)).collect();
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let c = if channels == 0 { 0 } else { (i / inner) % channels };
+                let p = params.get(c).copied().unwrap_or(Int8Params { scale: 1.0, zero_point: 0 });
+                dequantize_linear(stored_to_i32(b, self.mode), p)
+            })
+            .collect()
+    }
+}
+
+fn stored_to_i32(b: u8, mode: Int8Mode) -> i32 {
+    match mode {
+        Int8Mode::Symmetric => b as i8 as i32,
+        Int8Mode::Asymmetric => b as i32,
+    }
+}
+
+fn i32_to_stored(q: i32, mode: Int8Mode) -> u8 {
+    match mode {
+        Int8Mode::Symmetric => q as i8 as u8,
+        Int8Mode::Asymmetric => q as u8,
+    }
+}
+
+/// (elements per step along the axis, channel count); per-tensor is one channel.
+fn channel_layout(shape: &[usize], axis: Option<usize>) -> (usize, usize) {
+    match axis {
+        None => (1, 1),
+        Some(a) => {
+            let inner = shape.get(a + 1..).map_or(1, |s| s.iter().product::<usize>()).max(1);
+            (inner, shape.get(a).copied().unwrap_or(0))
+        }
+    }
+}
+
+/// Quantizes `values` (row-major, of `shape`) to INT8 as ONNX Runtime's quantization tool
+/// quantizes a weight.
+///
+/// Errors: `values.len()` is not the element count of `shape`; a per-channel axis past the
+/// rank.
+pub fn quantize_int8(
+    values: &[f32],
+    shape: &[usize],
+    mode: Int8Mode,
+    granularity: Int8Granularity,
+) -> Result<Int8Tensor, SchemeError> {
+    check_shape(shape, values.len())?;
+    let axis = match granularity {
+        Int8Granularity::PerTensor => None,
+        Int8Granularity::PerChannel { axis } if axis < shape.len() => Some(axis),
+        Int8Granularity::PerChannel { axis } => {
+            return Err(SchemeError::Axis { axis, rank: shape.len() })
+        }
+    };
+    let (inner, channels) = channel_layout(shape, axis);
+    let channel_of = |i: usize| if axis.is_none() { 0 } else { (i / inner) % channels };
+
+    // numpy min/max per channel, NaN propagating; empty channels use 0 as ORT does.
+    let mut ranges: Vec<Option<(f32, f32)>> = vec![None; channels];
+    for (i, &x) in values.iter().enumerate() {
+        let r = &mut ranges[channel_of(i)];
+        *r = Some(match *r {
+            None => (x, x),
+            Some((lo, hi)) => (nan_min(lo, x), nan_max(hi, x)),
+        });
+    }
+    let params: Vec<Int8Params> = ranges
+        .iter()
+        .map(|r| {
+            let (lo, hi) = r.unwrap_or((0.0, 0.0));
+            int8_params(lo, hi, mode)
+        })
+        .collect();
+    let codes = values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| i32_to_stored(quantize_linear(x, params[channel_of(i)], mode), mode))
+        .collect();
+    Ok(Int8Tensor {
+        mode,
+        shape: shape.to_vec(),
+        axis,
+        codes,
+        scales: params.iter().map(|p| p.scale).collect(),
+        zero_points: params.iter().map(|p| i32_to_stored(p.zero_point, mode)).collect(),
+    })
+}
+
+fn nan_min(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_scale_is_absmax_over_127() {
+        let p = int8_params(-0.5, 1.27, Int8Mode::Symmetric);
+        assert_eq!(p, Int8Params { scale: 1.27f32 / 127.0, zero_point: 0 });
+        assert_eq!(quantize_linear(1.27, p, Int8Mode::Symmetric), 127);
+        assert_eq!(quantize_linear(-1.27, p, Int8Mode::Symmetric), -127);
+    }
+
+    #[test]
+    fn asymmetric_range_includes_zero() {
+        // All positive: rmin widened to 0, so the zero point is 0.
+        let p = int8_params(0.5, 2.55, Int8Mode::Asymmetric);
+        assert_eq!(p.zero_point, 0);
+        assert_eq!(p.scale, (2.55f32 as f64 / 255.0) as f32);
+        // All negative: rmax widened to 0, zero point 255.
+        assert_eq!(int8_params(-2.0, -1.0, Int8Mode::Asymmetric).zero_point, 255);
+    }
+
+    #[test]
+    fn degenerate_range_gets_scale_one() {
+        for mode in [Int8Mode::Symmetric, Int8Mode::Asymmetric] {
+            assert_eq!(int8_params(0.0, 0.0, mode), Int8Params { scale: 1.0, zero_point: 0 });
+            // Nonzero but tiny: below the smallest normal f32 too.
+            assert_eq!(int8_params(-1e-40, 1e-40, mode), Int8Params { scale: 1.0, zero_point: 0 });
+        }
+        let t = quantize_int8(&[0.0; 6], &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 })
+            .unwrap();
+        assert_eq!(t.scales, vec![1.0, 1.0]);
+        assert_eq!(t.codes, vec![0; 6]);
+        assert_eq!(t.dequantize(), vec![0.0; 6]);
+    }
+
+    #[test]
+    fn ties_round_to_even_and_saturate() {
+        let p = Int8Params { scale: 1.0, zero_point: 0 };
+        assert_eq!(quantize_linear(2.5, p, Int8Mode::Symmetric), 2);
+        assert_eq!(quantize_linear(-3.5, p, Int8Mode::Symmetric), -4);
+        assert_eq!(quantize_linear(1000.0, p, Int8Mode::Symmetric), 127);
+        assert_eq!(quantize_linear(f32::NEG_INFINITY, p, Int8Mode::Symmetric), -128);
+        assert_eq!(quantize_linear(f32::NAN, p, Int8Mode::Symmetric), 0);
+        let pa = Int8Params { scale: 1.0, zero_point: 10 };
+        assert_eq!(quantize_linear(-20.0, pa, Int8Mode::Asymmetric), 0);
+        assert_eq!(quantize_linear(f32::NAN, pa, Int8Mode::Asymmetric), 10);
+    }
+
+    #[test]
+    fn per_channel_along_each_axis() {
+        let v = [1.0, -2.0, 4.0, 0.5, 0.25, -0.125];
+        let rows = quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+        assert_eq!(rows.scales, vec![4.0 / 127.0, 0.5 / 127.0]);
+        let cols = quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 1 }).unwrap();
+        assert_eq!(cols.scales, vec![1.0 / 127.0, 2.0 / 127.0, 4.0 / 127.0]);
+        assert_eq!(cols.code(2), Some(127));
+        assert_eq!(cols.code(5), Some(-4));
+    }
+
+    #[test]
+    fn odd_shapes_do_not_panic() {
+        for n in [0usize, 1, 63, 64, 65] {
+            let v: Vec<f32> = (0..n).map(|i| i as f32 - 30.0).collect();
+            for mode in [Int8Mode::Symmetric, Int8Mode::Asymmetric] {
+                let t = quantize_int8(&v, &[n], mode, Int8Granularity::PerTensor).unwrap();
+                assert_eq!(t.dequantize().len(), n);
+                let c = quantize_int8(&v, &[n, 1], mode, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+                assert_eq!(c.scales.len(), n);
+            }
+        }
+        let empty = quantize_int8(&[], &[0, 5], Int8Mode::Asymmetric, Int8Granularity::PerChannel { axis: 1 }).unwrap();
+        assert_eq!(empty.scales, vec![1.0; 5]);
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(matches!(
+            quantize_int8(&[1.0; 5], &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerTensor),
+            Err(SchemeError::Shape { expected: Some(6), found: 5, .. })
+        ));
+        assert!(matches!(
+            quantize_int8(&[1.0; 6], &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 2 }),
+            Err(SchemeError::Axis { axis: 2, rank: 2 })
+        ));
+        assert!(matches!(
+            quantize_int8(&[], &[usize::MAX, 2], Int8Mode::Symmetric, Int8Granularity::PerTensor),
+            Err(SchemeError::Shape { expected: None, .. })
+        ));
+    }
+}

@@ -1,0 +1,239 @@
+//! The rounding the reference implementations do, reproduced exactly: ties-to-even rounding to
+//! integers (ONNX QuantizeLinear, `torch.round`, `numpy.round`) and the order in which PyTorch's
+//! CPU kernels add f32 numbers.
+//!
+//! Summation order matters because every f32 addition rounds: the mean bitsandbytes subtracts
+//! before double quantization (`absmax.mean()`) and BitNet's absmean scale (`w.abs().mean()`)
+//! are `torch.mean` over f32 tensors, and a plain left-to-right sum differs from it in the last
+//! bits often enough to change codes downstream. [`TorchReduction`] reproduces ATen's
+//! `cascade_sum` (aten/src/ATen/native/cpu/SumKernel.cpp) for a contiguous 1-D f32 tensor:
+//! vectors of `lanes` floats, four interleaved accumulators ("ilp"), a four-level cascade whose
+//! level width grows with the length, a scalar tail, then the lanes added left to right; above
+//! ATen's grain size (32768 elements) the range is split evenly across threads as
+//! `at::parallel_for` does and the per-thread sums are reduced the same way. `torch.mean` is
+//! that sum divided by the element count in f32.
+//!
+//! Verified bit for bit against torch 2.15 (AVX2 capability, 8 lanes) for lengths 0 to 70001
+//! and 1, 2 and 3 threads (`tools/fixtures/gen_quant_refs.py` records reference means, tested in
+//! `tests/nf4.rs`). 16 lanes (ATen's AVX-512 capability) and 8 or more threads follow the same
+//! code but were not checked against torch (no such machine was available).
+
+/// Rounds to the nearest integer, ties to even (IEEE `roundTiesToEven`), as ONNX
+/// QuantizeLinear, `torch.round` and `numpy.round` do. NaN stays NaN.
+#[inline]
+pub fn round_half_even(x: f32) -> f32 {
+    x.round_ties_even()
+}
+
+/// How PyTorch's CPU reduction kernels split an f32 sum, which decides its rounding.
+///
+/// The default (1 thread, 8 lanes) matches `torch.sum`/`torch.mean` on x86-64 with AVX2 or on
+/// aarch64 for any length, and for any thread count below 32768 elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TorchReduction {
+    /// `torch.get_num_threads()` in the process being matched (only matters from 32768
+    /// elements on). Clamped to 1..=1024.
+    pub threads: usize,
+    /// f32 lanes in ATen's `Vectorized<float>`: 8 (AVX2, NEON, default builds) or 16 (the
+    /// AVX-512 capability). Any other value is treated as 8.
+    pub lanes: usize,
+}
+
+impl Default for TorchReduction {
+    fn default() -> Self {
+        TorchReduction { threads: 1, lanes: 8 }
+    }
+}
+
+/// ATen's `internal::GRAIN_SIZE`: below it a reduction runs on one thread.
+const GRAIN_SIZE: usize = 32768;
+
+impl TorchReduction {
+    /// `torch.sum` of a contiguous f32 tensor, as ATen computes it.
+    pub fn sum(&self, values: &[f32]) -> f32 {
+        let threads = self.threads.clamp(1, 1024);
+        let n = values.len();
+        if n < GRAIN_SIZE || threads == 1 {
+            return 0.0 + self.inner_sum(values);
+        }
+        // at::parallel_for (OpenMP): min(threads, ceil(n / grain)) tasks of ceil(n / tasks).
+        let tasks = threads.min(n.div_ceil(GRAIN_SIZE));
+        let chunk = n.div_ceil(tasks);
+        let mut per_thread = vec![0.0f32; threads];
+        for (t, slot) in per_thread.iter_mut().enumerate().take(tasks) {
+            let begin = t * chunk;
+            if begin < n {
+                *slot += self.inner_sum(&values[begin..n.min(begin + chunk)]);
+            }
+        }
+        0.0 + self.inner_sum(&per_thread)
+    }
+
+    /// `torch.mean` of a contiguous f32 tensor: [`TorchReduction::sum`] divided by the count
+    /// in f32 (NaN for no elements, as torch).
+    pub fn mean(&self, values: &[f32]) -> f32 {
+        self.sum(values) / values.len() as f32
+    }
+
+    /// ATen's `vectorized_inner_sum` for one row (or `scalar_inner_sum` when the row is
+    /// shorter than a vector).
+    fn inner_sum(&self, x: &[f32]) -> f32 {
+        if self.lanes == 16 {
+            inner_sum::<16>(x)
+        } else {
+            inner_sum::<8>(x)
+        }
+    }
+}
+
+fn inner_sum<const L: usize>(x: &[f32]) -> f32 {
+    if x.len() >= L {
+        let vectors = x.len() / L;
+        let (head, tail) = x.split_at(vectors * L);
+        let lanes = row_sum::<L>(head);
+        let mut total = 0.0f32;
+        for &v in tail {
+            total += v;
+        }
+        for v in lanes {
+            total += v;
+        }
+        total
+    } else {
+        row_sum::<1>(x)[0]
+    }
+}
+
+/// ATen's `row_sum` over `x` read as items of `W` floats: four interleaved partial sums.
+fn row_sum<const W: usize>(x: &[f32]) -> [f32; W] {
+    const ILP: usize = 4;
+    let items = x.len() / W;
+    let rows = items / ILP;
+    let mut partial = multi_row_sum::<W>(x, rows);
+    for i in rows * ILP..items {
+        add(&mut partial[0], &item::<W>(x, i));
+    }
+    for k in 1..ILP {
+        let p = partial[k];
+        add(&mut partial[0], &p);
+    }
+    partial[0]
+}
+
+/// ATen's `multi_row_sum` with 4 rows (row `r` is items `4r..4r+4`) and 4 cascade levels.
+fn multi_row_sum<const W: usize>(x: &[f32], size: usize) -> [[f32; W]; 4] {
+    const LEVELS: usize = 4;
+    let level_power = 4usize.max(ceil_log2(size) / LEVELS);
+    let level_step = 1usize << level_power;
+    let level_mask = (level_step as u64) - 1;
+    let mut acc = [[[0.0f32; W]; 4]; LEVELS];
+    let mut i = 0usize;
+    while i + level_step <= size {
+        for _ in 0..level_step {
+            for k in 0..4 {
+                add(&mut acc[0][k], &item::<W>(x, 4 * i + k));
+            }
+            i += 1;
+        }
+        for j in 1..LEVELS {
+            for k in 0..4 {
+                let lower = acc[j - 1][k];
+                add(&mut acc[j][k], &lower);
+                acc[j - 1][k] = [0.0; W];
+            }
+            let mask = level_mask << (j * level_power);
+            if (i as u64) & mask != 0 {
+                break;
+            }
+        }
+    }
+    while i < size {
+        for k in 0..4 {
+            add(&mut acc[0][k], &item::<W>(x, 4 * i + k));
+        }
+        i += 1;
+    }
+    for j in 1..LEVELS {
+        for k in 0..4 {
+            let v = acc[j][k];
+            add(&mut acc[0][k], &v);
+        }
+    }
+    acc[0]
+}
+
+/// `c10::utils::CeilLog2`: 1 for x <= 2, else ceil(log2(x)).
+fn ceil_log2(x: usize) -> usize {
+    if x <= 2 {
+        1
+    } else {
+        (usize::BITS - (x - 1).leading_zeros()) as usize
+    }
+}
+
+#[inline]
+fn item<const W: usize>(x: &[f32], i: usize) -> [f32; W] {
+    let mut v = [0.0f32; W];
+    v.copy_from_slice(&x[i * W..(i + 1) * W]);
+    v
+}
+
+#[inline]
+fn add<const W: usize>(acc: &mut [f32; W], v: &[f32; W]) {
+    for (a, b) in acc.iter_mut().zip(v) {
+        *a += *b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_half_even_ties() {
+        assert_eq!(round_half_even(0.5), 0.0);
+        assert_eq!(round_half_even(1.5), 2.0);
+        assert_eq!(round_half_even(2.5), 2.0);
+        assert_eq!(round_half_even(-0.5), -0.0);
+        assert_eq!(round_half_even(-1.5), -2.0);
+        assert!(round_half_even(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ceil_log2_matches_c10() {
+        assert_eq!([0, 1, 2, 3, 4, 5, 8, 9].map(ceil_log2), [1, 1, 1, 2, 2, 3, 3, 4]);
+    }
+
+    #[test]
+    fn small_sums_are_exact_and_empty_mean_is_nan() {
+        let r = TorchReduction::default();
+        assert_eq!(r.sum(&[]), 0.0);
+        assert!(r.mean(&[]).is_nan());
+        let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+        assert_eq!(r.sum(&v), 5050.0);
+        assert_eq!(r.mean(&v), 50.5);
+    }
+
+    #[test]
+    fn cascade_differs_from_left_to_right() {
+        // 1 followed by many tiny values: a running sum loses each tiny value, the cascade
+        // adds them among themselves first.
+        let mut v = vec![1.0f32];
+        v.extend(std::iter::repeat(1e-8f32).take(4095));
+        let naive = v.iter().fold(0.0f32, |a, &b| a + b);
+        assert_eq!(naive, 1.0);
+        assert!(TorchReduction::default().sum(&v) > 1.0);
+    }
+
+    #[test]
+    fn thread_split_is_deterministic_and_bounded() {
+        let v: Vec<f32> = (0..70_001).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+        let exact: f64 = v.iter().map(|&x| x as f64).sum();
+        for threads in [0, 1, 2, 3, 8, 5000] {
+            let r = TorchReduction { threads, lanes: 8 };
+            let s = r.sum(&v);
+            assert_eq!(s, r.sum(&v));
+            assert!((s as f64 - exact).abs() < exact * 1e-6, "{threads} threads: {s} vs {exact}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Ternary weights, BitNet b1.58's absmean quantizer, and the packings that store them.
+//!
+//! Quantizer, as the BitNet b1.58 reference `weight_quant` ("The Era of 1-bit LLMs: Training
+//! Tips, Code and FAQ", Microsoft, 2024; the same code is `WeightQuant.forward` in transformers'
+//! `integrations/bitnet.py`) computes it in f32:
+//!
+//! ```text
+//! scale = 1.0 / w.abs().mean().clamp_(min=1e-5)
+//! codes = (w * scale).round().clamp_(-1, 1)        # dequantized: codes / scale
+//! ```
+//!
+//! so `mean_abs = max(mean|W|, 1e-5)` over the whole tensor (torch's summation order, see
+//! [`TorchReduction`], which depends on torch's thread count above 32768 elements), `scale` is
+//! its f32 reciprocal and codes are `round_half_even(w * scale)` clipped to {-1, 0, 1}: a
+//! multiplication by the reciprocal, not a division by `mean_abs`, because that is what the
+//! reference does (the two differ in the last bit often enough to move ties). transformers'
+//! `BitLinear` stores `scale` (its `weight_scale`) and divides by it, as [`TernaryTensor::dequantize`]
+//! does. NaN weights get code 0; a NaN or infinite mean gives whatever the formula gives, never
+//! a panic.
+//!
+//! Packings (element order is the tensor's row-major order unless said otherwise):
+//! - [`pack_2bit`]: four weights per byte, code `q + 1` in {0, 1, 2} (3 unused), element
+//!   `4k + i` in bits `2i .. 2i + 2` of byte `k` (first element in the lowest bits). This is
+//!   TQ2_0's per-weight code but not its order: TQ2_0 interleaves 32 bytes per 128 weights
+//!   inside 256-weight blocks with an f16 scale each.
+//! - [`pack_base3`]: five weights per byte. The byte encoding is ggml TQ1_0's: digits `q + 1`,
+//!   the first element the most significant base-3 digit, `v = Σ d_n · 3^(4 - n)` (0..=242)
+//!   stored as `ceil(v · 256 / 243)`, a fixed-point fraction from which digit `n` comes back
+//!   as `((byte · 3^n) mod 256 · 3) >> 8` with no division
+//!   ([`crate::ggml::ternary::tq1_digit`], shared with the TQ1_0 decoder). The element order
+//!   is not TQ1_0's: byte `k` holds elements `5k .. 5k + 5` in sequence, where TQ1_0 strides
+//!   by 32 and 16 bytes and puts the last 16 weights of each 256-block four to a byte in `qh`.
+//!   Plain `Σ d_i · 3^i` would need a division per digit to decode; this encoding decodes with
+//!   a multiply and a shift, in SIMD, exactly as the TQ1_0 kernels do.
+//! - [`pack_2bit_hf_rows`]: transformers' BitNet checkpoint layout (`pack_weights`): a
+//!   `[rows, cols]` weight becomes `[ceil(rows / 4), cols]` bytes, byte `[r, c]` holding rows
+//!   `r`, `r + R`, `r + 2R`, `r + 3R` (`R = ceil(rows / 4)`) of column `c` in bits 0-1, 2-3,
+//!   4-5, 6-7, code `q + 1`; slots past the last row are 0 bits (code 0, decoded as -1).
+//!
+//! In the two sequential packings a last partial byte is padded with the code of 0 (`1`),
+//! so a decoder that runs past the element count adds zero weights.
+
+use crate::ggml::ternary::tq1_digit;
+use crate::rounding::{round_half_even, TorchReduction};
+use crate::scheme_error::{check_shape, SchemeError};
+
+/// BitNet's lower bound on `mean|W|` (`clamp_(min=1e-5)`).
+pub const BITNET_MEAN_EPS: f32 = 1e-5;
+
+/// A tensor quantized to {-1, 0, 1} with one tensor-wide scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TernaryTensor {
+    /// One code in {-1, 0, 1} per weight, in the input's order.
+    pub codes: Vec<i8>,
+    /// `max(mean|W|, 1e-5)`.
+    pub mean_abs: f32,
+    /// `1 / mean_abs` in f32: weights are `code / scale`.
+    pub scale: f32,
+}
+
+/// Quantizes `values` with BitNet b1.58's absmean rule; `reduction` says how torch would sum
+/// `|W|` (threads matter from 32768 weights on).
+pub fn quantize_ternary(values: &[f32], reduction: TorchReduction) -> TernaryTensor {
+    let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+    let mean = reduction.mean(&abs);
+    // torch.clamp_: NaN stays NaN.
+    let mean_abs = if mean.is_nan() { mean } else { mean.max(BITNET_MEAN_EPS) };
+    let scale = 1.0 / mean_abs;
+    let codes = values.iter().map(|&w| ternary_code(w * scale)).collect();
+    TernaryTensor { codes, mean_abs, scale }
+}
+
+/// `round_half_even(x)` clipped to {-1, 0, 1}; NaN gives 0.
+#[inline]
+fn ternary_code(x: f32) -> i8 {
+    let q = round_half_even(x);
+    if q.is_nan() {
+        0
+    } else {
+        q.clamp(-1.0, 1.0) as i8
+    }
+}
+
+impl TernaryTensor {
+    /// The dequantized weights `code / scale`, as BitNet's reference computes them.
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.codes.iter().map(|&q| q as f32 / self.scale).collect()
+    }
+}
+
+fn checked_code(codes: &[i8], i: usize) -> Result<u8, SchemeError> {
+    match codes[i] {
+        q @ -1..=1 => Ok((q + 1) as u8),
+        q => Err(SchemeError::Code { index: i, code: q as i32 }),
+    }
+}
+
+/// Packs ternary codes four per byte (see the module documentation).
+///
+/// Errors: a code outside {-1, 0, 1}.
+pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
+    let mut out = vec![0x55u8; codes.len().div_ceil(4)];
+    for i in 0..codes.len() {
+        let shift = 2 * (i % 4);
+        out[i / 4] = (out[i / 4] & !(3 << shift)) | (checked_code(codes, i)? << shift);
+    }
+    Ok(out)
+}
+
+/// Unpacks `count` codes packed by [`pack_2bit`].
+///
+/// Errors: `bytes` is not `ceil(count / 4)` long; a stored code 3.
+pub fn unpack_2bit(bytes: &[u8], count: usize) -> Result<Vec<i8>, SchemeError> {
+    check_packed_len(bytes, count, count.div_ceil(4))?;
+    (0..count)
+        .map(|i| match (bytes[i / 4] >> (2 * (i % 4))) & 3 {
+            3 => Err(SchemeError::Code { index: i, code: 3 }),
+            c => Ok(c as i8 - 1),
+        })
+        .collect()
+}
+
+/// Packs ternary codes five per byte in TQ1_0's byte encoding (see the module documentation).
+///
+/// Errors: a code outside {-1, 0, 1}.
+pub fn pack_base3(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
+    let mut out = Vec::with_capacity(codes.len().div_ceil(5));
+    for start in (0..codes.len()).step_by(5) {
+        let mut v = 0u16;
+        for i in start..start + 5 {
+            let digit = if i < codes.len() { checked_code(codes, i)? } else { 1 };
+            v = v * 3 + digit as u16;
+        }
+        // Ceiling division, as ggml's quantize_row_tq1_0_ref (243 = 3^5).
+        out.push(((v * 256 + 242) / 243) as u8);
+    }
+    Ok(out)
+}
+
+/// Unpacks `count` codes packed by [`pack_base3`]. Every byte decodes to some digits.
+///
+/// Errors: `bytes` is not `ceil(count / 5)` long.
+pub fn unpack_base3(bytes: &[u8], count: usize) -> Result<Vec<i8>, SchemeError> {
+    check_packed_len(bytes, count, count.div_ceil(5))?;
+    Ok((0..count).map(|i| (tq1_digit(bytes[i / 5], i % 5) - 1) as i8).collect())
+}
+
+/// Packs a row-major `[rows, cols]` ternary weight in transformers' BitNet layout
+/// (`integrations/bitnet.py` `pack_weights`), `[ceil(rows / 4), cols]` bytes.
+///
+/// Errors: `codes.len() != rows * cols`; a code outside {-1, 0, 1}.
+pub fn pack_2bit_hf_rows(codes: &[i8], rows: usize, cols: usize) -> Result<Vec<u8>, SchemeError> {
+    check_shape(&[rows, cols], codes.len())?;
+    let packed_rows = rows.div_ceil(4);
+    let mut out = vec![0u8; packed_rows * cols];
+    for row in 0..rows {
+        let (slot, r) = (row / packed_rows, row % packed_rows);
+        for c in 0..cols {
+            out[r * cols + c] |= checked_code(codes, row * cols + c)? << (2 * slot);
+        }
+    }
+    Ok(out)
+}
+
+/// Unpacks a `[rows, cols]` weight packed by [`pack_2bit_hf_rows`].
+///
+/// Errors: `bytes` is not `ceil(rows / 4) * cols` long; a stored code 3.
+pub fn unpack_2bit_hf_rows(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<i8>, SchemeError> {
+    let count = check_shape(&[rows, cols], rows.saturating_mul(cols))?;
+    let packed_rows = rows.div_ceil(4);
+    check_packed_len(bytes, count, packed_rows * cols)?;
+    let mut out = Vec::with_capacity(count);
+    for row in 0..rows {
+        let (slot, r) = (row / packed_rows, row % packed_rows);
+        for c in 0..cols {
+            match (bytes[r * cols + c] >> (2 * slot)) & 3 {
+                3 => return Err(SchemeError::Code { index: row * cols + c, code: 3 }),
+                q => out.push(q as i8 - 1),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_packed_len(bytes: &[u8], count: usize, expected: usize) -> Result<(), SchemeError> {
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(SchemeError::PackedLength { count, expected, found: bytes.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absmean_codes_and_eps() {
+        let t = quantize_ternary(&[0.5, -1.5, 0.2, 2.0], TorchReduction::default());
+        assert_eq!(t.mean_abs, 1.05);
+        assert_eq!(t.scale, 1.0 / 1.05f32);
+        assert_eq!(t.codes, vec![0, -1, 0, 1]);
+        let z = quantize_ternary(&[0.0; 7], TorchReduction::default());
+        assert_eq!((z.mean_abs, z.codes.clone()), (1e-5, vec![0; 7]));
+        assert_eq!(z.dequantize(), vec![0.0; 7]);
+        let e = quantize_ternary(&[], TorchReduction::default());
+        assert!(e.codes.is_empty() && e.mean_abs.is_nan());
+        let n = quantize_ternary(&[f32::NAN, 1.0], TorchReduction::default());
+        assert_eq!(n.codes, vec![0, 0]);
+    }
+
+    #[test]
+    fn ties_round_to_even() {
+        // mean |W| = 1, so w * scale = w: 0.5 rounds to 0, 1.5 to 2 then clips to 1.
+        let t = quantize_ternary(&[0.5, -0.5, 1.5, 1.0, 1.5], TorchReduction::default());
+        assert_eq!(t.scale, 1.0);
+        assert_eq!(t.codes, vec![0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn golden_bytes_2bit() {
+        // codes -1, 0, 1, 1 | 0 -> digits 0, 1, 2, 2 | 1 (+ padding 1, 1, 1)
+        let p = pack_2bit(&[-1, 0, 1, 1, 0]).unwrap();
+        assert_eq!(p, vec![0b10_10_01_00, 0b01_01_01_01]);
+        assert_eq!(unpack_2bit(&p, 5).unwrap(), vec![-1, 0, 1, 1, 0]);
+        assert!(matches!(unpack_2bit(&[0b11 << 2], 2), Err(SchemeError::Code { index: 1, code: 3 })));
+        assert!(matches!(unpack_2bit(&p, 9), Err(SchemeError::PackedLength { expected: 3, found: 2, .. })));
+        assert!(matches!(pack_2bit(&[0, 2]), Err(SchemeError::Code { index: 1, code: 2 })));
+    }
+
+    #[test]
+    fn golden_bytes_base3() {
+        // digits 2,0,1,2,1 -> v = 2*81 + 0*27 + 1*9 + 2*3 + 1 = 178, ceil(178*256/243) = 188.
+        let p = pack_base3(&[1, -1, 0, 1, 0, 1]).unwrap();
+        assert_eq!(p[0], 188);
+        // second byte: digits 2,1,1,1,1 (padding) -> v = 162+27+9+3+1 = 202 -> ceil(212.8) = 213
+        assert_eq!(p[1], 213);
+        assert_eq!(unpack_base3(&p, 6).unwrap(), vec![1, -1, 0, 1, 0, 1]);
+        // All 3^5 digit combinations survive the round trip.
+        let all: Vec<i8> = (0..243 * 5).map(|i| ((i / 5) / 3usize.pow(4 - (i % 5) as u32) % 3) as i8 - 1).collect();
+        let packed = pack_base3(&all).unwrap();
+        assert_eq!(packed.len(), 243);
+        assert_eq!(unpack_base3(&packed, all.len()).unwrap(), all);
+    }
+
+    #[test]
+    fn hf_rows_layout() {
+        // 5 rows x 2 cols: R = 2; byte [0, c] holds rows 0, 2, 4 (and an empty slot).
+        let codes: Vec<i8> = vec![1, -1, 0, 0, -1, 1, 1, 1, 0, -1];
+        let p = pack_2bit_hf_rows(&codes, 5, 2).unwrap();
+        assert_eq!(p.len(), 4);
+        // [0,0]: row0=1 ->2, row2=-1 ->0, row4=0 ->1 (bits 4-5), slot 3 empty.
+        assert_eq!(p[0], 2 | (0 << 2) | (1 << 4));
+        assert_eq!(unpack_2bit_hf_rows(&p, 5, 2).unwrap(), codes);
+        assert!(matches!(pack_2bit_hf_rows(&codes, 3, 3), Err(SchemeError::Shape { .. })));
+    }
+
+    #[test]
+    fn odd_lengths_round_trip() {
+        for n in [0usize, 1, 63, 64, 65] {
+            let codes: Vec<i8> = (0..n).map(|i| (i % 3) as i8 - 1).collect();
+            assert_eq!(unpack_2bit(&pack_2bit(&codes).unwrap(), n).unwrap(), codes);
+            assert_eq!(unpack_base3(&pack_base3(&codes).unwrap(), n).unwrap(), codes);
+            assert_eq!(unpack_2bit_hf_rows(&pack_2bit_hf_rows(&codes, n, 1).unwrap(), n, 1).unwrap(), codes);
+        }
+    }
+}
