@@ -95,8 +95,16 @@ fn gguf_long_arrays_are_summarised_unless_full_metadata() {
 fn onnx_exported_by_torch() {
     let f = fixtures().join("onnx/torch-mlp.onnx");
     let r = inspect_json(&f);
-    assert_report_matches(&r, &manifest(&fixtures().join("onnx/torch-mlp.reference.json")), "onnx");
+    let m = manifest(&fixtures().join("onnx/torch-mlp.reference.json"));
+    assert_report_matches(&r, &m, "onnx");
     assert!(r["version"].as_str().unwrap().starts_with("ONNX IR"));
+    // Graph interface as onnx.load read it.
+    let g = &r["graph"];
+    assert_eq!(g["inputs"], m["inputs"]);
+    assert_eq!(g["outputs"], m["outputs"]);
+    assert_eq!(g["ir_version"], m["ir_version"]);
+    assert_eq!(g["opsets"][0]["version"], m["opsets"][0]["version"]);
+    assert!(g["nodes"].as_u64().unwrap() > 0);
 }
 
 #[test]

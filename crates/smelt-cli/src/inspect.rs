@@ -47,6 +47,7 @@ struct Report {
     bytes: u64,
     by_dtype: Vec<DtypeTotal>,
     architecture: Option<Architecture>,
+    graph: Option<GraphSummary>,
     metadata: Vec<MetaEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tensors: Option<Vec<TensorRow>>,
@@ -76,6 +77,36 @@ struct Architecture {
     rms_norm_eps: Option<f64>,
     tie_word_embeddings: Option<bool>,
     dtype: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GraphSummary {
+    name: String,
+    ir_version: i64,
+    producer: String,
+    opsets: Vec<Opset>,
+    inputs: Vec<GraphValue>,
+    outputs: Vec<GraphValue>,
+    nodes: usize,
+    /// Node count per operator, keyed `op_type` (default domain) or `domain::op_type`.
+    ops: BTreeMap<String, usize>,
+}
+
+#[derive(Serialize)]
+struct Opset {
+    domain: String,
+    version: i64,
+}
+
+#[derive(Serialize)]
+struct GraphValue {
+    name: String,
+    /// smelt dtype name, the ONNX name of a type smelt does not hold, or a non-tensor kind.
+    dtype: String,
+    /// Dimensions: integers, symbolic names as strings, `null` when unknown; absent when even
+    /// the rank is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shape: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +193,7 @@ fn build(model: &Model, args: &InspectArgs) -> Report {
         tie_word_embeddings: c.tie_word_embeddings,
         dtype: c.dtype.clone(),
     });
+    let graph = model.graph.as_ref().map(graph_summary);
     let metadata = model
         .metadata
         .iter()
@@ -178,8 +210,67 @@ fn build(model: &Model, args: &InspectArgs) -> Report {
         bytes: model.tensors.iter().map(|t| t.data.len() as u64).sum(),
         by_dtype: totals.into_values().collect(),
         architecture,
+        graph,
         metadata,
         tensors,
+    }
+}
+
+fn graph_summary(g: &smelt_formats::onnx::OnnxGraph) -> GraphSummary {
+    use smelt_formats::onnx::{Dim, ElemType, ValueInfo, ValueType};
+    let value = |v: &ValueInfo<'_>| {
+        let (dtype, shape) = match &v.ty {
+            ValueType::Tensor { elem, shape, sparse } => {
+                let mut d = match elem {
+                    ElemType::DType(d) => d.name().to_string(),
+                    ElemType::Unsupported(name) => (*name).to_string(),
+                    ElemType::Unknown(id) => format!("unknown type {id}"),
+                };
+                if *sparse {
+                    d = format!("sparse {d}");
+                }
+                let shape = shape.as_ref().map(|dims| {
+                    dims.iter()
+                        .map(|dim| match dim {
+                            Dim::Fixed(n) => serde_json::Value::from(*n),
+                            Dim::Symbolic(s) => serde_json::Value::from(*s),
+                            Dim::Unknown => serde_json::Value::Null,
+                        })
+                        .collect()
+                });
+                (d, shape)
+            }
+            ValueType::Other(kind) => ((*kind).to_string(), None),
+            ValueType::Missing => ("untyped".to_string(), None),
+        };
+        GraphValue { name: v.name.to_string(), dtype, shape }
+    };
+    let mut ops = BTreeMap::new();
+    for n in g.nodes() {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let key = match n.domain.as_deref() {
+            None | Some("") | Some("ai.onnx") => op.to_string(),
+            Some(domain) => format!("{domain}::{op}"),
+        };
+        *ops.entry(key).or_insert(0) += 1;
+    }
+    let producer = match (g.producer_name(), g.producer_version()) {
+        (n, "") => n.to_string(),
+        (n, v) => format!("{n} {v}"),
+    };
+    GraphSummary {
+        name: g.name().to_string(),
+        ir_version: g.ir_version(),
+        producer,
+        opsets: g
+            .opset_imports()
+            .iter()
+            .map(|o| Opset { domain: if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.to_string() }, version: o.version })
+            .collect(),
+        inputs: g.runtime_inputs().iter().map(value).collect(),
+        outputs: g.outputs().iter().map(value).collect(),
+        nodes: g.nodes().len(),
+        ops,
     }
 }
 
@@ -227,6 +318,29 @@ fn render_text(r: &Report, out: &mut String) {
     }
     if let Some(a) = &r.architecture {
         let _ = writeln!(out, "  architecture  {}", arch_line(a));
+    }
+    if let Some(g) = &r.graph {
+        let opsets: Vec<String> = g.opsets.iter().map(|o| format!("{} {}", o.domain, o.version)).collect();
+        let _ = writeln!(out, "  graph         {:?}, {} nodes, IR {}, {}", g.name, g.nodes, g.ir_version, opsets.join(", "));
+        if !g.producer.is_empty() {
+            let _ = writeln!(out, "  producer      {}", g.producer);
+        }
+        for (label, values) in [("inputs", &g.inputs), ("outputs", &g.outputs)] {
+            for (i, v) in values.iter().enumerate() {
+                let shape = v.shape.as_ref().map(|s| {
+                    let dims: Vec<String> = s.iter().map(|d| match d {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => "?".into(),
+                        other => other.to_string(),
+                    }).collect();
+                    format!("[{}]", dims.join(", "))
+                }).unwrap_or_else(|| "[?]".into());
+                let l = if i == 0 { label } else { "" };
+                let _ = writeln!(out, "  {l:<14}{} {} {shape}", v.name, v.dtype);
+            }
+        }
+        let ops: Vec<String> = g.ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "  ops           {}", ops.join(", "));
     }
     if !r.metadata.is_empty() {
         let _ = writeln!(out, "  metadata      {} keys", r.metadata.len());

@@ -20,3 +20,4 @@ pub mod int4;
 mod named_tensor;
 pub use named_tensor::NamedTensor;
 pub mod ternary;
+pub mod metrics;

@@ -55,8 +55,12 @@ pub fn read_sharded(index_path: &Path) -> Result<Model, Error> {
     }
     let shard_names: Vec<&str> = shards.keys().copied().collect();
     let shard_of: HashMap<&str, usize> = shard_names.iter().enumerate().map(|(i, s)| (*s, i)).collect();
-    let listed: HashMap<&str, (usize, &IndexEntry)> =
-        index.weight_map.iter().map(|e| (e.tensor.as_str(), (shard_of[e.shard.as_str()], e))).collect();
+    // Every shard name came from weight_map, so each lookup succeeds.
+    let listed: HashMap<&str, (usize, &IndexEntry)> = index
+        .weight_map
+        .iter()
+        .filter_map(|e| shard_of.get(e.shard.as_str()).map(|&i| (e.tensor.as_str(), (i, e))))
+        .collect();
 
     let mut resolved = Vec::with_capacity(shards.len());
     for (name, first) in &shards {
