@@ -406,8 +406,7 @@ fn every_malformed_file_is_listed_and_every_variant_has_a_file() {
     listed.sort();
     assert_eq!(on_disk, listed, "files in {} vs the table in this test", dir.display());
 
-    // All of them, in one go: each fails with its variant, and none hangs. The time bound is a
-    // hang guard (they take milliseconds in a debug build), not a benchmark.
+    // All of them, in one go: each fails with its variant.
     let start = std::time::Instant::now();
     let mut variants = BTreeSet::new();
     for (file, matches) in MALFORMED {
@@ -422,8 +421,9 @@ fn every_malformed_file_is_listed_and_every_variant_has_a_file() {
         variants.insert(variant_name(&e));
     }
     let elapsed = start.elapsed();
+    // Reported, not asserted: tests check behaviour, never timings (a hang shows up as a test
+    // that never finishes).
     eprintln!("{} malformed files refused in {elapsed:?}", MALFORMED.len());
-    assert!(elapsed.as_secs() < 5, "reading the malformed files took {elapsed:?}");
     assert_eq!(variants.len(), ALL_VARIANTS, "variants without a malformed fixture; have {variants:?}");
 }
 
