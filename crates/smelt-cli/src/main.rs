@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod convert;
 mod inspect;
 mod size;
 
@@ -26,12 +27,15 @@ enum Command {
     /// Show what a model file or checkpoint directory holds: format, tensors, dtypes,
     /// architecture, metadata.
     Inspect(inspect::InspectArgs),
+    /// Quantize or cast a model into a smelt blob, GGUF or safetensors, and report what was lost.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Convert(args) => convert::run(&args),
     };
     match result {
         Ok(code) => code,

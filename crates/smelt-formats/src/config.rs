@@ -94,13 +94,14 @@ pub fn parse_hf_config(text: &str) -> Result<ArchConfig, ConfigError> {
     let mut rope_theta = keys.f64("rope_theta")?;
     if let Some(params) = keys.get("rope_parameters") {
         if params.value.get() != "null" {
-            let nested =
-                read_object(params.value.get(), params.offset, max_keys).map_err(|_| ConfigError::WrongType {
+            let nested = read_object(params.value.get(), params.offset, max_keys).map_err(|_| {
+                ConfigError::WrongType {
                     key: "rope_parameters".to_owned(),
                     offset: params.offset,
                     expected: "an object",
                     found: json_kind(params.value.get()),
-                })?;
+                }
+            })?;
             check_unique(&nested, "rope_parameters.")?;
             // Per-layer-type configs (`{"full_attention": {...}, ...}`) have no top-level
             // rope_theta; the older key, if any, stands.
@@ -296,6 +297,9 @@ mod tests {
             parse_hf_config(r#"{"architectures":[3]}"#),
             Err(ConfigError::WrongType { ref key, .. }) if key == "architectures[0]"
         ));
-        assert!(matches!(parse_hf_config("{\n\"a\":}"), Err(ConfigError::NotJson { line: 2, offset: 6, .. })));
+        assert!(matches!(
+            parse_hf_config("{\n\"a\":}"),
+            Err(ConfigError::NotJson { line: 2, offset: 6, .. })
+        ));
     }
 }

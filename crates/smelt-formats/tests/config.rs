@@ -101,7 +101,10 @@ fn wrong_type() {
 #[test]
 fn wrong_type_nested() {
     let e = config_error(&malformed("config-wrong-type-nested.json"));
-    assert!(matches!(e, ConfigError::WrongType { ref key, .. } if key == "rope_parameters.rope_theta"), "{e:?}");
+    assert!(
+        matches!(e, ConfigError::WrongType { ref key, .. } if key == "rope_parameters.rope_theta"),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -281,7 +281,7 @@ fn tensor_level_errors() {
     assert!(matches!(malformed("missing-data.onnx"), OnnxError::ElementCount { expected: 2, found: 0, .. }));
     assert!(matches!(malformed("wrong-data-field.onnx"), OnnxError::WrongDataField { field: "float_data", dtype: DType::I64, .. }));
     assert!(matches!(malformed("conflicting-data.onnx"), OnnxError::ConflictingData { .. }));
-    assert!(matches!(malformed("value-out-of-range.onnx"), OnnxError::ValueOutOfRange { index: 1, value: 300, .. }));
+    assert!(matches!(malformed("value-out-of-range.onnx"), OnnxError::ValueOutOfRange { index: 1, value, .. } if value == "300"));
     match malformed("nested-raw-data-length.onnx") {
         OnnxError::RawDataLength { name, offset, .. } => assert!(name == "cv" && offset > 0),
         other => panic!("{other:?}"),

@@ -176,7 +176,10 @@ fn header_past_end() {
 #[test]
 fn header_not_utf8() {
     // 8 (length) + `{"w` = 11.
-    assert!(matches!(file_error("header-not-utf8.safetensors"), SafetensorsError::HeaderNotUtf8 { offset: 11 }));
+    assert!(matches!(
+        file_error("header-not-utf8.safetensors"),
+        SafetensorsError::HeaderNotUtf8 { offset: 11 }
+    ));
 }
 
 #[test]
@@ -382,21 +385,29 @@ fn tensor_not_in_shard() {
 #[test]
 fn tensor_not_in_index() {
     let (path, e) = sharded_error("sharded-not-in-index");
-    assert_eq!(path, malformed("sharded-not-in-index/model-00002-of-00002.safetensors"), "offset is in the shard");
+    assert_eq!(
+        path,
+        malformed("sharded-not-in-index/model-00002-of-00002.safetensors"),
+        "offset is in the shard"
+    );
     assert!(matches!(e, SafetensorsError::TensorNotInIndex { ref name, .. } if name == "c"));
 }
 
 #[test]
 fn tensor_in_two_shards() {
     let (_, e) = sharded_error("sharded-two-shards");
-    assert!(matches!(e, SafetensorsError::TensorInTwoShards { ref name, ref first_shard, ref second_shard, .. }
-        if name == "a" && first_shard < second_shard));
+    assert!(
+        matches!(e, SafetensorsError::TensorInTwoShards { ref name, ref first_shard, ref second_shard, .. }
+        if name == "a" && first_shard < second_shard)
+    );
 }
 
 #[test]
 fn shard_path_with_parent_dir_is_refused() {
     let (_, e) = sharded_error("sharded-parent-path");
-    assert!(matches!(e, SafetensorsError::ShardPathUnsafe { ref shard, .. } if shard == "../outside.safetensors"));
+    assert!(
+        matches!(e, SafetensorsError::ShardPathUnsafe { ref shard, .. } if shard == "../outside.safetensors")
+    );
 }
 
 #[test]
@@ -420,7 +431,10 @@ fn shard_symlink_leading_out_is_refused() {
 
     std::fs::write(&index, r#"{"weight_map": {"a": "shard.safetensors"}}"#).unwrap();
     let (_, e) = st_error(read_sharded(&index));
-    assert!(matches!(e, SafetensorsError::ShardPathUnsafe { ref shard, .. } if shard == "shard.safetensors"), "{e:?}");
+    assert!(
+        matches!(e, SafetensorsError::ShardPathUnsafe { ref shard, .. } if shard == "shard.safetensors"),
+        "{e:?}"
+    );
 
     // A symlink that stays inside the directory is fine.
     std::fs::write(&index, r#"{"weight_map": {"a": "alias.safetensors"}}"#).unwrap();
@@ -456,13 +470,19 @@ fn index_no_weight_map() {
 #[test]
 fn index_bad_field() {
     let (_, e) = sharded_error("sharded-bad-field");
-    assert!(matches!(e, SafetensorsError::IndexBadField { ref field, .. } if field == "weight_map.a"), "{e:?}");
+    assert!(
+        matches!(e, SafetensorsError::IndexBadField { ref field, .. } if field == "weight_map.a"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn duplicate_index_key() {
     let (_, e) = sharded_error("sharded-duplicate-key");
-    assert!(matches!(e, SafetensorsError::DuplicateIndexKey { ref key, .. } if key == "weight_map.a"), "{e:?}");
+    assert!(
+        matches!(e, SafetensorsError::DuplicateIndexKey { ref key, .. } if key == "weight_map.a"),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -21,3 +21,4 @@ mod named_tensor;
 pub use named_tensor::NamedTensor;
 pub mod ternary;
 pub mod metrics;
+pub mod nf4;

@@ -24,14 +24,8 @@ fn read_npy(path: &Path) -> smelt_formats::npy::NpyArray {
 fn reference(dtype: DType) -> (usize, usize, Vec<f32>) {
     let want = read_npy(&fixtures().join(format!("ggml/{}.f32.npy", dtype.name())));
     assert_eq!(want.dtype, DType::F32);
-    let [rows, cols] = want.shape[..] else {
-        panic!("{dtype}: reference is not 2-D")
-    };
-    (
-        rows as usize,
-        cols as usize,
-        want.to_f32().expect("f32 values"),
-    )
+    let [rows, cols] = want.shape[..] else { panic!("{dtype}: reference is not 2-D") };
+    (rows as usize, cols as usize, want.to_f32().expect("f32 values"))
 }
 
 /// Asserts bit equality, counting any NaN as equal to any NaN (payloads of F16 NaNs differ
@@ -64,27 +58,17 @@ fn assert_bits_equal(what: &str, cols: usize, got: &[f32], want: &[f32]) {
 fn check_against_gguf_py(dtype: DType) {
     let blocks = read_npy(&fixtures().join(format!("ggml/{}.blocks.npy", dtype.name())));
     assert_eq!(blocks.dtype, DType::U8);
-    let [rows, row_bytes] = blocks.shape[..] else {
-        panic!("{dtype}: blocks are not 2-D")
-    };
+    let [rows, row_bytes] = blocks.shape[..] else { panic!("{dtype}: blocks are not 2-D") };
     let (want_rows, cols, want) = reference(dtype);
     assert_eq!(rows as usize, want_rows, "{dtype}: row count");
-    assert_eq!(
-        Some(row_bytes),
-        dtype.storage_bytes(&[cols as u64]),
-        "{dtype}: bytes per row"
-    );
+    assert_eq!(Some(row_bytes), dtype.storage_bytes(&[cols as u64]), "{dtype}: bytes per row");
 
     let whole = ggml::dequantize_to_vec(dtype, &blocks.data).expect("whole tensor decodes");
     assert_bits_equal(&format!("{dtype} (whole tensor)"), cols, &whole, &want);
 
     // ggml dequantizes row by row; each row is whole blocks, so the result is the same.
     let mut by_rows = vec![f32::NAN; want.len()];
-    for (src, dst) in blocks
-        .data
-        .chunks_exact(row_bytes as usize)
-        .zip(by_rows.chunks_exact_mut(cols))
-    {
+    for (src, dst) in blocks.data.chunks_exact(row_bytes as usize).zip(by_rows.chunks_exact_mut(cols)) {
         ggml::dequantize(dtype, src, dst).expect("row decodes");
     }
     assert_bits_equal(&format!("{dtype} (row by row)"), cols, &by_rows, &want);
@@ -134,30 +118,14 @@ matches_gguf_py! {
 fn all_types_gguf_dequantizes_like_gguf_py() {
     let path = fixtures().join("gguf/all-types.gguf");
     let model = smelt_formats::gguf::read(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        model.tensors.len(),
-        ggml::SUPPORTED.len(),
-        "one tensor per supported dtype"
-    );
+    assert_eq!(model.tensors.len(), ggml::SUPPORTED.len(), "one tensor per supported dtype");
     for &dtype in ggml::SUPPORTED {
-        let t = model
-            .tensor(dtype.name())
-            .unwrap_or_else(|| panic!("tensor {dtype} missing"));
+        let t = model.tensor(dtype.name()).unwrap_or_else(|| panic!("tensor {dtype} missing"));
         assert_eq!(t.dtype, dtype, "tensor {} dtype", t.name);
         let (rows, cols, want) = reference(dtype);
-        assert_eq!(
-            t.shape,
-            vec![rows as u64, cols as u64],
-            "tensor {} shape",
-            t.name
-        );
+        assert_eq!(t.shape, vec![rows as u64, cols as u64], "tensor {} shape", t.name);
         let got = ggml::dequantize_to_vec(t.dtype, &t.data).expect("tensor decodes");
-        assert_bits_equal(
-            &format!("all-types.gguf tensor {}", t.name),
-            cols,
-            &got,
-            &want,
-        );
+        assert_bits_equal(&format!("all-types.gguf tensor {}", t.name), cols, &got, &want);
     }
 }
 

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         for t in &model.tensors {
             assert_eq!(t.dtype.storage_bytes(&t.shape), Some(t.data.len() as u64), "{}", t.name);
             if let Some(prev) = end {
-                assert_eq!(t.location.offset, prev, "{} does not start where the previous tensor ends", t.name);
+                assert_eq!(
+                    t.location.offset, prev,
+                    "{} does not start where the previous tensor ends",
+                    t.name
+                );
             }
             end = Some(t.location.offset + t.data.len() as u64);
         }

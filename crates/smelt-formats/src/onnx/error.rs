@@ -1,7 +1,7 @@
 //! Every way an ONNX model can be malformed or unsafe, each variant naming the field or tensor
 //! and the absolute byte offset in the `.onnx` file where it applies.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use smelt_tensor::DType;
 
@@ -194,7 +194,7 @@ pub enum OnnxError {
         /// The dtype.
         dtype: DType,
         /// The dims.
-        shape: Vec<u64>,
+        shape: Box<[u64]>,
     },
     /// `data_type` is UNDEFINED (0) or an id ONNX does not define.
     #[error("tensor '{name}' at byte {offset}: data type {id} is UNDEFINED (0) or not an ONNX data type")]
@@ -246,7 +246,7 @@ pub enum OnnxError {
         /// The dtype.
         dtype: DType,
         /// The dims.
-        shape: Vec<u64>,
+        shape: Box<[u64]>,
         /// Bytes the shape needs.
         expected: u64,
         /// Bytes present.
@@ -265,7 +265,7 @@ pub enum OnnxError {
         /// The dtype.
         dtype: DType,
         /// The dims.
-        shape: Vec<u64>,
+        shape: Box<[u64]>,
         /// Values the shape needs in that field.
         expected: u64,
         /// Values present.
@@ -309,8 +309,8 @@ pub enum OnnxError {
         field: &'static str,
         /// Index of the value in the field.
         index: u64,
-        /// The value.
-        value: i128,
+        /// The value, in decimal (an `int32_data` or `uint64_data` value).
+        value: String,
         /// The dtype.
         dtype: DType,
     },
@@ -377,9 +377,9 @@ pub enum OnnxError {
         /// The location.
         location: String,
         /// Where it resolves to.
-        resolved: PathBuf,
+        resolved: Box<Path>,
         /// The model's directory, canonicalized.
-        dir: PathBuf,
+        dir: Box<Path>,
     },
     /// A `location` that is a hard link (more than one directory entry for the file).
     #[error("tensor '{name}' at byte {offset}: external data location '{location}' is a file with {links} hard links; \
@@ -445,15 +445,15 @@ pub enum OnnxError {
         /// The dtype.
         dtype: DType,
         /// The dims.
-        shape: Vec<u64>,
+        shape: Box<[u64]>,
         /// Bytes the shape needs.
         expected: u64,
         /// The `length` key.
         found: u64,
     },
     /// Two tensors whose byte ranges in the same external file overlap.
-    #[error("tensor '{name}' at byte {offset}: external data bytes {start}..{end} of '{location}' overlap \
-             tensor '{other}' (bytes {other_start}..{other_end})")]
+    #[error("tensor '{name}' at byte {offset}: external data bytes {}..{} of '{location}' overlap \
+             tensor '{other}' (bytes {}..{})", ranges[0].0, ranges[0].1, ranges[1].0, ranges[1].1)]
     ExternalOverlap {
         /// Tensor name.
         name: String,
@@ -461,15 +461,9 @@ pub enum OnnxError {
         offset: u64,
         /// The location.
         location: String,
-        /// Start of its range in the external file.
-        start: u64,
-        /// End (exclusive).
-        end: u64,
         /// The other tensor.
         other: String,
-        /// Start of the other range.
-        other_start: u64,
-        /// End of the other range (exclusive).
-        other_end: u64,
+        /// This tensor's byte range in the file, then the other's (start, exclusive end).
+        ranges: Box<[(u64, u64); 2]>,
     },
 }

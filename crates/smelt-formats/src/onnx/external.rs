@@ -87,7 +87,7 @@ impl ExternalFiles {
                     name: name(),
                     offset: at.offset,
                     dtype: h.dtype,
-                    shape: h.shape.clone(),
+                    shape: h.shape.clone().into(),
                     expected: h.storage,
                     found,
                 });
@@ -131,11 +131,8 @@ impl ExternalFiles {
                             name: b.2.clone(),
                             offset: b.3,
                             location: file.location.clone(),
-                            start: b.0,
-                            end: b.1,
                             other: a.2.clone(),
-                            other_start: a.0,
-                            other_end: a.1,
+                            ranges: Box::new([(b.0, b.1), (a.0, a.1)]),
                         });
                     }
                 }
@@ -185,8 +182,8 @@ impl ExternalFiles {
                 name: name(),
                 offset: at.offset,
                 location: loc(),
-                resolved: canonical,
-                dir: canonical_dir,
+                resolved: canonical.into(),
+                dir: canonical_dir.into(),
             });
         }
         if let Some(&i) = self.by_canonical.get(&canonical) {

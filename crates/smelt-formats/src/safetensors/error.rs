@@ -73,7 +73,9 @@ pub enum SafetensorsError {
         message: String,
     },
     /// A tensor name is longer than smelt's cap.
-    #[error("at byte {offset}: tensor name of {len} bytes (starting '{prefix}') is above the limit of {max}")]
+    #[error(
+        "at byte {offset}: tensor name of {len} bytes (starting '{prefix}') is above the limit of {max}"
+    )]
     NameTooLong {
         /// Offset of the tensor's entry.
         offset: u64,
@@ -87,7 +89,9 @@ pub enum SafetensorsError {
     /// The same key (a tensor name, or `__metadata__`) appears twice in the header. JSON
     /// parsers silently keep one of them, so the file means different things to different
     /// readers.
-    #[error("tensor '{name}' at byte {offset}: name appears twice in the header (first at byte {first_offset})")]
+    #[error(
+        "tensor '{name}' at byte {offset}: name appears twice in the header (first at byte {first_offset})"
+    )]
     DuplicateName {
         /// The repeated key.
         name: String,
@@ -142,7 +146,9 @@ pub enum SafetensorsError {
     },
     /// A dtype the safetensors format defines but smelt cannot hold (F6_E2M3, F6_E3M2,
     /// F8_E8M0).
-    #[error("tensor '{name}' at byte {offset}: dtype {dtype} is valid safetensors but not supported by smelt")]
+    #[error(
+        "tensor '{name}' at byte {offset}: dtype {dtype} is valid safetensors but not supported by smelt"
+    )]
     UnsupportedDtype {
         /// Tensor name.
         name: String,
@@ -369,7 +375,9 @@ pub enum SafetensorsError {
         offset: u64,
     },
     /// A shard holds a tensor the index does not list.
-    #[error("tensor '{name}' in shard \"{shard}\" (entry at byte {offset} of the shard) is not in the index")]
+    #[error(
+        "tensor '{name}' in shard \"{shard}\" (entry at byte {offset} of the shard) is not in the index"
+    )]
     TensorNotInIndex {
         /// Tensor name.
         name: String,

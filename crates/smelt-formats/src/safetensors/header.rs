@@ -104,7 +104,9 @@ pub(crate) fn read_header(file: &[u8], caps: &Caps) -> Result<Header, Safetensor
             SafetensorsError::HeaderNotJson { offset, line, column, message }
         }
         ObjectError::NotObject { offset, found } => SafetensorsError::HeaderNotObject { offset, found },
-        ObjectError::TooManyEntries { offset } => SafetensorsError::TooManyTensors { offset, max: caps.max_tensors },
+        ObjectError::TooManyEntries { offset } => {
+            SafetensorsError::TooManyTensors { offset, max: caps.max_tensors }
+        }
     })?;
 
     // First the keys alone (cheap): lengths, duplicates and the tensor count, so that a file
@@ -203,7 +205,9 @@ fn read_entry(name: String, value: &str, offset: u64) -> Result<TensorEntry, Saf
     };
     let dtype = match dtype_names::lookup(&json.dtype) {
         DtypeName::Known(d) => d,
-        DtypeName::Unsupported => return Err(SafetensorsError::UnsupportedDtype { name, offset, dtype: json.dtype }),
+        DtypeName::Unsupported => {
+            return Err(SafetensorsError::UnsupportedDtype { name, offset, dtype: json.dtype })
+        }
         DtypeName::Unknown => return Err(SafetensorsError::UnknownDtype { name, offset, dtype: json.dtype }),
     };
     if json.shape.rank > limits::MAX_RANK as u64 {
@@ -242,10 +246,13 @@ fn read_metadata(value: &str, offset: u64, caps: &Caps) -> Result<Vec<(String, S
     }
     let max_entries = usize::try_from(caps.max_metadata).unwrap_or(usize::MAX);
     let entries = read_object(value, offset, max_entries).map_err(|e| match e {
-        ObjectError::TooManyEntries { offset } => SafetensorsError::TooManyMetadata { offset, max: caps.max_metadata },
-        ObjectError::NotObject { offset, found } => {
-            SafetensorsError::BadMetadata { offset, message: format!("is a JSON {found}, not an object of strings") }
+        ObjectError::TooManyEntries { offset } => {
+            SafetensorsError::TooManyMetadata { offset, max: caps.max_metadata }
         }
+        ObjectError::NotObject { offset, found } => SafetensorsError::BadMetadata {
+            offset,
+            message: format!("is a JSON {found}, not an object of strings"),
+        },
         // A raw value is valid JSON, so this cannot happen; report it faithfully anyway.
         ObjectError::NotJson { offset, message, .. } => SafetensorsError::BadMetadata { offset, message },
     })?;
@@ -260,14 +267,15 @@ fn read_metadata(value: &str, offset: u64, caps: &Caps) -> Result<Vec<(String, S
             });
         }
         seen.insert(&entry.key, entry.offset);
-        let text: String = serde_json::from_str(entry.value.get()).map_err(|_| SafetensorsError::BadMetadata {
-            offset: entry.offset,
-            message: format!(
-                "value of '{}' is a JSON {}, but metadata values must be strings",
-                entry.key,
-                json_object::json_kind(entry.value.get())
-            ),
-        })?;
+        let text: String =
+            serde_json::from_str(entry.value.get()).map_err(|_| SafetensorsError::BadMetadata {
+                offset: entry.offset,
+                message: format!(
+                    "value of '{}' is a JSON {}, but metadata values must be strings",
+                    entry.key,
+                    json_object::json_kind(entry.value.get())
+                ),
+            })?;
         metadata.push((entry.key.clone(), text));
     }
     Ok(metadata)
@@ -314,7 +322,10 @@ mod tests {
     fn lowered_caps_reach_the_cap_errors() {
         let h = r#"{"__metadata__":{"a":"1","b":"2"},"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"y":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}"#;
         let caps = Caps { max_tensors: 1, ..Caps::DEFAULT };
-        assert!(matches!(read_header(&file(h, 0), &caps), Err(SafetensorsError::TooManyTensors { max: 1, .. })));
+        assert!(matches!(
+            read_header(&file(h, 0), &caps),
+            Err(SafetensorsError::TooManyTensors { max: 1, .. })
+        ));
         let caps = Caps { max_tensors: 2, ..Caps::DEFAULT };
         assert_eq!(read_header(&file(h, 0), &caps).unwrap().tensors.len(), 2);
         let caps = Caps { max_metadata: 1, ..Caps::DEFAULT };

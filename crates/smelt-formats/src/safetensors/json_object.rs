@@ -55,7 +55,11 @@ pub(crate) enum ObjectError {
 
 /// Reads `text` (which starts at absolute offset `base` in its file) as a JSON object of at
 /// most `max_entries` entries, in document order.
-pub(crate) fn read_object(text: &str, base: u64, max_entries: usize) -> Result<Vec<JsonEntry<'_>>, ObjectError> {
+pub(crate) fn read_object(
+    text: &str,
+    base: u64,
+    max_entries: usize,
+) -> Result<Vec<JsonEntry<'_>>, ObjectError> {
     let overflow = Cell::new(None);
     let seed = ObjectSeed { text, base, max_entries, overflow: &overflow };
     let mut de = serde_json::Deserializer::from_str(text);
@@ -202,7 +206,10 @@ mod tests {
 
     #[test]
     fn non_objects_and_trailing_text() {
-        assert_eq!(read_object("  [1]", 0, 10).err(), Some(ObjectError::NotObject { offset: 2, found: "array" }));
+        assert_eq!(
+            read_object("  [1]", 0, 10).err(),
+            Some(ObjectError::NotObject { offset: 2, found: "array" })
+        );
         assert!(matches!(read_object("{} x", 0, 10), Err(ObjectError::NotJson { offset: 3, .. })));
         assert!(matches!(read_object("", 0, 10), Err(ObjectError::NotJson { .. })));
     }

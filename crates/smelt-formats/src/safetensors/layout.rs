@@ -73,7 +73,14 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, begin: u64, end: u64) -> TensorEntry {
-        TensorEntry { name: name.to_owned(), dtype: DType::U8, shape: vec![end - begin], begin, end, offset: 9 }
+        TensorEntry {
+            name: name.to_owned(),
+            dtype: DType::U8,
+            shape: vec![end - begin],
+            begin,
+            end,
+            offset: 9,
+        }
     }
 
     #[test]

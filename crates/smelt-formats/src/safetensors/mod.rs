@@ -28,7 +28,8 @@ pub use sharded::read_sharded;
 /// [`Model::files`]. Tensors are slices of `bytes`, in data order.
 pub fn parse(bytes: Bytes, path: &Path) -> Result<Model, Error> {
     let parsed = parse_tensors(&bytes, 0, &Caps::DEFAULT).map_err(|e| Error::new(path, e))?;
-    let mut model = Model::new(Format::Safetensors, "safetensors".to_owned(), vec![path.to_path_buf()], parsed.tensors);
+    let mut model =
+        Model::new(Format::Safetensors, "safetensors".to_owned(), vec![path.to_path_buf()], parsed.tensors);
     model.metadata = parsed.metadata.into_iter().map(|(k, v)| (k, MetaValue::Str(v))).collect();
     Ok(model)
 }

@@ -223,7 +223,9 @@ fn check_unique(entries: &[JsonEntry<'_>], prefix: &str) -> Result<(), Safetenso
 fn parse_weight_map(field: &JsonEntry<'_>, caps: &Caps) -> Result<Vec<IndexEntry>, SafetensorsError> {
     let max = usize::try_from(caps.max_tensors).unwrap_or(usize::MAX);
     let entries = read_object(field.value.get(), field.offset, max).map_err(|e| match e {
-        ObjectError::TooManyEntries { offset } => SafetensorsError::TooManyTensors { offset, max: caps.max_tensors },
+        ObjectError::TooManyEntries { offset } => {
+            SafetensorsError::TooManyTensors { offset, max: caps.max_tensors }
+        }
         ObjectError::NotObject { offset, found } => SafetensorsError::IndexBadField {
             field: "weight_map".to_owned(),
             offset,
@@ -244,11 +246,12 @@ fn parse_weight_map(field: &JsonEntry<'_>, caps: &Caps) -> Result<Vec<IndexEntry
                 prefix: e.key.chars().take(40).collect(),
             });
         }
-        let shard: String = serde_json::from_str(e.value.get()).map_err(|_| SafetensorsError::IndexBadField {
-            field: format!("weight_map.{}", e.key),
-            offset: e.offset,
-            message: format!("is a JSON {}, not a shard file name", json_kind(e.value.get())),
-        })?;
+        let shard: String =
+            serde_json::from_str(e.value.get()).map_err(|_| SafetensorsError::IndexBadField {
+                field: format!("weight_map.{}", e.key),
+                offset: e.offset,
+                message: format!("is a JSON {}, not a shard file name", json_kind(e.value.get())),
+            })?;
         out.push(IndexEntry { tensor: e.key, shard, offset: e.offset });
     }
     Ok(out)
@@ -262,7 +265,9 @@ fn parse_metadata(field: &JsonEntry<'_>, caps: &Caps) -> Result<Vec<(String, Met
     }
     let max = usize::try_from(caps.max_metadata).unwrap_or(usize::MAX);
     let entries = read_object(field.value.get(), field.offset, max).map_err(|e| match e {
-        ObjectError::TooManyEntries { offset } => SafetensorsError::TooManyMetadata { offset, max: caps.max_metadata },
+        ObjectError::TooManyEntries { offset } => {
+            SafetensorsError::TooManyMetadata { offset, max: caps.max_metadata }
+        }
         ObjectError::NotObject { offset, found } => SafetensorsError::IndexBadField {
             field: METADATA_FIELD.to_owned(),
             offset,
@@ -276,11 +281,12 @@ fn parse_metadata(field: &JsonEntry<'_>, caps: &Caps) -> Result<Vec<(String, Met
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         use serde_json::Value as J;
-        let value: J = serde_json::from_str(e.value.get()).map_err(|err| SafetensorsError::IndexBadField {
-            field: format!("metadata.{}", e.key),
-            offset: e.offset,
-            message: super::json_object::error_message(&err),
-        })?;
+        let value: J =
+            serde_json::from_str(e.value.get()).map_err(|err| SafetensorsError::IndexBadField {
+                field: format!("metadata.{}", e.key),
+                offset: e.offset,
+                message: super::json_object::error_message(&err),
+            })?;
         let meta = match value {
             J::Null => continue,
             J::Bool(b) => MetaValue::Bool(b),
@@ -320,7 +326,9 @@ impl ShardError<'_> {
             ShardProblem::Unsafe(reason) => {
                 Error::new(index_path, SafetensorsError::ShardPathUnsafe { tensor, shard, offset, reason })
             }
-            ShardProblem::Missing => Error::new(index_path, SafetensorsError::ShardMissing { tensor, shard, offset }),
+            ShardProblem::Missing => {
+                Error::new(index_path, SafetensorsError::ShardMissing { tensor, shard, offset })
+            }
             ShardProblem::Io(path, e) => Error::io(&path, e),
         }
     }
@@ -377,7 +385,10 @@ mod tests {
     fn index_parse_errors() {
         let caps = Caps::DEFAULT;
         assert!(matches!(parse_index("{}", &caps), Err(SafetensorsError::IndexNoWeightMap)));
-        assert!(matches!(parse_index("[]", &caps), Err(SafetensorsError::IndexNotObject { found: "array", .. })));
+        assert!(matches!(
+            parse_index("[]", &caps),
+            Err(SafetensorsError::IndexNotObject { found: "array", .. })
+        ));
         assert!(matches!(parse_index("{,}", &caps), Err(SafetensorsError::IndexNotJson { offset: 1, .. })));
         assert!(matches!(
             parse_index(r#"{"weight_map":{"a":"x","a":"y"}}"#, &caps),
@@ -400,8 +411,7 @@ mod tests {
 
     #[test]
     fn index_metadata_is_typed() {
-        let text =
-            r#"{"metadata":{"total_size":24,"neg":-1,"f":0.5,"s":"x","b":true,"n":null,"a":[1]},"weight_map":{}}"#;
+        let text = r#"{"metadata":{"total_size":24,"neg":-1,"f":0.5,"s":"x","b":true,"n":null,"a":[1]},"weight_map":{}}"#;
         let index = parse_index(text, &Caps::DEFAULT).unwrap();
         assert_eq!(
             index.metadata,

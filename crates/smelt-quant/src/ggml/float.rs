@@ -48,11 +48,7 @@ pub(crate) fn dequantize_bf16(src: &[u8], dst: &mut [f32]) -> Result<(), QuantEr
 
 /// Views `src` as byte arrays `T`, one per element, checking there is exactly one per output
 /// value.
-fn cast_elements<T: bytemuck::Pod>(
-    dtype: DType,
-    src: &[u8],
-    dst_len: usize,
-) -> Result<&[T], QuantError> {
+fn cast_elements<T: bytemuck::Pod>(dtype: DType, src: &[u8], dst_len: usize) -> Result<&[T], QuantError> {
     let block_bytes = std::mem::size_of::<T>();
     let values: &[T] = bytemuck::try_cast_slice(src).map_err(|_| QuantError::PartialBlock {
         dtype,
@@ -60,11 +56,7 @@ fn cast_elements<T: bytemuck::Pod>(
         found: src.len(),
     })?;
     if values.len() != dst_len {
-        return Err(QuantError::OutputLength {
-            dtype,
-            expected: values.len(),
-            found: dst_len,
-        });
+        return Err(QuantError::OutputLength { dtype, expected: values.len(), found: dst_len });
     }
     Ok(values)
 }
@@ -80,21 +72,13 @@ mod tests {
         assert_eq!(out[0], 1.0);
         assert_eq!(out[1], -2.0);
         // Regression: half's bf16::to_f32 quiets this NaN (0x7fc1_0000); ggml does not.
-        assert_eq!(
-            out[2].to_bits(),
-            0x7f81_0000,
-            "signalling NaN bits pass through"
-        );
+        assert_eq!(out[2].to_bits(), 0x7f81_0000, "signalling NaN bits pass through");
     }
 
     #[test]
     fn f16_is_exact_including_subnormals_and_infinities() {
         let mut out = [0.0f32; 5];
-        dequantize_f16(
-            &[0x00, 0x3c, 0x01, 0x00, 0x00, 0x80, 0x00, 0xfc, 0xff, 0x7b],
-            &mut out,
-        )
-        .unwrap();
+        dequantize_f16(&[0x00, 0x3c, 0x01, 0x00, 0x00, 0x80, 0x00, 0xfc, 0xff, 0x7b], &mut out).unwrap();
         assert_eq!(out[0], 1.0);
         assert_eq!(out[1], 2f32.powi(-24), "smallest subnormal");
         assert_eq!(out[2].to_bits(), 0x8000_0000, "negative zero");

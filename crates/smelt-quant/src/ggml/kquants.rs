@@ -140,10 +140,7 @@ pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -339,11 +336,7 @@ mod tests {
         }
         let got = b.unpacked_scales();
         for (i, &g) in got.iter().enumerate() {
-            let low = if i < 8 {
-                b.scales[i] & 0xF
-            } else {
-                b.scales[i - 8] >> 4
-            };
+            let low = if i < 8 { b.scales[i] & 0xF } else { b.scales[i - 8] >> 4 };
             let high = (b.scales[8 + i % 4] >> (2 * (i / 4))) & 3;
             assert_eq!(g, low | (high << 4), "scale {i}");
         }
@@ -354,9 +347,7 @@ mod tests {
         let mut b = BlockQ3K::zeroed();
         b.d = ONE;
         // every 6-bit scale 33 (so s - 32 = 1): low nibbles 1, high bits 0b10
-        b.scales = [
-            0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0xAA, 0xAA, 0xAA, 0xAA,
-        ];
+        b.scales = [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0xAA, 0xAA, 0xAA, 0xAA];
         assert_eq!(b.unpacked_scales(), [33; 16]);
         b.hmask = [0xFF; 32];
         b.hmask[5] = !(1 << 6); // weight 128 + 64 + 5 = 197 has its high bit clear
@@ -385,21 +376,14 @@ mod tests {
         b.scales[6] = 0b10 << 6; // min 6 high bits
         assert_eq!(scale_min_k4(1, &b.scales), (5, 2));
         assert_eq!(scale_min_k4(6, &b.scales), (49, 35));
-        assert_eq!(
-            scale_min_k4(2, &b.scales),
-            (0, 0),
-            "top bits are not part of scale 2"
-        );
+        assert_eq!(scale_min_k4(2, &b.scales), (0, 0), "top bits are not part of scale 2");
         b.qs[3] = 0xA0; // weight 3 <- 0 (sub-block 0), weight 35 <- 10 (sub-block 1)
         b.qs[96 + 7] = 0x0F; // weight 192 + 7 = 199 <- 15 (sub-block 6)
         let out = decode(&b);
         assert_eq!(out[35], 5.0 * 10.0 - 2.0);
         assert_eq!(out[3], 0.0);
         assert_eq!(out[199], 49.0 * 15.0 - 35.0);
-        assert_eq!(
-            out[231], 0.0,
-            "high nibble of qs[103], sub-block 7 (scale 0, min 0)"
-        );
+        assert_eq!(out[231], 0.0, "high nibble of qs[103], sub-block 7 (scale 0, min 0)");
     }
 
     #[test]
@@ -448,9 +432,6 @@ mod tests {
         let q3 = decode(&BlockQ3K::zeroed());
         assert!(q3.iter().all(|v| v.to_bits() == 0), "(+0 * -32) * -4 = +0");
         let q6 = decode(&BlockQ6K::zeroed());
-        assert!(
-            q6.iter().all(|v| v.to_bits() == 0x8000_0000),
-            "(+0 * 0) * -32 = -0"
-        );
+        assert!(q6.iter().all(|v| v.to_bits() == 0x8000_0000), "(+0 * 0) * -32 = -0");
     }
 }

@@ -142,10 +142,7 @@ impl Block for BlockQ5_1 {
 fn five_bit_pair(qs_j: u8, qh: u32, j: usize) -> (i32, i32) {
     let xh_0 = ((qh >> j) << 4) & 0x10;
     let xh_1 = (qh >> (j + 12)) & 0x10;
-    (
-        (qs_j & 0x0F) as i32 | xh_0 as i32,
-        (qs_j >> 4) as i32 | xh_1 as i32,
-    )
+    ((qs_j & 0x0F) as i32 | xh_0 as i32, (qs_j >> 4) as i32 | xh_1 as i32)
 }
 
 /// ggml `block_q8_0` (34 bytes): weight `j` = `qs[j] * d`, `qs` signed bytes.
@@ -195,22 +192,14 @@ mod tests {
         assert_eq!(out[16], -14.0); // (15 - 8) * -2
         assert_eq!(out[15], -4.0); // (10 - 8) * -2
         assert_eq!(out[31], 16.0); // (0 - 8) * -2
-        assert_eq!(
-            out[1].to_bits(),
-            (-0.0f32).to_bits(),
-            "0 * -2 is -0.0 in ggml too"
-        );
+        assert_eq!(out[1].to_bits(), (-0.0f32).to_bits(), "0 * -2 is -0.0 in ggml too");
     }
 
     #[test]
     fn q4_1_adds_the_offset_after_scaling() {
         let mut qs = [0u8; 16];
         qs[3] = 0x5F; // weight 3 <- 15, weight 19 <- 5
-        let out = decode(&BlockQ4_1 {
-            d: HALF,
-            m: MINUS_TWO,
-            qs,
-        });
+        let out = decode(&BlockQ4_1 { d: HALF, m: MINUS_TWO, qs });
         assert_eq!(out[3], 5.5);
         assert_eq!(out[19], 0.5);
         assert_eq!(out[0], -2.0);
@@ -229,12 +218,7 @@ mod tests {
         assert_eq!(out0[15], (0 - 16) as f32);
         assert_eq!(out0[31], (19 - 16) as f32);
         assert_eq!(out0[1], -16.0);
-        let out1 = decode(&BlockQ5_1 {
-            d: ONE,
-            m: HALF,
-            qh,
-            qs,
-        });
+        let out1 = decode(&BlockQ5_1 { d: ONE, m: HALF, qh, qs });
         assert_eq!(out1[0], 17.5);
         assert_eq!(out1[16], 18.5);
         assert_eq!(out1[15], 0.5);
@@ -253,21 +237,11 @@ mod tests {
 
     #[test]
     fn all_zero_blocks_decode_to_zero() {
-        assert!(decode(&BlockQ4_1::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0));
-        assert!(decode(&BlockQ5_1::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0));
-        assert!(decode(&BlockQ8_0::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0));
+        assert!(decode(&BlockQ4_1::zeroed()).iter().all(|v| v.to_bits() == 0));
+        assert!(decode(&BlockQ5_1::zeroed()).iter().all(|v| v.to_bits() == 0));
+        assert!(decode(&BlockQ8_0::zeroed()).iter().all(|v| v.to_bits() == 0));
         // Offset codes times a +0.0 scale: (0 - 8) * +0.0 is -0.0, as in ggml.
-        assert!(decode(&BlockQ4_0::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0x8000_0000));
-        assert!(decode(&BlockQ5_0::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0x8000_0000));
+        assert!(decode(&BlockQ4_0::zeroed()).iter().all(|v| v.to_bits() == 0x8000_0000));
+        assert!(decode(&BlockQ5_0::zeroed()).iter().all(|v| v.to_bits() == 0x8000_0000));
     }
 }

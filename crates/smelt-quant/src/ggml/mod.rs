@@ -72,11 +72,7 @@ pub const SUPPORTED: &[DType] = &[
 pub fn dequantize(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     let expected = element_count(dtype, src.len())?;
     if dst.len() != expected {
-        return Err(QuantError::OutputLength {
-            dtype,
-            expected,
-            found: dst.len(),
-        });
+        return Err(QuantError::OutputLength { dtype, expected, found: dst.len() });
     }
     match dtype {
         DType::F32 => float::dequantize_f32(src, dst),
@@ -117,11 +113,7 @@ pub fn element_count(dtype: DType, src_len: usize) -> Result<usize, QuantError> 
     let block_bytes = dtype.block_bytes() as usize;
     let block_elems = dtype.block_elems() as usize;
     if block_bytes == 0 || src_len % block_bytes != 0 {
-        return Err(QuantError::PartialBlock {
-            dtype,
-            block_bytes,
-            found: src_len,
-        });
+        return Err(QuantError::PartialBlock { dtype, block_bytes, found: src_len });
     }
     // At most 256 / 54 elements per byte (TQ1_0): overflows only for absurd lengths, which no
     // output buffer could match anyway.
@@ -138,12 +130,11 @@ fn dequantize_blocks<B: Block>(src: &[u8], dst: &mut [f32]) -> Result<(), QuantE
         found: src.len(),
     })?;
     let found = dst.len();
-    let outs: &mut [B::Values] =
-        bytemuck::try_cast_slice_mut(dst).map_err(|_| QuantError::OutputLength {
-            dtype,
-            expected: blocks.len().saturating_mul(dtype.block_elems() as usize),
-            found,
-        })?;
+    let outs: &mut [B::Values] = bytemuck::try_cast_slice_mut(dst).map_err(|_| QuantError::OutputLength {
+        dtype,
+        expected: blocks.len().saturating_mul(dtype.block_elems() as usize),
+        found,
+    })?;
     if outs.len() != blocks.len() {
         return Err(QuantError::OutputLength {
             dtype,
@@ -162,19 +153,9 @@ mod tests {
     use super::*;
 
     fn check_geometry<B: Block>() {
-        assert_eq!(
-            std::mem::size_of::<B>() as u64,
-            B::DTYPE.block_bytes(),
-            "{}",
-            B::DTYPE
-        );
+        assert_eq!(std::mem::size_of::<B>() as u64, B::DTYPE.block_bytes(), "{}", B::DTYPE);
         assert_eq!(std::mem::align_of::<B>(), 1, "{}", B::DTYPE);
-        assert_eq!(
-            std::mem::size_of::<B::Values>() as u64,
-            B::DTYPE.block_elems() * 4,
-            "{}",
-            B::DTYPE
-        );
+        assert_eq!(std::mem::size_of::<B::Values>() as u64, B::DTYPE.block_elems() * 4, "{}", B::DTYPE);
     }
 
     #[test]
@@ -210,11 +191,7 @@ mod tests {
                 continue;
             }
             let src = vec![0u8; 292];
-            assert_eq!(
-                dequantize(dtype, &src, &mut []),
-                Err(QuantError::Unsupported { dtype }),
-                "{dtype}"
-            );
+            assert_eq!(dequantize(dtype, &src, &mut []), Err(QuantError::Unsupported { dtype }), "{dtype}");
         }
     }
 
@@ -223,27 +200,15 @@ mod tests {
         let mut dst = [7.0f32; 32];
         assert_eq!(
             dequantize(DType::Q4_0, &[0u8; 17], &mut dst),
-            Err(QuantError::PartialBlock {
-                dtype: DType::Q4_0,
-                block_bytes: 18,
-                found: 17
-            })
+            Err(QuantError::PartialBlock { dtype: DType::Q4_0, block_bytes: 18, found: 17 })
         );
         assert_eq!(
             dequantize(DType::Q6_K, &[0u8; 211], &mut []),
-            Err(QuantError::PartialBlock {
-                dtype: DType::Q6_K,
-                block_bytes: 210,
-                found: 211
-            })
+            Err(QuantError::PartialBlock { dtype: DType::Q6_K, block_bytes: 210, found: 211 })
         );
         assert_eq!(
             dequantize(DType::F16, &[0u8; 3], &mut []),
-            Err(QuantError::PartialBlock {
-                dtype: DType::F16,
-                block_bytes: 2,
-                found: 3
-            })
+            Err(QuantError::PartialBlock { dtype: DType::F16, block_bytes: 2, found: 3 })
         );
         assert!(dst.iter().all(|&v| v == 7.0));
     }
@@ -253,28 +218,16 @@ mod tests {
         let mut dst = [7.0f32; 33];
         assert_eq!(
             dequantize(DType::Q8_0, &[0u8; 34], &mut dst),
-            Err(QuantError::OutputLength {
-                dtype: DType::Q8_0,
-                expected: 32,
-                found: 33
-            })
+            Err(QuantError::OutputLength { dtype: DType::Q8_0, expected: 32, found: 33 })
         );
         assert_eq!(
             dequantize(DType::Q8_0, &[0u8; 34], &mut dst[..31]),
-            Err(QuantError::OutputLength {
-                dtype: DType::Q8_0,
-                expected: 32,
-                found: 31
-            })
+            Err(QuantError::OutputLength { dtype: DType::Q8_0, expected: 32, found: 31 })
         );
         assert!(dst.iter().all(|&v| v == 7.0));
         assert_eq!(
             dequantize(DType::TQ1_0, &[0u8; 54], &mut [0.0; 255]),
-            Err(QuantError::OutputLength {
-                dtype: DType::TQ1_0,
-                expected: 256,
-                found: 255
-            })
+            Err(QuantError::OutputLength { dtype: DType::TQ1_0, expected: 256, found: 255 })
         );
     }
 

@@ -15,11 +15,7 @@ pub const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4,
 
 /// ggml `ggml_e8m0_to_fp32_half`: `2^(e - 128)` built from its bits (subnormal for `e` < 2).
 pub fn e8m0_to_f32_half(e: u8) -> f32 {
-    let bits = if e < 2 {
-        0x0020_0000u32 << e
-    } else {
-        (e as u32 - 1) << 23
-    };
+    let bits = if e < 2 { 0x0020_0000u32 << e } else { (e as u32 - 1) << 23 };
     f32::from_bits(bits)
 }
 
@@ -66,51 +62,27 @@ mod tests {
         assert_eq!(e8m0_to_f32_half(128), 1.0);
         assert_eq!(e8m0_to_f32_half(127), 0.5);
         assert_eq!(e8m0_to_f32_half(2), 2f32.powi(-126));
-        assert_eq!(
-            e8m0_to_f32_half(1),
-            f32::MIN_POSITIVE / 2.0,
-            "2^-127, subnormal"
-        );
-        assert_eq!(
-            e8m0_to_f32_half(0),
-            f32::MIN_POSITIVE / 4.0,
-            "2^-128, subnormal"
-        );
+        assert_eq!(e8m0_to_f32_half(1), f32::MIN_POSITIVE / 2.0, "2^-127, subnormal");
+        assert_eq!(e8m0_to_f32_half(0), f32::MIN_POSITIVE / 4.0, "2^-128, subnormal");
         assert_eq!(e8m0_to_f32_half(255), 2f32.powi(127));
     }
 
     #[test]
     fn low_nibble_first_half_high_nibble_second_half() {
-        let mut b = BlockMxfp4 {
-            e: 128,
-            qs: [0; 16],
-        };
+        let mut b = BlockMxfp4 { e: 128, qs: [0; 16] };
         b.qs[0] = 0xF7; // weight 0 <- code 7 (+6.0 doubled = 12), weight 16 <- code 15 (-12)
         b.qs[15] = 0x19; // weight 15 <- code 9 (-1), weight 31 <- code 1 (+1)
         let out = decode(&b);
-        assert_eq!(
-            (out[0], out[16], out[15], out[31]),
-            (12.0, -12.0, -1.0, 1.0)
-        );
+        assert_eq!((out[0], out[16], out[15], out[31]), (12.0, -12.0, -1.0, 1.0));
         assert_eq!(out[1], 0.0);
     }
 
     #[test]
     fn exponent_255_overflows_to_infinity_as_in_ggml() {
-        let out = decode(&BlockMxfp4 {
-            e: 255,
-            qs: [0x87; 16],
-        });
+        let out = decode(&BlockMxfp4 { e: 255, qs: [0x87; 16] });
         assert_eq!(out[0], f32::INFINITY);
-        assert_eq!(
-            out[16].to_bits(),
-            0,
-            "code 8 is -0 in E2M1 but +0 in ggml's table"
-        );
-        let out = decode(&BlockMxfp4 {
-            e: 255,
-            qs: [0xF1; 16],
-        });
+        assert_eq!(out[16].to_bits(), 0, "code 8 is -0 in E2M1 but +0 in ggml's table");
+        let out = decode(&BlockMxfp4 { e: 255, qs: [0xF1; 16] });
         assert_eq!(out[0], 2f32.powi(127));
         assert_eq!(out[16], f32::NEG_INFINITY);
     }

@@ -121,11 +121,7 @@ mod tests {
             let digits = [v / 81, v / 27 % 3, v / 9 % 3, v / 3 % 3, v % 3];
             let byte = pack5(digits);
             for (n, &want) in digits.iter().enumerate() {
-                assert_eq!(
-                    tq1_digit(byte, n),
-                    want as i16,
-                    "v={v} byte={byte} trit {n}"
-                );
+                assert_eq!(tq1_digit(byte, n), want as i16, "v={v} byte={byte} trit {n}");
             }
         }
     }
@@ -145,12 +141,8 @@ mod tests {
         b.qh[2] = 149;
         assert_eq!(pack5([1, 2, 0, 2, 0]), 149);
         let out = decode(&b);
-        let nonzero: Vec<(usize, f32)> = out
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (i, *v))
-            .collect();
+        let nonzero: Vec<(usize, f32)> =
+            out.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i, *v)).collect();
         assert_eq!(
             nonzero,
             vec![
@@ -177,11 +169,7 @@ mod tests {
         let out = decode(&b);
         assert_eq!(out[0], -1.0, "code 3 is +2, times -0.5");
         assert_eq!(out[32], 0.5);
-        assert_eq!(
-            out[64].to_bits(),
-            (-0.0f32).to_bits(),
-            "zero trit times a negative scale"
-        );
+        assert_eq!(out[64].to_bits(), (-0.0f32).to_bits(), "zero trit times a negative scale");
         assert_eq!(out[96], -0.5);
         assert_eq!(out[165], -0.5);
         assert_eq!(out.iter().filter(|v| **v != 0.0).count(), 4);
@@ -190,11 +178,7 @@ mod tests {
     #[test]
     fn all_zero_blocks_decode_to_negative_zero() {
         // digit 0 is trit -1, times d = +0.0: ggml writes -0.0 everywhere
-        assert!(decode(&BlockTQ1_0::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0x8000_0000));
-        assert!(decode(&BlockTQ2_0::zeroed())
-            .iter()
-            .all(|v| v.to_bits() == 0x8000_0000));
+        assert!(decode(&BlockTQ1_0::zeroed()).iter().all(|v| v.to_bits() == 0x8000_0000));
+        assert!(decode(&BlockTQ2_0::zeroed()).iter().all(|v| v.to_bits() == 0x8000_0000));
     }
 }

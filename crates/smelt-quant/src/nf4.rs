@@ -1,0 +1,348 @@
+//! NF4 (4-bit NormalFloat, QLoRA) quantization, bit for bit as bitsandbytes computes it on
+//! CPU, so a checkpoint smelt writes is the one bitsandbytes/transformers would have written.
+//!
+//! `quantize_4bit(A, blocksize=64, quant_type="nf4")` in bitsandbytes 0.50.2 runs, on CPU, the
+//! pure-torch kernel `backends/default/ops.py`; reproduced here exactly:
+//! - `A` is flattened; blocks of `block_size` (64 by default) consecutive elements, the last
+//!   one possibly shorter;
+//! - a full block: `absmax = max |x|` (NaN propagates, as `torch.max`), stored as is (0 for an
+//!   all-zero block); values scaled by `x · (1 / max(absmax, 1e-38))` (a multiplication by the
+//!   f32 reciprocal);
+//! - the last, partial block: `absmax = max(max |x|, 1e-38)`, stored **clamped** (an all-zero
+//!   tail stores 1e-38 as f32, 0x006CE3EE), values scaled by a true division `x / absmax`;
+//! - scaled values clamped to [-1, 1], then coded by `torch.bucketize` against the 15
+//!   midpoints `(code[i] + code[i+1]) / 2` of the NF4 code: the code index is the number of
+//!   midpoints strictly below the value, so a value exactly on a midpoint takes the **lower**
+//!   code; NaN takes code 15 (and a NaN anywhere in a block makes the whole block NaN);
+//! - two codes per byte, the **first element in the high nibble** (`(q[2k] << 4) | q[2k+1]`);
+//!   an odd count is padded with the code of 0.0 (7) in the last low nibble.
+//!
+//! Double quantization (`compress_statistics=True`): `offset = absmax.mean()` (torch's f32
+//! summation order, [`TorchReduction`]), then `absmax - offset` is quantized by
+//! `quantize_blockwise` in blocks of 256 to the signed dynamic map ([`blockwise8`]), giving
+//! u8 codes and an f32 absmax per 256 blocks.
+//!
+//! Dequantization is the formula, `NF4_CODE[q] · absmax[block]` in f32, where a
+//! double-quantized absmax is first `dynamic[q] · nested_absmax[j / 256] + offset` (two f32
+//! roundings, as bitsandbytes). It is not bitsandbytes' CPU `dequantize_4bit`, which is wrong
+//! for some shapes whose last dimension is not a multiple of the block size.
+//!
+//! The serialized layout bitsandbytes writes is in [`bnb_state`].
+
+pub mod blockwise8;
+pub mod bnb_state;
+
+use smelt_tensor::DType;
+
+use crate::named_tensor::NamedTensor;
+use crate::rounding::TorchReduction;
+use crate::scheme_error::{check_shape, SchemeError};
+
+/// bitsandbytes' NF4 code (`get_4bit_type("nf4")`), f32 bit patterns, index order.
+pub const NF4_CODE_BITS: [u32; 16] = [
+    0xBF80_0000, 0xBF32_39B1, 0xBF06_6B30, 0xBECA_32A0, 0xBE91_A24D, 0xBE3D_353F, 0xBDBA_7871, 0x0000_0000,
+    0x3DA2_FAFF, 0x3E24_CAE3, 0x3E7C_04DD, 0x3EAD_033A, 0x3EE1_A4B8, 0x3F10_07AB, 0x3F39_13B3, 0x3F80_0000,
+];
+
+/// The NF4 code as f32 values: -1.0, -0.6961928, ..., 0.0 (index 7), ..., 0.7229568, 1.0.
+pub const NF4_CODE: [f32; 16] = {
+    let mut v = [0.0f32; 16];
+    let mut i = 0;
+    while i < 16 {
+        v[i] = f32::from_bits(NF4_CODE_BITS[i]);
+        i += 1;
+    }
+    v
+};
+
+/// bitsandbytes' default NF4 block size.
+pub const NF4_BLOCK_SIZE: usize = 64;
+
+/// Block sizes bitsandbytes' `quantize_4bit` accepts.
+pub const NF4_BLOCK_SIZES: &[usize] = &[32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+/// Block size of the second (absmax) stage of double quantization.
+pub const NESTED_BLOCK_SIZE: usize = 256;
+
+/// The code of 0.0, used to pad an odd element count.
+const ZERO_CODE: u8 = 7;
+
+/// bitsandbytes' lower bound on an absmax before dividing (`clamp(min=1e-38)`).
+const ABSMAX_FLOOR: f32 = 1e-38;
+
+/// How to quantize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nf4Options {
+    /// Elements per absmax block (one of [`NF4_BLOCK_SIZES`]; 64 by default).
+    pub block_size: usize,
+    /// Quantize the absmax values too (bitsandbytes' `compress_statistics`).
+    pub double_quant: bool,
+    /// How torch would sum the absmax values for the double-quantization offset (threads
+    /// matter from 32768 blocks, i.e. 2M weights at block size 64).
+    pub reduction: TorchReduction,
+}
+
+impl Default for Nf4Options {
+    fn default() -> Self {
+        Nf4Options { block_size: NF4_BLOCK_SIZE, double_quant: false, reduction: TorchReduction::default() }
+    }
+}
+
+/// The per-block absmax, plain or double-quantized.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Nf4Absmax {
+    /// One f32 per block.
+    Plain(Vec<f32>),
+    /// 8-bit codes plus the nested statistics.
+    Double(DoubleQuantized),
+}
+
+/// Absmax values quantized by bitsandbytes' double quantization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DoubleQuantized {
+    /// One dynamic-map code per NF4 block.
+    pub codes: Vec<u8>,
+    /// One f32 absmax per [`NESTED_BLOCK_SIZE`] codes.
+    pub nested_absmax: Vec<f32>,
+    /// The mean subtracted before quantizing.
+    pub offset: f32,
+}
+
+impl DoubleQuantized {
+    /// The absmax values back: `dynamic[q] · nested_absmax[i / 256] + offset` in f32.
+    pub fn dequantize(&self) -> Vec<f32> {
+        blockwise8::dequantize_blockwise_dynamic(&self.codes, &self.nested_absmax, NESTED_BLOCK_SIZE)
+            .into_iter()
+            .map(|a| a + self.offset)
+            .collect()
+    }
+}
+
+/// bitsandbytes' double quantization of per-block absmax values.
+pub fn double_quantize(absmax: &[f32], reduction: TorchReduction) -> DoubleQuantized {
+    let offset = reduction.mean(absmax);
+    let centred: Vec<f32> = absmax.iter().map(|a| a - offset).collect();
+    let (codes, nested_absmax) = blockwise8::quantize_blockwise_dynamic(&centred, NESTED_BLOCK_SIZE);
+    DoubleQuantized { codes, nested_absmax, offset }
+}
+
+/// An NF4-quantized tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nf4Tensor {
+    /// Shape of the original tensor (recorded in bitsandbytes' quant state).
+    pub shape: Vec<usize>,
+    /// Elements per block.
+    pub block_size: usize,
+    /// Codes, two per byte, first element in the high nibble; `ceil(n / 2)` bytes.
+    pub packed: Vec<u8>,
+    /// Per-block absmax.
+    pub absmax: Nf4Absmax,
+}
+
+/// Quantizes `values` (row-major, of `shape`) to NF4 as bitsandbytes' `quantize_4bit` does on
+/// CPU.
+///
+/// Errors: `values.len()` is not the element count of `shape`; a block size bitsandbytes
+/// refuses.
+pub fn quantize_nf4(values: &[f32], shape: &[usize], options: Nf4Options) -> Result<Nf4Tensor, SchemeError> {
+    check_shape(shape, values.len())?;
+    let bs = options.block_size;
+    if !NF4_BLOCK_SIZES.contains(&bs) {
+        return Err(SchemeError::BlockSize { found: bs, allowed: NF4_BLOCK_SIZES });
+    }
+    let bounds = midpoints();
+    let full = values.len() - values.len() % bs;
+    let mut absmax = Vec::with_capacity(values.len().div_ceil(bs));
+    let mut codes = Vec::with_capacity(values.len() + 1);
+    for block in values[..full].chunks_exact(bs) {
+        let m = torch_absmax(block);
+        absmax.push(m);
+        let r = 1.0 / clamp_min(m, ABSMAX_FLOOR);
+        codes.extend(block.iter().map(|&x| bucketize((x * r).clamp(-1.0, 1.0), &bounds)));
+    }
+    let tail = &values[full..];
+    if !tail.is_empty() {
+        let m = clamp_min(torch_absmax(tail), ABSMAX_FLOOR);
+        absmax.push(m);
+        codes.extend(tail.iter().map(|&x| bucketize((x / m).clamp(-1.0, 1.0), &bounds)));
+    }
+    if codes.len() % 2 == 1 {
+        codes.push(ZERO_CODE);
+    }
+    let packed = codes.chunks_exact(2).map(|p| (p[0] << 4) | p[1]).collect();
+    let absmax = if options.double_quant {
+        Nf4Absmax::Double(double_quantize(&absmax, options.reduction))
+    } else {
+        Nf4Absmax::Plain(absmax)
+    };
+    Ok(Nf4Tensor { shape: shape.to_vec(), block_size: bs, packed, absmax })
+}
+
+/// The 15 f32 midpoints between consecutive NF4 codes, `(a + b) / 2`.
+fn midpoints() -> [f32; 15] {
+    let mut m = [0.0f32; 15];
+    for (i, v) in m.iter_mut().enumerate() {
+        *v = (NF4_CODE[i] + NF4_CODE[i + 1]) / 2.0;
+    }
+    m
+}
+
+/// `torch.bucketize(x, bounds, right=False)`: the number of bounds strictly below `x`; NaN
+/// compares as above every bound (torch's lower-bound search tests `!(bound >= x)`).
+fn bucketize(x: f32, bounds: &[f32; 15]) -> u8 {
+    bounds.iter().take_while(|&&b| !(b >= x)).count() as u8
+}
+
+/// `x.abs().max()` as torch computes it: NaN propagates.
+fn torch_absmax(block: &[f32]) -> f32 {
+    let mut m = 0.0f32;
+    for &x in block {
+        if x.is_nan() {
+            return f32::NAN;
+        }
+        m = m.max(x.abs());
+    }
+    m
+}
+
+/// `torch.clamp(x, min=lo)`: NaN stays NaN.
+fn clamp_min(x: f32, lo: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(lo)
+    }
+}
+
+impl Nf4Tensor {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Code of element `i` (None past the end).
+    pub fn code(&self, i: usize) -> Option<u8> {
+        if i >= self.len() {
+            return None;
+        }
+        let byte = *self.packed.get(i / 2)?;
+        Some(if i % 2 == 0 { byte >> 4 } else { byte & 0xF })
+    }
+
+    /// The f32 absmax of every block (dequantized first under double quantization).
+    pub fn block_absmax(&self) -> Vec<f32> {
+        match &self.absmax {
+            Nf4Absmax::Plain(a) => a.clone(),
+            Nf4Absmax::Double(d) => d.dequantize(),
+        }
+    }
+
+    /// The dequantized values, `NF4_CODE[q] · absmax[block]` in f32, row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let absmax = self.block_absmax();
+        (0..self.len())
+            .map(|i| {
+                let q = self.code(i).unwrap_or(ZERO_CODE);
+                let a = absmax.get(i / self.block_size).copied().unwrap_or(f32::NAN);
+                NF4_CODE[q as usize] * a
+            })
+            .collect()
+    }
+
+    /// The tensors bitsandbytes' `Linear4bit` state dict holds for this weight, keyed under
+    /// `weight_name` (see [`bnb_state`]); `source_dtype` is the weight's dtype before
+    /// quantization (F32, F16 or BF16).
+    ///
+    /// Errors: any other source dtype.
+    pub fn bnb_state_dict(&self, weight_name: &str, source_dtype: DType) -> Result<Vec<NamedTensor>, SchemeError> {
+        bnb_state::state_dict(self, weight_name, source_dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_table_is_bitsandbytes_nf4() {
+        assert_eq!(NF4_CODE[0], -1.0);
+        assert_eq!(NF4_CODE[7], 0.0);
+        assert_eq!(NF4_CODE[15], 1.0);
+        assert_eq!(NF4_CODE[1], -0.6961928009986877f32);
+        assert_eq!(NF4_CODE[14], 0.7229568362236023f32);
+        assert!(NF4_CODE.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn first_element_in_high_nibble() {
+        let mut v = vec![0.0f32; 64];
+        v[0] = 1.0; // code 15
+        v[1] = -1.0; // code 0
+        let t = quantize_nf4(&v, &[64], Nf4Options::default()).unwrap();
+        assert_eq!(t.packed[0], 0xF0);
+        assert_eq!(t.packed[1], 0x77);
+        assert_eq!((t.code(0), t.code(1), t.code(64)), (Some(15), Some(0), None));
+    }
+
+    #[test]
+    fn ties_take_the_lower_code_and_nan_takes_fifteen() {
+        let b = midpoints();
+        let mut v = vec![0.0f32; 64];
+        v[0] = 1.0;
+        v[1..16].copy_from_slice(&b);
+        let t = quantize_nf4(&v, &[64], Nf4Options::default()).unwrap();
+        for i in 1..16 {
+            assert_eq!(t.code(i), Some(i as u8 - 1), "midpoint {i}");
+        }
+        let n = quantize_nf4(&[f32::NAN, 0.5, 0.25], &[3], Nf4Options::default()).unwrap();
+        assert_eq!(n.packed, vec![0xFF, 0xF7]);
+    }
+
+    #[test]
+    fn zero_blocks_and_tail() {
+        let t = quantize_nf4(&[0.0; 65], &[65], Nf4Options::default()).unwrap();
+        // Full block stores 0, the one-element tail stores the clamped 1e-38.
+        assert_eq!(t.absmax, Nf4Absmax::Plain(vec![0.0, f32::from_bits(0x006C_E3EE)]));
+        assert_eq!(t.packed, vec![0x77; 33]);
+        assert_eq!(t.dequantize(), vec![0.0; 65]);
+    }
+
+    #[test]
+    fn odd_shapes_and_bad_arguments() {
+        for n in [0usize, 1, 63, 64, 65] {
+            let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            for double_quant in [false, true] {
+                let t = quantize_nf4(&v, &[n], Nf4Options { double_quant, ..Default::default() }).unwrap();
+                assert_eq!(t.packed.len(), n.div_ceil(2));
+                assert_eq!(t.dequantize().len(), n);
+                t.bnb_state_dict("w", DType::F32).unwrap();
+            }
+        }
+        assert!(matches!(
+            quantize_nf4(&[0.0; 4], &[4], Nf4Options { block_size: 48, ..Default::default() }),
+            Err(SchemeError::BlockSize { found: 48, .. })
+        ));
+        assert!(matches!(quantize_nf4(&[0.0; 4], &[5], Nf4Options::default()), Err(SchemeError::Shape { .. })));
+        let t = quantize_nf4(&[0.5; 4], &[2, 2], Nf4Options::default()).unwrap();
+        assert!(matches!(t.bnb_state_dict("w", DType::I8), Err(SchemeError::SourceDType { dtype: DType::I8 })));
+    }
+
+    #[test]
+    fn state_dict_keys_and_json() {
+        let v: Vec<f32> = (0..300).map(|i| (i as f32 * 0.1).cos()).collect();
+        let t = quantize_nf4(&v, &[3, 100], Nf4Options::default()).unwrap();
+        let sd = t.bnb_state_dict("lin.weight", DType::F32).unwrap();
+        let keys: Vec<&str> = sd.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(keys, ["lin.weight", "lin.weight.absmax", "lin.weight.quant_map", "lin.weight.quant_state.bitsandbytes__nf4"]);
+        assert_eq!(sd[0].shape, vec![150, 1]);
+        assert_eq!(
+            std::str::from_utf8(&sd[3].bytes).unwrap(),
+            r#"{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [3, 100]}"#
+        );
+    }
+}
