@@ -2,6 +2,9 @@
 //! `protoc`: `protox` parses it into descriptors, `prost-build` generates the message types, and
 //! this script generates, from the same descriptors, the wire-schema table that the ONNX
 //! reader's pre-scan walks (`src/onnx/wire.rs`). Both land in `OUT_DIR`.
+//!
+//! It also compiles `proto/smelt_blob.proto`, the smelt blob's metadata schema (package
+//! `smelt.blob.v1`, used by `src/blob/metadata.rs`), the same way and with prost-build's defaults.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,19 @@ fn main() {
         .expect("prost-build generates the ONNX types");
 
     write_wire_schema(&pool, &out.join("onnx_wire_schema.rs"));
+
+    compile_blob_metadata(&proto_dir, &out);
+}
+
+/// Generates `smelt.blob.v1.rs` (the blob's `BlobMetadata` and its messages) into `out`.
+fn compile_blob_metadata(proto_dir: &Path, out: &Path) {
+    let proto = proto_dir.join("smelt_blob.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+    let fds = protox::compile([&proto], [proto_dir]).unwrap_or_else(|e| panic!("{}: {e}", proto.display()));
+    prost_build::Config::new()
+        .out_dir(out)
+        .compile_fds(fds)
+        .expect("prost-build generates the smelt blob metadata types");
 }
 
 /// Writes one `MessageSchema` per message of package `onnx`, fields sorted by number, with

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::blob::BlobError;
 use crate::gguf::GgufError;
 use crate::npy::NpyError;
 use crate::onnx::OnnxError;
@@ -90,4 +91,7 @@ pub enum ErrorKind {
     /// A `.npy` file is malformed.
     #[error(transparent)]
     Npy(#[from] NpyError),
+    /// A smelt blob is malformed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod blob;
 pub mod config;
 pub mod cursor;
 mod error;

@@ -32,4 +32,31 @@ pub enum QuantError {
         /// Length of the output buffer.
         found: usize,
     },
+    /// The dtype has no ggml quantizer here (k-quants, IQ*, MXFP4, integer types...).
+    #[error("no ggml quantizer for {dtype}")]
+    NoQuantizer {
+        /// The dtype asked for.
+        dtype: DType,
+    },
+    /// The values to quantize are not a whole number of blocks (ggml quantizes whole blocks
+    /// only, so a row's length must be a multiple of the block size).
+    #[error("{found} values to quantize to {dtype} are not a whole number of {block_elems}-value blocks")]
+    PartialRow {
+        /// The dtype asked for.
+        dtype: DType,
+        /// Values in one block of `dtype` (the input length must be a multiple of it).
+        block_elems: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// The output buffer is not exactly the size of the quantized values.
+    #[error("{dtype} encoding takes {expected} bytes, output buffer holds {found}")]
+    QuantizedLength {
+        /// The dtype asked for.
+        dtype: DType,
+        /// Bytes the encoding takes (blocks × bytes per block).
+        expected: usize,
+        /// Length of the output buffer.
+        found: usize,
+    },
 }

@@ -14,15 +14,19 @@
 //!   `round_half_even(-xmin / scale)`.
 //!
 //! Codes: `q = clamp(round_half_even(x / scale) + zero, 0, 15)` (a true f32 division, as
-//! GPTQ's `quantize`); dequantized weight `scale * (q - zero)`. Non-finite inputs never panic:
-//! a NaN code becomes the zero point, a NaN zero becomes 0.
+//! GPTQ's `quantize`); dequantized weight `scale * (q - zero)`. Zeros are kept as integers:
+//! GPTQ's f32 zero of a group with no negative value is `round(-0.0 / scale) = -0.0`, the same
+//! integer 0, and the dequantized weights come out bit-identical. Non-finite inputs never
+//! panic: a NaN code becomes the zero point, a NaN zero becomes 0.
 //!
 //! Input dimensions that are not a multiple of `g`: GPTQ's `fasterquant` takes
 //! `W[:, i:i+g]` for each group start `i`, so the last group is simply shorter and its
 //! parameters come from its own columns; smelt does the same, and the checkpoint layout counts
 //! `ceil(in / g)` groups (AutoGPTQ's `QuantLinear` buffers). Packing needs `in` and `out` to be
-//! multiples of 8 (eight codes per int32) and says so with
-//! [`SchemeError::NotMultiple`].
+//! multiples of 8 (eight codes per int32, GPTQModel's `in // pack_factor` buffers) and says so
+//! with [`SchemeError::NotMultiple`]. AutoGPTQ's `QuantLinear` allocates `in // 32 * 4` rows and
+//! `out // 32 * 4` zero columns, so checkpoints meant for AutoGPTQ itself need multiples of 32;
+//! that is the writer's check to make, the layout is the same.
 //!
 //! Checkpoint layout ([`pack_gptq`]), pinned by golden-byte tests:
 //! - `qweight` int32 `[in / 8, out]`: word `[r, o]` holds the codes of row `o`, input columns
@@ -183,15 +187,31 @@ impl Int4Tensor {
     /// computes it in f32.
     pub fn dequantize(&self) -> Vec<f32> {
         let groups = self.groups();
+        let (cols, group_size) = (self.cols.max(1), self.group_size.max(1));
         self.codes
             .iter()
             .enumerate()
             .map(|(i, &q)| {
-                let (r, c) = (i / self.cols, i % self.cols);
-                let k = r * groups + c / self.group_size;
-                self.scales[k] * (q as f32 - self.zeros[k] as f32)
+                let k = (i / cols) * groups + (i % cols) / group_size;
+                match (self.scales.get(k), self.zeros.get(k)) {
+                    (Some(&s), Some(&z)) => s * (q as f32 - z as f32),
+                    _ => f32::NAN,
+                }
             })
             .collect()
+    }
+
+    /// Checks that the vectors have the lengths the dimensions say (a hand-built tensor may
+    /// not).
+    fn check_lengths(&self) -> Result<(), SchemeError> {
+        check_shape(&[self.rows, self.cols], self.codes.len())?;
+        let groups = self.groups();
+        check_shape(&[self.rows, groups], self.scales.len())?;
+        check_shape(&[self.rows, groups], self.zeros.len())?;
+        if self.group_size == 0 {
+            return Err(SchemeError::GroupSize { found: 0 });
+        }
+        Ok(())
     }
 }
 
@@ -230,8 +250,10 @@ const V1_ZERO_OFFSET: u32 = 0x1111_1111;
 
 /// Packs an int4 tensor into the GPTQ checkpoint layout (see the module documentation).
 ///
-/// Errors: input or output features not a multiple of 8.
+/// Errors: input or output features not a multiple of 8; a hand-built tensor whose codes,
+/// scales or zeros do not have the lengths its dimensions say.
 pub fn pack_gptq(t: &Int4Tensor, format: QzerosFormat) -> Result<GptqPacked, SchemeError> {
+    t.check_lengths()?;
     let (out, inp) = (t.rows, t.cols);
     if inp % 8 != 0 {
         return Err(SchemeError::NotMultiple { what: "input features", found: inp, multiple: 8 });
@@ -273,10 +295,13 @@ pub fn pack_gptq(t: &Int4Tensor, format: QzerosFormat) -> Result<GptqPacked, Sch
 
 impl GptqPacked {
     /// The codes back as a row-major `[out, in]` array.
+    ///
+    /// Only the words the dimensions call for are read (missing ones decode as code 0), so a
+    /// hand-built value with inconsistent fields cannot make this panic.
     pub fn unpack_codes(&self) -> Vec<u8> {
-        let (out, inp) = (self.out_features, self.in_features);
-        let mut codes = vec![0u8; out * inp];
-        for (k, &w) in self.qweight.iter().enumerate() {
+        let (out, inp) = (self.out_features, self.in_features - self.in_features % 8);
+        let mut codes = vec![0u8; out.saturating_mul(inp)];
+        for (k, &w) in self.qweight.iter().take(inp / 8 * out).enumerate() {
             let (r, o) = (k / out, k % out);
             for j in 0..8 {
                 codes[o * inp + 8 * r + j] = ((w as u32 >> (4 * j)) & 0xF) as u8;
@@ -287,10 +312,12 @@ impl GptqPacked {
 
     /// The zero points back as a row-major `[out, groups]` array (v1 words get `0x11111111`
     /// added back first, as GPTQModel's reader does).
+    ///
+    /// Only the words the dimensions call for are read, as in [`GptqPacked::unpack_codes`].
     pub fn unpack_zeros(&self) -> Vec<u8> {
-        let (out, groups) = (self.out_features, self.groups);
-        let mut zeros = vec![0u8; out * groups];
-        for (k, &w) in self.qzeros.iter().enumerate() {
+        let (out, groups) = (self.out_features - self.out_features % 8, self.groups);
+        let mut zeros = vec![0u8; out.saturating_mul(groups)];
+        for (k, &w) in self.qzeros.iter().take(groups * (out / 8)).enumerate() {
             let (g, c) = (k / (out / 8), k % (out / 8));
             let mut word = w as u32;
             if self.format == QzerosFormat::V1 {
@@ -413,7 +440,8 @@ mod tests {
             quantize_int4_rtn(&[1.0; 3], 2, 2, 32, Int4Mode::Symmetric),
             Err(SchemeError::Shape { .. })
         ));
-        let t = quantize_int4_rtn(&[f32::NAN, 1.0, f32::INFINITY, -1.0], 1, 4, 2, Int4Mode::Asymmetric).unwrap();
+        let t =
+            quantize_int4_rtn(&[f32::NAN, 1.0, f32::INFINITY, -1.0], 1, 4, 2, Int4Mode::Asymmetric).unwrap();
         assert_eq!(t.codes.len(), 4);
     }
 }

@@ -230,9 +230,7 @@ pub fn quantize_int8(
     let axis = match granularity {
         Int8Granularity::PerTensor => None,
         Int8Granularity::PerChannel { axis } if axis < shape.len() => Some(axis),
-        Int8Granularity::PerChannel { axis } => {
-            return Err(SchemeError::Axis { axis, rank: shape.len() })
-        }
+        Int8Granularity::PerChannel { axis } => return Err(SchemeError::Axis { axis, rank: shape.len() }),
     };
     let (inner, channels) = channel_layout(shape, axis);
     let channel_of = |i: usize| if axis.is_none() { 0 } else { (i / inner) % channels };
@@ -313,8 +311,9 @@ mod tests {
             // Nonzero but tiny: below the smallest normal f32 too.
             assert_eq!(int8_params(-1e-40, 1e-40, mode), Int8Params { scale: 1.0, zero_point: 0 });
         }
-        let t = quantize_int8(&[0.0; 6], &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 })
-            .unwrap();
+        let t =
+            quantize_int8(&[0.0; 6], &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 })
+                .unwrap();
         assert_eq!(t.scales, vec![1.0, 1.0]);
         assert_eq!(t.codes, vec![0; 6]);
         assert_eq!(t.dequantize(), vec![0.0; 6]);
@@ -336,9 +335,11 @@ mod tests {
     #[test]
     fn per_channel_along_each_axis() {
         let v = [1.0, -2.0, 4.0, 0.5, 0.25, -0.125];
-        let rows = quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+        let rows =
+            quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
         assert_eq!(rows.scales, vec![4.0 / 127.0, 0.5 / 127.0]);
-        let cols = quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 1 }).unwrap();
+        let cols =
+            quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 1 }).unwrap();
         assert_eq!(cols.scales, vec![1.0 / 127.0, 2.0 / 127.0, 4.0 / 127.0]);
         assert_eq!(cols.code(2), Some(127));
         assert_eq!(cols.code(5), Some(-4));
@@ -355,7 +356,9 @@ mod tests {
                 assert_eq!(c.scales.len(), n);
             }
         }
-        let empty = quantize_int8(&[], &[0, 5], Int8Mode::Asymmetric, Int8Granularity::PerChannel { axis: 1 }).unwrap();
+        let empty =
+            quantize_int8(&[], &[0, 5], Int8Mode::Asymmetric, Int8Granularity::PerChannel { axis: 1 })
+                .unwrap();
         assert_eq!(empty.scales, vec![1.0; 5]);
     }
 

@@ -11,14 +11,16 @@ pub mod ggml;
 
 pub use error::QuantError;
 
-// Round-to-nearest schemes (INT8, NF4, block int4, ternary) and error metrics.
+// Round-to-nearest schemes matched bit for bit against their reference implementations
+// (ONNX Runtime, bitsandbytes, GPTQ, BitNet), their checkpoint layouts, and error metrics.
+pub mod int4;
+pub mod int8;
+pub mod metrics;
+mod named_tensor;
+pub mod nf4;
 pub mod rounding;
 mod scheme_error;
-pub use scheme_error::SchemeError;
-pub mod int8;
-pub mod int4;
-mod named_tensor;
-pub use named_tensor::NamedTensor;
 pub mod ternary;
-pub mod metrics;
-pub mod nf4;
+
+pub use named_tensor::NamedTensor;
+pub use scheme_error::SchemeError;

@@ -52,7 +52,12 @@ pub fn error_metrics(reference: &[f32], candidate: &[f32]) -> Result<ErrorMetric
         max_abs = max_abs.max(d.abs());
     }
     if nan {
-        return Ok(ErrorMetrics { sqnr_db: f64::NAN, cosine: f64::NAN, max_abs: f64::NAN, mean_abs: f64::NAN });
+        return Ok(ErrorMetrics {
+            sqnr_db: f64::NAN,
+            cosine: f64::NAN,
+            max_abs: f64::NAN,
+            mean_abs: f64::NAN,
+        });
     }
     let sqnr_db = if noise == 0.0 {
         f64::INFINITY

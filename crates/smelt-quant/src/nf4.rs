@@ -40,8 +40,22 @@ use crate::scheme_error::{check_shape, SchemeError};
 
 /// bitsandbytes' NF4 code (`get_4bit_type("nf4")`), f32 bit patterns, index order.
 pub const NF4_CODE_BITS: [u32; 16] = [
-    0xBF80_0000, 0xBF32_39B1, 0xBF06_6B30, 0xBECA_32A0, 0xBE91_A24D, 0xBE3D_353F, 0xBDBA_7871, 0x0000_0000,
-    0x3DA2_FAFF, 0x3E24_CAE3, 0x3E7C_04DD, 0x3EAD_033A, 0x3EE1_A4B8, 0x3F10_07AB, 0x3F39_13B3, 0x3F80_0000,
+    0xBF80_0000,
+    0xBF32_39B1,
+    0xBF06_6B30,
+    0xBECA_32A0,
+    0xBE91_A24D,
+    0xBE3D_353F,
+    0xBDBA_7871,
+    0x0000_0000,
+    0x3DA2_FAFF,
+    0x3E24_CAE3,
+    0x3E7C_04DD,
+    0x3EAD_033A,
+    0x3EE1_A4B8,
+    0x3F10_07AB,
+    0x3F39_13B3,
+    0x3F80_0000,
 ];
 
 /// The NF4 code as f32 values: -1.0, -0.6961928, ..., 0.0 (index 7), ..., 0.7229568, 1.0.
@@ -77,8 +91,10 @@ pub struct Nf4Options {
     pub block_size: usize,
     /// Quantize the absmax values too (bitsandbytes' `compress_statistics`).
     pub double_quant: bool,
-    /// How torch would sum the absmax values for the double-quantization offset (threads
-    /// matter from 32768 blocks, i.e. 2M weights at block size 64).
+    /// How torch would sum the absmax values for the double-quantization offset: bitsandbytes
+    /// takes `absmax.mean()`, whose last bits depend on torch's thread count from 32768 blocks
+    /// on (2M weights at block size 64). Set `threads` to the `torch.get_num_threads()` of the
+    /// run to be matched; below that size any value gives the same result.
     pub reduction: TorchReduction,
 }
 
@@ -189,6 +205,7 @@ fn midpoints() -> [f32; 15] {
 
 /// `torch.bucketize(x, bounds, right=False)`: the number of bounds strictly below `x`; NaN
 /// compares as above every bound (torch's lower-bound search tests `!(bound >= x)`).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(b >= x)` is how torch treats NaN
 fn bucketize(x: f32, bounds: &[f32; 15]) -> u8 {
     bounds.iter().take_while(|&&b| !(b >= x)).count() as u8
 }
@@ -215,9 +232,10 @@ fn clamp_min(x: f32, lo: f32) -> f32 {
 }
 
 impl Nf4Tensor {
-    /// Number of elements.
+    /// Number of elements (the product of the shape; saturates instead of overflowing on a
+    /// hand-built tensor).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
     /// True when the tensor has no elements.
@@ -245,7 +263,8 @@ impl Nf4Tensor {
     /// The dequantized values, `NF4_CODE[q] · absmax[block]` in f32, row-major.
     pub fn dequantize(&self) -> Vec<f32> {
         let absmax = self.block_absmax();
-        (0..self.len())
+        // A hand-built tensor may claim more elements than it holds codes for.
+        (0..self.len().min(self.packed.len().saturating_mul(2)))
             .map(|i| {
                 let q = self.code(i).unwrap_or(ZERO_CODE);
                 let a = absmax.get(i / self.block_size).copied().unwrap_or(f32::NAN);
@@ -259,7 +278,11 @@ impl Nf4Tensor {
     /// quantization (F32, F16 or BF16).
     ///
     /// Errors: any other source dtype.
-    pub fn bnb_state_dict(&self, weight_name: &str, source_dtype: DType) -> Result<Vec<NamedTensor>, SchemeError> {
+    pub fn bnb_state_dict(
+        &self,
+        weight_name: &str,
+        source_dtype: DType,
+    ) -> Result<Vec<NamedTensor>, SchemeError> {
         bnb_state::state_dict(self, weight_name, source_dtype)
     }
 }
@@ -273,8 +296,9 @@ mod tests {
         assert_eq!(NF4_CODE[0], -1.0);
         assert_eq!(NF4_CODE[7], 0.0);
         assert_eq!(NF4_CODE[15], 1.0);
-        assert_eq!(NF4_CODE[1], -0.6961928009986877f32);
-        assert_eq!(NF4_CODE[14], 0.7229568362236023f32);
+        // The f64 literals bitsandbytes lists are these f32 values exactly.
+        assert_eq!(NF4_CODE[1] as f64, -0.6961928009986877);
+        assert_eq!(NF4_CODE[14] as f64, 0.7229568362236023);
         assert!(NF4_CODE.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -327,9 +351,15 @@ mod tests {
             quantize_nf4(&[0.0; 4], &[4], Nf4Options { block_size: 48, ..Default::default() }),
             Err(SchemeError::BlockSize { found: 48, .. })
         ));
-        assert!(matches!(quantize_nf4(&[0.0; 4], &[5], Nf4Options::default()), Err(SchemeError::Shape { .. })));
+        assert!(matches!(
+            quantize_nf4(&[0.0; 4], &[5], Nf4Options::default()),
+            Err(SchemeError::Shape { .. })
+        ));
         let t = quantize_nf4(&[0.5; 4], &[2, 2], Nf4Options::default()).unwrap();
-        assert!(matches!(t.bnb_state_dict("w", DType::I8), Err(SchemeError::SourceDType { dtype: DType::I8 })));
+        assert!(matches!(
+            t.bnb_state_dict("w", DType::I8),
+            Err(SchemeError::SourceDType { dtype: DType::I8 })
+        ));
     }
 
     #[test]
@@ -338,7 +368,15 @@ mod tests {
         let t = quantize_nf4(&v, &[3, 100], Nf4Options::default()).unwrap();
         let sd = t.bnb_state_dict("lin.weight", DType::F32).unwrap();
         let keys: Vec<&str> = sd.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(keys, ["lin.weight", "lin.weight.absmax", "lin.weight.quant_map", "lin.weight.quant_state.bitsandbytes__nf4"]);
+        assert_eq!(
+            keys,
+            [
+                "lin.weight",
+                "lin.weight.absmax",
+                "lin.weight.quant_map",
+                "lin.weight.quant_state.bitsandbytes__nf4"
+            ]
+        );
         assert_eq!(sd[0].shape, vec![150, 1]);
         assert_eq!(
             std::str::from_utf8(&sd[3].bytes).unwrap(),

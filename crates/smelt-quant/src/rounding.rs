@@ -128,18 +128,21 @@ fn multi_row_sum<const W: usize>(x: &[f32], size: usize) -> [[f32; W]; 4] {
     let level_mask = (level_step as u64) - 1;
     let mut acc = [[[0.0f32; W]; 4]; LEVELS];
     let mut i = 0usize;
+    let add_row = |level: &mut [[f32; W]; 4], i: usize| {
+        for (k, a) in level.iter_mut().enumerate() {
+            add(a, &item::<W>(x, 4 * i + k));
+        }
+    };
     while i + level_step <= size {
         for _ in 0..level_step {
-            for k in 0..4 {
-                add(&mut acc[0][k], &item::<W>(x, 4 * i + k));
-            }
+            add_row(&mut acc[0], i);
             i += 1;
         }
         for j in 1..LEVELS {
-            for k in 0..4 {
-                let lower = acc[j - 1][k];
-                add(&mut acc[j][k], &lower);
-                acc[j - 1][k] = [0.0; W];
+            let (lower, upper) = acc.split_at_mut(j);
+            for (a, l) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                add(a, l);
+                *l = [0.0; W];
             }
             let mask = level_mask << (j * level_power);
             if (i as u64) & mask != 0 {
@@ -148,18 +151,16 @@ fn multi_row_sum<const W: usize>(x: &[f32], size: usize) -> [[f32; W]; 4] {
         }
     }
     while i < size {
-        for k in 0..4 {
-            add(&mut acc[0][k], &item::<W>(x, 4 * i + k));
-        }
+        add_row(&mut acc[0], i);
         i += 1;
     }
-    for j in 1..LEVELS {
-        for k in 0..4 {
-            let v = acc[j][k];
-            add(&mut acc[0][k], &v);
+    let (first, rest) = acc.split_at_mut(1);
+    for level in rest.iter() {
+        for (a, v) in first[0].iter_mut().zip(level) {
+            add(a, v);
         }
     }
-    acc[0]
+    first[0]
 }
 
 /// `c10::utils::CeilLog2`: 1 for x <= 2, else ceil(log2(x)).
@@ -219,7 +220,7 @@ mod tests {
         // 1 followed by many tiny values: a running sum loses each tiny value, the cascade
         // adds them among themselves first.
         let mut v = vec![1.0f32];
-        v.extend(std::iter::repeat(1e-8f32).take(4095));
+        v.extend(std::iter::repeat_n(1e-8f32, 4095));
         let naive = v.iter().fold(0.0f32, |a, &b| a + b);
         assert_eq!(naive, 1.0);
         assert!(TorchReduction::default().sum(&v) > 1.0);

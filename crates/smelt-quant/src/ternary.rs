@@ -15,8 +15,9 @@
 //! multiplication by the reciprocal, not a division by `mean_abs`, because that is what the
 //! reference does (the two differ in the last bit often enough to move ties). transformers'
 //! `BitLinear` stores `scale` (its `weight_scale`) and divides by it, as [`TernaryTensor::dequantize`]
-//! does. NaN weights get code 0; a NaN or infinite mean gives whatever the formula gives, never
-//! a panic.
+//! does (bit-identical to the reference except that the reference's `torch.round` keeps the
+//! sign of a small negative weight, giving -0.0 where smelt's integer code 0 gives +0.0). NaN
+//! weights get code 0; a NaN or infinite mean gives whatever the formula gives, never a panic.
 //!
 //! Packings (element order is the tensor's row-major order unless said otherwise):
 //! - [`pack_2bit`]: four weights per byte, code `q + 1` in {0, 1, 2} (3 unused), element
@@ -132,7 +133,7 @@ pub fn pack_base3(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
             v = v * 3 + digit as u16;
         }
         // Ceiling division, as ggml's quantize_row_tq1_0_ref (243 = 3^5).
-        out.push(((v * 256 + 242) / 243) as u8);
+        out.push((v * 256).div_ceil(243) as u8);
     }
     Ok(out)
 }
@@ -237,7 +238,8 @@ mod tests {
         assert_eq!(p[1], 213);
         assert_eq!(unpack_base3(&p, 6).unwrap(), vec![1, -1, 0, 1, 0, 1]);
         // All 3^5 digit combinations survive the round trip.
-        let all: Vec<i8> = (0..243 * 5).map(|i| ((i / 5) / 3usize.pow(4 - (i % 5) as u32) % 3) as i8 - 1).collect();
+        let all: Vec<i8> =
+            (0..243 * 5).map(|i| ((i / 5) / 3usize.pow(4 - (i % 5) as u32) % 3) as i8 - 1).collect();
         let packed = pack_base3(&all).unwrap();
         assert_eq!(packed.len(), 243);
         assert_eq!(unpack_base3(&packed, all.len()).unwrap(), all);
@@ -249,8 +251,9 @@ mod tests {
         let codes: Vec<i8> = vec![1, -1, 0, 0, -1, 1, 1, 1, 0, -1];
         let p = pack_2bit_hf_rows(&codes, 5, 2).unwrap();
         assert_eq!(p.len(), 4);
-        // [0,0]: row0=1 ->2, row2=-1 ->0, row4=0 ->1 (bits 4-5), slot 3 empty.
-        assert_eq!(p[0], 2 | (0 << 2) | (1 << 4));
+        // [0,0]: row0=1 -> 2 (bits 0-1), row2=-1 -> 0 (bits 2-3), row4=0 -> 1 (bits 4-5),
+        // slot 3 empty.
+        assert_eq!(p[0], 0b00_01_00_10);
         assert_eq!(unpack_2bit_hf_rows(&p, 5, 2).unwrap(), codes);
         assert!(matches!(pack_2bit_hf_rows(&codes, 3, 3), Err(SchemeError::Shape { .. })));
     }

@@ -36,7 +36,11 @@ fn matches_gptq_quantizer_bit_for_bit() {
         let want = f32s(&format!("int4/{case}.zeros.npy")).1;
         assert_eq!(zeros.len(), want.len(), "{case}: zeros");
         assert!(zeros.iter().zip(&want).all(|(a, b)| a == b), "{case}: zeros");
-        assert_bits(&format!("{case}: dequantized"), &t.dequantize(), &f32s(&format!("int4/{case}.dequant.npy")).1);
+        assert_bits(
+            &format!("{case}: dequantized"),
+            &t.dequantize(),
+            &f32s(&format!("int4/{case}.dequant.npy")).1,
+        );
     }
 }
 
@@ -56,7 +60,11 @@ fn checkpoint_layout_matches_autogptq_and_gptqmodel() {
         assert_same(&format!("{case}: qzeros v1"), &v1.qzeros, &i32s(&format!("int4/{case}.qzeros_v1.npy")));
         assert_same(&format!("{case}: qzeros v2"), &v2.qzeros, &i32s(&format!("int4/{case}.qzeros_v2.npy")));
         let scales: Vec<u16> = v1.scales.iter().map(|s| s.to_bits()).collect();
-        assert_same(&format!("{case}: scales f16"), &scales, &f16_bits(&format!("int4/{case}.scales_f16.npy")));
+        assert_same(
+            &format!("{case}: scales f16"),
+            &scales,
+            &f16_bits(&format!("int4/{case}.scales_f16.npy")),
+        );
         assert_same(&format!("{case}: g_idx"), &v1.g_idx, &i32s(&format!("int4/{case}.g_idx.npy")));
         // Unpacking gives back what was packed, in both formats.
         assert_eq!(v1.unpack_codes(), t.codes, "{case}");
@@ -105,4 +113,32 @@ fn short_last_group_and_unpackable_shapes() {
         pack_gptq(&t, QzerosFormat::V1),
         Err(SchemeError::NotMultiple { what: "input features", found: 100, multiple: 8 })
     ));
+}
+
+mod properties {
+    use proptest::prelude::*;
+    use smelt_quant::int4::{pack_gptq, quantize_int4_rtn, Int4Mode, QzerosFormat};
+
+    proptest! {
+        /// Any bit pattern quantizes without panicking; whatever was packed unpacks unchanged.
+        #[test]
+        fn any_input_quantizes_and_packing_round_trips(
+            rows8 in 1usize..4,
+            cols8 in 1usize..12,
+            group in prop_oneof![Just(8usize), Just(32), Just(64), Just(128), 1usize..100],
+            asym in any::<bool>(),
+            seed in proptest::collection::vec(any::<u32>(), 1..64),
+        ) {
+            let (rows, cols) = (8 * rows8, 8 * cols8);
+            let values: Vec<f32> = (0..rows * cols).map(|i| f32::from_bits(seed[i % seed.len()].rotate_left(i as u32))).collect();
+            let mode = if asym { Int4Mode::Asymmetric } else { Int4Mode::Symmetric };
+            let t = quantize_int4_rtn(&values, rows, cols, group, mode).unwrap();
+            prop_assert!(t.codes.iter().all(|&c| c <= 15) && t.zeros.iter().all(|&z| z <= 15));
+            for format in [QzerosFormat::V1, QzerosFormat::V2] {
+                let p = pack_gptq(&t, format).unwrap();
+                prop_assert_eq!(p.unpack_codes(), t.codes.clone());
+                prop_assert_eq!(p.unpack_zeros(), t.zeros.clone());
+            }
+        }
+    }
 }

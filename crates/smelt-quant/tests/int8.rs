@@ -44,7 +44,8 @@ fn all_zero_row_gets_scale_one_as_ort() {
     let (_, scales) = f32s("int8/w_32x256.sym.axis0.scales.npy");
     assert_eq!(scales[3], 1.0);
     let (shape, values) = f32s("inputs/w_32x256.npy");
-    let t = quantize_int8(&values, &shape, Int8Mode::Asymmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+    let t = quantize_int8(&values, &shape, Int8Mode::Asymmetric, Int8Granularity::PerChannel { axis: 0 })
+        .unwrap();
     assert_eq!(t.params(3).map(|p| (p.scale, p.zero_point)), Some((1.0, 0)));
     assert!(t.codes[3 * 256..4 * 256].iter().all(|&c| c == 0));
 }
@@ -52,7 +53,8 @@ fn all_zero_row_gets_scale_one_as_ort() {
 #[test]
 fn symmetric_codes_stay_within_plus_minus_127_and_ties_go_to_even() {
     let (shape, values) = f32s("inputs/w_32x256.npy");
-    let t = quantize_int8(&values, &shape, Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+    let t =
+        quantize_int8(&values, &shape, Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
     assert_eq!(t.dtype(), DType::I8);
     assert!(t.codes.iter().all(|&b| b as i8 != -128));
     // Row 2: scale exactly 2^-7 and x / scale = k + 1/2 for k in -20..20.
@@ -60,5 +62,32 @@ fn symmetric_codes_stay_within_plus_minus_127_and_ties_go_to_even() {
     for (j, k) in (-20i32..20).enumerate() {
         let want = (k as f32 + 0.5).round_ties_even() as i32;
         assert_eq!(t.code(2 * 256 + 1 + j), Some(want), "tie {k}.5");
+    }
+}
+
+mod properties {
+    use proptest::prelude::*;
+    use smelt_quant::int8::{quantize_int8, Int8Granularity, Int8Mode};
+
+    proptest! {
+        /// Any bit pattern quantizes without panicking; finite values come back within half a
+        /// step (plus rounding of the dequantization itself).
+        #[test]
+        fn any_input_quantizes_and_finite_values_round_trip(
+            bits in proptest::collection::vec(any::<u32>(), 0..300),
+            finite in proptest::collection::vec(-1e4f32..1e4, 1..300),
+            asym in any::<bool>(),
+        ) {
+            let mode = if asym { Int8Mode::Asymmetric } else { Int8Mode::Symmetric };
+            let wild: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            let t = quantize_int8(&wild, &[wild.len()], mode, Int8Granularity::PerTensor).unwrap();
+            prop_assert_eq!(t.dequantize().len(), wild.len());
+
+            let t = quantize_int8(&finite, &[finite.len(), 1], mode, Int8Granularity::PerTensor).unwrap();
+            let scale = t.scales[0];
+            for (x, y) in finite.iter().zip(t.dequantize()) {
+                prop_assert!((x - y).abs() <= scale * 0.5 + x.abs() * 1e-6 + 1e-30, "{} -> {} (scale {})", x, y, scale);
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ use smelt_quant::nf4::{
 use smelt_quant::rounding::TorchReduction;
 use smelt_tensor::DType;
 
-const PLAIN: &[&str] = &["w_32x256", "w_3x100", "w_1", "w_63", "w_64", "w_65", "w_tail0_100", "w_special_192"];
+const PLAIN: &[&str] =
+    &["w_32x256", "w_3x100", "w_1", "w_63", "w_64", "w_65", "w_tail0_100", "w_special_192"];
 const DOUBLE: &[&str] = &["w_32x256", "w_3x100", "w_40x1000", "w_special_192"];
 
 fn quantize(input: &str, double_quant: bool) -> Nf4Tensor {
@@ -30,7 +31,11 @@ fn plain_matches_bitsandbytes_bit_for_bit() {
         assert_same(&format!("{input}: packed"), &t.packed, &u8s(&format!("nf4/{input}.packed.npy")));
         let Nf4Absmax::Plain(absmax) = &t.absmax else { panic!("{input}: plain absmax expected") };
         assert_bits(&format!("{input}: absmax"), absmax, &f32s(&format!("nf4/{input}.absmax.npy")).1);
-        assert_bits(&format!("{input}: dequantized"), &t.dequantize(), &f32s(&format!("nf4/{input}.dequant.npy")).1);
+        assert_bits(
+            &format!("{input}: dequantized"),
+            &t.dequantize(),
+            &f32s(&format!("nf4/{input}.dequant.npy")).1,
+        );
     }
 }
 
@@ -45,7 +50,11 @@ fn double_quant_matches_bitsandbytes_bit_for_bit() {
         assert_same(&format!("{case}: absmax codes"), &dq.codes, &u8s(&format!("nf4/{case}.absmax.npy")));
         let nested = f32s(&format!("nf4/{case}.nested_absmax.npy")).1;
         assert_bits(&format!("{case}: nested absmax"), &dq.nested_absmax, &nested);
-        assert_bits(&format!("{case}: dequantized"), &t.dequantize(), &f32s(&format!("nf4/{case}.dequant.npy")).1);
+        assert_bits(
+            &format!("{case}: dequantized"),
+            &t.dequantize(),
+            &f32s(&format!("nf4/{case}.dequant.npy")).1,
+        );
     }
 }
 
@@ -53,9 +62,12 @@ fn double_quant_matches_bitsandbytes_bit_for_bit() {
 fn code_tables_are_bitsandbytes() {
     assert_bits("dynamic map", &dynamic_map_signed(), &f32s("nf4/dynamic_map.npy").1);
     // The quant_map bitsandbytes saved is the NF4 code.
-    let model = smelt_formats::safetensors::read_file(&quant_refs::dir().join("bnb/linear4bit_nf4.safetensors")).unwrap();
+    let model =
+        smelt_formats::safetensors::read_file(&quant_refs::dir().join("bnb/linear4bit_nf4.safetensors"))
+            .unwrap();
     let map = model.tensors.iter().find(|t| t.name == "weight.quant_map").expect("quant_map");
-    let saved: Vec<f32> = map.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let saved: Vec<f32> =
+        map.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_bits("NF4 code", &NF4_CODE, &saved);
 }
 
@@ -81,7 +93,11 @@ fn torch_mean_summation_order() {
     for (ti, &th) in threads.iter().enumerate() {
         let r = TorchReduction { threads: th as usize, lanes: 8 };
         let got: Vec<f32> = lengths.iter().map(|&n| r.mean(&values[..n as usize])).collect();
-        assert_bits(&format!("torch.mean with {th} threads"), &got, &means[ti * lengths.len()..(ti + 1) * lengths.len()]);
+        assert_bits(
+            &format!("torch.mean with {th} threads"),
+            &got,
+            &means[ti * lengths.len()..(ti + 1) * lengths.len()],
+        );
     }
 }
 
@@ -137,6 +153,35 @@ fn odd_sizes_never_panic() {
                 let t = quantize_nf4(&v, &[n], o).unwrap();
                 assert_eq!(t.dequantize().len(), n);
                 assert_eq!(t.packed.len(), n.div_ceil(2));
+            }
+        }
+    }
+}
+
+mod properties {
+    use proptest::prelude::*;
+    use smelt_quant::nf4::{quantize_nf4, Nf4Options, NF4_CODE};
+
+    proptest! {
+        /// Any bit pattern (NaN, infinities, subnormals) quantizes without panicking, and
+        /// finite values come back within half the widest NF4 gap of their block's absmax.
+        #[test]
+        fn any_input_quantizes(
+            bits in proptest::collection::vec(any::<u32>(), 0..400),
+            finite in proptest::collection::vec(-10f32..10.0, 1..400),
+            double_quant in any::<bool>(),
+        ) {
+            let wild: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            let o = Nf4Options { double_quant, ..Default::default() };
+            let t = quantize_nf4(&wild, &[wild.len()], o).unwrap();
+            prop_assert_eq!(t.dequantize().len(), wild.len());
+
+            let t = quantize_nf4(&finite, &[finite.len()], Nf4Options::default()).unwrap();
+            let gap = NF4_CODE.windows(2).map(|w| w[1] - w[0]).fold(0.0f32, f32::max);
+            let absmax = t.block_absmax();
+            for (i, (x, y)) in finite.iter().zip(t.dequantize()).enumerate() {
+                let a = absmax[i / 64];
+                prop_assert!((x - y).abs() <= a * (gap / 2.0 + 1e-5), "{} -> {} (absmax {})", x, y, a);
             }
         }
     }

@@ -311,6 +311,15 @@ pub(crate) fn section_rules(e: &EntryShape<'_>) -> Result<SectionRules, SchemeRu
     Ok(rules)
 }
 
+/// The first `g_idx` value (little-endian I32s in `aux`) outside `0..groups`, as
+/// `(column, value)`.
+pub(crate) fn first_bad_group_index(aux: &[u8], groups: u64) -> Option<(u64, i32)> {
+    aux.chunks_exact(4).enumerate().find_map(|(column, chunk)| {
+        let value = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        (value < 0 || value as u64 >= groups).then_some((column as u64, value))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,16 @@
 mod arch_config;
 mod error;
 mod header;
+mod hf_error;
+mod hf_json;
+mod hf_metadata;
+mod hf_names;
+mod hf_special_vocab;
+mod hf_tokenizer;
 pub mod metadata;
 pub mod tensor_info;
+mod write_error;
+mod writer;
 
 use std::path::Path;
 
@@ -23,9 +31,15 @@ use bytes::Bytes;
 
 pub use arch_config::arch_config;
 pub use error::GgufError;
+pub use hf_error::HfToGgufError;
+pub use hf_metadata::{hf_config_to_gguf_metadata, llama_file_type, GGML_QUANT_VERSION};
+pub use hf_names::{hf_tensor_name_to_gguf, permute_qk, HfArch, PermuteError};
+pub use hf_tokenizer::{token_type, tokenizer_to_gguf_metadata, MAX_VOCAB};
 pub use header::{parse_header, GgufHeader, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 pub use metadata::GgufKv;
 pub use tensor_info::{GgufTensorInfo, GGML_MAX_DIMS};
+pub use write_error::GgufWriteError;
+pub use writer::{GgufTensorDecl, GgufWriter, GGUF_WRITE_VERSION};
 
 use crate::{Error, Format, Location, Model, Tensor};
 

@@ -28,11 +28,18 @@ use smelt_tensor::DType;
 
 use crate::QuantError;
 
+mod block_extrema;
 pub mod float;
 pub mod kquants;
 pub mod legacy;
 pub mod mxfp4;
+mod quantize;
+mod quantize_legacy;
+mod quantize_ternary;
 pub mod ternary;
+mod x86_conversions;
+
+pub use quantize::{quantize, quantize_to_vec, quantized_len, QuantizeBlock, QUANTIZABLE};
 
 /// One ggml storage block: a fixed number of weights and the scales they share.
 pub trait Block: Pod {

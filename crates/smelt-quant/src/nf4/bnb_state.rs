@@ -8,7 +8,7 @@
 //! | key | dtype | shape |
 //! |---|---|---|
 //! | `W` | U8 | `[ceil(n / 2), 1]` (packed codes) |
-//! | `W.absmax` | F32 `[blocks]`, or U8 `[blocks]` with double quantization |
+//! | `W.absmax` | F32 (U8 with double quantization) | `[blocks]` |
 //! | `W.quant_map` | F32 | `[16]` (the NF4 code) |
 //! | `W.nested_absmax` | F32 | `[ceil(blocks / 256)]` (double quantization only) |
 //! | `W.nested_quant_map` | F32 | `[256]` (the signed dynamic map; double quantization only) |
@@ -23,7 +23,7 @@
 
 use smelt_tensor::DType;
 
-use super::{blockwise8, Nf4Absmax, Nf4Tensor, NF4_CODE, NESTED_BLOCK_SIZE};
+use super::{blockwise8, Nf4Absmax, Nf4Tensor, NESTED_BLOCK_SIZE, NF4_CODE};
 use crate::named_tensor::NamedTensor;
 use crate::scheme_error::SchemeError;
 
@@ -41,7 +41,11 @@ fn torch_dtype_name(dtype: DType) -> Result<&'static str, SchemeError> {
 /// `source_dtype` is the dtype the weight had before quantization (F32, F16 or BF16).
 ///
 /// Errors: any other source dtype.
-pub fn state_dict(t: &Nf4Tensor, weight_name: &str, source_dtype: DType) -> Result<Vec<NamedTensor>, SchemeError> {
+pub fn state_dict(
+    t: &Nf4Tensor,
+    weight_name: &str,
+    source_dtype: DType,
+) -> Result<Vec<NamedTensor>, SchemeError> {
     let dtype_name = torch_dtype_name(source_dtype)?;
     let key = |suffix: &str| format!("{weight_name}.{suffix}");
     let code: Vec<f32> = NF4_CODE.to_vec();

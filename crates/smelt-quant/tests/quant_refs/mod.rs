@@ -95,6 +95,11 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: 
     assert_eq!(got.len(), want.len(), "{what}: length");
     if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
         let n = (0..got.len()).filter(|&i| got[i] != want[i]).count();
-        panic!("{what}: {n} of {} differ; first at {i}: smelt {:?}, reference {:?}", got.len(), got[i], want[i]);
+        panic!(
+            "{what}: {n} of {} differ; first at {i}: smelt {:?}, reference {:?}",
+            got.len(),
+            got[i],
+            want[i]
+        );
     }
 }

@@ -1,0 +1,208 @@
+//! The per-block maxima ggml's quantizers start from, computed so they vectorize yet give
+//! the very value, sign of zero included, of ggml's sequential C loops.
+//!
+//! ggml scans a block one weight at a time (`amax = MAX(amax, fabsf(v))`, `if (v < min)
+//! min = v`). Such a chain of dependent compares runs at one weight per compare latency; here
+//! eight independent lanes scan the block and are combined at the end. For ordinary values
+//! the maximum does not depend on the order of comparisons, but three details do, and each
+//! is reproduced explicitly:
+//! - which of several equal values wins matters when they are +0.0 and -0.0, whose sign ends
+//!   up in the stored scale or offset: ggml keeps the first one in block order;
+//! - `MAX(a, b)` is `a > b ? a : b`, so a NaN weight replaces the running maximum and the
+//!   next weight replaces the NaN: the result depends on where NaNs sit. Blocks holding a NaN
+//!   are rescanned sequentially, exactly as ggml does (smelt's converter refuses NaN before
+//!   quantizing; this keeps [`super::quantize`] equal to ggml for any input anyway);
+//! - the strict `<` / `>` updates of the other loops skip NaNs, which lanes do the same way.
+
+/// Independent running maxima per block scan.
+const LANES: usize = 8;
+
+/// ggml's `amax` loop of Q8_0, TQ1_0 and TQ2_0: `amax = MAX(amax, fabsf(v))` over the block
+/// from `amax = 0.0`.
+#[inline]
+pub fn abs_max<const N: usize>(x: &[f32; N]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut nan = [0u32; LANES];
+    for chunk in x.chunks_exact(LANES) {
+        for ((lane, nan), &v) in lanes.iter_mut().zip(nan.iter_mut()).zip(chunk) {
+            let a = v.abs();
+            *lane = c_max(*lane, a);
+            *nan |= (a.to_bits() > 0x7f80_0000) as u32;
+        }
+    }
+    // N is a multiple of LANES for every block type; a remainder would still be scanned.
+    let tail = x.chunks_exact(LANES).remainder();
+    if nan.iter().any(|&n| n != 0) || !tail.is_empty() {
+        return x.iter().fold(0.0, |amax, v| c_max(amax, v.abs()));
+    }
+    lanes.iter().fold(0.0, |amax, &lane| c_max(amax, lane))
+}
+
+/// ggml's `MAX(a, b)` macro on floats: `a > b ? a : b`.
+#[inline(always)]
+fn c_max(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// ggml's `max` of Q4_0 and Q5_0: from `amax = max = 0.0`, `if (amax < fabsf(v)) { amax =
+/// fabsf(v); max = v; }`. That is the first weight of largest magnitude, with its sign, or
+/// +0.0 when every weight is zero or NaN.
+#[inline]
+pub fn signed_abs_max(x: &[f32; 32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    for chunk in x.chunks_exact(LANES) {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            let a = v.abs();
+            *lane = if *lane < a { a } else { *lane };
+        }
+    }
+    let amax = lanes.iter().fold(0.0f32, |amax, &lane| if amax < lane { lane } else { amax });
+    if amax == 0.0 {
+        return 0.0;
+    }
+    // The first weight reaching amax is the one whose update set it (later equal ones fail
+    // the strict `<`).
+    let mut at_amax = 0u32;
+    for (j, v) in x.iter().enumerate() {
+        at_amax |= ((v.abs() == amax) as u32) << j;
+    }
+    x.get(at_amax.trailing_zeros() as usize).copied().unwrap_or(0.0)
+}
+
+/// ggml's `min` and `max` of Q4_1 and Q5_1: from `min = FLT_MAX, max = -FLT_MAX`, `if (v <
+/// min) min = v; if (v > max) max = v;`. NaNs are skipped; of equal values the first in block
+/// order is kept, which decides the sign of a zero minimum or maximum.
+#[inline]
+pub fn min_max(x: &[f32; 32]) -> (f32, f32) {
+    let mut lows = [f32::MAX; LANES];
+    let mut highs = [-f32::MAX; LANES];
+    for chunk in x.chunks_exact(LANES) {
+        for ((low, high), &v) in lows.iter_mut().zip(highs.iter_mut()).zip(chunk) {
+            *low = if v < *low { v } else { *low };
+            *high = if v > *high { v } else { *high };
+        }
+    }
+    let min = lows.iter().fold(f32::MAX, |min, &v| if v < min { v } else { min });
+    let max = highs.iter().fold(-f32::MAX, |max, &v| if v > max { v } else { max });
+    (first_equal_zero(x, min), first_equal_zero(x, max))
+}
+
+/// `value` itself, unless it is a zero: then the first zero of the block, whose sign ggml's
+/// sequential scan would have kept.
+#[inline]
+fn first_equal_zero(x: &[f32; 32], value: f32) -> f32 {
+    if value != 0.0 {
+        return value;
+    }
+    x.iter().copied().find(|&v| v == 0.0).unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ggml's loops, transcribed one weight at a time.
+    fn abs_max_sequential(x: &[f32]) -> f32 {
+        let mut amax = 0.0f32;
+        for &v in x {
+            amax = if amax > v.abs() { amax } else { v.abs() };
+        }
+        amax
+    }
+
+    fn signed_abs_max_sequential(x: &[f32]) -> f32 {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in x {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        max
+    }
+
+    fn min_max_sequential(x: &[f32]) -> (f32, f32) {
+        let (mut min, mut max) = (f32::MAX, -f32::MAX);
+        for &v in x {
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
+        }
+        (min, max)
+    }
+
+    /// Blocks that stress order: signed zeros, ties of opposite sign, NaNs at either end.
+    fn awkward_blocks() -> Vec<[f32; 32]> {
+        let mut blocks = Vec::new();
+        let mut b = [0.0f32; 32];
+        blocks.push(b);
+        b[0] = -0.0;
+        blocks.push(b);
+        b[0] = 0.0;
+        b[17] = -0.0;
+        blocks.push(b);
+        let mut b = [0.0f32; 32];
+        for (j, v) in b.iter_mut().enumerate() {
+            *v = ((j * 7) % 11) as f32 - 5.0;
+        }
+        blocks.push(b);
+        b[9] = 5.0;
+        b[3] = -5.0;
+        blocks.push(b);
+        let mut with_nan = b;
+        with_nan[4] = f32::NAN;
+        blocks.push(with_nan);
+        with_nan[31] = f32::NAN;
+        blocks.push(with_nan);
+        let mut all_nan = [f32::NAN; 32];
+        blocks.push(all_nan);
+        all_nan[30] = -0.0;
+        blocks.push(all_nan);
+        let mut negative = [-1.0f32; 32];
+        negative[12] = -0.0;
+        negative[20] = 0.0;
+        blocks.push(negative);
+        let mut positive = [1.0f32; 32];
+        positive[2] = 0.0;
+        positive[8] = -0.0;
+        blocks.push(positive);
+        let mut infinite = [1.0f32; 32];
+        infinite[5] = f32::NEG_INFINITY;
+        infinite[6] = f32::INFINITY;
+        blocks.push(infinite);
+        blocks
+    }
+
+    #[test]
+    fn lanes_agree_with_the_sequential_loops_bit_for_bit() {
+        for (i, b) in awkward_blocks().iter().enumerate() {
+            assert_eq!(abs_max(b).to_bits(), abs_max_sequential(b).to_bits(), "abs_max block {i}");
+            assert_eq!(
+                signed_abs_max(b).to_bits(),
+                signed_abs_max_sequential(b).to_bits(),
+                "signed_abs_max block {i}"
+            );
+            let (min, max) = min_max(b);
+            let (want_min, want_max) = min_max_sequential(b);
+            assert_eq!((min.to_bits(), max.to_bits()), (want_min.to_bits(), want_max.to_bits()), "min_max {i}");
+        }
+    }
+
+    #[test]
+    fn a_nan_followed_by_smaller_weights_is_forgotten_as_in_ggml() {
+        let mut b = [0.0f32; 32];
+        b[0] = 100.0;
+        b[1] = f32::NAN;
+        b[2] = 3.0;
+        assert_eq!(abs_max(&b), 3.0, "MAX(NaN, 3) is 3, the 100 before the NaN is lost");
+        b[31] = f32::NAN;
+        assert!(abs_max(&b).is_nan(), "a NaN last stays");
+    }
+}

@@ -1,0 +1,170 @@
+//! f32 weights encoded into ggml's storage types, byte for byte as ggml's reference
+//! quantizers (`quantize_row_*_ref` in ggml/src/ggml-quants.c) write them.
+//!
+//! `smelt convert --quant q8_0` must give the file `llama-quantize` would: same bytes, so a
+//! model's hash, its llama.cpp outputs and smelt's error figures all agree whichever tool made
+//! it. Bit-exactness takes the same care as the decoders in this module, plus:
+//! - the same f32 operations in ggml's order, with no fused multiply-add (`x * id + 8.5` is a
+//!   rounded product then a rounded sum). ggml-quants.c is built into ggml-base without any
+//!   `-march` flag, so on x86-64 the compiler has no FMA to contract into; gcc on aarch64
+//!   does contract, and its bytes then differ from these on values near a rounding tie;
+//! - ggml's scale conversions ([`super::float::f32_to_f16_bits`]);
+//! - the block maxima of ggml's sequential loops, sign of zero included
+//!   ([`super::block_extrema`]);
+//! - C's casts and `roundf` / `lroundf` as x86-64 evaluates them, including on the NaN and
+//!   infinite products a block of subnormal weights produces ([`super::x86_conversions`]).
+//!
+//! Blocks are independent, so a tensor is quantized as one sequence of values, rows
+//! concatenated; each row's length must be a multiple of the block size, and so is the whole.
+//!
+//! Inputs are meant to be finite (smelt's converter refuses NaN and infinity before it gets
+//! here). Non-finite values still give ggml's bytes, never a panic.
+
+use smelt_tensor::DType;
+
+use super::{float, legacy, ternary, Block};
+use crate::QuantError;
+
+/// A block type ggml can quantize to: the inverse of [`Block::dequantize`], as ggml's
+/// `quantize_row_*_ref` computes it.
+pub trait QuantizeBlock: Block {
+    /// Encodes one block of weights, in ggml's element order.
+    fn quantize(values: &Self::Values) -> Self;
+}
+
+/// The dtypes [`quantize`] encodes.
+pub const QUANTIZABLE: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::TQ1_0,
+    DType::TQ2_0,
+];
+
+/// The number of bytes `values` f32 weights take once quantized to `dtype`, if `dtype` has a
+/// quantizer and `values` is a whole number of its blocks.
+pub fn quantized_len(dtype: DType, values: usize) -> Result<usize, QuantError> {
+    if !QUANTIZABLE.contains(&dtype) {
+        return Err(QuantError::NoQuantizer { dtype });
+    }
+    // Quantizable dtypes have 1 to 256 values and 2 to 66 bytes per block.
+    let block_elems = dtype.block_elems() as usize;
+    let block_bytes = dtype.block_bytes() as usize;
+    if block_elems == 0 || values % block_elems != 0 {
+        return Err(QuantError::PartialRow { dtype, block_elems, found: values });
+    }
+    // At most 4 bytes per value (F32): only a length no buffer could have overflows.
+    (values / block_elems).checked_mul(block_bytes).ok_or(QuantError::PartialRow {
+        dtype,
+        block_elems,
+        found: values,
+    })
+}
+
+/// Encodes `src` (one row or many, rows concatenated) as `dtype` into `dst`, byte for byte
+/// as ggml's `quantize_row_*_ref` (or, for F16 and BF16, `GGML_FP32_TO_FP16` /
+/// `GGML_FP32_TO_BF16`) would.
+///
+/// `src.len()` must be a multiple of `dtype.block_elems()` and `dst.len()` must be
+/// [`quantized_len`] of it; nothing is written otherwise.
+pub fn quantize(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let expected = quantized_len(dtype, src.len())?;
+    if dst.len() != expected {
+        return Err(QuantError::QuantizedLength { dtype, expected, found: dst.len() });
+    }
+    match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => float::quantize_float(dtype, src, dst),
+        DType::Q8_0 => quantize_blocks::<legacy::BlockQ8_0>(src, dst),
+        DType::Q4_0 => quantize_blocks::<legacy::BlockQ4_0>(src, dst),
+        DType::Q4_1 => quantize_blocks::<legacy::BlockQ4_1>(src, dst),
+        DType::Q5_0 => quantize_blocks::<legacy::BlockQ5_0>(src, dst),
+        DType::Q5_1 => quantize_blocks::<legacy::BlockQ5_1>(src, dst),
+        DType::TQ1_0 => quantize_blocks::<ternary::BlockTQ1_0>(src, dst),
+        DType::TQ2_0 => quantize_blocks::<ternary::BlockTQ2_0>(src, dst),
+        _ => Err(QuantError::NoQuantizer { dtype }),
+    }
+}
+
+/// [`quantize`] into a new vector of the right length.
+pub fn quantize_to_vec(dtype: DType, src: &[f32]) -> Result<Vec<u8>, QuantError> {
+    let mut out = vec![0u8; quantized_len(dtype, src.len())?];
+    quantize(dtype, src, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes whole blocks of `B` (lengths already checked by the caller; the casts re-check
+/// them, so a mismatch is an error, never a panic).
+fn quantize_blocks<B: QuantizeBlock>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let dtype = B::DTYPE;
+    let block_elems = dtype.block_elems() as usize;
+    let values: &[B::Values] = bytemuck::try_cast_slice(src).map_err(|_| QuantError::PartialRow {
+        dtype,
+        block_elems,
+        found: src.len(),
+    })?;
+    let expected = values.len().saturating_mul(std::mem::size_of::<B>());
+    let found = dst.len();
+    let blocks: &mut [B] =
+        bytemuck::try_cast_slice_mut(dst).map_err(|_| QuantError::QuantizedLength { dtype, expected, found })?;
+    if blocks.len() != values.len() {
+        return Err(QuantError::QuantizedLength { dtype, expected, found });
+    }
+    for (block, v) in blocks.iter_mut().zip(values) {
+        *block = B::quantize(v);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_checked_before_writing() {
+        let mut dst = [7u8; 40];
+        assert_eq!(
+            quantize(DType::Q8_0, &[0.0; 31], &mut dst[..34]),
+            Err(QuantError::PartialRow { dtype: DType::Q8_0, block_elems: 32, found: 31 })
+        );
+        assert_eq!(
+            quantize(DType::Q8_0, &[0.0; 32], &mut dst[..35]),
+            Err(QuantError::QuantizedLength { dtype: DType::Q8_0, expected: 34, found: 35 })
+        );
+        assert_eq!(
+            quantize(DType::TQ1_0, &[0.0; 255], &mut []),
+            Err(QuantError::PartialRow { dtype: DType::TQ1_0, block_elems: 256, found: 255 })
+        );
+        assert_eq!(
+            quantize(DType::F16, &[0.0; 3], &mut dst[..5]),
+            Err(QuantError::QuantizedLength { dtype: DType::F16, expected: 6, found: 5 })
+        );
+        assert!(dst.iter().all(|&b| b == 7));
+    }
+
+    #[test]
+    fn dtypes_without_a_quantizer_are_refused() {
+        for &dtype in smelt_tensor::ALL_DTYPES {
+            if QUANTIZABLE.contains(&dtype) {
+                continue;
+            }
+            assert_eq!(quantize(dtype, &[], &mut []), Err(QuantError::NoQuantizer { dtype }), "{dtype}");
+            assert_eq!(quantize_to_vec(dtype, &[0.0; 256]), Err(QuantError::NoQuantizer { dtype }), "{dtype}");
+        }
+    }
+
+    #[test]
+    fn every_quantizable_dtype_round_trips_its_length() {
+        for &dtype in QUANTIZABLE {
+            let n = dtype.block_elems() as usize * 3;
+            let out = quantize_to_vec(dtype, &vec![0.25; n]).unwrap_or_else(|e| panic!("{dtype}: {e}"));
+            assert_eq!(out.len() as u64, dtype.block_bytes() * 3, "{dtype}");
+            assert_eq!(super::super::dequantize_to_vec(dtype, &out).unwrap().len(), n, "{dtype}");
+            assert_eq!(quantize_to_vec(dtype, &[]).unwrap(), Vec::<u8>::new(), "{dtype}: empty");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 quantizers: ggml's `quantize_row_q8_0_ref` ...
+//! `quantize_row_q5_1_ref` (ggml-quants.c), one block of 32 weights at a time.
+//!
+//! Each block function is the C loop with the same f32 operations in the same order. What the
+//! C leaves implicit is spelled out: `d ? 1.0f/d : 0.0f` is `d != 0.0` (true for NaN), the
+//! integer division constants are f32 (`max / -8` divides by -8.0), and every float-to-integer
+//! cast goes through [`x86_conversions`] so that out-of-range values give x86-64's bytes.
+//! Where each code lands in the block (nibble halves, the fifth-bit word) is documented on
+//! the block types in [`super::legacy`].
+
+use super::block_extrema::{abs_max, min_max, signed_abs_max};
+use super::float::f32_to_f16_bits;
+use super::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
+use super::quantize::QuantizeBlock;
+use super::x86_conversions::{roundf_i32, trunc_i32};
+
+/// C's `1.0f/d` guarded by `d ? ... : 0.0f`.
+#[inline(always)]
+fn inverse_or_zero(d: f32) -> f32 {
+    if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    }
+}
+
+/// C's `MIN(top, (int8_t)v)` stored into a `uint8_t`.
+#[inline(always)]
+fn code_at_most(v: f32, top: i8) -> u8 {
+    let c = trunc_i32(v) as i8;
+    (if c < top { c } else { top }) as u8
+}
+
+impl QuantizeBlock for BlockQ8_0 {
+    /// `d = amax / 127`, code = `roundf(x / d)` (as `x * (1/d)`), half away from zero.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let d = abs_max(x) / 127.0;
+        let id = inverse_or_zero(d);
+        let mut qs = [0i8; 32];
+        for (q, &v) in qs.iter_mut().zip(x) {
+            *q = roundf_i32(v * id) as i8;
+        }
+        BlockQ8_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
+    }
+}
+
+impl QuantizeBlock for BlockQ4_0 {
+    /// `d = max / -8` with `max` the weight of largest magnitude (so it decodes to code 0
+    /// exactly), code = `min(15, trunc(x / d + 8.5))`.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let d = signed_abs_max(x) / -8.0;
+        let id = inverse_or_zero(d);
+        let mut qs = [0u8; 16];
+        let (first, second) = x.split_at(16);
+        for ((q, &x0), &x1) in qs.iter_mut().zip(first).zip(second) {
+            let xi0 = code_at_most(x0 * id + 8.5, 15);
+            let xi1 = code_at_most(x1 * id + 8.5, 15);
+            *q = xi0 | (xi1 << 4);
+        }
+        BlockQ4_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
+    }
+}
+
+impl QuantizeBlock for BlockQ4_1 {
+    /// `d = (max - min) / 15`, `m = min`, code = `min(15, trunc((x - min) / d + 0.5))`.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let (min, max) = min_max(x);
+        let d = (max - min) / 15.0;
+        let id = inverse_or_zero(d);
+        let mut qs = [0u8; 16];
+        let (first, second) = x.split_at(16);
+        for ((q, &x0), &x1) in qs.iter_mut().zip(first).zip(second) {
+            let xi0 = code_at_most((x0 - min) * id + 0.5, 15);
+            let xi1 = code_at_most((x1 - min) * id + 0.5, 15);
+            *q = xi0 | (xi1 << 4);
+        }
+        BlockQ4_1 { d: f32_to_f16_bits(d).to_le_bytes(), m: f32_to_f16_bits(min).to_le_bytes(), qs }
+    }
+}
+
+/// The low nibbles of 32 five-bit codes, two per byte, and their fifth bits as ggml's `qh`.
+#[inline(always)]
+fn pack_five_bit(codes: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
+    let mut qs = [0u8; 16];
+    let mut qh = 0u32;
+    let (first, second) = codes.split_at(16);
+    for (j, ((q, &xi0), &xi1)) in qs.iter_mut().zip(first).zip(second).enumerate() {
+        *q = (xi0 & 0x0F) | ((xi1 & 0x0F) << 4);
+        qh |= (((xi0 & 0x10) >> 4) as u32) << j;
+        qh |= (((xi1 & 0x10) >> 4) as u32) << (j + 16);
+    }
+    (qs, qh.to_le_bytes())
+}
+
+impl QuantizeBlock for BlockQ5_0 {
+    /// `d = max / -16` (as Q4_0), code = `min(31, trunc(x / d + 16.5))`.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let d = signed_abs_max(x) / -16.0;
+        let id = inverse_or_zero(d);
+        let mut codes = [0u8; 32];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            *c = code_at_most(v * id + 16.5, 31);
+        }
+        let (qs, qh) = pack_five_bit(&codes);
+        BlockQ5_0 { d: f32_to_f16_bits(d).to_le_bytes(), qh, qs }
+    }
+}
+
+impl QuantizeBlock for BlockQ5_1 {
+    /// `d = (max - min) / 31`, `m = min`, code = `trunc((x - min) / d + 0.5)`, not clamped
+    /// (ggml's C has no `MIN` here; the value cannot exceed 31.5 for finite weights).
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let (min, max) = min_max(x);
+        let d = (max - min) / 31.0;
+        let id = inverse_or_zero(d);
+        let mut codes = [0u8; 32];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            *c = trunc_i32((v - min) * id + 0.5) as u8;
+        }
+        let (qs, qh) = pack_five_bit(&codes);
+        BlockQ5_1 { d: f32_to_f16_bits(d).to_le_bytes(), m: f32_to_f16_bits(min).to_le_bytes(), qh, qs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ggml::Block;
+
+    trait DecodeBlock {
+        fn dequantize_block(&self) -> [f32; 32];
+    }
+    impl<B: Block<Values = [f32; 32]>> DecodeBlock for B {
+        fn dequantize_block(&self) -> [f32; 32] {
+            let mut out = [0.0; 32];
+            self.dequantize(&mut out);
+            out
+        }
+    }
+
+    fn ramp(scale: f32) -> [f32; 32] {
+        std::array::from_fn(|j| (j as f32 - 16.0) * scale)
+    }
+
+    #[test]
+    fn q8_0_scale_maps_the_largest_magnitude_to_127() {
+        let b = BlockQ8_0::quantize(&ramp(1.0));
+        assert_eq!(b.qs[0], -127, "-16 is the largest magnitude");
+        assert_eq!(b.qs[16], 0);
+        assert_eq!(b.qs[31], 119, "15 * 127 / 16 = 119.06");
+        let d = half::f16::from_f32(16.0 / 127.0).to_f32();
+        assert_eq!(b.dequantize_block()[0], -127.0 * d, "d = 16/127 rounded to f16");
+    }
+
+    #[test]
+    fn q4_and_q5_zero_blocks_have_negative_zero_scale_and_middle_codes() {
+        // max = +0.0, so d = 0.0 / -8 = -0.0 and id = 0: every code is trunc(8.5) = 8.
+        let zeros = [0.0f32; 32];
+        assert_eq!(BlockQ4_0::quantize(&zeros), BlockQ4_0 { d: [0x00, 0x80], qs: [0x88; 16] });
+        let q5 = BlockQ5_0::quantize(&zeros);
+        assert_eq!((q5.d, q5.qh, q5.qs), ([0x00, 0x80], [0xFF; 4], [0x00; 16]), "code 16 = 0b1_0000");
+        let q41 = BlockQ4_1::quantize(&zeros);
+        assert_eq!((q41.d, q41.m, q41.qs), ([0, 0], [0, 0], [0; 16]));
+    }
+}
