@@ -122,13 +122,61 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
             smelt_convert::atomic::check_destination(r).with_context(|| format!("cannot write {}", r.display()))?;
         }
     }
-    let model = smelt_formats::open(&args.input)?;
-    let plan = plan::plan(&model, &recipe, format)?;
     if args.dry_run {
+        let model = smelt_formats::open(&args.input)?;
+        let plan = plan::plan(&model, &recipe, format)?;
         print!("{}", render_plan(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    bail!("conversion is not implemented yet; use --dry-run to see the plan")
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    let progress = Progress::new();
+    let show = |i: usize, n: usize, name: &str| progress.show(i, n, name);
+    let job = smelt_convert::run::ConvertJob {
+        input: &args.input,
+        output: &args.output,
+        recipe: &recipe,
+        format,
+        threads: args.threads,
+        progress: progress.enabled.then_some(&show as &(dyn Fn(usize, usize, &str) + Sync)),
+    };
+    let report = smelt_convert::run::convert(&job)?;
+    progress.clear();
+    eprint!("{}", report.render_table());
+    if let Some(path) = &args.report {
+        let mut f = smelt_convert::atomic::AtomicFile::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        serde_json::to_writer_pretty(&mut f, &report)?;
+        std::io::Write::write_all(&mut f, b"\n")?;
+        f.commit().with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress { enabled: std::io::stderr().is_terminal() }
+    }
+
+    fn show(&self, i: usize, n: usize, name: &str) {
+        if self.enabled {
+            let name: String = name.chars().take(60).collect();
+            eprint!("\r\x1b[2K[{}/{n}] {name}", i + 1);
+        }
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 /// The plan as a table: one line per tensor, then totals.

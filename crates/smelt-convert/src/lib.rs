@@ -9,6 +9,9 @@ pub mod atomic;
 pub mod encode;
 pub mod plan;
 pub mod recipe;
+pub mod report;
+pub mod run;
+pub mod sinks;
 pub mod scheme;
 
 use smelt_tensor::DType;

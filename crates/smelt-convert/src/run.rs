@@ -15,7 +15,7 @@ use crate::report::{FileHash, Report, Timings, TensorReport, Totals};
 use crate::ConvertError;
 
 /// Where encoded tensors go: one implementation per output format.
-pub trait Sink {
+pub trait Sink: Send {
     /// Writes one tensor, in plan order. Returns the name it has in the output when the
     /// format renames tensors.
     fn write(&mut self, entry: &PlanEntry, encoded: &Encoded) -> Result<Option<String>, ConvertError>;

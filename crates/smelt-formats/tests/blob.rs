@@ -137,7 +137,7 @@ fn golden_two_tensor_blob_matches_the_spec_byte_for_byte() {
         "8002000000000000 0400000000000000".into(), // scales at 640, 4 bytes
         zeros(32),                      // zeros, aux: absent
         "0000 0000 0000 0000".into(),   // scales_dtype F32 (0), zeros/aux 0, reserved
-        "12253b25".into(),              // crc 0x253b2512 of 01 ff 7f 00 00 00 3f
+        "25253b12".into(),              // crc 0x123b2525 of 01 ff 7f 00 00 00 3f
         "00000000".into(),
         // ---- string table (480..482), padding to 512
         "6162".into(),

@@ -149,7 +149,7 @@ mod tests {
         }
         let file = JsonFile { path: "t.json".into(), text: "{\n \"model\": {\"a\":\n  [1, \"x\"]}}".into() };
         let top: Top<'_> = file.parse().unwrap();
-        assert_eq!(file.offset_of(top.model), 11);
+        assert_eq!(file.offset_of(top.model), 12);
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]
         struct Model {

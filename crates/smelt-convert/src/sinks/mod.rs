@@ -1,0 +1,25 @@
+//! One sink per output format: each turns [`Encoded`](crate::encode::Encoded) tensors into
+//! its format's layout and streams them into the output file.
+
+use crate::atomic::AtomicFile;
+use crate::plan::OutputFormat;
+use crate::run::{Sink, SinkContext};
+use crate::ConvertError;
+
+mod blob;
+
+/// Opens the sink for `format`, writing whatever must precede the first tensor.
+pub fn open(format: OutputFormat, file: AtomicFile, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ConvertError> {
+    match format {
+        OutputFormat::Blob => Ok(Box::new(blob::BlobSink::open(file, ctx)?)),
+        OutputFormat::Gguf | OutputFormat::Safetensors => Err(ConvertError::Write {
+            path: ctx.output.display().to_string(),
+            message: format!("writing {} is not wired yet", format.name()),
+        }),
+    }
+}
+
+/// A writer error as a [`ConvertError`] naming the output file.
+pub(crate) fn write_err(path: &std::path::Path, e: impl std::fmt::Display) -> ConvertError {
+    ConvertError::Write { path: path.display().to_string(), message: e.to_string() }
+}
