@@ -32,6 +32,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Ctrl-C or SIGTERM: delete any output still being written (destructors do not run when
+    // a signal ends the process), then exit as a shell expects (128 + SIGINT).
+    let _ = ctrlc::set_handler(|| {
+        smelt_convert::atomic::remove_pending();
+        eprintln!("\nsmelt: interrupted; no output written");
+        std::process::exit(130);
+    });
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),

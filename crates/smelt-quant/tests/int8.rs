@@ -65,6 +65,23 @@ fn symmetric_codes_stay_within_plus_minus_127_and_ties_go_to_even() {
     }
 }
 
+/// Regression guard: QuantizeLinear divides by the scale. Row 8 of w_32x256 holds values for
+/// which `x * (1 / scale)` rounds to another code than `x / scale`; ORT's codes are the
+/// division's, and a reciprocal implementation would miss them.
+#[test]
+fn quantize_linear_divides_not_multiplies_by_reciprocal() {
+    let (shape, values) = f32s("inputs/w_32x256.npy");
+    let t =
+        quantize_int8(&values, &shape, Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();
+    let want = npy("int8/w_32x256.sym.axis0.codes.npy");
+    let row = 8 * 256..9 * 256;
+    assert_same("row 8", &t.codes[row.clone()], &want.data[row.clone()]);
+    let recip = 1.0 / t.scales[8];
+    let differ =
+        row.filter(|&i| ((values[i] * recip).round_ties_even() as i32) != t.code(i).unwrap()).count();
+    assert!(differ >= 40, "only {differ} values tell division from reciprocal");
+}
+
 mod properties {
     use proptest::prelude::*;
     use smelt_quant::int8::{quantize_int8, Int8Granularity, Int8Mode};

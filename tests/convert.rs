@@ -1,0 +1,184 @@
+//! `smelt convert` end to end: every scheme into a blob, identical bytes whatever the thread
+//! count, nothing left behind on failure, early refusal of a bad destination, the report.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use support::{fixtures, smelt, stderr, stdout};
+
+fn convert(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("convert"), input.as_os_str(), OsStr::new("-o"), output.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    smelt(args)
+}
+
+/// A one-tensor F32 safetensors file written by hand (not by smelt).
+fn write_safetensors_f32(path: &Path, name: &str, shape: &[usize], values: &[f32]) {
+    let n: usize = shape.iter().product();
+    assert_eq!(n, values.len());
+    let mut header = format!(
+        r#"{{"{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[0,{}]}}}}"#,
+        n * 4
+    );
+    while (8 + header.len()) % 8 != 0 {
+        header.push(' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+const SCHEMES: &[&[&str]] = &[
+    &["--quant", "int8"],
+    &["--quant", "int8", "--asym", "--per-tensor"],
+    &["--quant", "nf4"],
+    &["--quant", "nf4", "--double-quant"],
+    &["--quant", "int4", "--group-size", "32"],
+    &["--quant", "int4", "--group-size", "64", "--asym"],
+    &["--quant", "ternary"],
+    &["--quant", "ternary", "--base3"],
+    &["--quant", "q8_0"],
+    &["--quant", "q4_0"],
+    &["--quant", "q4_1"],
+    &["--quant", "q5_0"],
+    &["--quant", "q5_1"],
+    &["--quant", "f16"],
+    &["--quant", "bf16"],
+];
+
+#[test]
+fn every_scheme_gives_the_same_bytes_with_1_2_and_3_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("hf/tiny-llama-f32");
+    for scheme in SCHEMES {
+        let mut outputs = Vec::new();
+        for threads in ["1", "2", "3"] {
+            let out = dir.path().join(format!("m-{threads}.smelt"));
+            let mut args = scheme.to_vec();
+            args.extend(["--threads", threads]);
+            let o = convert(&input, &out, &args);
+            assert_eq!(o.status.code(), Some(0), "{scheme:?}: {}", stderr(&o));
+            outputs.push(std::fs::read(&out).unwrap());
+        }
+        assert!(outputs.windows(2).all(|w| w[0] == w[1]), "{scheme:?}: bytes depend on the thread count");
+    }
+}
+
+#[test]
+fn report_has_every_tensor_with_error_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.smelt");
+    let report = dir.path().join("report.json");
+    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &out, &["--quant", "q8_0", "--report", report.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "the table goes to stderr");
+    assert!(stderr(&o).contains("SQNR"), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["schema"], "smelt.convert-report/1");
+    let tensors = r["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 21);
+    let q = tensors.iter().find(|t| t["name"] == "model.layers.0.self_attn.q_proj.weight").unwrap();
+    assert_eq!(q["scheme"], "q8_0");
+    // Q8_0 of Gaussian weights: SQNR around 40 dB, cosine above 0.9999.
+    assert!(q["sqnr_db"].as_f64().unwrap() > 30.0, "{q}");
+    assert!(q["cosine"].as_f64().unwrap() > 0.999, "{q}");
+    let norm = tensors.iter().find(|t| t["name"] == "model.norm.weight").unwrap();
+    assert_eq!(norm["scheme"], "keep");
+    assert!(norm["sqnr_db"].is_null());
+    assert_eq!(r["output"]["bytes"].as_u64().unwrap(), std::fs::metadata(&out).unwrap().len());
+    assert_eq!(r["output"]["blake3"].as_str().unwrap().len(), 64);
+    assert!(r["totals"]["bits_per_weight"].as_f64().unwrap() < 10.0);
+}
+
+#[test]
+fn nonfinite_weights_are_refused_naming_the_tensor_and_nothing_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    let mut values = vec![0.5f32; 64];
+    values[37] = f32::NAN;
+    write_safetensors_f32(&input, "bad.weight", &[2, 32], &values);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.smelt");
+    let o = convert(&input, &out, &["--quant", "q8_0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("bad.weight") && err.contains("37"), "{err}");
+    assert!(files_in(out_dir.path()).is_empty(), "left behind: {:?}", files_in(out_dir.path()));
+    // Accepted on request.
+    let o = convert(&input, &out, &["--quant", "q8_0", "--allow-nonfinite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn all_zero_weights_quantize_without_dividing_by_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("zeros.safetensors");
+    write_safetensors_f32(&input, "w", &[4, 64], &[0.0; 256]);
+    for scheme in SCHEMES {
+        let out = dir.path().join("z.smelt");
+        let o = convert(&input, &out, scheme);
+        assert_eq!(o.status.code(), Some(0), "{scheme:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn missing_output_directory_fails_before_reading_the_input() {
+    // The input does not exist either: the destination is checked first.
+    let o = convert(Path::new("/no/such/model.safetensors"), Path::new("/no/such/dir/out.smelt"), &["--quant", "q8_0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/no/such/dir"), "{}", stderr(&o));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.smelt");
+    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &out, &["--quant", "q4_0", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan = stdout(&o);
+    assert!(plan.contains("bits per weight") && plan.contains("q4_0") && plan.contains("1-D, kept"), "{plan}");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn unknown_scheme_lists_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &dir.path().join("m.smelt"), &["--quant", "q3_k"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nf4") && stderr(&o).contains("tq2_0"), "{}", stderr(&o));
+}
+
+#[test]
+fn recipe_rules_pick_schemes_per_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("r.toml");
+    std::fs::write(
+        &recipe,
+        "quant = \"q4_0\"\n[defaults]\nembeddings = \"keep\"\n[[rules]]\nmatch = \"*.mlp.down_proj.weight\"\nscheme = \"q8_0\"\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let o = convert(
+        &fixtures().join("hf/tiny-llama-f32"),
+        &dir.path().join("m.smelt"),
+        &["--recipe", recipe.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let scheme = |name: &str| r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["scheme"].clone();
+    assert_eq!(scheme("model.layers.1.mlp.down_proj.weight"), "q8_0");
+    assert_eq!(scheme("model.layers.1.mlp.up_proj.weight"), "q4_0");
+    assert_eq!(scheme("model.embed_tokens.weight"), "keep");
+}
