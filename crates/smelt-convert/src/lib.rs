@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod encode;
+pub mod gptq_config;
 pub mod plan;
 pub mod recipe;
 pub mod report;

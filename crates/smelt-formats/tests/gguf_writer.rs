@@ -13,7 +13,8 @@ use common::fixtures;
 use half::f16;
 use smelt_formats::gguf::{
     self, hf_config_to_gguf_metadata, hf_tensor_name_to_gguf, llama_file_type, parse_header, permute_qk,
-    token_type, tokenizer_to_gguf_metadata, GgufTensorDecl, GgufWriteError, GgufWriter, HfArch, HfToGgufError,
+    token_type, tokenizer_to_gguf_metadata, GgufTensorDecl, GgufWriteError, GgufWriter, HfArch,
+    HfToGgufError,
 };
 use smelt_formats::{limits, MetaArray, MetaValue, Model};
 use smelt_tensor::DType;
@@ -31,7 +32,8 @@ fn gguf_py_fixtures() -> Vec<PathBuf> {
 /// Rewrites a GGUF file from its parsed header and tensor bytes.
 fn rewrite_from_header(bytes: &[u8]) -> Vec<u8> {
     let h = parse_header(bytes).unwrap();
-    let metadata: Vec<(String, MetaValue)> = h.kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
+    let metadata: Vec<(String, MetaValue)> =
+        h.kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
     let decls: Vec<GgufTensorDecl> =
         h.tensors.iter().map(|t| GgufTensorDecl::new(t.name.clone(), t.dtype, t.shape())).collect();
     let mut w = GgufWriter::with_version(Vec::new(), h.version, &metadata, &decls).unwrap();
@@ -56,7 +58,9 @@ fn assert_same_bytes(name: &str, got: &[u8], want: &[u8]) {
 #[test]
 fn every_gguf_py_fixture_is_rewritten_byte_for_byte() {
     let files = gguf_py_fixtures();
-    for want in ["tiny-llama.gguf", "tiny-llama-v2.gguf", "metadata-types.gguf", "align64.gguf", "no-tensors.gguf"] {
+    for want in
+        ["tiny-llama.gguf", "tiny-llama-v2.gguf", "metadata-types.gguf", "align64.gguf", "no-tensors.gguf"]
+    {
         assert!(files.iter().any(|p| p.ends_with(want)), "{want} is among the fixtures");
     }
     for path in &files {
@@ -127,7 +131,9 @@ fn empty_key() {
 fn key_too_long() {
     let long = "k".repeat(limits::MAX_NAME_LEN as usize + 1);
     let err = new_err(&[kv(&long, MetaValue::U8(1))], &[]);
-    assert!(matches!(err, GgufWriteError::KeyTooLong { index: 0, len, .. } if len == limits::MAX_NAME_LEN + 1));
+    assert!(
+        matches!(err, GgufWriteError::KeyTooLong { index: 0, len, .. } if len == limits::MAX_NAME_LEN + 1)
+    );
 }
 
 #[test]
@@ -176,7 +182,9 @@ fn name_too_long() {
 #[test]
 fn duplicate_tensor() {
     let err = new_err(&[], &[f32_decl("a", &[1]), f32_decl("b", &[1]), f32_decl("a", &[2])]);
-    assert!(matches!(err, GgufWriteError::DuplicateTensor { ref name, index: 2, first_index: 0 } if name == "a"));
+    assert!(
+        matches!(err, GgufWriteError::DuplicateTensor { ref name, index: 2, first_index: 0 } if name == "a")
+    );
 }
 
 #[test]
@@ -196,7 +204,10 @@ fn too_many_dims() {
 #[test]
 fn row_not_block_multiple() {
     let err = new_err(&[], &[GgufTensorDecl::new("q", DType::Q4_K, vec![2, 128])]);
-    assert!(matches!(err, GgufWriteError::RowNotBlockMultiple { row: 128, block: 256, dtype: DType::Q4_K, .. }));
+    assert!(matches!(
+        err,
+        GgufWriteError::RowNotBlockMultiple { row: 128, block: 256, dtype: DType::Q4_K, .. }
+    ));
     // A 0-d block tensor has a row of 1.
     let err = new_err(&[], &[GgufTensorDecl::new("s", DType::Q8_0, vec![])]);
     assert!(matches!(err, GgufWriteError::RowNotBlockMultiple { row: 1, .. }));
@@ -243,7 +254,9 @@ fn missing_tensors() {
     let mut w = GgufWriter::new(Vec::new(), &[], &[f32_decl("a", &[1]), f32_decl("b", &[1])]).unwrap();
     w.write_tensor("a", &[0; 4]).unwrap();
     let err = w.finish().unwrap_err();
-    assert!(matches!(err, GgufWriteError::MissingTensors { ref next, written: 1, declared: 2, .. } if next == "b"));
+    assert!(
+        matches!(err, GgufWriteError::MissingTensors { ref next, written: 1, declared: 2, .. } if next == "b")
+    );
 }
 
 #[test]
@@ -291,7 +304,9 @@ fn every_hf_fixture_tensor_has_a_gguf_name() {
         let mut names: Vec<String> = model
             .tensors
             .iter()
-            .map(|t| hf_tensor_name_to_gguf(&t.name, arch).unwrap_or_else(|| panic!("{dir}: {} unmapped", t.name)))
+            .map(|t| {
+                hf_tensor_name_to_gguf(&t.name, arch).unwrap_or_else(|| panic!("{dir}: {} unmapped", t.name))
+            })
             .collect();
         let n = names.len();
         names.sort();
@@ -334,8 +349,12 @@ fn config_metadata_of_the_hf_fixtures() {
     assert_eq!(meta(&md, "llama.attention.layer_norm_rms_epsilon"), &MetaValue::F32(1e-6));
 
     let mistral = smelt_formats::open(&fixtures().join("hf/tiny-mistral-tied-f16")).unwrap();
-    let md = hf_config_to_gguf_metadata(mistral.config.as_ref().unwrap(), "m", llama_file_type(DType::F16).unwrap())
-        .unwrap();
+    let md = hf_config_to_gguf_metadata(
+        mistral.config.as_ref().unwrap(),
+        "m",
+        llama_file_type(DType::F16).unwrap(),
+    )
+    .unwrap();
     assert_eq!(meta(&md, "general.architecture"), &MetaValue::Str("llama".into()));
 
     let qwen = smelt_formats::open(&fixtures().join("hf/tiny-qwen2-f32")).unwrap();
@@ -370,7 +389,10 @@ fn tokenizer_metadata_of_tiny_llama() {
     assert_eq!(tokens.len(), 256);
     assert_eq!(&tokens[..4], ["<unk>", "<s>", "</s>", "!"]);
     let MetaValue::Array(MetaArray::I32(types)) = meta(&md, "tokenizer.ggml.token_type") else { panic!() };
-    assert_eq!(&types[..4], [token_type::CONTROL, token_type::CONTROL, token_type::CONTROL, token_type::NORMAL]);
+    assert_eq!(
+        &types[..4],
+        [token_type::CONTROL, token_type::CONTROL, token_type::CONTROL, token_type::NORMAL]
+    );
     let MetaValue::Array(MetaArray::Str(merges)) = meta(&md, "tokenizer.ggml.merges") else { panic!() };
     assert_eq!(merges.len(), 200);
     assert_eq!(merges[0], "\u{2581} t");
@@ -389,8 +411,11 @@ fn tokenizer_metadata_of_tiny_llama() {
 fn tokenizer_dir(text: &str, vocab_size: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokenizer.json"), text).unwrap();
-    std::fs::write(dir.path().join("config.json"), format!("{{\"model_type\": \"llama\", \"vocab_size\": {vocab_size}}}"))
-        .unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!("{{\"model_type\": \"llama\", \"vocab_size\": {vocab_size}}}"),
+    )
+    .unwrap();
     dir
 }
 
@@ -410,7 +435,13 @@ fn tokenizer_llama_hf_style_gets_scores_and_byte_tokens() {
     let t = token_type::NORMAL;
     assert_eq!(
         meta(&md, "tokenizer.ggml.token_type"),
-        &MetaValue::Array(MetaArray::I32(vec![t, token_type::CONTROL, token_type::BYTE, t, token_type::USER_DEFINED]))
+        &MetaValue::Array(MetaArray::I32(vec![
+            t,
+            token_type::CONTROL,
+            token_type::BYTE,
+            t,
+            token_type::USER_DEFINED
+        ]))
     );
     assert!(md.iter().all(|(k, _)| k != "tokenizer.ggml.merges"));
 }
@@ -429,13 +460,18 @@ fn tokenizer_gpt2_pads_to_the_config_vocab_size() {
         &MetaValue::Array(MetaArray::I32(vec![n, n, u, token_type::CONTROL, u]))
     );
     // A space inside a merge part is written as U+0120, as gguf-py does.
-    assert_eq!(meta(&md, "tokenizer.ggml.merges"), &MetaValue::Array(MetaArray::Str(vec!["a b\u{120}c".into()])));
+    assert_eq!(
+        meta(&md, "tokenizer.ggml.merges"),
+        &MetaValue::Array(MetaArray::Str(vec!["a b\u{120}c".into()]))
+    );
 }
 
 #[test]
 fn tokenizer_unsupported_model() {
     let err = tokenizer_err(r#"{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}"#, 1);
-    assert!(matches!(err, HfToGgufError::UnsupportedTokenizer { ref kind, offset: 10, .. } if kind == "Unigram"));
+    assert!(
+        matches!(err, HfToGgufError::UnsupportedTokenizer { ref kind, offset: 10, .. } if kind == "Unigram")
+    );
 }
 
 #[test]
@@ -508,7 +544,8 @@ fn write_hf_as_gguf(dir: &Path, out: &Path, outtype: DType) -> serde_json::Value
     let mut plan = Vec::new();
     for t in &model.tensors {
         let gguf_name = hf_tensor_name_to_gguf(&t.name, arch).unwrap();
-        let dtype = if t.shape.len() <= 1 || gguf_name.ends_with("_norm.weight") { DType::F32 } else { outtype };
+        let dtype =
+            if t.shape.len() <= 1 || gguf_name.ends_with("_norm.weight") { DType::F32 } else { outtype };
         plan.push((t, gguf_name, dtype));
     }
     let decls: Vec<GgufTensorDecl> =
@@ -562,6 +599,23 @@ fn write_hf_as_gguf(dir: &Path, out: &Path, outtype: DType) -> serde_json::Value
     })
 }
 
+/// A copy of HF fixture `dir` (in a temporary directory, under the same name) with
+/// tiny-llama-f32's tokenizer: llama.cpp refuses a GGUF without a vocabulary, and the other
+/// fixtures share its vocabulary size (256) but ship no tokenizer.
+fn checkpoint_with_tokenizer(dir: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join(dir);
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(fixtures().join("hf").join(dir)).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+    }
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixtures().join("hf/tiny-llama-f32").join(f), copy.join(f)).unwrap();
+    }
+    tmp
+}
+
 /// The pinned venv's Python: `$SMELT_PYTHON` (set by tools/test-all.sh), else `.venv` at the
 /// repository root. Missing both is a failure, never a skip.
 fn python() -> PathBuf {
@@ -601,10 +655,51 @@ fn hf_checkpoint_written_as_gguf_reads_back_in_gguf_py() {
         ("tiny-mistral-tied-f16", DType::F16),
     ] {
         let out = tmp.path().join(format!("{dir}-{}.gguf", outtype.name()));
-        let description = write_hf_as_gguf(&fixtures().join("hf").join(dir), &out, outtype);
+        let with_tokenizer = checkpoint_with_tokenizer(dir);
+        let description = write_hf_as_gguf(&with_tokenizer.path().join(dir), &out, outtype);
         // smelt's own reader agrees with the declarations first.
         let model = gguf::read(&out).unwrap();
         assert_eq!(model.tensors.len(), description["tensors"].as_array().unwrap().len());
         check_with_gguf_py(&out, &description);
+    }
+}
+
+/// llama.cpp itself loads the GGUF smelt wrote and computes transformers' logits. Needs
+/// llama.cpp built from source (tools/interop/build-llama-cpp.sh: cmake, a C++ compiler, about
+/// ten minutes on 2 cores the first time; cached under target/llama.cpp/), hence opt-in:
+/// `cargo test -p smelt-formats --test gguf_writer -- --ignored`.
+#[test]
+#[ignore = "builds llama.cpp from source (minutes); run with --ignored"]
+fn hf_checkpoint_written_as_gguf_runs_in_llama_cpp() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let build = Command::new("bash").arg(root.join("tools/interop/build-llama-cpp.sh")).output().unwrap();
+    assert!(build.status.success(), "build-llama-cpp.sh failed:\n{}", String::from_utf8_lossy(&build.stderr));
+    let stdout = String::from_utf8_lossy(&build.stdout);
+    let eval_bin = PathBuf::from(stdout.trim().lines().last().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    // (checkpoint, stored type, tolerance on |logit - transformers' logit|)
+    for (dir, outtype, tolerance) in [
+        ("tiny-llama-f32", DType::F32, "1e-5"),
+        ("tiny-llama-f32", DType::F16, "2e-3"),
+        ("tiny-qwen2-f32", DType::F32, "1e-5"),
+        ("tiny-qwen2-f32", DType::F16, "2e-3"),
+        ("tiny-mistral-tied-f16", DType::F16, "2e-3"),
+    ] {
+        let with_tokenizer = checkpoint_with_tokenizer(dir);
+        let hf = with_tokenizer.path().join(dir);
+        let out = tmp.path().join(format!("{dir}-{}.gguf", outtype.name()));
+        write_hf_as_gguf(&hf, &out, outtype);
+        let script = root.join("tools/interop/check_llama_cpp.py");
+        let r = Command::new(python())
+            .arg(&script)
+            .arg(&eval_bin)
+            .arg(&out)
+            .arg(&hf)
+            .args(["--tolerance", tolerance])
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&r.stdout);
+        eprintln!("{}", report.trim());
+        assert!(r.status.success(), "{dir} {outtype}: {report}{}", String::from_utf8_lossy(&r.stderr));
     }
 }

@@ -81,6 +81,14 @@ pub enum Int8Granularity {
     },
 }
 
+impl Default for Int8Granularity {
+    /// Per output channel of a PyTorch/Hugging Face `[out, in]` weight: axis 0. (An ONNX
+    /// `MatMul` weight is `[in, out]`, whose output channels are axis 1.)
+    fn default() -> Self {
+        Int8Granularity::PerChannel { axis: 0 }
+    }
+}
+
 /// A scale and zero point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Int8Params {
@@ -218,6 +226,9 @@ fn channel_layout(shape: &[usize], axis: Option<usize>) -> (usize, usize) {
 /// Quantizes `values` (row-major, of `shape`) to INT8 as ONNX Runtime's quantization tool
 /// quantizes a weight.
 ///
+/// Per-channel parameters come one pair per index along the axis, `shape[axis]` of them, also
+/// for a tensor with no elements.
+///
 /// Errors: `values.len()` is not the element count of `shape`; a per-channel axis past the
 /// rank.
 pub fn quantize_int8(
@@ -334,6 +345,7 @@ mod tests {
 
     #[test]
     fn per_channel_along_each_axis() {
+        assert_eq!(Int8Granularity::default(), Int8Granularity::PerChannel { axis: 0 });
         let v = [1.0, -2.0, 4.0, 0.5, 0.25, -0.125];
         let rows =
             quantize_int8(&v, &[2, 3], Int8Mode::Symmetric, Int8Granularity::PerChannel { axis: 0 }).unwrap();

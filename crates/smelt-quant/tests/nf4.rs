@@ -158,6 +158,30 @@ fn odd_sizes_never_panic() {
     }
 }
 
+/// Regression guard: bitsandbytes' CPU `quantize_blockwise` goes through a 65536-entry lookup
+/// table, not an exact nearest-code search; on w_40x1000's absmax values the two differ (the
+/// reference codes are the table's).
+#[test]
+fn blockwise8_is_bitsandbytes_lookup_table_not_exact_nearest() {
+    let t = quantize("w_40x1000", true);
+    let Nf4Absmax::Double(dq) = &t.absmax else { unreachable!() };
+    let Nf4Absmax::Plain(absmax) = quantize("w_40x1000", false).absmax else { unreachable!() };
+    let map = dynamic_map_signed();
+    let exact_differs = absmax
+        .iter()
+        .enumerate()
+        .filter(|&(i, &a)| {
+            let n = (a - dq.offset) * (1.0 / dq.nested_absmax[i / 256]);
+            let nearest = (0..256)
+                .min_by(|&x, &y| (n - map[x]).abs().partial_cmp(&(n - map[y]).abs()).unwrap())
+                .unwrap();
+            nearest as u8 != dq.codes[i]
+        })
+        .count();
+    assert_same("codes", &dq.codes, &u8s("nf4/w_40x1000.dq.absmax.npy"));
+    assert!(exact_differs >= 1, "the fixture no longer tells the lookup table from an exact search");
+}
+
 mod properties {
     use proptest::prelude::*;
     use smelt_quant::nf4::{quantize_nf4, Nf4Options, NF4_CODE};

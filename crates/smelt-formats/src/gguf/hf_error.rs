@@ -10,7 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum HfToGgufError {
     /// The `model_type` is not one smelt maps (llama, mistral, qwen2).
-    #[error("model_type '{model_type}' is not supported for GGUF export (smelt maps llama, mistral and qwen2)")]
+    #[error(
+        "model_type '{model_type}' is not supported for GGUF export (smelt maps llama, mistral and qwen2)"
+    )]
     UnsupportedArchitecture {
         /// The `model_type` found.
         model_type: String,

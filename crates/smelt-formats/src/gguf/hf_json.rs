@@ -1,7 +1,8 @@
 //! Reading the JSON side files of an HF checkpoint (`tokenizer.json`, `tokenizer_config.json`,
 //! `config.json`) with errors that name the file, the field and the absolute byte offset.
 //!
-//! Files are capped at `limits::MAX_JSON_FILE` before they are read. Sub-values are kept as
+//! Files are capped at `limits::MAX_JSON_FILE` before they are read (the same capped read serves
+//! the chat template's `.jinja` text files). Sub-values are kept as
 //! borrowed [`RawValue`]s of the file's text, so where a value sits in the file is known
 //! (its slice's position in the text) and a type error inside it can be placed exactly.
 
@@ -93,7 +94,11 @@ impl JsonFile {
     }
 
     /// Like [`JsonFile::value`] for types that borrow from the file.
-    pub fn borrowed<'a, T: serde::Deserialize<'a>>(&self, raw: &'a RawValue, field: &str) -> Result<T, HfToGgufError> {
+    pub fn borrowed<'a, T: serde::Deserialize<'a>>(
+        &self,
+        raw: &'a RawValue,
+        field: &str,
+    ) -> Result<T, HfToGgufError> {
         serde_json::from_str(raw.get()).map_err(|e| self.wrong_type(raw, field, &e))
     }
 
@@ -111,7 +116,12 @@ impl JsonFile {
 
     /// A [`HfToGgufError::WrongType`] at the start of `raw`.
     pub fn invalid(&self, raw: &RawValue, field: &str, message: String) -> HfToGgufError {
-        HfToGgufError::WrongType { file: self.path.clone(), field: field.to_owned(), offset: self.offset_of(raw), message }
+        HfToGgufError::WrongType {
+            file: self.path.clone(),
+            field: field.to_owned(),
+            offset: self.offset_of(raw),
+            message,
+        }
     }
 }
 

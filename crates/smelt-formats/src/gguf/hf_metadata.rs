@@ -116,7 +116,9 @@ pub fn hf_config_to_gguf_metadata(
         let rope_dim = match config.head_dim {
             Some(d) => d,
             // n_head > 0 is not guaranteed by the config; 0 heads gives no rope dimension.
-            None => hidden.checked_div(n_head).ok_or(HfToGgufError::MissingConfigKey { key: "num_attention_heads" })?,
+            None => hidden
+                .checked_div(n_head)
+                .ok_or(HfToGgufError::MissingConfigKey { key: "num_attention_heads" })?,
         };
         put(format!("{a}.rope.dimension_count"), MetaValue::U32(u32_value(rope_dim, "head_dim")?));
     }

@@ -75,7 +75,10 @@ pub fn hf_tensor_name_to_gguf(name: &str, arch: HfArch) -> Option<String> {
     }
     let rest = base.strip_prefix("model.layers.")?;
     let (layer, part) = rest.split_once('.')?;
-    if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) || (layer.len() > 1 && layer.starts_with('0')) {
+    if layer.is_empty()
+        || !layer.bytes().all(|b| b.is_ascii_digit())
+        || (layer.len() > 1 && layer.starts_with('0'))
+    {
         return None;
     }
     let gguf_part = match part {
@@ -193,7 +196,10 @@ mod tests {
         assert_eq!(m("lm_head.weight").as_deref(), Some("output.weight"));
         assert_eq!(m("model.layers.12.self_attn.q_proj.bias").as_deref(), Some("blk.12.attn_q.bias"));
         assert_eq!(m("model.layers.0.mlp.down_proj.weight").as_deref(), Some("blk.0.ffn_down.weight"));
-        assert_eq!(m("model.layers.0.post_attention_layernorm.weight").as_deref(), Some("blk.0.ffn_norm.weight"));
+        assert_eq!(
+            m("model.layers.0.post_attention_layernorm.weight").as_deref(),
+            Some("blk.0.ffn_norm.weight")
+        );
         for unknown in [
             "model.layers.0.self_attn.rotary_emb.inv_freq",
             "model.layers.x.mlp.up_proj.weight",
@@ -222,8 +228,14 @@ mod tests {
 
     #[test]
     fn permute_refuses_bad_shapes() {
-        assert!(matches!(permute_qk(&[0; 6], DType::U8, &[6], 4), Err(PermuteError::RowsNotHeadPairs { .. })));
-        assert!(matches!(permute_qk(&[0; 6], DType::U8, &[6], 2), Err(PermuteError::RowsNotHeadPairs { .. })));
+        assert!(matches!(
+            permute_qk(&[0; 6], DType::U8, &[6], 4),
+            Err(PermuteError::RowsNotHeadPairs { .. })
+        ));
+        assert!(matches!(
+            permute_qk(&[0; 6], DType::U8, &[6], 2),
+            Err(PermuteError::RowsNotHeadPairs { .. })
+        ));
         assert!(matches!(permute_qk(&[0; 7], DType::U8, &[8], 2), Err(PermuteError::WrongLength { .. })));
         assert!(matches!(permute_qk(&[0; 4], DType::F32, &[], 1), Err(PermuteError::NoHeads { .. })));
         assert!(matches!(permute_qk(&[0; 4], DType::U8, &[4], 0), Err(PermuteError::NoHeads { .. })));

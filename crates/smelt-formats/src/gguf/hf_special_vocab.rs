@@ -69,7 +69,10 @@ impl SpecialVocab {
     pub fn to_gguf(&self) -> Vec<(String, MetaValue)> {
         let mut md = Vec::new();
         if !self.merges.is_empty() {
-            md.push(("tokenizer.ggml.merges".to_owned(), MetaValue::Array(MetaArray::Str(self.merges.clone()))));
+            md.push((
+                "tokenizer.ggml.merges".to_owned(),
+                MetaValue::Array(MetaArray::Str(self.merges.clone())),
+            ));
         }
         for (typ, id) in &self.ids {
             let key = match typ.as_str() {
@@ -126,7 +129,10 @@ impl SpecialVocab {
                 named.sort();
                 for (name, template) in &named {
                     if !template.is_empty() {
-                        md.push((format!("tokenizer.chat_template.{name}"), MetaValue::Str(template.clone())));
+                        md.push((
+                            format!("tokenizer.chat_template.{name}"),
+                            MetaValue::Str(template.clone()),
+                        ));
                     }
                 }
                 if !named.is_empty() {
@@ -216,7 +222,8 @@ pub(crate) fn load_special_vocab(src: SpecialVocabSources<'_>) -> Result<Special
                             if !tc_truthy(&tc) {
                                 special_bos = Some(first.clone());
                             }
-                            let is_bos = Some(first) == special_bos.as_ref() || Some(first) == special_cls.as_ref();
+                            let is_bos =
+                                Some(first) == special_bos.as_ref() || Some(first) == special_cls.as_ref();
                             sv.set_add("bos", is_bos);
                         }
                         special_last = special_id(single.last()).cloned();
@@ -238,14 +245,24 @@ pub(crate) fn load_special_vocab(src: SpecialVocabSources<'_>) -> Result<Special
                         }
                     }
                     if !pair.is_empty() {
-                        let start = usize::from(special_first.is_some() && special_id(pair.first()) == special_first.as_ref());
-                        let stop = usize::from(special_last.is_some() && special_id(pair.last()) == special_last.as_ref());
-                        let inner = if start + stop <= pair.len() { &pair[start..pair.len() - stop] } else { &[][..] };
+                        let start = usize::from(
+                            special_first.is_some() && special_id(pair.first()) == special_first.as_ref(),
+                        );
+                        let stop = usize::from(
+                            special_last.is_some() && special_id(pair.last()) == special_last.as_ref(),
+                        );
+                        let inner = if start + stop <= pair.len() {
+                            &pair[start..pair.len() - stop]
+                        } else {
+                            &[][..]
+                        };
                         let a = sequence_id(inner.first()).and_then(Value::as_str);
                         let b = sequence_id(inner.last()).and_then(Value::as_str);
                         if a == Some("A") && b == Some("B") && inner.len() > 2 {
                             let middle = &inner[1..inner.len() - 1];
-                            let is_sep_or_eos = |v: &Value| Some(v) == special_sep.as_ref() || Some(v) == special_eos.as_ref();
+                            let is_sep_or_eos = |v: &Value| {
+                                Some(v) == special_sep.as_ref() || Some(v) == special_eos.as_ref()
+                            };
                             let mut add_sep = false;
                             if let Some(entry) = special_id(middle.first()) {
                                 if is_sep_or_eos(entry) && special_last.is_none() {
@@ -292,7 +309,8 @@ pub(crate) fn load_special_vocab(src: SpecialVocabSources<'_>) -> Result<Special
     if let Some(config) = src.config {
         for typ in &types {
             let key = format!("{typ}_token_id");
-            let id = config.get(&key).filter(|v| !v.is_null()).or_else(|| config.get("text_config")?.get(&key));
+            let id =
+                config.get(&key).filter(|v| !v.is_null()).or_else(|| config.get("text_config")?.get(&key));
             sv.set_id(typ, id, src.n_vocab);
         }
     }

@@ -117,7 +117,11 @@ pub fn tokenizer_to_gguf_metadata(dir: &Path) -> Result<Vec<(String, MetaValue)>
     let model: ModelJson<'_> = file.borrowed(tok.model, "model")?;
     let kind = model.kind.clone().unwrap_or_default();
     if kind != "BPE" {
-        return Err(HfToGgufError::UnsupportedTokenizer { file: file.path.clone(), offset: file.offset_of(tok.model), kind });
+        return Err(HfToGgufError::UnsupportedTokenizer {
+            file: file.path.clone(),
+            offset: file.offset_of(tok.model),
+            kind,
+        });
     }
     let Some(vocab_raw) = model.vocab else {
         return Err(file.invalid(tok.model, "model.vocab", "a BPE model needs a vocab".to_owned()));
@@ -128,7 +132,8 @@ pub fn tokenizer_to_gguf_metadata(dir: &Path) -> Result<Vec<(String, MetaValue)>
         None => Vec::new(),
     };
     let decoder: Option<Value> = tok.decoder.map(|raw| file.value(raw, "decoder")).transpose()?;
-    let post_processor: Option<Value> = tok.post_processor.map(|raw| file.value(raw, "post_processor")).transpose()?;
+    let post_processor: Option<Value> =
+        tok.post_processor.map(|raw| file.value(raw, "post_processor")).transpose()?;
 
     let config = read_object(&dir.join("config.json"))?;
     let tokenizer_config = read_object(&dir.join("tokenizer_config.json"))?;
@@ -184,7 +189,10 @@ pub fn tokenizer_to_gguf_metadata(dir: &Path) -> Result<Vec<(String, MetaValue)>
         })
         .unzip();
     let n_vocab = tokens.len() as u64;
-    md.push(("tokenizer.ggml.model".to_owned(), MetaValue::Str(if llama_hf { "llama" } else { "gpt2" }.to_owned())));
+    md.push((
+        "tokenizer.ggml.model".to_owned(),
+        MetaValue::Str(if llama_hf { "llama" } else { "gpt2" }.to_owned()),
+    ));
     md.push(("tokenizer.ggml.pre".to_owned(), MetaValue::Str("default".to_owned())));
     if !tokens.is_empty() {
         md.push(("tokenizer.ggml.tokens".to_owned(), MetaValue::Array(MetaArray::Str(tokens))));
@@ -240,19 +248,21 @@ fn fill_slots(
         id,
         vocab_size,
     };
-    let duplicate = |field: &str, raw: &RawValue, id: u64, first: &str, second: &str| HfToGgufError::DuplicateTokenId {
-        file: file.path.clone(),
-        field: field.to_owned(),
-        offset: file.offset_of(raw),
-        id,
-        first: first.to_owned(),
-        second: second.to_owned(),
-    };
+    let duplicate =
+        |field: &str, raw: &RawValue, id: u64, first: &str, second: &str| HfToGgufError::DuplicateTokenId {
+            file: file.path.clone(),
+            field: field.to_owned(),
+            offset: file.offset_of(raw),
+            id,
+            first: first.to_owned(),
+            second: second.to_owned(),
+        };
     // Sorted so that which of two clashing tokens is "first" does not depend on hashing.
     let mut base_sorted: Vec<(&String, u64)> = base.iter().map(|(t, &id)| (t, id)).collect();
     base_sorted.sort();
     for (token, id) in base_sorted {
-        let slot = slots.get_mut(id as usize).ok_or_else(|| out_of_range("model.vocab", vocab_raw, token, id))?;
+        let slot =
+            slots.get_mut(id as usize).ok_or_else(|| out_of_range("model.vocab", vocab_raw, token, id))?;
         if let Some(existing) = slot {
             return Err(duplicate("model.vocab", vocab_raw, id, &existing.token, token));
         }
@@ -276,7 +286,11 @@ fn fill_slots(
 /// `<0xXX>`, a SentencePiece byte token.
 fn is_byte_token(t: &str) -> bool {
     let b = t.as_bytes();
-    b.len() == 6 && b.starts_with(b"<0x") && b[5] == b'>' && b[3].is_ascii_hexdigit() && b[4].is_ascii_hexdigit()
+    b.len() == 6
+        && b.starts_with(b"<0x")
+        && b[5] == b'>'
+        && b[3].is_ascii_hexdigit()
+        && b[4].is_ascii_hexdigit()
 }
 
 /// The converter's `does_token_look_special`.
@@ -297,7 +311,11 @@ fn merges(file: &JsonFile, raw: &RawValue) -> Result<Vec<String>, HfToGgufError>
             .enumerate()
             .map(|(i, pair)| match <[String; 2]>::try_from(pair) {
                 Ok([a, b]) => Ok(format!("{} {}", a.replace(' ', "\u{0120}"), b.replace(' ', "\u{0120}"))),
-                Err(p) => Err(file.invalid(raw, &format!("model.merges[{i}]"), format!("a merge pair has {} parts", p.len()))),
+                Err(p) => Err(file.invalid(
+                    raw,
+                    &format!("model.merges[{i}]"),
+                    format!("a merge pair has {} parts", p.len()),
+                )),
             })
             .collect(),
     }

@@ -31,11 +31,11 @@ use bytes::Bytes;
 
 pub use arch_config::arch_config;
 pub use error::GgufError;
+pub use header::{parse_header, GgufHeader, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 pub use hf_error::HfToGgufError;
 pub use hf_metadata::{hf_config_to_gguf_metadata, llama_file_type, GGML_QUANT_VERSION};
 pub use hf_names::{hf_tensor_name_to_gguf, permute_qk, HfArch, PermuteError};
 pub use hf_tokenizer::{token_type, tokenizer_to_gguf_metadata, MAX_VOCAB};
-pub use header::{parse_header, GgufHeader, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 pub use metadata::GgufKv;
 pub use tensor_info::{GgufTensorInfo, GGML_MAX_DIMS};
 pub use write_error::GgufWriteError;

@@ -143,8 +143,10 @@ pub enum GgufWriteError {
     },
     /// The element count does not fit ggml's `int64_t`, or the byte size (or the running data
     /// offset) does not fit 64 bits.
-    #[error("tensor '{name}': shape {shape:?} is too large for GGUF (element count above \
-             int64, or byte size or file offset above 64 bits)")]
+    #[error(
+        "tensor '{name}': shape {shape:?} is too large for GGUF (element count above \
+             int64, or byte size or file offset above 64 bits)"
+    )]
     SizeOverflow {
         /// Tensor name.
         name: String,

@@ -535,7 +535,9 @@ mod tests {
 
     #[test]
     fn alignment_entry_is_checked_like_the_reader() {
-        let bad = |v: MetaValue| GgufWriter::new(Vec::new(), &[("general.alignment".to_owned(), v)], &[]).unwrap_err();
+        let bad = |v: MetaValue| {
+            GgufWriter::new(Vec::new(), &[("general.alignment".to_owned(), v)], &[]).unwrap_err()
+        };
         assert!(matches!(bad(MetaValue::U32(0)), GgufWriteError::AlignmentNotPowerOfTwo { value: 0 }));
         assert!(matches!(bad(MetaValue::U32(48)), GgufWriteError::AlignmentNotPowerOfTwo { value: 48 }));
         assert!(matches!(bad(MetaValue::U64(64)), GgufWriteError::AlignmentWrongType { found: "UINT64" }));
@@ -577,7 +579,9 @@ mod tests {
         let ok = write(&nest(limits::MAX_NESTING), &[]);
         assert!(parse_header(&ok).is_ok());
         let err = GgufWriter::new(Vec::new(), &nest(limits::MAX_NESTING + 1), &[]).unwrap_err();
-        assert!(matches!(err, GgufWriteError::NestingTooDeep { depth, .. } if depth == limits::MAX_NESTING + 1));
+        assert!(
+            matches!(err, GgufWriteError::NestingTooDeep { depth, .. } if depth == limits::MAX_NESTING + 1)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod header;
 pub(crate) mod json_object;
 mod layout;
 mod sharded;
+pub mod writer;
 
 use std::path::Path;
 
@@ -23,6 +24,7 @@ use crate::{Error, Format, Location, MetaValue, Model, Tensor};
 pub use error::SafetensorsError;
 use header::Caps;
 pub use sharded::read_sharded;
+pub use writer::{HeaderBudget, SafetensorsWriteError, SafetensorsWriter};
 
 /// Parses one safetensors file already in memory. `path` only names the file in errors and in
 /// [`Model::files`]. Tensors are slices of `bytes`, in data order.

@@ -29,9 +29,8 @@ pub fn assert_matches_reference(model: &Model, reference: &Path) {
     );
     for rt in tensors {
         let name = rt["name"].as_str().unwrap();
-        let t = model
-            .tensor(name)
-            .unwrap_or_else(|| panic!("{}: tensor {name} missing", reference.display()));
+        let t =
+            model.tensor(name).unwrap_or_else(|| panic!("{}: tensor {name} missing", reference.display()));
         let dtype = DType::from_name(rt["dtype"].as_str().unwrap()).expect("known dtype name");
         assert_eq!(t.dtype, dtype, "{name}: dtype");
         let shape: Vec<u64> = rt["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
@@ -54,9 +53,8 @@ pub fn assert_matches_reference(model: &Model, reference: &Path) {
     }
     if let Some(meta) = r.get("metadata").and_then(|m| m.as_object()) {
         for (k, want) in meta {
-            let got = model
-                .meta(k)
-                .unwrap_or_else(|| panic!("{}: metadata key {k} missing", reference.display()));
+            let got =
+                model.meta(k).unwrap_or_else(|| panic!("{}: metadata key {k} missing", reference.display()));
             assert_eq!(&got.to_json(), want, "metadata {k}");
         }
     }

@@ -13,29 +13,36 @@
 //!   are rescanned sequentially, exactly as ggml does (smelt's converter refuses NaN before
 //!   quantizing; this keeps [`super::quantize`] equal to ggml for any input anyway);
 //! - the strict `<` / `>` updates of the other loops skip NaNs, which lanes do the same way.
+//!
+//! Each scan also says whether every weight of the block is finite, which the quantizers need
+//! to know to take their fast path.
 
 /// Independent running maxima per block scan.
 const LANES: usize = 8;
 
+/// Bits of +infinity: an absolute value's bits at or above these are infinite or NaN.
+const INFINITY_BITS: u32 = 0x7f80_0000;
+
 /// ggml's `amax` loop of Q8_0, TQ1_0 and TQ2_0: `amax = MAX(amax, fabsf(v))` over the block
-/// from `amax = 0.0`.
+/// from `amax = 0.0`; and whether every weight is finite.
 #[inline]
-pub fn abs_max<const N: usize>(x: &[f32; N]) -> f32 {
+pub fn abs_max<const N: usize>(x: &[f32; N]) -> (f32, bool) {
     let mut lanes = [0.0f32; LANES];
-    let mut nan = [0u32; LANES];
+    let mut nonfinite = [0u32; LANES];
     for chunk in x.chunks_exact(LANES) {
-        for ((lane, nan), &v) in lanes.iter_mut().zip(nan.iter_mut()).zip(chunk) {
+        for ((lane, nonfinite), &v) in lanes.iter_mut().zip(nonfinite.iter_mut()).zip(chunk) {
             let a = v.abs();
             *lane = c_max(*lane, a);
-            *nan |= (a.to_bits() > 0x7f80_0000) as u32;
+            *nonfinite |= (a.to_bits() >= INFINITY_BITS) as u32;
         }
     }
     // N is a multiple of LANES for every block type; a remainder would still be scanned.
     let tail = x.chunks_exact(LANES).remainder();
-    if nan.iter().any(|&n| n != 0) || !tail.is_empty() {
-        return x.iter().fold(0.0, |amax, v| c_max(amax, v.abs()));
+    if nonfinite.iter().any(|&n| n != 0) || !tail.is_empty() {
+        let finite = x.iter().all(|v| v.is_finite());
+        return (x.iter().fold(0.0, |amax, v| c_max(amax, v.abs())), finite);
     }
-    lanes.iter().fold(0.0, |amax, &lane| c_max(amax, lane))
+    (lanes.iter().fold(0.0, |amax, &lane| c_max(amax, lane)), true)
 }
 
 /// ggml's `MAX(a, b)` macro on floats: `a > b ? a : b`.
@@ -50,19 +57,22 @@ fn c_max(a: f32, b: f32) -> f32 {
 
 /// ggml's `max` of Q4_0 and Q5_0: from `amax = max = 0.0`, `if (amax < fabsf(v)) { amax =
 /// fabsf(v); max = v; }`. That is the first weight of largest magnitude, with its sign, or
-/// +0.0 when every weight is zero or NaN.
+/// +0.0 when every weight is zero or NaN. And whether every weight is finite.
 #[inline]
-pub fn signed_abs_max(x: &[f32; 32]) -> f32 {
+pub fn signed_abs_max(x: &[f32; 32]) -> (f32, bool) {
     let mut lanes = [0.0f32; LANES];
+    let mut nonfinite = [0u32; LANES];
     for chunk in x.chunks_exact(LANES) {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+        for ((lane, nonfinite), &v) in lanes.iter_mut().zip(nonfinite.iter_mut()).zip(chunk) {
             let a = v.abs();
             *lane = if *lane < a { a } else { *lane };
+            *nonfinite |= (a.to_bits() >= INFINITY_BITS) as u32;
         }
     }
+    let finite = nonfinite.iter().all(|&n| n == 0);
     let amax = lanes.iter().fold(0.0f32, |amax, &lane| if amax < lane { lane } else { amax });
     if amax == 0.0 {
-        return 0.0;
+        return (0.0, finite);
     }
     // The first weight reaching amax is the one whose update set it (later equal ones fail
     // the strict `<`).
@@ -70,25 +80,31 @@ pub fn signed_abs_max(x: &[f32; 32]) -> f32 {
     for (j, v) in x.iter().enumerate() {
         at_amax |= ((v.abs() == amax) as u32) << j;
     }
-    x.get(at_amax.trailing_zeros() as usize).copied().unwrap_or(0.0)
+    (x.get(at_amax.trailing_zeros() as usize).copied().unwrap_or(0.0), finite)
 }
 
 /// ggml's `min` and `max` of Q4_1 and Q5_1: from `min = FLT_MAX, max = -FLT_MAX`, `if (v <
 /// min) min = v; if (v > max) max = v;`. NaNs are skipped; of equal values the first in block
-/// order is kept, which decides the sign of a zero minimum or maximum.
+/// order is kept, which decides the sign of a zero minimum or maximum. And whether every
+/// weight is finite.
 #[inline]
-pub fn min_max(x: &[f32; 32]) -> (f32, f32) {
+pub fn min_max(x: &[f32; 32]) -> (f32, f32, bool) {
     let mut lows = [f32::MAX; LANES];
     let mut highs = [-f32::MAX; LANES];
+    let mut nonfinite = [0u32; LANES];
     for chunk in x.chunks_exact(LANES) {
-        for ((low, high), &v) in lows.iter_mut().zip(highs.iter_mut()).zip(chunk) {
+        for (((low, high), nonfinite), &v) in
+            lows.iter_mut().zip(highs.iter_mut()).zip(nonfinite.iter_mut()).zip(chunk)
+        {
             *low = if v < *low { v } else { *low };
             *high = if v > *high { v } else { *high };
+            *nonfinite |= (v.abs().to_bits() >= INFINITY_BITS) as u32;
         }
     }
     let min = lows.iter().fold(f32::MAX, |min, &v| if v < min { v } else { min });
     let max = highs.iter().fold(-f32::MAX, |max, &v| if v > max { v } else { max });
-    (first_equal_zero(x, min), first_equal_zero(x, max))
+    let finite = nonfinite.iter().all(|&n| n == 0);
+    (first_equal_zero(x, min), first_equal_zero(x, max), finite)
 }
 
 /// `value` itself, unless it is a zero: then the first zero of the block, whose sign ggml's
@@ -183,15 +199,18 @@ mod tests {
     #[test]
     fn lanes_agree_with_the_sequential_loops_bit_for_bit() {
         for (i, b) in awkward_blocks().iter().enumerate() {
-            assert_eq!(abs_max(b).to_bits(), abs_max_sequential(b).to_bits(), "abs_max block {i}");
-            assert_eq!(
-                signed_abs_max(b).to_bits(),
-                signed_abs_max_sequential(b).to_bits(),
-                "signed_abs_max block {i}"
-            );
-            let (min, max) = min_max(b);
+            let finite = b.iter().all(|v| v.is_finite());
+            let (amax, amax_finite) = abs_max(b);
+            assert_eq!((amax.to_bits(), amax_finite), (abs_max_sequential(b).to_bits(), finite), "abs_max {i}");
+            let (max, max_finite) = signed_abs_max(b);
+            assert_eq!((max.to_bits(), max_finite), (signed_abs_max_sequential(b).to_bits(), finite), "signed {i}");
+            let (min, max, min_max_finite) = min_max(b);
             let (want_min, want_max) = min_max_sequential(b);
-            assert_eq!((min.to_bits(), max.to_bits()), (want_min.to_bits(), want_max.to_bits()), "min_max {i}");
+            assert_eq!(
+                (min.to_bits(), max.to_bits(), min_max_finite),
+                (want_min.to_bits(), want_max.to_bits(), finite),
+                "min_max {i}"
+            );
         }
     }
 
@@ -201,8 +220,8 @@ mod tests {
         b[0] = 100.0;
         b[1] = f32::NAN;
         b[2] = 3.0;
-        assert_eq!(abs_max(&b), 3.0, "MAX(NaN, 3) is 3, the 100 before the NaN is lost");
+        assert_eq!(abs_max(&b), (3.0, false), "MAX(NaN, 3) is 3, the 100 before the NaN is lost");
         b[31] = f32::NAN;
-        assert!(abs_max(&b).is_nan(), "a NaN last stays");
+        assert!(abs_max(&b).0.is_nan(), "a NaN last stays");
     }
 }

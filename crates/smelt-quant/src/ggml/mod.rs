@@ -32,6 +32,7 @@ mod block_extrema;
 pub mod float;
 pub mod kquants;
 pub mod legacy;
+mod magic_rounding;
 pub mod mxfp4;
 mod quantize;
 mod quantize_legacy;

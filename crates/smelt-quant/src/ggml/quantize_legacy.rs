@@ -7,10 +7,17 @@
 //! cast goes through [`x86_conversions`] so that out-of-range values give x86-64's bytes.
 //! Where each code lands in the block (nibble halves, the fifth-bit word) is documented on
 //! the block types in [`super::legacy`].
+//!
+//! Every block takes one of two paths that give the same bytes. When all its weights and
+//! `1/d` are finite, every scaled weight is within a few units of the code range, and the
+//! codes come from [`magic_rounding`], which vectorizes. Otherwise (NaN or infinite weights,
+//! or a block so small that `1/d` overflows) the general conversions reproduce what ggml's
+//! casts give on such values.
 
 use super::block_extrema::{abs_max, min_max, signed_abs_max};
 use super::float::f32_to_f16_bits;
 use super::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
+use super::magic_rounding::{round_half_away_small, trunc_small_nonnegative};
 use super::quantize::QuantizeBlock;
 use super::x86_conversions::{roundf_i32, trunc_i32};
 
@@ -24,61 +31,47 @@ fn inverse_or_zero(d: f32) -> f32 {
     }
 }
 
-/// C's `MIN(top, (int8_t)v)` stored into a `uint8_t`.
+/// C's `MIN(top, (int8_t)v)` stored into a `uint8_t`, given the cast's integer.
 #[inline(always)]
-fn code_at_most(v: f32, top: i8) -> u8 {
-    let c = trunc_i32(v) as i8;
+fn at_most(truncated: i32, top: i8) -> u8 {
+    let c = truncated as i8;
     (if c < top { c } else { top }) as u8
 }
 
-impl QuantizeBlock for BlockQ8_0 {
-    /// `d = amax / 127`, code = `roundf(x / d)` (as `x * (1/d)`), half away from zero.
-    #[inline]
-    fn quantize(x: &[f32; 32]) -> Self {
-        let d = abs_max(x) / 127.0;
-        let id = inverse_or_zero(d);
-        let mut qs = [0i8; 32];
-        for (q, &v) in qs.iter_mut().zip(x) {
-            *q = roundf_i32(v * id) as i8;
+/// Codes for the weights of a block: `code(scaled)` for each, where `scaled` is the value
+/// ggml's cast receives, through the vectorizing conversion when `in_range` (see the module
+/// doc) and the general one otherwise.
+#[inline(always)]
+fn codes(
+    x: &[f32; 32],
+    in_range: bool,
+    scaled: impl Fn(f32) -> f32,
+    fast: impl Fn(f32) -> u8,
+    general: impl Fn(f32) -> u8,
+) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if in_range {
+        for (c, &v) in out.iter_mut().zip(x) {
+            *c = fast(scaled(v));
         }
-        BlockQ8_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
+    } else {
+        for (c, &v) in out.iter_mut().zip(x) {
+            *c = general(scaled(v));
+        }
     }
+    out
 }
 
-impl QuantizeBlock for BlockQ4_0 {
-    /// `d = max / -8` with `max` the weight of largest magnitude (so it decodes to code 0
-    /// exactly), code = `min(15, trunc(x / d + 8.5))`.
-    #[inline]
-    fn quantize(x: &[f32; 32]) -> Self {
-        let d = signed_abs_max(x) / -8.0;
-        let id = inverse_or_zero(d);
-        let mut qs = [0u8; 16];
-        let (first, second) = x.split_at(16);
-        for ((q, &x0), &x1) in qs.iter_mut().zip(first).zip(second) {
-            let xi0 = code_at_most(x0 * id + 8.5, 15);
-            let xi1 = code_at_most(x1 * id + 8.5, 15);
-            *q = xi0 | (xi1 << 4);
-        }
-        BlockQ4_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
+/// Two 4-bit codes per byte: weight `j` in the low nibble of byte `j`, weight `j + 16` in the
+/// high nibble (C's `xi0 | xi1 << 4` stored into a byte).
+#[inline(always)]
+fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
+    let mut qs = [0u8; 16];
+    let (first, second) = codes.split_at(16);
+    for ((q, &xi0), &xi1) in qs.iter_mut().zip(first).zip(second) {
+        *q = xi0 | (xi1 << 4);
     }
-}
-
-impl QuantizeBlock for BlockQ4_1 {
-    /// `d = (max - min) / 15`, `m = min`, code = `min(15, trunc((x - min) / d + 0.5))`.
-    #[inline]
-    fn quantize(x: &[f32; 32]) -> Self {
-        let (min, max) = min_max(x);
-        let d = (max - min) / 15.0;
-        let id = inverse_or_zero(d);
-        let mut qs = [0u8; 16];
-        let (first, second) = x.split_at(16);
-        for ((q, &x0), &x1) in qs.iter_mut().zip(first).zip(second) {
-            let xi0 = code_at_most((x0 - min) * id + 0.5, 15);
-            let xi1 = code_at_most((x1 - min) * id + 0.5, 15);
-            *q = xi0 | (xi1 << 4);
-        }
-        BlockQ4_1 { d: f32_to_f16_bits(d).to_le_bytes(), m: f32_to_f16_bits(min).to_le_bytes(), qs }
-    }
+    qs
 }
 
 /// The low nibbles of 32 five-bit codes, two per byte, and their fifth bits as ggml's `qh`.
@@ -95,16 +88,79 @@ fn pack_five_bit(codes: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
     (qs, qh.to_le_bytes())
 }
 
+impl QuantizeBlock for BlockQ8_0 {
+    /// `d = amax / 127`, code = `roundf(x / d)` (as `x * (1/d)`), half away from zero.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let (amax, finite) = abs_max(x);
+        let d = amax / 127.0;
+        let id = inverse_or_zero(d);
+        let codes = codes(
+            x,
+            finite && id.is_finite(),
+            |v| v * id,
+            |v| round_half_away_small(v) as u8,
+            |v| roundf_i32(v) as u8,
+        );
+        BlockQ8_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs: bytemuck::cast(codes) }
+    }
+}
+
+impl QuantizeBlock for BlockQ4_0 {
+    /// `d = max / -8` with `max` the weight of largest magnitude (so it decodes to code 0
+    /// exactly), code = `min(15, trunc(x / d + 8.5))`.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let (max, finite) = signed_abs_max(x);
+        let d = max / -8.0;
+        let id = inverse_or_zero(d);
+        let codes = codes(
+            x,
+            finite && id.is_finite(),
+            |v| v * id + 8.5,
+            |v| at_most(trunc_small_nonnegative(v), 15),
+            |v| at_most(trunc_i32(v), 15),
+        );
+        BlockQ4_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs: pack_nibbles(&codes) }
+    }
+}
+
+impl QuantizeBlock for BlockQ4_1 {
+    /// `d = (max - min) / 15`, `m = min`, code = `min(15, trunc((x - min) / d + 0.5))`.
+    #[inline]
+    fn quantize(x: &[f32; 32]) -> Self {
+        let (min, max, finite) = min_max(x);
+        let d = (max - min) / 15.0;
+        let id = inverse_or_zero(d);
+        let codes = codes(
+            x,
+            finite && d.is_finite() && id.is_finite(),
+            |v| (v - min) * id + 0.5,
+            |v| at_most(trunc_small_nonnegative(v), 15),
+            |v| at_most(trunc_i32(v), 15),
+        );
+        BlockQ4_1 {
+            d: f32_to_f16_bits(d).to_le_bytes(),
+            m: f32_to_f16_bits(min).to_le_bytes(),
+            qs: pack_nibbles(&codes),
+        }
+    }
+}
+
 impl QuantizeBlock for BlockQ5_0 {
     /// `d = max / -16` (as Q4_0), code = `min(31, trunc(x / d + 16.5))`.
     #[inline]
     fn quantize(x: &[f32; 32]) -> Self {
-        let d = signed_abs_max(x) / -16.0;
+        let (max, finite) = signed_abs_max(x);
+        let d = max / -16.0;
         let id = inverse_or_zero(d);
-        let mut codes = [0u8; 32];
-        for (c, &v) in codes.iter_mut().zip(x) {
-            *c = code_at_most(v * id + 16.5, 31);
-        }
+        let codes = codes(
+            x,
+            finite && id.is_finite(),
+            |v| v * id + 16.5,
+            |v| at_most(trunc_small_nonnegative(v), 31),
+            |v| at_most(trunc_i32(v), 31),
+        );
         let (qs, qh) = pack_five_bit(&codes);
         BlockQ5_0 { d: f32_to_f16_bits(d).to_le_bytes(), qh, qs }
     }
@@ -115,15 +171,23 @@ impl QuantizeBlock for BlockQ5_1 {
     /// (ggml's C has no `MIN` here; the value cannot exceed 31.5 for finite weights).
     #[inline]
     fn quantize(x: &[f32; 32]) -> Self {
-        let (min, max) = min_max(x);
+        let (min, max, finite) = min_max(x);
         let d = (max - min) / 31.0;
         let id = inverse_or_zero(d);
-        let mut codes = [0u8; 32];
-        for (c, &v) in codes.iter_mut().zip(x) {
-            *c = trunc_i32((v - min) * id + 0.5) as u8;
-        }
+        let codes = codes(
+            x,
+            finite && d.is_finite() && id.is_finite(),
+            |v| (v - min) * id + 0.5,
+            |v| trunc_small_nonnegative(v) as u8,
+            |v| trunc_i32(v) as u8,
+        );
         let (qs, qh) = pack_five_bit(&codes);
-        BlockQ5_1 { d: f32_to_f16_bits(d).to_le_bytes(), m: f32_to_f16_bits(min).to_le_bytes(), qh, qs }
+        BlockQ5_1 {
+            d: f32_to_f16_bits(d).to_le_bytes(),
+            m: f32_to_f16_bits(min).to_le_bytes(),
+            qh,
+            qs,
+        }
     }
 }
 

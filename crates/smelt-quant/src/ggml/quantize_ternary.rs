@@ -11,19 +11,28 @@
 
 use super::block_extrema::abs_max;
 use super::float::f32_to_f16_bits;
+use super::magic_rounding::round_half_away_small;
 use super::quantize::QuantizeBlock;
 use super::ternary::{BlockTQ1_0, BlockTQ2_0};
 use super::x86_conversions::lroundf_i64;
 
 /// ggml's `int xi = lroundf(x * id) + 1` for every weight of a block, kept as the low byte
 /// (all that ggml's `uint8_t` arithmetic on it retains): the digit 0, 1 or 2 of trit -1, 0, 1.
+/// Also the scale `d`.
 #[inline(always)]
 fn digits(x: &[f32; 256]) -> ([u8; 256], f32) {
-    let d = abs_max(x);
+    let (d, finite) = abs_max(x);
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut out = [0u8; 256];
-    for (digit, &v) in out.iter_mut().zip(x) {
-        *digit = lroundf_i64(v * id).wrapping_add(1) as u8;
+    if finite && id.is_finite() {
+        // |x * id| <= 1 up to rounding: the vectorizing conversion is exact here.
+        for (digit, &v) in out.iter_mut().zip(x) {
+            *digit = (round_half_away_small(v * id) + 1) as u8;
+        }
+    } else {
+        for (digit, &v) in out.iter_mut().zip(x) {
+            *digit = lroundf_i64(v * id).wrapping_add(1) as u8;
+        }
     }
     (out, d)
 }
