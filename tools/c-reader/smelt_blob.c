@@ -90,7 +90,7 @@ const char *smelt_blob_status_name(smelt_blob_status s) {
     static const char *const names[] = {
         "Ok", "FileTooShort", "BadMagic", "UnsupportedVersion", "HeaderChecksum", "HeaderFieldValue",
         "FileSizeMismatch", "ReservedNotZero", "TooManyTensors", "MetadataPresence", "Misaligned",
-        "RegionOutOfBounds", "DirectoryChecksum", "NameOutOfBounds", "EmptyName", "NameTooLong",
+        "RegionOutOfBounds", "DirectoryChecksum", "NameNotPacked", "NameOutOfBounds", "EmptyName", "NameTooLong",
         "NameNotUtf8", "RankTooLarge", "UnusedDimNotZero", "UnknownScheme", "UnknownDtype", "UnknownCodec",
         "CompressedInUncompressedFile", "DtypeNotAllowed", "RankNotAllowed", "FlagsNotAllowed",
         "BadBlockSize", "BadAxis", "SizeOverflow", "RowNotWholeBlocks", "SectionLength",
@@ -248,8 +248,8 @@ static int rule_allows(const section_rule *r, uint64_t len) {
     return len == r->len || (r->optional && len == 0);
 }
 
-static smelt_blob_status check_entry(const smelt_blob *b, uint32_t index, uint64_t *previous_end,
-                                     smelt_blob_error *err) {
+static smelt_blob_status check_entry(const smelt_blob *b, uint32_t index, uint64_t *name_end,
+                                     uint64_t *previous_end, smelt_blob_error *err) {
     uint64_t eo = SMELT_BLOB_HEADER_SIZE + (uint64_t)index * SMELT_BLOB_ENTRY_SIZE;
     const uint8_t *e = b->base + eo;
     uint64_t name_off = le32(e + E_NAME_OFFSET), name_len = le32(e + E_NAME_LEN), at, raw, stored, max;
@@ -264,12 +264,14 @@ static smelt_blob_status check_entry(const smelt_blob *b, uint32_t index, uint64
     smelt_blob_status s;
     unsigned i;
 
-    /* Name: inside the string table, non-empty, capped, UTF-8. */
+    /* Name: packed after the previous one, inside the string table, non-empty, capped, UTF-8. */
+    if (name_off != *name_end) FAIL(SMELT_BLOB_NAME_NOT_PACKED, index, eo + E_NAME_OFFSET);
     if (name_off + name_len > b->strtab_size) FAIL(SMELT_BLOB_NAME_OUT_OF_BOUNDS, index, eo + E_NAME_OFFSET);
     if (name_len == 0) FAIL(SMELT_BLOB_EMPTY_NAME, index, eo + E_NAME_LEN);
     if (name_len > SMELT_BLOB_MAX_NAME_LEN) FAIL(SMELT_BLOB_NAME_TOO_LONG, index, eo + E_NAME_LEN);
     at = b->strtab_offset + name_off;
     if (utf8_valid_up_to(b->base + at, name_len) != name_len) FAIL(SMELT_BLOB_NAME_NOT_UTF8, index, at);
+    *name_end = name_off + name_len;
 
     if (b->version_minor == 0) {
         if (le16(e + E_RESERVED_166)) FAIL(SMELT_BLOB_RESERVED_NOT_ZERO, index, eo + E_RESERVED_166);
@@ -339,7 +341,7 @@ static smelt_blob_status check_entry(const smelt_blob *b, uint32_t index, uint64
 smelt_blob_status smelt_blob_open(smelt_blob *blob, const void *buf, size_t len, smelt_blob_error *err) {
     const uint8_t *p = (const uint8_t *)buf;
     const uint32_t none = UINT32_MAX;
-    uint64_t size = (uint64_t)len, count, dir_end, strtab_end, limit, end, previous_end;
+    uint64_t size = (uint64_t)len, count, dir_end, strtab_end, limit, end, previous_end, name_end = 0;
     uint32_t i;
     smelt_blob b;
     smelt_blob_status s;
@@ -405,7 +407,7 @@ smelt_blob_status smelt_blob_open(smelt_blob *blob, const void *buf, size_t len,
 
     previous_end = b.data_offset;
     for (i = 0; i < b.tensor_count; i++) {
-        s = check_entry(&b, i, &previous_end, err);
+        s = check_entry(&b, i, &name_end, &previous_end, err);
         if (s != SMELT_BLOB_OK) return s;
     }
     *blob = b;

@@ -241,7 +241,11 @@ pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan
     let mut entries = Vec::with_capacity(model.tensors.len());
     for (index, t) in model.tensors.iter().enumerate() {
         let (wanted, reason) = choose(recipe, &t.name, t.dtype, &t.shape);
-        let (scheme, reason) = fit(wanted, reason, &t.shape);
+        let (mut scheme, reason) = fit(wanted, reason, &t.shape);
+        if format == OutputFormat::Gguf && reason == Reason::OneD && matches!(t.dtype, DType::F16 | DType::BF16) {
+            // llama.cpp's converter stores norms and biases as F32.
+            scheme = Scheme::Cast(DType::F32);
+        }
         if scheme.is_quantized() || matches!(scheme, Scheme::Cast(_)) {
             if !is_quantizable_source(t.dtype) {
                 return Err(PlanError::NotQuantizable { tensor: t.name.clone(), dtype: t.dtype });

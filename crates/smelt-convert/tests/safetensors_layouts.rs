@@ -60,7 +60,11 @@ struct Reference {
 /// `order` in smelt's file), bytes included.
 fn assert_same_tensors(what: &str, ours: &Model, references: &[Reference], order: &[String]) {
     let names: Vec<&str> = ours.tensors.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, order.iter().map(String::as_str).collect::<Vec<_>>(), "{what}: tensors in the order written");
+    assert_eq!(
+        names,
+        order.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{what}: tensors in the order written"
+    );
     assert_eq!(ours.tensors.len(), references.len(), "{what}: tensor count");
     for r in references {
         let t = ours.tensor(&r.name).unwrap_or_else(|| panic!("{what}: no tensor '{}'", r.name));
@@ -138,12 +142,21 @@ fn nf4_state_dict_is_written_as_bitsandbytes_saved_it() {
     let (shape, values) = input("w_3x100");
     for &(file, double_quant, source_dtype) in BNB_SAVED {
         let reference_path = quant_fixtures().join("bnb").join(format!("{file}.safetensors"));
-        assert!(reference_path.is_file(), "{} missing (tools/fixtures/gen_quant_refs.py)", reference_path.display());
+        assert!(
+            reference_path.is_file(),
+            "{} missing (tools/fixtures/gen_quant_refs.py)",
+            reference_path.display()
+        );
         let saved = safetensors::read_file(&reference_path).unwrap();
         let references: Vec<Reference> = saved
             .tensors
             .iter()
-            .map(|t| Reference { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone(), bytes: t.data.to_vec() })
+            .map(|t| Reference {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                bytes: t.data.to_vec(),
+            })
             .collect();
 
         // bitsandbytes quantized the weight in its own dtype: a bf16 weight is the f32 input
@@ -185,7 +198,12 @@ fn gptq_references(case: &str, prefix: &str, format: QzerosFormat) -> Vec<Refere
         .iter()
         .map(|(key, file)| {
             let a = npy::read(&quant_fixtures().join("int4").join(format!("{case}.{file}.npy"))).unwrap();
-            Reference { name: format!("{prefix}.{key}"), dtype: a.dtype, shape: a.shape, bytes: a.data.to_vec() }
+            Reference {
+                name: format!("{prefix}.{key}"),
+                dtype: a.dtype,
+                shape: a.shape,
+                bytes: a.data.to_vec(),
+            }
         })
         .collect()
 }
@@ -226,7 +244,8 @@ fn gptq_layer_is_written_as_autogptq_packs_it_with_its_config() {
             check_with_python_safetensors(&path, &references, &order, &pt_metadata());
 
             let written: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(checkpoint.join(QUANTIZE_CONFIG_FILE)).unwrap()).unwrap();
+                serde_json::from_slice(&std::fs::read(checkpoint.join(QUANTIZE_CONFIG_FILE)).unwrap())
+                    .unwrap();
             assert_eq!(written["bits"], 4, "{what}");
             assert_eq!(written["group_size"], group_size, "{what}");
             assert_eq!(written["sym"], mode == Int4Mode::Symmetric, "{what}");

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use common::fixtures;
 use prost::Message as _;
 use smelt_formats::blob::{
-    self, Blob, BlobError, BlobMetadata, BlobWriteError, BlobWriter, Codec, Compression, EntryDecl, EntryFlags,
-    Scheme, SchemeRuleError, SectionKind, TensorSections,
+    self, Blob, BlobError, BlobMetadata, BlobWriteError, BlobWriter, Codec, Compression, EntryDecl,
+    EntryFlags, Scheme, SchemeRuleError, SectionKind, TensorSections,
 };
 use smelt_formats::ErrorKind;
 use smelt_tensor::DType;
@@ -46,7 +46,15 @@ fn blob_error(e: smelt_formats::Error) -> BlobError {
 }
 
 /// A declaration with every field given.
-fn decl(name: &str, scheme: Scheme, dtype: DType, dims: &[u64], block_size: u32, axis: Option<u32>, flags: u16) -> EntryDecl {
+fn decl(
+    name: &str,
+    scheme: Scheme,
+    dtype: DType,
+    dims: &[u64],
+    block_size: u32,
+    axis: Option<u32>,
+    flags: u16,
+) -> EntryDecl {
     EntryDecl {
         name: name.into(),
         scheme,
@@ -75,7 +83,9 @@ impl Owned {
 }
 
 fn write_blob(meta: Option<&BlobMetadata>, tensors: &[(EntryDecl, Owned)]) -> Vec<u8> {
-    let mut w = BlobWriter::with_entries(Cursor::new(Vec::new()), meta, tensors.iter().map(|(d, _)| d.clone())).unwrap();
+    let mut w =
+        BlobWriter::with_entries(Cursor::new(Vec::new()), meta, tensors.iter().map(|(d, _)| d.clone()))
+            .unwrap();
     for (_, s) in tensors {
         w.write_tensor(s.sections()).unwrap();
     }
@@ -115,39 +125,39 @@ fn golden_two_tensor_blob_matches_the_spec_byte_for_byte() {
         zeros(20),                      // reserved
         "4b53ee48".into(),              // header_crc 0x48ee534b over bytes 0..124
         // ---- entry 0 "a": raw F32 [2] (at 128)
-        "00000000 01000000".into(),     // name_offset 0, name_len 1
-        "0000 0000 01 00 0000".into(),  // scheme raw, dtype F32, rank 1, codec none, flags 0
-        "00000000 ffffffff".into(),     // block_size 0, axis none
-        "0200000000000000".into(),      // dims[0] = 2
-        zeros(56),                      // dims[1..8]
-        "0002000000000000".into(),      // data_offset 512
+        "00000000 01000000".into(),                 // name_offset 0, name_len 1
+        "0000 0000 01 00 0000".into(),              // scheme raw, dtype F32, rank 1, codec none, flags 0
+        "00000000 ffffffff".into(),                 // block_size 0, axis none
+        "0200000000000000".into(),                  // dims[0] = 2
+        zeros(56),                                  // dims[1..8]
+        "0002000000000000".into(),                  // data_offset 512
         "0800000000000000 0800000000000000".into(), // stored 8, raw 8
-        zeros(48),                      // scales, zeros, aux: absent (offset 0, len 0)
-        "0000 0000 0000 0000".into(),   // section dtypes 0 (absent), reserved
-        "562687c3".into(),              // crc 0xc3872656 of 00 00 80 3f 00 00 00 c0
-        "00000000".into(),              // reserved
+        zeros(48),                                  // scales, zeros, aux: absent (offset 0, len 0)
+        "0000 0000 0000 0000".into(),               // section dtypes 0 (absent), reserved
+        "562687c3".into(),                          // crc 0xc3872656 of 00 00 80 3f 00 00 00 c0
+        "00000000".into(),                          // reserved
         // ---- entry 1 "b": int8 symmetric per-tensor I8 [3] (at 304)
-        "01000000 01000000".into(),     // name_offset 1, name_len 1
-        "0100 0400 01 00 0100".into(),  // scheme int8, dtype I8, rank 1, codec none, flags symmetric
-        "00000000 ffffffff".into(),     // block_size 0, axis none
-        "0300000000000000".into(),      // dims[0] = 3
+        "01000000 01000000".into(),    // name_offset 1, name_len 1
+        "0100 0400 01 00 0100".into(), // scheme int8, dtype I8, rank 1, codec none, flags symmetric
+        "00000000 ffffffff".into(),    // block_size 0, axis none
+        "0300000000000000".into(),     // dims[0] = 3
         zeros(56),
-        "4002000000000000".into(),      // data_offset 576 (next multiple of 64 after 520)
+        "4002000000000000".into(), // data_offset 576 (next multiple of 64 after 520)
         "0300000000000000 0300000000000000".into(), // stored 3, raw 3
         "8002000000000000 0400000000000000".into(), // scales at 640, 4 bytes
-        zeros(32),                      // zeros, aux: absent
-        "0000 0000 0000 0000".into(),   // scales_dtype F32 (0), zeros/aux 0, reserved
-        "25253b12".into(),              // crc 0x123b2525 of 01 ff 7f 00 00 00 3f
+        zeros(32),                 // zeros, aux: absent
+        "0000 0000 0000 0000".into(), // scales_dtype F32 (0), zeros/aux 0, reserved
+        "25253b12".into(),         // crc 0x123b2525 of 01 ff 7f 00 00 00 3f
         "00000000".into(),
         // ---- string table (480..482), padding to 512
         "6162".into(),
         zeros(30),
         // ---- data: a.data (512..520), pad, b.data (576..579), pad, b.scales (640..644)
-        "0000803f 000000c0".into(),     // 1.0, -2.0
+        "0000803f 000000c0".into(), // 1.0, -2.0
         zeros(56),
-        "01ff7f".into(),                // 1, -1, 127
+        "01ff7f".into(), // 1, -1, 127
         zeros(61),
-        "0000003f".into(),              // 0.5
+        "0000003f".into(), // 0.5
     ]
     .concat());
     assert_eq!(expected.len(), 644);
@@ -179,8 +189,14 @@ fn every_scheme(compression: Compression) -> Vec<(EntryDecl, Owned)> {
     let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let pattern = |n: usize| (0..n).map(|i| (i % 7) as u8).collect::<Vec<u8>>();
     let mut out = vec![
-        (EntryDecl::raw("raw.f32", DType::F32, &[16, 16]), Owned { data: f32s(&[0.25; 256]), ..Owned::default() }),
-        (EntryDecl::raw("raw.bf16.scalar", DType::BF16, &[]), Owned { data: vec![0x80, 0x3f], ..Owned::default() }),
+        (
+            EntryDecl::raw("raw.f32", DType::F32, &[16, 16]),
+            Owned { data: f32s(&[0.25; 256]), ..Owned::default() },
+        ),
+        (
+            EntryDecl::raw("raw.bf16.scalar", DType::BF16, &[]),
+            Owned { data: vec![0x80, 0x3f], ..Owned::default() },
+        ),
         (EntryDecl::raw("raw.i4", DType::I4, &[3, 3]), Owned { data: pattern(5), ..Owned::default() }),
         (EntryDecl::raw("raw.empty", DType::F16, &[0, 4]), Owned::default()),
         (
@@ -201,7 +217,12 @@ fn every_scheme(compression: Compression) -> Vec<(EntryDecl, Owned)> {
         ),
         (
             decl("nf4.dq", Scheme::Nf4, DType::U8, &[300, 64], 64, None, EntryFlags::DOUBLE_QUANT),
-            Owned { data: pattern(9600), scales: pattern(300), aux: f32s(&[0.5; 1 + 2 + 256]), ..Owned::default() },
+            Owned {
+                data: pattern(9600),
+                scales: pattern(300),
+                aux: f32s(&[0.5; 1 + 2 + 256]),
+                ..Owned::default()
+            },
         ),
         (
             decl("int4.asym.gidx", Scheme::Int4, DType::U8, &[4, 65], 32, None, 0),
@@ -224,8 +245,14 @@ fn every_scheme(compression: Compression) -> Vec<(EntryDecl, Owned)> {
             decl("ternary3", Scheme::Ternary3, DType::U8, &[3, 7], 0, None, 0),
             Owned { data: pattern(5), scales: f32s(&[0.75]), ..Owned::default() },
         ),
-        (EntryDecl::raw("ggml.q8_0", DType::Q8_0, &[4, 64]), Owned { data: pattern(8 * 34), ..Owned::default() }),
-        (EntryDecl::raw("ggml.tq1_0", DType::TQ1_0, &[1, 256]), Owned { data: pattern(54), ..Owned::default() }),
+        (
+            EntryDecl::raw("ggml.q8_0", DType::Q8_0, &[4, 64]),
+            Owned { data: pattern(8 * 34), ..Owned::default() },
+        ),
+        (
+            EntryDecl::raw("ggml.tq1_0", DType::TQ1_0, &[1, 256]),
+            Owned { data: pattern(54), ..Owned::default() },
+        ),
     ];
     for (d, _) in &mut out {
         d.compression = compression;
@@ -242,7 +269,10 @@ fn check_round_trip(tensors: &[(EntryDecl, Owned)], meta: Option<&BlobMetadata>)
     assert_eq!(blob.header().flags & 1 == 1, !any_compressed, "header flag bit 0");
     for ((d, s), e) in tensors.iter().zip(blob.entries()) {
         assert_eq!(e.name, d.name);
-        assert_eq!((e.scheme, e.dtype, &e.dims, e.block_size, e.axis, e.flags), (d.scheme, d.dtype, &d.dims, d.block_size, d.axis, d.flags));
+        assert_eq!(
+            (e.scheme, e.dtype, &e.dims, e.block_size, e.axis, e.flags),
+            (d.scheme, d.dtype, &d.dims, d.block_size, d.axis, d.flags)
+        );
         assert_eq!(&e.decompressed_data().unwrap()[..], &s.data[..], "{}: data", d.name);
         let mut into = vec![0u8; s.data.len()];
         e.decompress_data_into(&mut into).unwrap();
@@ -266,7 +296,9 @@ fn check_round_trip(tensors: &[(EntryDecl, Owned)], meta: Option<&BlobMetadata>)
 
 #[test]
 fn every_scheme_round_trips_uncompressed_and_with_each_codec() {
-    for compression in [Compression::None, Compression::Zstd { level: 3 }, Compression::Zstd { level: 19 }, Compression::Lz4] {
+    for compression in
+        [Compression::None, Compression::Zstd { level: 3 }, Compression::Zstd { level: 19 }, Compression::Lz4]
+    {
         let tensors = every_scheme(compression);
         let blob = check_round_trip(&tensors, None);
         let codecs: Vec<Codec> = blob.entries().iter().map(|e| e.codec).collect();
@@ -292,7 +324,14 @@ fn metadata_round_trips_and_an_empty_message_means_no_section() {
         producer: "smelt".into(),
         producer_version: "0.1.0".into(),
         source_format: "gguf".into(),
-        arch: Some((&smelt_formats::ArchConfig { model_type: "llama".into(), hidden_size: Some(8), ..Default::default() }).into()),
+        arch: Some(
+            (&smelt_formats::ArchConfig {
+                model_type: "llama".into(),
+                hidden_size: Some(8),
+                ..Default::default()
+            })
+                .into(),
+        ),
         recipe: "[default]\n".into(),
         inputs: vec![blob::proto::InputHash { path: "m.gguf".into(), blake3: "ab".repeat(32), size: 9 }],
         metadata: vec![
@@ -342,21 +381,43 @@ fn reference_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const VALID: &[&str] = &["tiny-raw.smelt", "quant-schemes.smelt", "compressed.smelt", "empty.smelt", "minor-version-1.smelt"];
+const VALID: &[&str] =
+    &["tiny-raw.smelt", "quant-schemes.smelt", "compressed.smelt", "empty.smelt", "minor-version-1.smelt"];
 
 fn check_against_manifest(name: &str) -> Blob {
     let path = blob_fixture(name);
     let blob = blob::read(&path).unwrap_or_else(|e| panic!("{e}"));
     let r = reference_json(&path);
     let h = blob.header();
-    assert_eq!([h.version_major, h.version_minor], [r["version"][0].as_u64().unwrap() as u16, r["version"][1].as_u64().unwrap() as u16]);
+    assert_eq!(
+        [h.version_major, h.version_minor],
+        [r["version"][0].as_u64().unwrap() as u16, r["version"][1].as_u64().unwrap() as u16]
+    );
     let rh = &r["header"];
     let want = |k: &str| rh[k].as_u64().unwrap_or_else(|| panic!("{name}: header.{k}"));
     assert_eq!(u64::from(h.tensor_count), want("tensor_count"), "{name}");
     assert_eq!(
-        [h.strtab_offset, h.strtab_size, h.meta_offset, h.meta_size, h.data_offset, h.data_size, h.file_size, h.flags],
-        ["strtab_offset", "strtab_size", "meta_offset", "meta_size", "data_offset", "data_size", "file_size", "flags"]
-            .map(want),
+        [
+            h.strtab_offset,
+            h.strtab_size,
+            h.meta_offset,
+            h.meta_size,
+            h.data_offset,
+            h.data_size,
+            h.file_size,
+            h.flags
+        ],
+        [
+            "strtab_offset",
+            "strtab_size",
+            "meta_offset",
+            "meta_size",
+            "data_offset",
+            "data_size",
+            "file_size",
+            "flags"
+        ]
+        .map(want),
         "{name}: header"
     );
     assert_eq!([u64::from(h.dir_crc), u64::from(h.meta_crc)], [want("dir_crc"), want("meta_crc")], "{name}");
@@ -386,7 +447,11 @@ fn check_against_manifest(name: &str) -> Blob {
             assert_eq!(s.offset, want["offset"].as_u64().unwrap(), "{n} {kind}");
             assert_eq!(s.len(), want["len"].as_u64().unwrap(), "{n} {kind}");
             assert_eq!(s.dtype.name(), want["dtype"].as_str().unwrap(), "{n} {kind}");
-            assert_eq!(blake3::hash(&s.bytes).to_hex().as_str(), want["blake3"].as_str().unwrap(), "{n} {kind}");
+            assert_eq!(
+                blake3::hash(&s.bytes).to_hex().as_str(),
+                want["blake3"].as_str().unwrap(),
+                "{n} {kind}"
+            );
         }
     }
 
@@ -399,7 +464,8 @@ fn check_against_manifest(name: &str) -> Blob {
             assert_eq!(m.source_format, want["source_format"].as_str().unwrap());
             assert_eq!(m.recipe, want["recipe"].as_str().unwrap());
             let keys: Vec<&str> = m.metadata.iter().map(|kv| kv.key.as_str()).collect();
-            let want_keys: Vec<&str> = want["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+            let want_keys: Vec<&str> =
+                want["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
             assert_eq!(keys, want_keys);
             let inputs: Vec<serde_json::Value> = m
                 .inputs
@@ -412,7 +478,11 @@ fn check_against_manifest(name: &str) -> Blob {
                 let wa = &want["arch"];
                 assert_eq!(arch.model_type, wa["model_type"].as_str().unwrap());
                 assert_eq!(arch.hidden_size, wa["hidden_size"].as_u64());
-                assert_eq!(arch.vocab_size, wa["vocab_size"].as_u64(), "an optional 0 is present, not absent");
+                assert_eq!(
+                    arch.vocab_size,
+                    wa["vocab_size"].as_u64(),
+                    "an optional 0 is present, not absent"
+                );
                 assert_eq!(arch.head_dim, wa["head_dim"].as_u64());
                 assert_eq!(arch.rope_theta, wa["rope_theta"].as_f64());
                 assert_eq!(arch.tie_word_embeddings, wa["tie_word_embeddings"].as_bool());
@@ -436,11 +506,15 @@ fn python_written_blobs_match_their_manifests() {
 fn python_metadata_values_convert_to_meta_values() {
     let blob = check_against_manifest("tiny-raw.smelt");
     let meta = blob.metadata().unwrap().unwrap();
-    let entries: Vec<(String, smelt_formats::MetaValue)> = meta.metadata.iter().map(|kv| blob::meta_entry(kv).unwrap()).collect();
+    let entries: Vec<(String, smelt_formats::MetaValue)> =
+        meta.metadata.iter().map(|kv| blob::meta_entry(kv).unwrap()).collect();
     use smelt_formats::{MetaArray, MetaValue};
     assert_eq!(entries[0], ("general.name".into(), MetaValue::Str("tiny".into())));
     assert_eq!(entries[1], ("llama.context_length".into(), MetaValue::U32(2048)));
-    assert_eq!(entries[2].1, MetaValue::Array(MetaArray::Str(vec!["<s>".into(), "</s>".into(), "hé".into()])));
+    assert_eq!(
+        entries[2].1,
+        MetaValue::Array(MetaArray::Str(vec!["<s>".into(), "</s>".into(), "hé".into()]))
+    );
     assert_eq!(entries[3].1, MetaValue::Array(MetaArray::F32(vec![0.0, -1.5, 0.25])));
     assert_eq!(entries[4].1, MetaValue::I32(-7));
     assert_eq!(entries[5].1, MetaValue::Bool(false));
@@ -469,7 +543,8 @@ fn rust_writer_reproduces_python_blobs_byte_for_byte() {
         for e in blob.entries() {
             let bytes = |s: &Option<blob::Section>| s.as_ref().map_or(Bytes::new(), |s| s.bytes.clone());
             let (scales, zeros, aux) = (bytes(&e.scales), bytes(&e.zeros), bytes(&e.aux));
-            w.write_tensor(TensorSections { data: &e.data.bytes, scales: &scales, zeros: &zeros, aux: &aux }).unwrap();
+            w.write_tensor(TensorSections { data: &e.data.bytes, scales: &scales, zeros: &zeros, aux: &aux })
+                .unwrap();
         }
         let rewritten = w.finish().unwrap().into_inner();
         assert_eq!(rewritten.len(), original.len(), "{name}");
@@ -538,6 +613,7 @@ const MALFORMED: &[(&str, &str, Stage)] = &[
     ("data-offset-past-end.smelt", "RegionOutOfBounds", Stage::Parse),
     ("data-size.smelt", "HeaderFieldValue", Stage::Parse),
     ("directory-crc.smelt", "DirectoryChecksum", Stage::Parse),
+    ("name-not-packed.smelt", "NameNotPacked", Stage::Parse),
     ("name-out-of-bounds.smelt", "NameOutOfBounds", Stage::Parse),
     ("empty-name.smelt", "EmptyName", Stage::Parse),
     ("name-too-long.smelt", "NameTooLong", Stage::Parse),
@@ -595,6 +671,7 @@ fn variant_name(e: &BlobError) -> &'static str {
         Misaligned { .. } => "Misaligned",
         RegionOutOfBounds { .. } => "RegionOutOfBounds",
         DirectoryChecksum { .. } => "DirectoryChecksum",
+        NameNotPacked { .. } => "NameNotPacked",
         NameOutOfBounds { .. } => "NameOutOfBounds",
         EmptyName { .. } => "EmptyName",
         NameTooLong { .. } => "NameTooLong",
@@ -631,7 +708,7 @@ fn variant_name(e: &BlobError) -> &'static str {
 }
 
 /// The number of arms in `variant_name`.
-const ALL_VARIANTS: usize = 44;
+const ALL_VARIANTS: usize = 45;
 
 /// The error a malformed file gives at its stage, after the earlier stages succeed.
 fn malformed_error(name: &str, stage: Stage) -> BlobError {
@@ -706,7 +783,9 @@ fn malformed_errors_carry_the_right_details() {
         e => panic!("{e}"),
     }
     match malformed_error("sections-overlap.smelt", Stage::Parse) {
-        BlobError::SectionOutOfOrder { name, section, .. } => assert_eq!((name.as_str(), section), ("q", SectionKind::Data)),
+        BlobError::SectionOutOfOrder { name, section, .. } => {
+            assert_eq!((name.as_str(), section), ("q", SectionKind::Data))
+        }
         e => panic!("{e}"),
     }
     match malformed_error("zstd-short.smelt", Stage::Decompress("z")) {
@@ -746,12 +825,27 @@ fn every_malformed_file_is_listed_and_every_variant_has_a_file() {
 fn writer_refuses_what_the_reader_would_refuse() {
     let new = || BlobWriter::new(Cursor::new(Vec::new())).unwrap();
     let mut w = new();
-    assert!(matches!(w.declare(EntryDecl::raw("", DType::F32, &[1])), Err(BlobWriteError::InvalidName { .. })));
-    assert!(matches!(w.declare(EntryDecl::raw("x".repeat(4097), DType::F32, &[1])), Err(BlobWriteError::InvalidName { .. })));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("", DType::F32, &[1])),
+        Err(BlobWriteError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("x".repeat(4097), DType::F32, &[1])),
+        Err(BlobWriteError::InvalidName { .. })
+    ));
     w.declare(EntryDecl::raw("a", DType::F32, &[1])).unwrap();
-    assert!(matches!(w.declare(EntryDecl::raw("a", DType::F32, &[1])), Err(BlobWriteError::DuplicateName { .. })));
-    assert!(matches!(w.declare(EntryDecl::raw("r", DType::F32, &[1; 9])), Err(BlobWriteError::RankTooLarge { .. })));
-    assert!(matches!(w.declare(EntryDecl::raw("s", DType::Q8_K, &[256])), Err(BlobWriteError::DtypeNotStorable { .. })));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("a", DType::F32, &[1])),
+        Err(BlobWriteError::DuplicateName { .. })
+    ));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("r", DType::F32, &[1; 9])),
+        Err(BlobWriteError::RankTooLarge { .. })
+    ));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("s", DType::Q8_K, &[256])),
+        Err(BlobWriteError::DtypeNotStorable { .. })
+    ));
     assert!(matches!(
         w.declare(decl("n", Scheme::Nf4, DType::U8, &[64], 0, None, 0)),
         Err(BlobWriteError::Scheme { source: SchemeRuleError::BadBlockSize { .. }, .. })
@@ -765,20 +859,29 @@ fn writer_refuses_what_the_reader_would_refuse() {
         w.write_tensor(TensorSections::data(&[0; 3])),
         Err(BlobWriteError::SectionLength { section: SectionKind::Data, expected: 4, found: 3, .. })
     ));
-    assert!(matches!(w.declare(EntryDecl::raw("late", DType::F32, &[1])), Err(BlobWriteError::TooLate { .. })));
+    assert!(matches!(
+        w.declare(EntryDecl::raw("late", DType::F32, &[1])),
+        Err(BlobWriteError::TooLate { .. })
+    ));
     assert!(matches!(w.set_metadata(&BlobMetadata::default()), Err(BlobWriteError::TooLate { .. })));
     w.write_tensor(TensorSections::data(&[0; 4])).unwrap();
     let scales = [0u8; 8];
     let g_idx: Vec<u8> = [0i32, 1, 2, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
     let bad = TensorSections { data: &[0; 2], scales: &scales, aux: &g_idx, ..TensorSections::default() };
-    assert!(matches!(w.write_tensor(bad), Err(BlobWriteError::GroupIndexOutOfRange { column: 2, value: 2, .. })));
+    assert!(matches!(
+        w.write_tensor(bad),
+        Err(BlobWriteError::GroupIndexOutOfRange { column: 2, value: 2, .. })
+    ));
     let no_scales = TensorSections { data: &[0; 2], ..TensorSections::default() };
     assert!(matches!(
         w.write_tensor(no_scales),
         Err(BlobWriteError::SectionLength { section: SectionKind::Scales, expected: 8, found: 0, .. })
     ));
     w.write_tensor(TensorSections { data: &[0; 2], scales: &scales, ..TensorSections::default() }).unwrap();
-    assert!(matches!(w.write_tensor(TensorSections::data(&[])), Err(BlobWriteError::NotDeclared { index: 2, declared: 2 })));
+    assert!(matches!(
+        w.write_tensor(TensorSections::data(&[])),
+        Err(BlobWriteError::NotDeclared { index: 2, declared: 2 })
+    ));
     w.finish().unwrap();
 
     let mut w = new();
@@ -842,9 +945,8 @@ fn mutate(orig: &[u8], rng: &mut XorShift) -> Vec<u8> {
             let vals = [0u64, 1, 63, 64, 65, 128, 255, 256, 0xffff_ffff, 1 << 32, u64::MAX / 2, u64::MAX];
             let val = vals[rng.below(vals.len() as u64) as usize];
             let width = [1usize, 2, 4, 8][rng.below(4) as usize];
-            for k in 0..width.min(v.len().saturating_sub(at)) {
-                v[at + k] = val.to_le_bytes()[k];
-            }
+            let width = width.min(v.len().saturating_sub(at));
+            v[at..at + width].copy_from_slice(&val.to_le_bytes()[..width]);
         }
         3 => {
             let i = rng.below(len.min(128 + 176 * 8)) as usize;
@@ -870,7 +972,11 @@ fn exercise(blob: &Blob, len: u64) {
     let mut previous_end = blob.header().data_offset;
     for e in blob.entries() {
         for (_, s) in e.sections() {
-            assert!(s.offset % 64 == 0 && s.offset >= previous_end && s.offset + s.len() <= len, "{}", e.name);
+            assert!(
+                s.offset % 64 == 0 && s.offset >= previous_end && s.offset + s.len() <= len,
+                "{}",
+                e.name
+            );
             previous_end = s.offset + s.len();
         }
         let _ = e.verify_checksum();

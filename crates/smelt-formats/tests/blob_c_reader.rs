@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use common::fixtures;
-use smelt_formats::blob::{self, BlobError, BlobMetadata, BlobWriter, Compression, EntryDecl, EntryFlags, Scheme, TensorSections};
+use smelt_formats::blob::{
+    self, BlobError, BlobMetadata, BlobWriter, Compression, EntryDecl, EntryFlags, Scheme, TensorSections,
+};
 use smelt_formats::ErrorKind;
 use smelt_tensor::DType;
 
@@ -64,13 +66,17 @@ fn built() -> &'static Built {
         let check = dir.path().join("smelt_blob_check");
         compile(&cc, &check, &[]).unwrap_or_else(|e| panic!("{e}"));
         let sanitized = dir.path().join("smelt_blob_check_sanitized");
-        let checked = match compile(&cc, &sanitized, &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]) {
-            Ok(()) => sanitized,
-            Err(e) => {
-                eprintln!("note: no sanitizer build ({}); mutations run on the plain build", e.lines().next().unwrap_or(""));
-                check.clone()
-            }
-        };
+        let checked =
+            match compile(&cc, &sanitized, &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]) {
+                Ok(()) => sanitized,
+                Err(e) => {
+                    eprintln!(
+                        "note: no sanitizer build ({}); mutations run on the plain build",
+                        e.lines().next().unwrap_or("")
+                    );
+                    check.clone()
+                }
+            };
         Built { _dir: dir, check, checked }
     })
 }
@@ -84,7 +90,10 @@ struct Run {
 fn run(exe: &Path, file: &Path) -> Run {
     let o = Command::new(exe).arg(file).output().unwrap();
     Run {
-        code: o.status.code().unwrap_or_else(|| panic!("{}: killed by a signal on {}", exe.display(), file.display())),
+        code: o
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("{}: killed by a signal on {}", exe.display(), file.display())),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
@@ -96,7 +105,9 @@ fn library_includes_nothing_else_and_never_allocates() {
     for file in ["smelt_blob.c", "smelt_blob.h"] {
         let text = std::fs::read_to_string(c_reader_dir().join(file)).unwrap();
         for line in text.lines().filter(|l| l.trim_start().starts_with("#include")) {
-            let ok = ["<stdint.h>", "<stddef.h>", "<string.h>", "\"smelt_blob.h\""].iter().any(|h| line.contains(h));
+            let ok = ["<stdint.h>", "<stddef.h>", "<string.h>", "\"smelt_blob.h\""]
+                .iter()
+                .any(|h| line.contains(h));
             assert!(ok, "{file}: {line}");
         }
         for word in ["malloc(", "calloc(", "realloc(", "free(", "alloca(", "printf(", "FILE *", "fopen("] {
@@ -142,13 +153,27 @@ fn every_scheme_blob(compression: Compression) -> Vec<u8> {
             d("nf4.dq", Scheme::Nf4, DType::U8, &[4, 128], 64, None, EntryFlags::DOUBLE_QUANT),
             [pattern(256), pattern(8), vec![], f32s(258)],
         ),
-        (d("int4", Scheme::Int4, DType::U8, &[4, 96], 32, None, 0), [pattern(192), f32s(12), pattern(12), g_idx]),
-        (d("ternary2", Scheme::Ternary2, DType::U8, &[64, 64], 0, None, 0), [pattern(1024), f32s(1), vec![], vec![]]),
-        (d("ternary3", Scheme::Ternary3, DType::U8, &[10, 50], 0, None, 0), [pattern(100), f32s(1), vec![], vec![]]),
+        (
+            d("int4", Scheme::Int4, DType::U8, &[4, 96], 32, None, 0),
+            [pattern(192), f32s(12), pattern(12), g_idx],
+        ),
+        (
+            d("ternary2", Scheme::Ternary2, DType::U8, &[64, 64], 0, None, 0),
+            [pattern(1024), f32s(1), vec![], vec![]],
+        ),
+        (
+            d("ternary3", Scheme::Ternary3, DType::U8, &[10, 50], 0, None, 0),
+            [pattern(100), f32s(1), vec![], vec![]],
+        ),
         (d("q4_k", Scheme::Ggml, DType::Q4_K, &[2, 256], 0, None, 0), [pattern(288), vec![], vec![], vec![]]),
     ];
     let meta = BlobMetadata { producer: "smelt".into(), recipe: "x".repeat(100), ..Default::default() };
-    let mut w = BlobWriter::with_entries(Cursor::new(Vec::new()), Some(&meta), tensors.iter().map(|(d, _)| d.clone())).unwrap();
+    let mut w = BlobWriter::with_entries(
+        Cursor::new(Vec::new()),
+        Some(&meta),
+        tensors.iter().map(|(d, _)| d.clone()),
+    )
+    .unwrap();
     for (_, [data, scales, zeros, aux]) in &tensors {
         w.write_tensor(TensorSections { data, scales, zeros, aux }).unwrap();
     }
@@ -161,7 +186,15 @@ fn expected_lines(blob: &blob::Blob) -> Vec<String> {
         .iter()
         .map(|s| {
             let dims: Vec<String> = s.dims.iter().map(u64::to_string).collect();
-            format!("{}\t{}\t{}\t[{}]\t{}\t{}\tOK", s.name, s.scheme, s.dtype, dims.join(","), s.codec, s.stored_bytes)
+            format!(
+                "{}\t{}\t{}\t[{}]\t{}\t{}\tOK",
+                s.name,
+                s.scheme,
+                s.dtype,
+                dims.join(","),
+                s.codec,
+                s.stored_bytes
+            )
         })
         .collect()
 }
@@ -175,7 +208,10 @@ fn lists_and_verifies_blobs_smelt_wrote_with_every_codec() {
         std::fs::write(&path, &bytes).unwrap();
         let blob = blob::read(&path).unwrap();
         if compression != Compression::None {
-            assert!(blob.entries().iter().any(|e| e.codec != blob::Codec::None), "{compression:?} compressed nothing");
+            assert!(
+                blob.entries().iter().any(|e| e.codec != blob::Codec::None),
+                "{compression:?} compressed nothing"
+            );
         }
         let r = run(&built().check, &path);
         assert_eq!(r.code, 0, "{compression:?}: {}{}", r.stdout, r.stderr);
@@ -197,7 +233,9 @@ fn lists_and_verifies_blobs_smelt_wrote_with_every_codec() {
 
 #[test]
 fn python_written_fixtures_list_as_smelt_reads_them() {
-    for name in ["tiny-raw.smelt", "quant-schemes.smelt", "compressed.smelt", "empty.smelt", "minor-version-1.smelt"] {
+    for name in
+        ["tiny-raw.smelt", "quant-schemes.smelt", "compressed.smelt", "empty.smelt", "minor-version-1.smelt"]
+    {
         let path = fixtures().join("blob").join(name);
         let blob = blob::read(&path).unwrap();
         let r = run(&built().check, &path);
@@ -223,6 +261,7 @@ fn offset_of(e: &BlobError) -> u64 {
         | Misaligned { offset, .. }
         | RegionOutOfBounds { offset, .. }
         | DirectoryChecksum { offset, .. }
+        | NameNotPacked { offset, .. }
         | NameOutOfBounds { offset, .. }
         | EmptyName { offset, .. }
         | NameTooLong { offset, .. }

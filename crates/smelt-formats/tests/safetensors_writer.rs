@@ -71,21 +71,75 @@ fn one_of_each_dtype() -> Vec<Spec> {
         spec("f16", DType::F16, &s, le(&v6.map(f16::from_f64), f16::to_le_bytes), &v6),
         spec("bf16", DType::BF16, &s, le(&v6.map(bf16::from_f64), bf16::to_le_bytes), &v6),
         // OCP FP8 E4M3: bias 7; 0x7E is the largest finite value, 0x7F NaN.
-        spec("f8_e4m3", DType::F8_E4M3, &s, vec![0x38, 0xC0, 0x30, 0x7E, 0x01, 0x7F], &[1.0, -2.0, 0.5, 448.0, 0.001953125]),
+        spec(
+            "f8_e4m3",
+            DType::F8_E4M3,
+            &s,
+            vec![0x38, 0xC0, 0x30, 0x7E, 0x01, 0x7F],
+            &[1.0, -2.0, 0.5, 448.0, 0.001953125],
+        ),
         // OCP FP8 E5M2: bias 15; 0x7C is +inf.
-        spec("f8_e5m2", DType::F8_E5M2, &s, vec![0x3C, 0xC0, 0x38, 0x7B, 0x01, 0x7C], &[1.0, -2.0, 0.5, 57344.0, 1.52587890625e-05]),
+        spec(
+            "f8_e5m2",
+            DType::F8_E5M2,
+            &s,
+            vec![0x3C, 0xC0, 0x38, 0x7B, 0x01, 0x7C],
+            &[1.0, -2.0, 0.5, 57344.0, 1.52587890625e-05],
+        ),
         // FNUZ: bias 8 and 16, 0x80 is the only NaN.
-        spec("f8_e4m3fnuz", DType::F8_E4M3_FNUZ, &s, vec![0x40, 0xC8, 0x38, 0x7F, 0x01, 0x80], &[1.0, -2.0, 0.5, 240.0, 0.0009765625]),
-        spec("f8_e5m2fnuz", DType::F8_E5M2_FNUZ, &s, vec![0x40, 0xC4, 0x3C, 0x7F, 0x01, 0x80], &[1.0, -2.0, 0.5, 57344.0, 7.62939453125e-06]),
+        spec(
+            "f8_e4m3fnuz",
+            DType::F8_E4M3_FNUZ,
+            &s,
+            vec![0x40, 0xC8, 0x38, 0x7F, 0x01, 0x80],
+            &[1.0, -2.0, 0.5, 240.0, 0.0009765625],
+        ),
+        spec(
+            "f8_e5m2fnuz",
+            DType::F8_E5M2_FNUZ,
+            &s,
+            vec![0x40, 0xC4, 0x3C, 0x7F, 0x01, 0x80],
+            &[1.0, -2.0, 0.5, 57344.0, 7.62939453125e-06],
+        ),
         // FP4 E2M1, first element in the low nibble: codes 1, 2 | 3, 15 | 7, 8.
         spec("f4", DType::F4_E2M1, &s, vec![0x21, 0xF3, 0x87], &[0.5, 1.0, 1.5, -6.0, 6.0, -0.0]),
-        spec("c64", DType::C64, &s, le(&[1.0f32, -2.0, 0.5, 3.0, -0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], f32::to_le_bytes), &[1.0, -2.0, 0.5, 3.0]),
+        spec(
+            "c64",
+            DType::C64,
+            &s,
+            le(&[1.0f32, -2.0, 0.5, 3.0, -0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], f32::to_le_bytes),
+            &[1.0, -2.0, 0.5, 3.0],
+        ),
         spec("i64", DType::I64, &s, le(&[1i64, -2, i64::MIN, 4, 5, 6], i64::to_le_bytes), &[1.0, -2.0]),
         spec("u64", DType::U64, &s, le(&[1u64, 2, 3, 4, 5, u64::MAX], u64::to_le_bytes), &[1.0, 2.0, 3.0]),
-        spec("i32", DType::I32, &s, le(&[1i32, -2, 3, i32::MIN, 5, 6], i32::to_le_bytes), &[1.0, -2.0, 3.0, -2147483648.0]),
-        spec("u32", DType::U32, &s, le(&[1u32, 2, 3, u32::MAX, 5, 6], u32::to_le_bytes), &[1.0, 2.0, 3.0, 4294967295.0]),
-        spec("i16", DType::I16, &s, le(&[1i16, -2, 3, -32768, 5, 6], i16::to_le_bytes), &[1.0, -2.0, 3.0, -32768.0]),
-        spec("u16", DType::U16, &s, le(&[1u16, 2, 3, 65535, 5, 6], u16::to_le_bytes), &[1.0, 2.0, 3.0, 65535.0]),
+        spec(
+            "i32",
+            DType::I32,
+            &s,
+            le(&[1i32, -2, 3, i32::MIN, 5, 6], i32::to_le_bytes),
+            &[1.0, -2.0, 3.0, -2147483648.0],
+        ),
+        spec(
+            "u32",
+            DType::U32,
+            &s,
+            le(&[1u32, 2, 3, u32::MAX, 5, 6], u32::to_le_bytes),
+            &[1.0, 2.0, 3.0, 4294967295.0],
+        ),
+        spec(
+            "i16",
+            DType::I16,
+            &s,
+            le(&[1i16, -2, 3, -32768, 5, 6], i16::to_le_bytes),
+            &[1.0, -2.0, 3.0, -32768.0],
+        ),
+        spec(
+            "u16",
+            DType::U16,
+            &s,
+            le(&[1u16, 2, 3, 65535, 5, 6], u16::to_le_bytes),
+            &[1.0, 2.0, 3.0, 65535.0],
+        ),
         spec("i8", DType::I8, &s, vec![1, 0xFE, 3, 0x80, 5, 6], &[1.0, -2.0, 3.0, -128.0]),
         spec("u8", DType::U8, &s, vec![1, 2, 3, 255, 5, 6], &[1.0, 2.0, 3.0, 255.0]),
         spec("bool", DType::Bool, &s, vec![1, 0, 1, 1, 0, 0], &[1.0, 0.0, 1.0, 1.0]),
@@ -191,7 +245,8 @@ fn exactly_the_dtypes_without_a_safetensors_string_are_refused() {
             assert_eq!(dtype, DType::String);
             continue;
         };
-        let mut w = SafetensorsWriter::new(Cursor::new(Vec::new()), &HeaderBudget::for_tensor_names(["t"])).unwrap();
+        let mut w =
+            SafetensorsWriter::new(Cursor::new(Vec::new()), &HeaderBudget::for_tensor_names(["t"])).unwrap();
         let start = w.data_start();
         let result = w.add_tensor("t", dtype, &shape, &vec![0u8; size as usize]);
         match expected {
@@ -225,7 +280,8 @@ fn header_is_metadata_first_then_tensors_in_order_padded_with_spaces() {
     assert!(json.len() < header.len(), "trailing padding present");
     assert!(json.ends_with('}') && !json.contains("  "));
     assert!(json.starts_with(r#"{"__metadata__":{"format":"pt","z-first-despite-sorting":"1","#), "{json}");
-    let positions: Vec<usize> = ["\"zeta\"", "\"alpha\"", "\"mid\""].iter().map(|k| json.find(k).unwrap()).collect();
+    let positions: Vec<usize> =
+        ["\"zeta\"", "\"alpha\"", "\"mid\""].iter().map(|k| json.find(k).unwrap()).collect();
     assert!(positions.windows(2).all(|p| p[0] < p[1]), "tensors in the order added");
     assert!(json.contains(r#""zeta":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}"#));
     assert!(json.contains(r#""mid":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}"#));
@@ -292,6 +348,80 @@ fn tensors_reach_the_file_before_the_header() {
     assert_eq!(model.tensor("a").unwrap().location.offset, start);
 }
 
+mod properties {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The dtypes the writer accepts.
+    fn writable() -> Vec<DType> {
+        EXPECTED_DTYPE_STRINGS.iter().map(|(d, _)| *d).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the writer accepts, smelt's reader reads back as written; what it refuses
+        /// is refused for a reason the input has.
+        #[test]
+        fn whatever_the_writer_accepts_reads_back(
+            tensors in prop::collection::vec(
+                (any::<String>(), 0usize..19, prop::collection::vec(0u64..5, 0..5), any::<u8>()),
+                0..8,
+            ),
+            metadata in prop::collection::vec((any::<String>(), any::<String>()), 0..4),
+        ) {
+            let dtypes = writable();
+            let mut budget = HeaderBudget::for_tensor_names(tensors.iter().map(|t| t.0.as_str()));
+            for (k, v) in &metadata {
+                budget.add_metadata(k, v);
+            }
+            let mut w = SafetensorsWriter::new(Cursor::new(Vec::new()), &budget).unwrap();
+            let mut accepted = Vec::new();
+            let mut names = HashSet::new();
+            for (name, d, shape, fill) in &tensors {
+                let dtype = dtypes[*d];
+                let data = vec![*fill; dtype.storage_bytes(shape).unwrap() as usize];
+                match w.add_tensor(name, dtype, shape, &data) {
+                    Ok(()) => {
+                        prop_assert!(names.insert(name.clone()));
+                        accepted.push((name.clone(), dtype, shape.clone(), data));
+                    }
+                    Err(SafetensorsWriteError::DuplicateTensor { .. }) => prop_assert!(names.contains(name)),
+                    Err(SafetensorsWriteError::ReservedName { .. }) => prop_assert_eq!(name.as_str(), "__metadata__"),
+                    Err(SafetensorsWriteError::PartialByte { .. }) => prop_assert_eq!(dtype, DType::F4_E2M1),
+                    Err(e) => prop_assert!(false, "unexpected refusal: {}", e),
+                }
+            }
+            let keys: HashSet<&String> = metadata.iter().map(|(k, _)| k).collect();
+            let bytes = match w.finish(&metadata) {
+                Ok(out) => out.into_inner(),
+                Err(SafetensorsWriteError::DuplicateMetadataKey { .. }) => {
+                    prop_assert!(keys.len() < metadata.len());
+                    return Ok(());
+                }
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            };
+            let model = safetensors::parse(bytes.into(), Path::new("p.safetensors")).unwrap();
+            prop_assert_eq!(model.tensors.len(), accepted.len());
+            for ((name, dtype, shape, data), t) in accepted.iter().zip(&model.tensors) {
+                prop_assert_eq!(&t.name, name);
+                prop_assert_eq!(t.dtype, *dtype);
+                prop_assert_eq!(&t.shape, shape);
+                prop_assert_eq!(&t.data[..], &data[..]);
+            }
+            let got: Vec<(String, String)> = model
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), match v { MetaValue::Str(s) => s.clone(), _ => String::new() }))
+                .collect();
+            prop_assert_eq!(got, metadata);
+        }
+    }
+}
+
 // ---- one test per writer error ----
 
 fn writer(budget: &HeaderBudget) -> SafetensorsWriter<Cursor<Vec<u8>>> {
@@ -303,7 +433,10 @@ fn reservation_above_the_header_cap_is_refused() {
     let mut budget = HeaderBudget::new();
     budget.add_bytes(limits::MAX_SAFETENSORS_HEADER);
     let err = SafetensorsWriter::new(Cursor::new(Vec::new()), &budget).unwrap_err();
-    assert!(matches!(err, SafetensorsWriteError::HeaderTooLarge { max: limits::MAX_SAFETENSORS_HEADER, .. }), "{err}");
+    assert!(
+        matches!(err, SafetensorsWriteError::HeaderTooLarge { max: limits::MAX_SAFETENSORS_HEADER, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -336,7 +469,10 @@ fn header_past_the_budget_is_refused_and_nothing_is_written() {
 fn the_metadata_key_is_not_a_tensor_name() {
     let mut w = writer(&HeaderBudget::for_tensor_names(["__metadata__"]));
     let err = w.add_tensor("__metadata__", DType::U8, &[1], &[1]).unwrap_err();
-    assert!(matches!(err, SafetensorsWriteError::ReservedName { offset } if offset == w.data_start()), "{err}");
+    assert!(
+        matches!(err, SafetensorsWriteError::ReservedName { offset } if offset == w.data_start()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -397,7 +533,10 @@ fn shape_whose_size_overflows_is_refused() {
 fn odd_count_of_four_bit_floats_is_refused() {
     let mut w = writer(&HeaderBudget::for_tensor_names(["t"]));
     let err = w.add_tensor("t", DType::F4_E2M1, &[3], &[0, 0]).unwrap_err();
-    assert!(matches!(err, SafetensorsWriteError::PartialByte { numel: 3, dtype: DType::F4_E2M1, .. }), "{err}");
+    assert!(
+        matches!(err, SafetensorsWriteError::PartialByte { numel: 3, dtype: DType::F4_E2M1, .. }),
+        "{err}"
+    );
     w.add_tensor("t", DType::F4_E2M1, &[2, 2], &[0, 0]).unwrap();
 }
 
@@ -414,7 +553,11 @@ fn bytes_of_the_wrong_length_are_refused() {
 #[test]
 fn duplicate_metadata_keys_are_refused() {
     let w = writer(&HeaderBudget::new());
-    let meta = [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned()), ("a".to_owned(), "3".to_owned())];
+    let meta = [
+        ("a".to_owned(), "1".to_owned()),
+        ("b".to_owned(), "2".to_owned()),
+        ("a".to_owned(), "3".to_owned()),
+    ];
     let err = w.finish(&meta).unwrap_err();
     assert!(
         matches!(err, SafetensorsWriteError::DuplicateMetadataKey { ref key, index: 2, first_index: 0, offset: 8 } if key == "a"),
@@ -457,9 +600,15 @@ fn output_failures_are_reported_and_final() {
     let mut w = SafetensorsWriter::new(failing(8 + budget.reserved_len() as usize + 50), &budget).unwrap();
     w.add_tensor("a", DType::U8, &[8], &[1; 8]).unwrap();
     let err = w.add_tensor("b", DType::U8, &[100], &[2; 100]).unwrap_err();
-    assert!(matches!(err, SafetensorsWriteError::Io { ref what, offset, .. } if what == "tensor 'b'" && offset == w.data_start() + 8), "{err}");
+    assert!(
+        matches!(err, SafetensorsWriteError::Io { ref what, offset, .. } if what == "tensor 'b'" && offset == w.data_start() + 8),
+        "{err}"
+    );
     let err = w.add_tensor("c", DType::U8, &[1], &[3]).unwrap_err();
-    assert!(matches!(err, SafetensorsWriteError::AfterFailure { offset } if offset == w.data_start() + 8), "{err}");
+    assert!(
+        matches!(err, SafetensorsWriteError::AfterFailure { offset } if offset == w.data_start() + 8),
+        "{err}"
+    );
     let err = w.finish(&[]).unwrap_err();
     assert!(matches!(err, SafetensorsWriteError::AfterFailure { .. }), "{err}");
 }
@@ -542,7 +691,8 @@ fn python_safetensors_reads_every_dtype_smelt_wrote() {
 fn python_check_catches_a_wrong_expectation() {
     // Regression guard for the checker itself: a mismatch must fail it.
     let dir = tempfile::tempdir().unwrap();
-    let tensors = vec![spec("a", DType::BF16, &[2], le(&[bf16::ONE, bf16::NEG_ONE], bf16::to_le_bytes), &[1.0, -1.0])];
+    let tensors =
+        vec![spec("a", DType::BF16, &[2], le(&[bf16::ONE, bf16::NEG_ONE], bf16::to_le_bytes), &[1.0, -1.0])];
     let path = dir.path().join("one.safetensors");
     write_to(std::fs::File::create(&path).unwrap(), &tensors, &[]);
     let mut wrong = expectation(&tensors, &[]);

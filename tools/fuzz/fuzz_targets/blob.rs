@@ -66,7 +66,8 @@ fuzz_target!(|data: &[u8]| {
         flags: e.flags,
         compression: if mode & 2 == 2 { Compression::Lz4 } else { Compression::None },
     });
-    let mut w = BlobWriter::with_entries(Cursor::new(Vec::new()), meta.as_ref(), decls).expect("declarations the reader accepted");
+    let mut w = BlobWriter::with_entries(Cursor::new(Vec::new()), meta.as_ref(), decls)
+        .expect("declarations the reader accepted");
     let section = |s: &Option<blob::Section>| s.as_ref().map_or(bytes::Bytes::new(), |s| s.bytes.clone());
     for (e, d) in b.entries().iter().zip(&raw) {
         let (scales, zeros, aux) = (section(&e.scales), section(&e.zeros), section(&e.aux));
@@ -74,11 +75,15 @@ fuzz_target!(|data: &[u8]| {
             .expect("sections the reader accepted");
     }
     let out = w.finish().expect("a complete blob").into_inner();
-    let again = blob::parse(bytes::Bytes::from(out), Path::new("rewritten.smelt")).expect("the writer's output parses");
+    let again = blob::parse(bytes::Bytes::from(out), Path::new("rewritten.smelt"))
+        .expect("the writer's output parses");
     again.verify_checksums().expect("the writer's CRCs");
     assert_eq!(again.entries().len(), b.entries().len());
     for ((x, y), d) in b.entries().iter().zip(again.entries()).zip(&raw) {
-        assert_eq!((&x.name, x.scheme, x.dtype, &x.dims, x.flags, x.axis), (&y.name, y.scheme, y.dtype, &y.dims, y.flags, y.axis));
+        assert_eq!(
+            (&x.name, x.scheme, x.dtype, &x.dims, x.flags, x.axis),
+            (&y.name, y.scheme, y.dtype, &y.dims, y.flags, y.axis)
+        );
         assert_eq!(&y.decompressed_data().unwrap()[..], &d[..], "{}", x.name);
         assert_eq!(section(&x.scales), section(&y.scales));
         assert_eq!(section(&x.zeros), section(&y.zeros));

@@ -7,12 +7,14 @@ use crate::run::{Sink, SinkContext};
 use crate::ConvertError;
 
 mod blob;
+mod gguf;
 
 /// Opens the sink for `format`, writing whatever must precede the first tensor.
 pub fn open(format: OutputFormat, file: AtomicFile, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ConvertError> {
     match format {
         OutputFormat::Blob => Ok(Box::new(blob::BlobSink::open(file, ctx)?)),
-        OutputFormat::Gguf | OutputFormat::Safetensors => Err(ConvertError::Write {
+        OutputFormat::Gguf => Ok(Box::new(gguf::GgufSink::open(file, ctx)?)),
+        OutputFormat::Safetensors => Err(ConvertError::Write {
             path: ctx.output.display().to_string(),
             message: format!("writing {} is not wired yet", format.name()),
         }),

@@ -27,8 +27,15 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, in code order.
-    pub const ALL: [Scheme; 7] =
-        [Scheme::Raw, Scheme::Int8, Scheme::Nf4, Scheme::Int4, Scheme::Ternary2, Scheme::Ternary3, Scheme::Ggml];
+    pub const ALL: [Scheme; 7] = [
+        Scheme::Raw,
+        Scheme::Int8,
+        Scheme::Nf4,
+        Scheme::Int4,
+        Scheme::Ternary2,
+        Scheme::Ternary3,
+        Scheme::Ggml,
+    ];
 
     /// The code stored in the directory.
     pub const fn code(self) -> u16 {

@@ -103,8 +103,16 @@ impl Entry {
     pub fn verify_checksum(&self) -> Result<(), BlobError> {
         let computed = self.computed_crc();
         if computed != self.crc {
-            let offset = self.sections().next().map_or(self.entry_offset + super::layout::entry_field::CRC, |(_, s)| s.offset);
-            return Err(BlobError::TensorChecksum { name: self.name.clone(), offset, stored: self.crc, computed });
+            let offset = self
+                .sections()
+                .next()
+                .map_or(self.entry_offset + super::layout::entry_field::CRC, |(_, s)| s.offset);
+            return Err(BlobError::TensorChecksum {
+                name: self.name.clone(),
+                offset,
+                stored: self.crc,
+                computed,
+            });
         }
         Ok(())
     }
@@ -123,14 +131,18 @@ impl Entry {
                 let mut out = Vec::new();
                 // One byte more than expected tells a too-long stream from an exact one.
                 let limit = self.data_raw_len.saturating_add(1);
-                (&mut decoder).take(limit).read_to_end(&mut out).map_err(|e| self.decode_error(e.to_string()))?;
+                (&mut decoder)
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .map_err(|e| self.decode_error(e.to_string()))?;
                 self.check_decoded_len(out.len() as u64)?;
                 Ok(Bytes::from(out))
             }
             Codec::Lz4 => {
                 // The reader checked data_raw_len <= 255 × stored length, so this allocation is
                 // bounded by the file's size.
-                let len = usize::try_from(self.data_raw_len).map_err(|_| self.decode_error("too large for memory"))?;
+                let len = usize::try_from(self.data_raw_len)
+                    .map_err(|_| self.decode_error("too large for memory"))?;
                 let mut out = vec![0u8; len];
                 self.decompress_data_into(&mut out)?;
                 Ok(Bytes::from(out))

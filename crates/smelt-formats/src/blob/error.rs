@@ -132,7 +132,9 @@ pub enum BlobError {
         value: u64,
     },
     /// A region is not where the format puts it: out of order or past the end of the file.
-    #[error("{region} at bytes {start}..{end} (header field at byte {offset}): must lie within {min}..{max}")]
+    #[error(
+        "{region} at bytes {start}..{end} (header field at byte {offset}): must lie within {min}..{max}"
+    )]
     RegionOutOfBounds {
         /// The region.
         region: Region,
@@ -156,6 +158,19 @@ pub enum BlobError {
         stored: u32,
         /// CRC computed.
         computed: u32,
+    },
+    /// A name that does not start where the previous entry's name ends: names are packed in
+    /// directory order, so the string table holds each name exactly once.
+    #[error("directory entry {index} at byte {offset}: name_offset is {found}, but the names before it end at {expected}")]
+    NameNotPacked {
+        /// Index of the entry.
+        index: u64,
+        /// Offset of the entry's `name_offset` field.
+        offset: u64,
+        /// Where the previous name ends (0 for the first entry).
+        expected: u64,
+        /// `name_offset` found.
+        found: u32,
     },
     /// A name's bytes are not inside the string table.
     #[error("directory entry {index} at byte {offset}: name bytes {name_offset}..+{name_len} are outside the {strtab_size}-byte string table")]
@@ -192,7 +207,9 @@ pub enum BlobError {
         max: u64,
     },
     /// A name is not UTF-8.
-    #[error("directory entry {index}: name at byte {offset} is not valid UTF-8 (first bad byte at {bad_byte})")]
+    #[error(
+        "directory entry {index}: name at byte {offset} is not valid UTF-8 (first bad byte at {bad_byte})"
+    )]
     NameNotUtf8 {
         /// Index of the entry.
         index: u64,
@@ -530,7 +547,9 @@ pub enum BlobError {
         reason: String,
     },
     /// A compressed data section decodes to another length than `data_raw_len`.
-    #[error("tensor '{name}' data at byte {offset}: decodes to {found} bytes, the directory says {expected}")]
+    #[error(
+        "tensor '{name}' data at byte {offset}: decodes to {found} bytes, the directory says {expected}"
+    )]
     DecompressedLength {
         /// The tensor.
         name: String,

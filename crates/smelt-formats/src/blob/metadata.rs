@@ -89,7 +89,10 @@ fn array_to_proto(a: &MetaArray) -> proto::Array {
         }
         MetaArray::Array(v) => v
             .iter()
-            .map(|inner| proto::Value { kind: Some(K::Array(array_to_proto(inner))), type_name: String::new() })
+            .map(|inner| proto::Value {
+                kind: Some(K::Array(array_to_proto(inner))),
+                type_name: String::new(),
+            })
             .collect(),
     };
     proto::Array { elem_type_name: a.elem_type_name().to_owned(), items }

@@ -160,7 +160,11 @@ impl Scan<'_> {
                         self.skip(&mut pos, end, len, key_at)?;
                     }
                     5 => self.skip(&mut pos, end, 4, key_at)?,
-                    _ => return Err(self.malformed(key_at, format!("field {number}: unsupported wire type {wire}"))),
+                    _ => {
+                        return Err(
+                            self.malformed(key_at, format!("field {number}: unsupported wire type {wire}"))
+                        )
+                    }
                 }
                 continue;
             };
@@ -232,7 +236,10 @@ mod tests {
     use super::*;
 
     fn full() -> proto::BlobMetadata {
-        let leaf = |s: &str| proto::Value { kind: Some(proto::value::Kind::S(s.into())), type_name: "STRING".into() };
+        let leaf = |s: &str| proto::Value {
+            kind: Some(proto::value::Kind::S(s.into())),
+            type_name: "STRING".into(),
+        };
         proto::BlobMetadata {
             producer: "smelt".into(),
             producer_version: "0.1.0".into(),
@@ -254,11 +261,18 @@ mod tests {
                 dtype: "float16".into(),
             }),
             recipe: "[default]\nscheme = \"int8\"\n".into(),
-            inputs: vec![proto::InputHash { path: "model.safetensors".into(), blake3: "ab".repeat(32), size: 12345 }],
+            inputs: vec![proto::InputHash {
+                path: "model.safetensors".into(),
+                blake3: "ab".repeat(32),
+                size: 12345,
+            }],
             metadata: vec![
                 proto::KeyValue {
                     key: "general.name".into(),
-                    value: Some(proto::Value { kind: Some(proto::value::Kind::I64(-5)), type_name: "INT32".into() }),
+                    value: Some(proto::Value {
+                        kind: Some(proto::value::Kind::I64(-5)),
+                        type_name: "INT32".into(),
+                    }),
                 },
                 proto::KeyValue {
                     key: "tokenizer.ggml.tokens".into(),
@@ -272,15 +286,24 @@ mod tests {
                 },
                 proto::KeyValue {
                     key: "f".into(),
-                    value: Some(proto::Value { kind: Some(proto::value::Kind::F64(0.5)), type_name: "FLOAT64".into() }),
+                    value: Some(proto::Value {
+                        kind: Some(proto::value::Kind::F64(0.5)),
+                        type_name: "FLOAT64".into(),
+                    }),
                 },
                 proto::KeyValue {
                     key: "b".into(),
-                    value: Some(proto::Value { kind: Some(proto::value::Kind::B(true)), type_name: "BOOL".into() }),
+                    value: Some(proto::Value {
+                        kind: Some(proto::value::Kind::B(true)),
+                        type_name: "BOOL".into(),
+                    }),
                 },
                 proto::KeyValue {
                     key: "u".into(),
-                    value: Some(proto::Value { kind: Some(proto::value::Kind::U64(7)), type_name: "UINT64".into() }),
+                    value: Some(proto::Value {
+                        kind: Some(proto::value::Kind::U64(7)),
+                        type_name: "UINT64".into(),
+                    }),
                 },
             ],
         }

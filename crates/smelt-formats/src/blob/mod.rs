@@ -127,7 +127,8 @@ impl Blob {
     pub fn metadata_bytes(&self) -> Option<Bytes> {
         let h = &self.header;
         // parse checked that the section lies inside the file.
-        (h.meta_size != 0).then(|| self.bytes.slice(h.meta_offset as usize..(h.meta_offset + h.meta_size) as usize))
+        (h.meta_size != 0)
+            .then(|| self.bytes.slice(h.meta_offset as usize..(h.meta_offset + h.meta_size) as usize))
     }
 
     /// Checks the metadata's CRC, then decodes it; `None` when the blob has none.
@@ -141,7 +142,11 @@ impl Blob {
         let Some(bytes) = self.metadata_bytes() else { return Ok(()) };
         let computed = crc32fast::hash(&bytes);
         if computed != self.header.meta_crc {
-            let e = BlobError::MetadataChecksum { offset: self.header.meta_offset, stored: self.header.meta_crc, computed };
+            let e = BlobError::MetadataChecksum {
+                offset: self.header.meta_offset,
+                stored: self.header.meta_crc,
+                computed,
+            };
             return Err(self.error(e));
         }
         Ok(())
@@ -165,7 +170,8 @@ impl Blob {
         self.entries
             .iter()
             .map(|e| {
-                let others: u64 = e.sections().filter(|(k, _)| *k != SectionKind::Data).map(|(_, s)| s.len()).sum();
+                let others: u64 =
+                    e.sections().filter(|(k, _)| *k != SectionKind::Data).map(|(_, s)| s.len()).sum();
                 TensorSummary {
                     name: e.name.clone(),
                     scheme: e.scheme,

@@ -11,8 +11,8 @@ use super::codes::{dtype_code, dtype_from_code, Codec, EntryFlags, Scheme};
 use super::entry::{Entry, Section};
 use super::error::{BlobError, Region};
 use super::layout::{
-    entry_field, header_field, Header, RawEntry, ALIGN, ENTRY_SIZE, HEADER_FLAG_UNCOMPRESSED, HEADER_SIZE, MAGIC,
-    MAX_RANK, NO_AXIS, VERSION_MAJOR,
+    entry_field, header_field, Header, RawEntry, ALIGN, ENTRY_SIZE, HEADER_FLAG_UNCOMPRESSED, HEADER_SIZE,
+    MAGIC, MAX_RANK, NO_AXIS, VERSION_MAJOR,
 };
 use super::scheme_rules::{
     first_bad_group_index, section_rules, EntryShape, SchemeRuleError, SectionKind, SectionRules,
@@ -30,10 +30,12 @@ pub(crate) fn parse_blob(bytes: &Bytes) -> Result<Parsed, BlobError> {
     let header = parse_header(bytes)?;
     let mut entries = Vec::with_capacity(header.tensor_count as usize);
     let mut names: HashMap<String, u64> = HashMap::with_capacity(header.tensor_count as usize);
+    // Names are packed in directory order: entry i's starts where entry i-1's ends.
+    let mut name_end = 0u64;
     // Present sections must come in file order, all inside the data region.
     let mut previous_end = header.data_offset;
     for index in 0..u64::from(header.tensor_count) {
-        let entry = parse_entry(bytes, &header, index, &mut names, &mut previous_end)?;
+        let entry = parse_entry(bytes, &header, index, &mut names, &mut name_end, &mut previous_end)?;
         entries.push(entry);
     }
     Ok(Parsed { header, entries })
@@ -85,7 +87,11 @@ fn parse_header(bytes: &[u8]) -> Result<Header, BlobError> {
         }
         let undefined = h.flags & !HEADER_FLAG_UNCOMPRESSED;
         if undefined != 0 {
-            return Err(BlobError::ReservedNotZero { field: "header flags".into(), offset: f::FLAGS, found: undefined });
+            return Err(BlobError::ReservedNotZero {
+                field: "header flags".into(),
+                offset: f::FLAGS,
+                found: undefined,
+            });
         }
     }
     let count = u64::from(h.tensor_count);
@@ -104,7 +110,8 @@ fn parse_header(bytes: &[u8]) -> Result<Header, BlobError> {
             meta_size: h.meta_size,
         });
     }
-    for (what, offset, value) in [("meta_offset", f::META_OFFSET, h.meta_offset), ("data_offset", f::DATA_OFFSET, h.data_offset)]
+    for (what, offset, value) in
+        [("meta_offset", f::META_OFFSET, h.meta_offset), ("data_offset", f::DATA_OFFSET, h.data_offset)]
     {
         if value % ALIGN != 0 {
             return Err(BlobError::Misaligned { what: what.into(), offset, value });
@@ -121,10 +128,23 @@ fn parse_header(bytes: &[u8]) -> Result<Header, BlobError> {
     };
     region(Region::Directory, f::TENSOR_COUNT, HEADER_SIZE, dir_end - HEADER_SIZE, HEADER_SIZE, len)?;
     let strtab_limit = if has_meta { h.meta_offset } else { h.data_offset };
-    let strtab_end =
-        region(Region::StringTable, f::STRTAB_SIZE, h.strtab_offset, h.strtab_size, dir_end, strtab_limit.min(len))?;
+    let strtab_end = region(
+        Region::StringTable,
+        f::STRTAB_SIZE,
+        h.strtab_offset,
+        h.strtab_size,
+        dir_end,
+        strtab_limit.min(len),
+    )?;
     if has_meta {
-        region(Region::Metadata, f::META_OFFSET, h.meta_offset, h.meta_size, strtab_end, h.data_offset.min(len))?;
+        region(
+            Region::Metadata,
+            f::META_OFFSET,
+            h.meta_offset,
+            h.meta_size,
+            strtab_end,
+            h.data_offset.min(len),
+        )?;
     }
     region(Region::Data, f::DATA_OFFSET, h.data_offset, 0, strtab_end, len)?;
     field("data_size", f::DATA_SIZE, len - h.data_offset, h.data_size)?;
@@ -142,6 +162,7 @@ fn parse_entry(
     h: &Header,
     index: u64,
     names: &mut HashMap<String, u64>,
+    name_end: &mut u64,
     previous_end: &mut u64,
 ) -> Result<Entry, BlobError> {
     use entry_field as f;
@@ -153,7 +174,7 @@ fn parse_entry(
         .ok_or(BlobError::FileTooShort { len: bytes.len() as u64 })?;
     let raw = RawEntry::decode(raw_bytes);
 
-    let name = parse_name(bytes, h, index, eo, &raw)?;
+    let name = parse_name(bytes, h, index, eo, &raw, name_end)?;
     if let Some(&first_offset) = names.get(&name) {
         return Err(BlobError::DuplicateName { name, offset: eo, first_offset });
     }
@@ -166,7 +187,11 @@ fn parse_entry(
         ];
         for (what, at, found) in reserved {
             if found != 0 {
-                return Err(BlobError::ReservedNotZero { field: format!("tensor '{name}' {what}"), offset: eo + at, found });
+                return Err(BlobError::ReservedNotZero {
+                    field: format!("tensor '{name}' {what}"),
+                    offset: eo + at,
+                    found,
+                });
             }
         }
     }
@@ -186,17 +211,28 @@ fn parse_entry(
     }
     let dims = &raw.dims[..rank];
 
-    let scheme = Scheme::from_code(raw.scheme)
-        .ok_or_else(|| BlobError::UnknownScheme { name: name.clone(), offset: eo + f::SCHEME, code: raw.scheme })?;
+    let scheme = Scheme::from_code(raw.scheme).ok_or_else(|| BlobError::UnknownScheme {
+        name: name.clone(),
+        offset: eo + f::SCHEME,
+        code: raw.scheme,
+    })?;
     let dtype_field = |field: &'static str, at: u64, code: u16| {
-        dtype_from_code(code).ok_or_else(|| BlobError::UnknownDtype { name: name.clone(), field, offset: eo + at, code })
+        dtype_from_code(code).ok_or_else(|| BlobError::UnknownDtype {
+            name: name.clone(),
+            field,
+            offset: eo + at,
+            code,
+        })
     };
     let dtype = dtype_field("dtype", f::DTYPE, raw.dtype)?;
     let scales_dtype = dtype_field("scales_dtype", f::SCALES_DTYPE, raw.scales_dtype)?;
     let zeros_dtype = dtype_field("zeros_dtype", f::ZEROS_DTYPE, raw.zeros_dtype)?;
     let aux_dtype = dtype_field("aux_dtype", f::AUX_DTYPE, raw.aux_dtype)?;
-    let codec = Codec::from_code(raw.codec)
-        .ok_or_else(|| BlobError::UnknownCodec { name: name.clone(), offset: eo + f::CODEC, code: raw.codec })?;
+    let codec = Codec::from_code(raw.codec).ok_or_else(|| BlobError::UnknownCodec {
+        name: name.clone(),
+        offset: eo + f::CODEC,
+        code: raw.codec,
+    })?;
     if h.flags & HEADER_FLAG_UNCOMPRESSED != 0 && codec != Codec::None {
         return Err(BlobError::CompressedInUncompressedFile { name, offset: eo + f::CODEC, codec });
     }
@@ -217,7 +253,8 @@ fn parse_entry(
             None => dtype_code(found) == Some(0),
         };
         if !ok {
-            let expected = expected.map_or_else(|| "code 0 (section absent)".to_owned(), |d| d.name().to_owned());
+            let expected =
+                expected.map_or_else(|| "code 0 (section absent)".to_owned(), |d| d.name().to_owned());
             return Err(BlobError::DtypeNotAllowed { name, field, offset: eo + at, scheme, expected, found });
         }
     }
@@ -257,8 +294,16 @@ fn parse_entry(
     }
 
     // Every present section is inside the file now, so these slices are in range.
-    let slice = |start: u64, len: u64| if len == 0 { Bytes::new() } else { bytes.slice(start as usize..(start + len) as usize) };
-    let section = |start: u64, len: u64, dtype| (len != 0).then(|| Section { offset: start, dtype, bytes: slice(start, len) });
+    let slice = |start: u64, len: u64| {
+        if len == 0 {
+            Bytes::new()
+        } else {
+            bytes.slice(start as usize..(start + len) as usize)
+        }
+    };
+    let section = |start: u64, len: u64, dtype| {
+        (len != 0).then(|| Section { offset: start, dtype, bytes: slice(start, len) })
+    };
     let aux = section(raw.aux_offset, raw.aux_len, aux_dtype);
     if let (Some(groups), Some(aux)) = (rules.groups, &aux) {
         check_group_indices(&name, aux, groups)?;
@@ -283,10 +328,28 @@ fn parse_entry(
     })
 }
 
-fn parse_name(bytes: &[u8], h: &Header, index: u64, eo: u64, raw: &RawEntry) -> Result<String, BlobError> {
+/// The entry's name, which must start at `*name_end` (where the previous one ended); moves
+/// `*name_end` past it. Packing means the names' total length is the string table's, however
+/// many entries there are.
+fn parse_name(
+    bytes: &[u8],
+    h: &Header,
+    index: u64,
+    eo: u64,
+    raw: &RawEntry,
+    name_end: &mut u64,
+) -> Result<String, BlobError> {
     use entry_field as f;
     let start = u64::from(raw.name_offset);
     let len = u64::from(raw.name_len);
+    if start != *name_end {
+        return Err(BlobError::NameNotPacked {
+            index,
+            offset: eo + f::NAME_OFFSET,
+            expected: *name_end,
+            found: raw.name_offset,
+        });
+    }
     // start + len < 2^33: no overflow.
     if start + len > h.strtab_size {
         return Err(BlobError::NameOutOfBounds {
@@ -301,13 +364,21 @@ fn parse_name(bytes: &[u8], h: &Header, index: u64, eo: u64, raw: &RawEntry) -> 
         return Err(BlobError::EmptyName { index, offset: eo + f::NAME_LEN });
     }
     if len > limits::MAX_NAME_LEN {
-        return Err(BlobError::NameTooLong { index, offset: eo + f::NAME_LEN, len, max: limits::MAX_NAME_LEN });
+        return Err(BlobError::NameTooLong {
+            index,
+            offset: eo + f::NAME_LEN,
+            len,
+            max: limits::MAX_NAME_LEN,
+        });
     }
     // The string table lies inside the file (parse_header), and the name inside the table.
     let at = h.strtab_offset + start;
     let name_bytes = &bytes[at as usize..(at + len) as usize];
     match std::str::from_utf8(name_bytes) {
-        Ok(s) => Ok(s.to_owned()),
+        Ok(s) => {
+            *name_end = start + len;
+            Ok(s.to_owned())
+        }
         Err(e) => Err(BlobError::NameNotUtf8 { index, offset: at, bad_byte: at + e.valid_up_to() as u64 }),
     }
 }
@@ -325,7 +396,9 @@ fn rule_error(e: SchemeRuleError, name: &str, eo: u64, raw: &RawEntry) -> BlobEr
             expected: allowed.to_owned(),
             found,
         },
-        R::RankNotAllowed { scheme, .. } => BlobError::RankNotAllowed { name, offset: eo + f::RANK, scheme, rank: raw.rank },
+        R::RankNotAllowed { scheme, .. } => {
+            BlobError::RankNotAllowed { name, offset: eo + f::RANK, scheme, rank: raw.rank }
+        }
         R::FlagsNotAllowed { scheme, bits, .. } => {
             BlobError::FlagsNotAllowed { name, offset: eo + f::FLAGS, scheme, bits }
         }

@@ -25,7 +25,8 @@ pub enum SectionKind {
 
 impl SectionKind {
     /// The four sections in file order.
-    pub const ALL: [SectionKind; 4] = [SectionKind::Data, SectionKind::Scales, SectionKind::Zeros, SectionKind::Aux];
+    pub const ALL: [SectionKind; 4] =
+        [SectionKind::Data, SectionKind::Scales, SectionKind::Zeros, SectionKind::Aux];
 
     /// Lower-case name (`data`, `scales`, `zeros`, `aux`).
     pub const fn name(self) -> &'static str {
@@ -324,7 +325,14 @@ pub(crate) fn first_bad_group_index(aux: &[u8], groups: u64) -> Option<(u64, i32
 mod tests {
     use super::*;
 
-    fn shape(scheme: Scheme, dtype: DType, dims: &[u64], block_size: u32, axis: u32, flags: u16) -> EntryShape<'_> {
+    fn shape(
+        scheme: Scheme,
+        dtype: DType,
+        dims: &[u64],
+        block_size: u32,
+        axis: u32,
+        flags: u16,
+    ) -> EntryShape<'_> {
         EntryShape { scheme, dtype, dims, block_size, axis, flags: EntryFlags(flags) }
     }
 
@@ -338,15 +346,17 @@ mod tests {
         assert_eq!(r.scales, SectionRule::Exactly { dtype: DType::F32, len: 12 });
         assert_eq!(r.zeros, SectionRule::Exactly { dtype: DType::U8, len: 3 });
 
-        let r = section_rules(&shape(Scheme::Int8, DType::I8, &[], 0, NO_AXIS, EntryFlags::SYMMETRIC)).unwrap();
+        let r =
+            section_rules(&shape(Scheme::Int8, DType::I8, &[], 0, NO_AXIS, EntryFlags::SYMMETRIC)).unwrap();
         assert_eq!((r.data_raw_len, r.zeros), (1, SectionRule::Absent));
 
         let r = section_rules(&shape(Scheme::Nf4, DType::U8, &[3, 45], 64, NO_AXIS, 0)).unwrap();
         assert_eq!(r.data_raw_len, 68);
         assert_eq!(r.scales, SectionRule::Exactly { dtype: DType::F32, len: 3 * 4 });
 
-        let r = section_rules(&shape(Scheme::Nf4, DType::U8, &[300, 64], 64, NO_AXIS, EntryFlags::DOUBLE_QUANT))
-            .unwrap();
+        let r =
+            section_rules(&shape(Scheme::Nf4, DType::U8, &[300, 64], 64, NO_AXIS, EntryFlags::DOUBLE_QUANT))
+                .unwrap();
         assert_eq!(r.scales, SectionRule::Exactly { dtype: DType::U8, len: 300 });
         assert_eq!(r.aux, SectionRule::Exactly { dtype: DType::F32, len: (1 + 2 + 256) * 4 });
 
@@ -369,9 +379,15 @@ mod tests {
     fn violations_are_named() {
         use SchemeRuleError as R;
         let err = |s: EntryShape<'_>| section_rules(&s).unwrap_err();
-        assert!(matches!(err(shape(Scheme::Raw, DType::Q4_0, &[32], 0, NO_AXIS, 0)), R::DtypeNotAllowed { .. }));
+        assert!(matches!(
+            err(shape(Scheme::Raw, DType::Q4_0, &[32], 0, NO_AXIS, 0)),
+            R::DtypeNotAllowed { .. }
+        ));
         assert!(matches!(err(shape(Scheme::Int4, DType::U8, &[], 32, NO_AXIS, 0)), R::RankNotAllowed { .. }));
-        assert!(matches!(err(shape(Scheme::Nf4, DType::U8, &[4], 64, NO_AXIS, 1)), R::FlagsNotAllowed { .. }));
+        assert!(matches!(
+            err(shape(Scheme::Nf4, DType::U8, &[4], 64, NO_AXIS, 1)),
+            R::FlagsNotAllowed { .. }
+        ));
         assert!(matches!(err(shape(Scheme::Nf4, DType::U8, &[4], 0, NO_AXIS, 0)), R::BadBlockSize { .. }));
         assert!(matches!(err(shape(Scheme::Raw, DType::F32, &[4], 1, NO_AXIS, 0)), R::BadBlockSize { .. }));
         assert!(matches!(err(shape(Scheme::Int8, DType::I8, &[4], 0, 1, 2)), R::BadAxis { .. }));
@@ -384,6 +400,9 @@ mod tests {
             err(shape(Scheme::Ggml, DType::Q4_0, &[2, 33], 0, NO_AXIS, 0)),
             R::RowNotWholeBlocks { .. }
         ));
-        assert!(matches!(err(shape(Scheme::Ggml, DType::Q4_0, &[], 0, NO_AXIS, 0)), R::RowNotWholeBlocks { .. }));
+        assert!(matches!(
+            err(shape(Scheme::Ggml, DType::Q4_0, &[], 0, NO_AXIS, 0)),
+            R::RowNotWholeBlocks { .. }
+        ));
     }
 }

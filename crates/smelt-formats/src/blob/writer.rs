@@ -18,11 +18,13 @@ use smelt_tensor::DType;
 
 use super::codes::{dtype_code, Codec, EntryFlags, Scheme};
 use super::layout::{
-    align_up, Header, RawEntry, ENTRY_SIZE, HEADER_FLAG_UNCOMPRESSED, HEADER_SIZE, MAX_RANK, NO_AXIS, VERSION_MAJOR,
-    VERSION_MINOR,
+    align_up, Header, RawEntry, ENTRY_SIZE, HEADER_FLAG_UNCOMPRESSED, HEADER_SIZE, MAX_RANK, NO_AXIS,
+    VERSION_MAJOR, VERSION_MINOR,
 };
 use super::metadata::{encode_metadata, BlobMetadata};
-use super::scheme_rules::{first_bad_group_index, section_rules, EntryShape, SchemeRuleError, SectionKind, SectionRules};
+use super::scheme_rules::{
+    first_bad_group_index, section_rules, EntryShape, SchemeRuleError, SectionKind, SectionRules,
+};
 use crate::limits;
 
 /// Compression asked for an entry's data section.
@@ -368,9 +370,11 @@ impl<W: Write + Seek> BlobWriter<W> {
         if sections.data.len() as u64 != d.rules.data_raw_len {
             return Err(length(SectionKind::Data, d.rules.data_raw_len, sections.data.len()));
         }
-        for (kind, bytes) in
-            [(SectionKind::Scales, sections.scales), (SectionKind::Zeros, sections.zeros), (SectionKind::Aux, sections.aux)]
-        {
+        for (kind, bytes) in [
+            (SectionKind::Scales, sections.scales),
+            (SectionKind::Zeros, sections.zeros),
+            (SectionKind::Aux, sections.aux),
+        ] {
             let rule = d.rules.rule(kind);
             if !rule.allows_len(bytes.len() as u64) {
                 return Err(length(kind, rule.expected_len(), bytes.len()));
@@ -378,7 +382,12 @@ impl<W: Write + Seek> BlobWriter<W> {
         }
         if let Some(groups) = d.rules.groups {
             if let Some((column, value)) = first_bad_group_index(sections.aux, groups) {
-                return Err(BlobWriteError::GroupIndexOutOfRange { name: name.clone(), column, value, groups });
+                return Err(BlobWriteError::GroupIndexOutOfRange {
+                    name: name.clone(),
+                    column,
+                    value,
+                    groups,
+                });
             }
         }
 

@@ -279,7 +279,9 @@ pub enum SafetensorsWriteError {
         numel: u64,
     },
     /// The bytes given are not the size the dtype and shape need.
-    #[error("tensor '{name}' at byte {offset}: {found} bytes given, shape {shape:?} of {dtype} needs {expected}")]
+    #[error(
+        "tensor '{name}' at byte {offset}: {found} bytes given, shape {shape:?} of {dtype} needs {expected}"
+    )]
     WrongLength {
         /// Tensor name.
         name: String,
@@ -368,9 +370,16 @@ impl<W: Write + Seek> SafetensorsWriter<W> {
     pub fn new(mut out: W, budget: &HeaderBudget) -> Result<SafetensorsWriter<W>, SafetensorsWriteError> {
         let reserved = budget.reserved_len();
         if reserved > limits::MAX_SAFETENSORS_HEADER {
-            return Err(SafetensorsWriteError::HeaderTooLarge { reserved, max: limits::MAX_SAFETENSORS_HEADER });
+            return Err(SafetensorsWriteError::HeaderTooLarge {
+                reserved,
+                max: limits::MAX_SAFETENSORS_HEADER,
+            });
         }
-        let io = |offset, source| SafetensorsWriteError::Io { what: "the header reservation".into(), offset, source };
+        let io = |offset, source| SafetensorsWriteError::Io {
+            what: "the header reservation".into(),
+            offset,
+            source,
+        };
         let base = out.stream_position().map_err(|e| io(0, e))?;
         write_zeros(&mut out, LEN_FIELD + reserved).map_err(|e| io(base, e))?;
         Ok(SafetensorsWriter {
@@ -483,7 +492,11 @@ impl<W: Write + Seek> SafetensorsWriter<W> {
             });
         }
         if self.names.len() as u64 >= self.max_tensors {
-            return Err(SafetensorsWriteError::TooManyTensors { name: name.to_owned(), offset, max: self.max_tensors });
+            return Err(SafetensorsWriteError::TooManyTensors {
+                name: name.to_owned(),
+                offset,
+                max: self.max_tensors,
+            });
         }
         if safetensors_dtype_name(dtype).is_none() {
             return Err(SafetensorsWriteError::UnsupportedDtype { name: name.to_owned(), offset, dtype });
@@ -496,8 +509,12 @@ impl<W: Write + Seek> SafetensorsWriter<W> {
                 max: limits::MAX_RANK as u64,
             });
         }
-        let overflow =
-            || SafetensorsWriteError::SizeOverflow { name: name.to_owned(), offset, dtype, shape: shape.to_vec() };
+        let overflow = || SafetensorsWriteError::SizeOverflow {
+            name: name.to_owned(),
+            offset,
+            dtype,
+            shape: shape.to_vec(),
+        };
         let numel = smelt_tensor::numel(shape).ok_or_else(overflow)?;
         if dtype.is_packed_nibble() && numel % 2 != 0 {
             return Err(SafetensorsWriteError::PartialByte { name: name.to_owned(), offset, dtype, numel });
@@ -574,7 +591,11 @@ impl<W: Write + Seek> SafetensorsWriter<W> {
             self.out.seek(SeekFrom::Start(end))?;
             self.out.flush()
         })();
-        result.map_err(|source| SafetensorsWriteError::Io { what: "the header".into(), offset: base, source })?;
+        result.map_err(|source| SafetensorsWriteError::Io {
+            what: "the header".into(),
+            offset: base,
+            source,
+        })?;
         Ok(self.out)
     }
 }
@@ -643,7 +664,8 @@ mod tests {
     #[test]
     fn golden_bytes_of_a_small_file() {
         let meta = [("format".to_owned(), "pt".to_owned())];
-        let file = write(&[("b", DType::U8, vec![2], vec![7, 8]), ("a", DType::I16, vec![], vec![1, 0])], &meta);
+        let file =
+            write(&[("b", DType::U8, vec![2], vec![7, 8]), ("a", DType::I16, vec![], vec![1, 0])], &meta);
         let header = r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"I16","shape":[],"data_offsets":[2,4]}}"#;
         let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
         assert_eq!((8 + n) % 64, 0);
@@ -692,7 +714,8 @@ mod tests {
         assert_eq!(b.json_bytes(), BUDGET_BASE + entry.len() as u64 + 1);
         let mut scalar = HeaderBudget::new();
         scalar.add_tensor_shape("s", DType::F32, &[]);
-        let entry = r#""s":{"dtype":"F32","shape":[],"data_offsets":[18446744073709551615,18446744073709551615]},"#;
+        let entry =
+            r#""s":{"dtype":"F32","shape":[],"data_offsets":[18446744073709551615,18446744073709551615]},"#;
         assert_eq!(scalar.json_bytes(), BUDGET_BASE + entry.len() as u64);
     }
 
@@ -700,7 +723,8 @@ mod tests {
     fn allowance_covers_rank_four_below_ten_to_the_fifteen() {
         let big = 999_999_999_999_999u64;
         let dims = [big; 4].map(|d| d.to_string()).join(",");
-        let entry = format!("\"\":{{\"dtype\":\"F8_E4M3FNUZ\",\"shape\":[{dims}],\"data_offsets\":[{big},{big}]}},");
+        let entry =
+            format!("\"\":{{\"dtype\":\"F8_E4M3FNUZ\",\"shape\":[{dims}],\"data_offsets\":[{big},{big}]}},");
         assert!(entry.len() as u64 - 2 <= TENSOR_ENTRY_ALLOWANCE, "{}", entry.len());
     }
 
@@ -719,7 +743,9 @@ mod tests {
 
     #[test]
     fn tensor_and_metadata_caps() {
-        let mut w = SafetensorsWriter::new(Cursor::new(Vec::new()), &HeaderBudget::for_tensor_names(["a", "b"])).unwrap();
+        let mut w =
+            SafetensorsWriter::new(Cursor::new(Vec::new()), &HeaderBudget::for_tensor_names(["a", "b"]))
+                .unwrap();
         w.max_tensors = 1;
         w.max_metadata = 1;
         w.add_tensor("a", DType::U8, &[1], &[1]).unwrap();

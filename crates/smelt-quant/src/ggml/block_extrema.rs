@@ -3,47 +3,25 @@
 //!
 //! ggml scans a block one weight at a time (`amax = MAX(amax, fabsf(v))`, `if (v < min)
 //! min = v`). Such a chain of dependent compares runs at one weight per compare latency; here
-//! eight independent lanes scan the block and are combined at the end. For ordinary values
-//! the maximum does not depend on the order of comparisons, but three details do, and each
-//! is reproduced explicitly:
-//! - which of several equal values wins matters when they are +0.0 and -0.0, whose sign ends
-//!   up in the stored scale or offset: ggml keeps the first one in block order;
-//! - `MAX(a, b)` is `a > b ? a : b`, so a NaN weight replaces the running maximum and the
-//!   next weight replaces the NaN: the result depends on where NaNs sit. Blocks holding a NaN
-//!   are rescanned sequentially, exactly as ggml does (smelt's converter refuses NaN before
-//!   quantizing; this keeps [`super::quantize`] equal to ggml for any input anyway);
-//! - the strict `<` / `>` updates of the other loops skip NaNs, which lanes do the same way.
+//! four independent lanes scan the block and are combined at the end. For finite values the
+//! maximum does not depend on the order of comparisons, except for which of several equal
+//! values wins, which matters when they are +0.0 and -0.0, whose sign ends up in the stored
+//! scale or offset: ggml keeps the first one in block order, and so do these functions.
 //!
-//! Each scan also says whether every weight of the block is finite, which the quantizers need
-//! to know to take their fast path.
+//! A block holding a NaN or an infinity is scanned again with ggml's loop transcribed as is,
+//! because there the order does matter (`MAX(a, b)` is `a > b ? a : b`, so a NaN replaces the
+//! running maximum and the next weight replaces the NaN) and the lanes' `f32::max` (which
+//! ignores NaNs) would not reproduce it. Each function also says whether every weight of the
+//! block is finite, which the quantizers need to know to take their fast path.
+//!
+//! The lanes use `f32::max` / `f32::min` rather than compare-and-select: LLVM turns those into
+//! `maxps` / `minps` once a 32-weight scan is unrolled, where a select ends up as scalar code.
 
-/// Independent running maxima per block scan.
-const LANES: usize = 8;
+/// Independent running maxima per block scan: one SSE register of f32.
+const LANES: usize = 4;
 
 /// Bits of +infinity: an absolute value's bits at or above these are infinite or NaN.
 const INFINITY_BITS: u32 = 0x7f80_0000;
-
-/// ggml's `amax` loop of Q8_0, TQ1_0 and TQ2_0: `amax = MAX(amax, fabsf(v))` over the block
-/// from `amax = 0.0`; and whether every weight is finite.
-#[inline]
-pub fn abs_max<const N: usize>(x: &[f32; N]) -> (f32, bool) {
-    let mut lanes = [0.0f32; LANES];
-    let mut nonfinite = [0u32; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for ((lane, nonfinite), &v) in lanes.iter_mut().zip(nonfinite.iter_mut()).zip(chunk) {
-            let a = v.abs();
-            *lane = c_max(*lane, a);
-            *nonfinite |= (a.to_bits() >= INFINITY_BITS) as u32;
-        }
-    }
-    // N is a multiple of LANES for every block type; a remainder would still be scanned.
-    let tail = x.chunks_exact(LANES).remainder();
-    if nonfinite.iter().any(|&n| n != 0) || !tail.is_empty() {
-        let finite = x.iter().all(|v| v.is_finite());
-        return (x.iter().fold(0.0, |amax, v| c_max(amax, v.abs())), finite);
-    }
-    (lanes.iter().fold(0.0, |amax, &lane| c_max(amax, lane)), true)
-}
 
 /// ggml's `MAX(a, b)` macro on floats: `a > b ? a : b`.
 #[inline(always)]
@@ -55,24 +33,52 @@ fn c_max(a: f32, b: f32) -> f32 {
     }
 }
 
+/// Per-lane maxima of `|x|` and whether every weight is finite.
+#[inline(always)]
+fn abs_max_lanes<const N: usize>(x: &[f32; N]) -> (f32, bool) {
+    let mut lanes = [0.0f32; LANES];
+    let mut nonfinite = [0u32; LANES];
+    // Indexed (not zipped) so that LLVM sees LANES independent chains of consecutive loads.
+    for k in 0..N / LANES {
+        for i in 0..LANES {
+            let a = x[k * LANES + i].abs();
+            lanes[i] = lanes[i].max(a);
+            nonfinite[i] |= (a.to_bits() >= INFINITY_BITS) as u32;
+        }
+    }
+    let finite = nonfinite.iter().fold(0, |any, &n| any | n) == 0 && N % LANES == 0;
+    (lanes.iter().fold(0.0f32, |amax, &lane| amax.max(lane)), finite)
+}
+
+/// ggml's `amax` loop of Q8_0, TQ1_0 and TQ2_0: `amax = MAX(amax, fabsf(v))` over the block
+/// from `amax = 0.0`; and whether every weight is finite.
+#[inline]
+pub fn abs_max<const N: usize>(x: &[f32; N]) -> (f32, bool) {
+    let (amax, finite) = abs_max_lanes(x);
+    if finite {
+        return (amax, true);
+    }
+    (x.iter().fold(0.0, |amax, v| c_max(amax, v.abs())), false)
+}
+
 /// ggml's `max` of Q4_0 and Q5_0: from `amax = max = 0.0`, `if (amax < fabsf(v)) { amax =
 /// fabsf(v); max = v; }`. That is the first weight of largest magnitude, with its sign, or
 /// +0.0 when every weight is zero or NaN. And whether every weight is finite.
 #[inline]
 pub fn signed_abs_max(x: &[f32; 32]) -> (f32, bool) {
-    let mut lanes = [0.0f32; LANES];
-    let mut nonfinite = [0u32; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for ((lane, nonfinite), &v) in lanes.iter_mut().zip(nonfinite.iter_mut()).zip(chunk) {
-            let a = v.abs();
-            *lane = if *lane < a { a } else { *lane };
-            *nonfinite |= (a.to_bits() >= INFINITY_BITS) as u32;
+    let (amax, finite) = abs_max_lanes(x);
+    if !finite {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in x {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
         }
+        return (max, false);
     }
-    let finite = nonfinite.iter().all(|&n| n == 0);
-    let amax = lanes.iter().fold(0.0f32, |amax, &lane| if amax < lane { lane } else { amax });
     if amax == 0.0 {
-        return (0.0, finite);
+        return (0.0, true);
     }
     // The first weight reaching amax is the one whose update set it (later equal ones fail
     // the strict `<`).
@@ -80,7 +86,7 @@ pub fn signed_abs_max(x: &[f32; 32]) -> (f32, bool) {
     for (j, v) in x.iter().enumerate() {
         at_amax |= ((v.abs() == amax) as u32) << j;
     }
-    (x.get(at_amax.trailing_zeros() as usize).copied().unwrap_or(0.0), finite)
+    (x.get(at_amax.trailing_zeros() as usize).copied().unwrap_or(0.0), true)
 }
 
 /// ggml's `min` and `max` of Q4_1 and Q5_1: from `min = FLT_MAX, max = -FLT_MAX`, `if (v <
@@ -92,19 +98,29 @@ pub fn min_max(x: &[f32; 32]) -> (f32, f32, bool) {
     let mut lows = [f32::MAX; LANES];
     let mut highs = [-f32::MAX; LANES];
     let mut nonfinite = [0u32; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for (((low, high), nonfinite), &v) in
-            lows.iter_mut().zip(highs.iter_mut()).zip(nonfinite.iter_mut()).zip(chunk)
-        {
-            *low = if v < *low { v } else { *low };
-            *high = if v > *high { v } else { *high };
-            *nonfinite |= (v.abs().to_bits() >= INFINITY_BITS) as u32;
+    for k in 0..32 / LANES {
+        for i in 0..LANES {
+            let v = x[k * LANES + i];
+            lows[i] = lows[i].min(v);
+            highs[i] = highs[i].max(v);
+            nonfinite[i] |= (v.abs().to_bits() >= INFINITY_BITS) as u32;
         }
     }
-    let min = lows.iter().fold(f32::MAX, |min, &v| if v < min { v } else { min });
-    let max = highs.iter().fold(-f32::MAX, |max, &v| if v > max { v } else { max });
-    let finite = nonfinite.iter().all(|&n| n == 0);
-    (first_equal_zero(x, min), first_equal_zero(x, max), finite)
+    if nonfinite.iter().fold(0, |any, &n| any | n) != 0 {
+        let (mut min, mut max) = (f32::MAX, -f32::MAX);
+        for &v in x {
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
+        }
+        return (min, max, false);
+    }
+    let min = lows.iter().fold(f32::MAX, |min, &v| min.min(v));
+    let max = highs.iter().fold(-f32::MAX, |max, &v| max.max(v));
+    (first_equal_zero(x, min), first_equal_zero(x, max), true)
 }
 
 /// `value` itself, unless it is a zero: then the first zero of the block, whose sign ggml's

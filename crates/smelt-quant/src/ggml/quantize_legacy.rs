@@ -74,16 +74,22 @@ fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
     qs
 }
 
-/// The low nibbles of 32 five-bit codes, two per byte, and their fifth bits as ggml's `qh`.
+/// The low nibbles of 32 five-bit codes, two per byte, and their fifth bits as ggml's `qh`
+/// (C's `qh |= ((xi & 0x10u) >> 4) << j`: bit 4 of code `j` becomes bit `j`).
 #[inline(always)]
 fn pack_five_bit(codes: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
     let mut qs = [0u8; 16];
-    let mut qh = 0u32;
     let (first, second) = codes.split_at(16);
-    for (j, ((q, &xi0), &xi1)) in qs.iter_mut().zip(first).zip(second).enumerate() {
+    for ((q, &xi0), &xi1) in qs.iter_mut().zip(first).zip(second) {
         *q = (xi0 & 0x0F) | ((xi1 & 0x0F) << 4);
-        qh |= (((xi0 & 0x10) >> 4) as u32) << j;
-        qh |= (((xi1 & 0x10) >> 4) as u32) << (j + 16);
+    }
+    // Eight codes at a time: bit 4 of each byte moved to bit 0, then one multiplication
+    // gathers bit 0 of byte k into bit 56 + k (the partial products never overlap).
+    let words: [u64; 4] = bytemuck::cast(*codes);
+    let mut qh = 0u32;
+    for (k, &word) in words.iter().enumerate() {
+        let bits = (u64::from_le(word) >> 4) & 0x0101_0101_0101_0101;
+        qh |= ((bits.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32) << (8 * k);
     }
     (qs, qh.to_le_bytes())
 }
@@ -219,6 +225,22 @@ mod tests {
         assert_eq!(b.qs[31], 119, "15 * 127 / 16 = 119.06");
         let d = half::f16::from_f32(16.0 / 127.0).to_f32();
         assert_eq!(b.dequantize_block()[0], -127.0 * d, "d = 16/127 rounded to f16");
+    }
+
+    #[test]
+    fn fifth_bits_are_gathered_like_ggmls_loop() {
+        let mut state = 0x1234_5678u32;
+        for _ in 0..2000 {
+            let codes: [u8; 32] = std::array::from_fn(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            });
+            let mut want = 0u32;
+            for (j, &c) in codes.iter().enumerate() {
+                want |= (((c & 0x10) >> 4) as u32) << j;
+            }
+            assert_eq!(pack_five_bit(&codes).1, want.to_le_bytes(), "{codes:?}");
+        }
     }
 
     #[test]
