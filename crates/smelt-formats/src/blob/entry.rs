@@ -124,10 +124,7 @@ impl Entry {
         match self.codec {
             Codec::None => Ok(self.data.bytes.clone()),
             Codec::Zstd => {
-                // Every stored byte must decode: trailing bytes after the frame are a next frame
-                // that fails to parse, not ignored.
-                let mut decoder = zstd::stream::read::Decoder::with_buffer(&self.data.bytes[..])
-                    .map_err(|e| self.decode_error(e.to_string()))?;
+                let mut decoder = self.zstd_decoder()?;
                 let mut out = Vec::new();
                 // One byte more than expected tells a too-long stream from an exact one.
                 let limit = self.data_raw_len.saturating_add(1);
@@ -166,8 +163,7 @@ impl Entry {
                 Ok(())
             }
             Codec::Zstd => {
-                let mut decoder = zstd::stream::read::Decoder::with_buffer(&self.data.bytes[..])
-                    .map_err(|e| self.decode_error(e.to_string()))?;
+                let mut decoder = self.zstd_decoder()?;
                 let mut filled = 0usize;
                 while filled < out.len() {
                     match decoder.read(&mut out[filled..]) {
@@ -196,6 +192,17 @@ impl Entry {
                 self.check_decoded_len(n as u64)
             }
         }
+    }
+
+    /// A zstd decoder over the stored bytes whose window may not exceed what `data_raw_len`
+    /// needs (zstd's one-shot compressor never uses more), so that a hostile frame header cannot
+    /// make the decoder allocate a large window for a small tensor. Every stored byte must
+    /// decode: bytes after the frame are read as a next frame, which fails to parse.
+    fn zstd_decoder(&self) -> Result<zstd::stream::read::Decoder<'static, &[u8]>, BlobError> {
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(&self.data.bytes[..])
+            .map_err(|e| self.decode_error(e.to_string()))?;
+        decoder.window_log_max(zstd_window_log(self.data_raw_len)).map_err(|e| self.decode_error(e.to_string()))?;
+        Ok(decoder)
     }
 
     fn check_decoded_len(&self, found: u64) -> Result<(), BlobError> {
@@ -231,5 +238,60 @@ impl Entry {
             data: self.data.bytes.clone(),
             location: Location { file: 0, offset: self.data.offset },
         })
+    }
+}
+
+/// The largest zstd window (as a power of two) a frame of `raw_len` bytes may use: the smallest
+/// power of two holding `raw_len`, at least zstd's minimum of 2^10, at most 2^31.
+pub(crate) fn zstd_window_log(raw_len: u64) -> u32 {
+    let bits = 64 - raw_len.saturating_sub(1).leading_zeros();
+    bits.clamp(10, 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_window_holds_the_raw_length() {
+        assert_eq!(zstd_window_log(0), 10);
+        assert_eq!(zstd_window_log(1024), 10);
+        assert_eq!(zstd_window_log(1025), 11);
+        assert_eq!(zstd_window_log(1 << 20), 20);
+        assert_eq!(zstd_window_log((1 << 20) + 1), 21);
+        assert_eq!(zstd_window_log(u64::MAX), 31);
+    }
+
+    /// Regression: a frame that declares a 128 MiB window for a 16-byte tensor is refused
+    /// instead of making the decoder allocate the window.
+    #[test]
+    fn zstd_window_larger_than_the_tensor_is_refused() {
+        // Frame header: no single segment, window descriptor 0x88 (2^27), no content size;
+        // then one raw last block of 16 bytes.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x88];
+        frame.extend_from_slice(&(1u32 | (16 << 3)).to_le_bytes()[..3]);
+        frame.extend_from_slice(&[7u8; 16]);
+        let entry = |stored: Vec<u8>| Entry {
+            name: "t".into(),
+            scheme: Scheme::Raw,
+            dtype: DType::U8,
+            dims: vec![16],
+            codec: Codec::Zstd,
+            flags: EntryFlags::NONE,
+            block_size: 0,
+            axis: None,
+            data: Section { offset: 64, dtype: DType::U8, bytes: Bytes::from(stored) },
+            data_raw_len: 16,
+            scales: None,
+            zeros: None,
+            aux: None,
+            crc: 0,
+            entry_offset: 128,
+        };
+        let e = entry(frame.clone());
+        assert!(matches!(e.decompressed_data(), Err(BlobError::Decompression { .. })));
+        // The same content in a frame sized to it decodes.
+        let ok = entry(zstd::bulk::compress(&[7u8; 16], 3).unwrap());
+        assert_eq!(&ok.decompressed_data().unwrap()[..], &[7u8; 16]);
     }
 }
