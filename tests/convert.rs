@@ -182,3 +182,40 @@ fn recipe_rules_pick_schemes_per_tensor() {
     assert_eq!(scheme("model.layers.1.mlp.up_proj.weight"), "q4_0");
     assert_eq!(scheme("model.embed_tokens.weight"), "keep");
 }
+
+#[test]
+fn safetensors_nf4_and_gptq_outputs_decode_with_an_independent_numpy_reader() {
+    let hf = fixtures().join("hf/tiny-llama-f32");
+    for (args, kind) in [
+        (&["--quant", "nf4"][..], "nf4"),
+        (&["--quant", "nf4", "--double-quant"][..], "nf4"),
+        (&["--quant", "int4", "--group-size", "32"][..], "gptq"),
+        (&["--quant", "int4", "--group-size", "64", "--asym"][..], "gptq"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("model.safetensors");
+        let o = convert(&hf, &out, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        // config.json travels along, with the quantization_config loaders look for.
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+        let method = if kind == "nf4" { "bitsandbytes" } else { "gptq" };
+        assert_eq!(cfg["quantization_config"]["quant_method"], method, "{args:?}");
+        assert_eq!(dir.path().join("quantize_config.json").exists(), kind == "gptq");
+        // 4-bit weights of Gaussian values: cosine with the originals well above 0.99.
+        let text = support::interop(
+            "check_convert_safetensors.py",
+            &[out.as_os_str(), hf.as_os_str(), OsStr::new(kind), OsStr::new("0.99")],
+        );
+        assert!(text.contains("16 quantized weights") && text.contains("OK"), "{text}");
+    }
+}
+
+#[test]
+fn safetensors_output_refuses_schemes_it_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &dir.path().join("m.safetensors"), &["--quant", "q4_0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("safetensors"), "{}", stderr(&o));
+    assert!(files_in(dir.path()).is_empty());
+}

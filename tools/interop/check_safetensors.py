@@ -7,7 +7,8 @@ EXPECTATION.json (written by smelt's Rust tests) says what smelt meant to write:
 
     {"tensors": [{"name": ..., "dtype": "<safetensors dtype string, e.g. BF16, F8_E4M3, F4>",
                   "shape": [...], "blake3": "<hex BLAKE3 of the stored bytes>",
-                  "head": [first values as floats, optional]}, ...],
+                  "head": [first values as floats, optional],
+                  "cast_from": {"file": ..., "name": ...} (optional)}, ...],
      "metadata": {"key": "value", ...} or null,
      "header_order": true}
 
@@ -17,7 +18,11 @@ holds, `safetensors.numpy.load_file` when numpy holds them all) and find exactly
 the same names (no more, no fewer), dtype strings, shapes and bytes. Values in "head" are
 compared after decoding the stored bytes the way the dtype string says: numpy for plain types,
 ml_dtypes for bfloat16 and the float8 formats, and for F4 (float4_e2m1, two per byte) the low
-nibble first, as torch's float4_e2m1fn_x2. With "header_order", the raw header's keys must be
+nibble first, as torch's float4_e2m1fn_x2. A tensor with "cast_from" must hold exactly what
+numpy (ml_dtypes for bfloat16) makes of that tensor of another safetensors file, read by the
+package, cast to the tensor's dtype (round to nearest even, through float32, which holds every
+F16 and BF16 value exactly); "blake3" may then be left out. With "header_order", the raw
+header's keys must be
 `__metadata__` (when there is metadata) then the tensors in the expectation's order.
 
 Prints every difference and exits 1 if there is any. Run with the pinned venv
@@ -83,10 +88,26 @@ def decode(dtype: str, data: bytes) -> list[float] | None:
         return [float(v) for v in nibbles.astype(np.uint8).view(ml_dtypes.float4_e2m1fn)]
     if dtype == "C64":
         return [float(v) for v in np.frombuffer(data, dtype=np.float32)]
-    np_type = NUMPY_TYPES.get(dtype) or ML_DTYPES.get(dtype)
+    np_type = numpy_type(dtype)
     if np_type is None:
         return None
     return [float(v) for v in np.frombuffer(data, dtype=np_type)]
+
+
+def numpy_type(dtype: str):
+    return NUMPY_TYPES.get(dtype) or ML_DTYPES.get(dtype)
+
+
+def cast_reference(source: dict, dtype: str) -> bytes | None:
+    """The bytes numpy makes of another file's tensor cast to `dtype`, or None when numpy
+    cannot hold one of the two types."""
+    raw = {n: i for n, i in safetensors.deserialize(Path(source["file"]).read_bytes())}
+    info = raw[source["name"]]
+    src_type, dst_type = numpy_type(info["dtype"]), numpy_type(dtype)
+    if src_type is None or dst_type is None:
+        return None
+    values = np.frombuffer(bytes(info["data"]), dtype=src_type).astype(np.float32)
+    return values.astype(dst_type).tobytes()
 
 
 def same_float(got: float, want: float) -> bool:
@@ -139,8 +160,20 @@ def main() -> int:
             check(info["dtype"] == t["dtype"], f"{name}: dtype {info['dtype']} (deserialize), expected {t['dtype']}")
             check(list(sl.get_shape()) == t["shape"], f"{name}: shape {sl.get_shape()}, expected {t['shape']}")
             check(list(info["shape"]) == t["shape"], f"{name}: shape {info['shape']} (deserialize)")
-            digest = blake3.blake3(data).hexdigest()
-            check(digest == t["blake3"], f"{name}: stored bytes differ (blake3 {digest}, expected {t['blake3']})")
+            if "blake3" in t:
+                digest = blake3.blake3(data).hexdigest()
+                check(digest == t["blake3"], f"{name}: stored bytes differ (blake3 {digest}, expected {t['blake3']})")
+            if "cast_from" in t:
+                want = cast_reference(t["cast_from"], t["dtype"])
+                if want is None:
+                    problems.append(f"{name}: numpy cannot cast {t['cast_from']} to {t['dtype']}")
+                elif want != data:
+                    size = np.dtype(numpy_type(t["dtype"])).itemsize
+                    first = next((i for i in range(0, len(data), size) if data[i : i + size] != want[i : i + size]), None)
+                    problems.append(
+                        f"{name}: differs from numpy's cast of {t['cast_from']} to {t['dtype']} "
+                        f"(lengths {len(data)} and {len(want)}, first differing element {None if first is None else first // size})"
+                    )
             if t["dtype"] in NUMPY_TYPES:
                 arr = f.get_tensor(name)
                 check(arr.dtype == np.dtype(NUMPY_TYPES[t["dtype"]]), f"{name}: numpy dtype {arr.dtype}")

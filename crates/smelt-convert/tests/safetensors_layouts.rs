@@ -1,15 +1,18 @@
-//! The quantized safetensors layouts other tools load, written through smelt's streaming
-//! writer into an atomic output file: bitsandbytes' NF4 `Linear4bit` state dict (plain and
-//! double-quantized, f32 and bf16 weights) and GPTQ's `qweight`/`qzeros`/`scales`/`g_idx` with
-//! its `quantize_config.json`. Each file is compared with what the reference tools made
-//! (fixtures/quant/, see its README): by smelt's reader, and by the `safetensors` package
-//! through tools/interop/check_safetensors.py (run with the pinned venv).
+//! The safetensors files `smelt convert` will write, through smelt's streaming writer into an
+//! atomic output file: bitsandbytes' NF4 `Linear4bit` state dict (plain and double-quantized,
+//! f32 and bf16 weights), GPTQ's `qweight`/`qzeros`/`scales`/`g_idx` with its
+//! `quantize_config.json`, and checkpoints cast to F32/F16/BF16. Each file is compared with what
+//! the reference tools made (fixtures/quant/, see its README; numpy's and ml_dtypes' casts): by
+//! smelt's reader, and by the `safetensors` package through tools/interop/check_safetensors.py
+//! (run with the pinned venv).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use smelt_convert::atomic::AtomicFile;
+use smelt_convert::encode::{encode, Encoded};
 use smelt_convert::gptq_config::{GptqConfig, QUANTIZE_CONFIG_FILE};
+use smelt_convert::scheme::Scheme;
 use smelt_formats::safetensors::writer::safetensors_dtype_name;
 use smelt_formats::safetensors::{self, HeaderBudget, SafetensorsWriter};
 use smelt_formats::{npy, Model};
@@ -115,8 +118,13 @@ fn check_with_python_safetensors(
     let metadata: serde_json::Map<String, serde_json::Value> =
         metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
     let expectation = serde_json::json!({"tensors": tensors, "metadata": metadata, "header_order": true});
+    run_check_safetensors(path, &expectation);
+}
+
+/// Runs tools/interop/check_safetensors.py on `path` with `expectation`.
+fn run_check_safetensors(path: &Path, expectation: &serde_json::Value) {
     let expect_path = path.with_extension("expect.json");
-    std::fs::write(&expect_path, serde_json::to_vec_pretty(&expectation).unwrap()).unwrap();
+    std::fs::write(&expect_path, serde_json::to_vec_pretty(expectation).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/interop/check_safetensors.py");
     let out = Command::new(python()).arg(&script).arg(path).arg(&expect_path).output().unwrap();
     assert!(
@@ -126,6 +134,57 @@ fn check_with_python_safetensors(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn casts_are_written_as_numpy_rounds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/safetensors");
+    for (checkpoint, target) in [
+        ("tiny-llama-f32", DType::BF16),
+        ("tiny-llama-f32", DType::F16),
+        ("tiny-llama-bf16", DType::F16),
+        ("tiny-llama-bf16", DType::F32),
+    ] {
+        let source = checkpoints.join(checkpoint).join("model.safetensors");
+        let model = safetensors::read_file(&source).unwrap();
+        let layout: Vec<NamedTensor> = model
+            .tensors
+            .iter()
+            .map(|t| match encode(t, Scheme::Cast(target), false).unwrap().encoded {
+                Encoded::Plain { dtype, data } => NamedTensor {
+                    name: t.name.clone(),
+                    dtype,
+                    shape: t.shape.iter().map(|&d| d as usize).collect(),
+                    bytes: data.to_vec(),
+                },
+                other => panic!("{}: cast gave {other:?}", t.name),
+            })
+            .collect();
+        let path = dir.path().join(format!("{checkpoint}-{target}.safetensors"));
+        write_layout(&path, &layout, &pt_metadata());
+
+        let ours = safetensors::read_file(&path).unwrap();
+        assert_eq!(ours.tensors.len(), layout.len());
+        for (t, want) in ours.tensors.iter().zip(&layout) {
+            assert_eq!((&t.name, t.dtype, &t.data[..]), (&want.name, target, &want.bytes[..]));
+        }
+        let tensors: Vec<serde_json::Value> = model
+            .tensors
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name,
+                    "dtype": safetensors_dtype_name(target).unwrap(),
+                    "shape": t.shape,
+                    "cast_from": {"file": source, "name": t.name},
+                })
+            })
+            .collect();
+        let expectation =
+            serde_json::json!({"tensors": tensors, "metadata": {"format": "pt"}, "header_order": true});
+        run_check_safetensors(&path, &expectation);
+    }
 }
 
 /// The `Linear4bit(100, 3)` state dicts bitsandbytes saved for `w_3x100`:

@@ -8,16 +8,14 @@ use crate::ConvertError;
 
 mod blob;
 mod gguf;
+mod safetensors;
 
 /// Opens the sink for `format`, writing whatever must precede the first tensor.
 pub fn open(format: OutputFormat, file: AtomicFile, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ConvertError> {
     match format {
         OutputFormat::Blob => Ok(Box::new(blob::BlobSink::open(file, ctx)?)),
         OutputFormat::Gguf => Ok(Box::new(gguf::GgufSink::open(file, ctx)?)),
-        OutputFormat::Safetensors => Err(ConvertError::Write {
-            path: ctx.output.display().to_string(),
-            message: format!("writing {} is not wired yet", format.name()),
-        }),
+        OutputFormat::Safetensors => Ok(Box::new(safetensors::SafetensorsSink::open(file, ctx)?)),
     }
 }
 
