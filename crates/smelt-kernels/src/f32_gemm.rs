@@ -1,0 +1,125 @@
+//! f32 GEMM and GEMV: `C = A · B` with `B` either `k×n` ([`gemm_f32`]) or `n×k`
+//! ([`gemm_f32_bt`], a Linear weight `[out, in]`).
+//!
+//! Scalar references: `gemm_f32` accumulates each output over `k` in order (`c += a·b`, two
+//! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
+//! use FMA (one rounding per step) and, for `gemm_f32_bt`, split each dot product into lane
+//! partial sums added at the end. Both stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
+//! of the reference, the bound the tests check.
+
+use crate::arch;
+use crate::dispatch::{selected, Isa};
+use crate::parallel::for_column_ranges;
+
+/// Column chunk handed to one task (a multiple of every kernel's column tile).
+const COL_CHUNK: usize = 64;
+
+/// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.
+///
+/// # Panics
+/// When `a.len() != m·k`, `b.len() != k·n` or `c.len() != m·n`.
+pub fn gemm_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm_f32_with(selected().float, m, n, k, a, b, c);
+}
+
+/// `C (m×n) = A (m×k) · Bᵀ` where `B` is `n×k` row-major (a Linear weight `[out, in]`);
+/// `C` is overwritten.
+///
+/// # Panics
+/// When `a.len() != m·k`, `b.len() != n·k` or `c.len() != m·n`.
+pub fn gemm_f32_bt(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm_f32_bt_with(selected().float, m, n, k, a, b, c);
+}
+
+fn check_lengths(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &[f32]) {
+    assert_eq!(a.len(), m * k, "gemm_f32: A has {} elements, m·k = {}", a.len(), m * k);
+    assert_eq!(b.len(), k * n, "gemm_f32: B has {} elements, k·n = {}", b.len(), k * n);
+    assert_eq!(c.len(), m * n, "gemm_f32: C has {} elements, m·n = {}", c.len(), m * n);
+}
+
+/// [`gemm_f32`] on a chosen instruction set (scalar when the CPU lacks it).
+///
+/// # Panics
+/// As [`gemm_f32`].
+pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    check_lengths(m, n, k, a, b, c);
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let isa = isa.or_scalar();
+    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        if !arch::gemm_f32_cols(isa, m, n, k, a, b, j0, j1, out, ld) {
+            gemm_f32_cols_scalar(m, n, k, a, b, j0, j1, out, ld);
+        }
+    });
+}
+
+/// [`gemm_f32_bt`] on a chosen instruction set (scalar when the CPU lacks it).
+///
+/// # Panics
+/// As [`gemm_f32_bt`].
+pub fn gemm_f32_bt_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    check_lengths(m, n, k, a, b, c);
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let isa = isa.or_scalar();
+    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        if !arch::gemm_f32_bt_cols(isa, m, k, a, b, j0, j1, out, ld) {
+            gemm_f32_bt_cols_scalar(m, k, a, b, j0, j1, out, ld);
+        }
+    });
+}
+
+/// Scalar reference of [`gemm_f32`] for columns `j0..j1`, into `out` (row stride `ld`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_cols_scalar(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let w = j1 - j0;
+    for i in 0..m {
+        let row = &mut out[i * ld..i * ld + w];
+        row.fill(0.0);
+        for (kk, &aik) in a[i * k..(i + 1) * k].iter().enumerate() {
+            let brow = &b[kk * n + j0..kk * n + j1];
+            for (o, &bv) in row.iter_mut().zip(brow) {
+                *o += aik * bv;
+            }
+        }
+    }
+}
+
+/// Scalar reference of [`gemm_f32_bt`] for columns `j0..j1`, into `out` (row stride `ld`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_bt_cols_scalar(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    for i in 0..m {
+        let arow = &a[i * k..(i + 1) * k];
+        for j in j0..j1 {
+            let brow = &b[j * k..(j + 1) * k];
+            let mut s = 0.0f32;
+            for (x, y) in arow.iter().zip(brow) {
+                s += x * y;
+            }
+            out[i * ld + (j - j0)] = s;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! smelt's compute kernels: the arithmetic the reference runner spends its time in.
+//!
+//! Every operation has a scalar reference (written for clarity, and the fallback on any CPU)
+//! and SIMD versions chosen once at run time from the CPU's features ([`selected`]); setting
+//! `SMELT_FORCE_SCALAR=1` in the environment forces the scalar path. Integer kernels match
+//! their scalar reference bit for bit; float kernels differ from it only by summation order
+//! and FMA rounding (see each function for the bound the tests hold it to).
+//!
+//! Operations, all on row-major contiguous slices with `C` overwritten:
+//! - f32 GEMM/GEMV: [`gemm_f32`] (`B` is `k×n`), [`gemm_f32_bt`] (`B` is `n×k`, a Linear
+//!   weight `[out, in]`);
+//! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`] and [`matmul_integer_bt`];
+//! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
+//!   [`matmul_nbits_q4_f32`];
+//! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
+//! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`].
+//!
+//! Threads: large calls run on rayon's pool, split over output columns only (never over the
+//! reduction dimension) in chunks whose boundaries do not depend on the thread count, and each
+//! output element is computed by the same instruction sequence wherever its chunk starts, so
+//! results are bit-identical whatever the number of threads.
+//!
+//! Panics: every function panics when a slice is shorter or longer than its shape says
+//! (`assert!`, documented per function); callers check shapes first. No other input panics.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod arch;
+mod dispatch;
+mod f32_gemm;
+mod parallel;
+
+pub use dispatch::{selected, Isa, Selection};
+pub use f32_gemm::{gemm_f32, gemm_f32_bt};
+
+/// The same operations with the instruction set chosen by the caller instead of by
+/// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back
+/// to scalar (never executes unsupported instructions).
+pub mod explicit {
+    pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
+}
