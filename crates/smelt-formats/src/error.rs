@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::blob::BlobError;
 use crate::gguf::GgufError;
 use crate::npy::NpyError;
+use crate::npz::NpzError;
 use crate::onnx::OnnxError;
 use crate::safetensors::SafetensorsError;
 
@@ -91,6 +92,9 @@ pub enum ErrorKind {
     /// A `.npy` file is malformed.
     #[error(transparent)]
     Npy(#[from] NpyError),
+    /// A `.npz` archive is malformed.
+    #[error(transparent)]
+    Npz(#[from] NpzError),
     /// A smelt blob is malformed.
     #[error(transparent)]
     Blob(#[from] BlobError),

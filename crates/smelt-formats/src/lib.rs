@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod limits;
 mod model;
 pub mod npy;
+pub mod npz;
 pub mod onnx;
 pub mod safetensors;
 

@@ -22,7 +22,7 @@ use std::path::Path;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{limits, Error, Format, MetaValue, Model};
+use crate::{limits, Error, Format, MetaValue, Model, Tensor};
 
 mod data_type;
 mod error;
@@ -82,6 +82,31 @@ fn parse_model(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
     model.metadata = metadata;
     model.graph = Some(OnnxGraph::new(proto, names, strings));
     Ok(model)
+}
+
+/// Converts a `TensorProto` held in memory (a node attribute's value, or a standalone `.pb`
+/// such as the ONNX backend tests store) into a [`Tensor`], with the same checks as an
+/// initializer. Its data must be inline; `fallback` names it when the proto has no name.
+/// STRING tensors come back with their values beside.
+pub fn tensor_from_proto(t: &proto::TensorProto, fallback: &str) -> Result<(Tensor, Vec<Vec<u8>>), OnnxError> {
+    let name = t.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| fallback.to_string());
+    let at = tensor_data::At { name: &name, offset: 0 };
+    let h = tensor_data::header(t, at)?;
+    if tensor_data::data_location(t, at)? != tensor_data::DataLocation::Inline {
+        return Err(OnnxError::BadDataLocation { name, offset: 0, value: 1 });
+    }
+    let (data, _) = tensor_data::inline_data(t, &h, at)?;
+    let strings = if h.dtype == smelt_tensor::DType::String { t.string_data.clone() } else { Vec::new() };
+    let tensor = Tensor { name, dtype: h.dtype, shape: h.shape, data, location: crate::Location { file: 0, offset: 0 } };
+    Ok((tensor, strings))
+}
+
+/// Reads a file holding one serialized `TensorProto` (the ONNX backend tests' `input_0.pb`).
+pub fn read_tensor_pb(path: &Path) -> Result<(Tensor, Vec<Vec<u8>>), Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let t = proto::TensorProto::decode(Bytes::from(bytes))
+        .map_err(|e| Error::new(path, OnnxError::Protobuf { message: e.to_string() }))?;
+    tensor_from_proto(&t, "").map_err(|e| Error::new(path, e))
 }
 
 /// `ONNX IR 8, opset 17` (the default domain's opset), or `ONNX IR 8` without one.
