@@ -111,22 +111,7 @@ fn sections(e: &Encoded) -> [Vec<u8>; 4] {
 }
 
 fn metadata(ctx: &SinkContext<'_>) -> BlobMetadata {
-    let arch = ctx.model.config.as_ref().map(|c| proto::ArchConfig {
-        model_type: c.model_type.clone(),
-        architecture: c.architecture.clone().unwrap_or_default(),
-        hidden_size: c.hidden_size,
-        num_layers: c.num_layers,
-        num_heads: c.num_heads,
-        num_kv_heads: c.num_kv_heads,
-        head_dim: c.head_dim,
-        intermediate_size: c.intermediate_size,
-        vocab_size: c.vocab_size,
-        max_position_embeddings: c.max_position_embeddings,
-        rope_theta: c.rope_theta,
-        rms_norm_eps: c.rms_norm_eps,
-        tie_word_embeddings: c.tie_word_embeddings,
-        dtype: c.dtype.clone().unwrap_or_default(),
-    });
+    let arch = ctx.model.config.as_ref().map(proto::ArchConfig::from);
     BlobMetadata {
         producer: "smelt".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),

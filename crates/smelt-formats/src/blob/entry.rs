@@ -201,7 +201,9 @@ impl Entry {
     fn zstd_decoder(&self) -> Result<zstd::stream::read::Decoder<'static, &[u8]>, BlobError> {
         let mut decoder = zstd::stream::read::Decoder::with_buffer(&self.data.bytes[..])
             .map_err(|e| self.decode_error(e.to_string()))?;
-        decoder.window_log_max(zstd_window_log(self.data_raw_len)).map_err(|e| self.decode_error(e.to_string()))?;
+        decoder
+            .window_log_max(zstd_window_log(self.data_raw_len))
+            .map_err(|e| self.decode_error(e.to_string()))?;
         Ok(decoder)
     }
 
