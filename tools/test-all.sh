@@ -28,3 +28,6 @@ export SMELT_LLAMA_EVAL
 
 echo "== cargo test (all tests, llama.cpp interop included)"
 cargo test --workspace --locked -- --include-ignored
+
+echo "== cargo test, scalar kernels forced (the SIMD-less path every CPU can take)"
+SMELT_FORCE_SCALAR=1 cargo test --locked -p smelt-kernels -- --include-ignored

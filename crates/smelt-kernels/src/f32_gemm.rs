@@ -73,6 +73,24 @@ pub fn gemm_f32_bt_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[
     });
 }
 
+/// [`gemm_f32_bt`] columns `j0..j1` on `isa` (already checked available), scalar fallback.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_bt_cols_isa(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    if !arch::gemm_f32_bt_cols(isa, m, k, a, b, j0, j1, out, ld) {
+        gemm_f32_bt_cols_scalar(m, k, a, b, j0, j1, out, ld);
+    }
+}
+
 /// Scalar reference of [`gemm_f32`] for columns `j0..j1`, into `out` (row stride `ld`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_f32_cols_scalar(

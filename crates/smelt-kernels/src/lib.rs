@@ -26,16 +26,28 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod bnb4;
 mod dispatch;
 mod f32_gemm;
+mod int8;
+mod nbits;
 mod parallel;
+mod ternary;
 
+pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
 pub use f32_gemm::{gemm_f32, gemm_f32_bt};
+pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
+pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
+pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, Ternary2};
 
 /// The same operations with the instruction set chosen by the caller instead of by
 /// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back
 /// to scalar (never executes unsupported instructions).
 pub mod explicit {
+    pub use crate::bnb4::matmul_bnb4_nf4_f32_with;
     pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
+    pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
+    pub use crate::nbits::matmul_nbits_q4_f32_with;
+    pub use crate::ternary::matmul_ternary2_f32_with;
 }

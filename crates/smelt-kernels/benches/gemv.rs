@@ -1,0 +1,220 @@
+//! GEMV throughput of every kernel, in GB/s of weight bytes, beside the memory bandwidth
+//! measured in the same run; plus f32 GEMM GFLOP/s. Not a test: run by `tools/bench-runner`
+//! (or `cargo bench -p smelt-kernels --bench gemv -- [--threads N] [--quick]`).
+//!
+//! Bandwidth: a 2-thread streaming read (u64 sums) of a 1 GiB buffer, far larger than the
+//! last-level cache. GEMV: batch 1, weights rotated through copies totalling ~768 MiB so every
+//! call streams its weights from memory as a model's layers would, not from cache.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use smelt_kernels::*;
+
+struct Args {
+    threads: usize,
+    quick: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args { threads: 2, quick: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--threads" => a.threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
+            "--quick" => a.quick = true,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+/// Deterministic filler (xorshift) for large buffers.
+fn fill_bytes(buf: &mut [u8], seed: u64) {
+    buf.par_chunks_mut(1 << 20).enumerate().for_each(|(i, chunk)| {
+        let mut s = seed ^ ((i as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+        for b in chunk.chunks_mut(8) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let v = s.to_le_bytes();
+            b.copy_from_slice(&v[..b.len()]);
+        }
+    });
+}
+
+/// Best of several passes of a parallel streaming read, in GB/s.
+fn memory_bandwidth(bytes: usize, passes: usize) -> f64 {
+    let mut buf = vec![0u64; bytes / 8];
+    buf.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| c.iter_mut().enumerate().for_each(|(j, v)| *v = (i ^ j) as u64));
+    let mut best = f64::MAX;
+    for _ in 0..passes {
+        let t = Instant::now();
+        let s: u64 = buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b))).reduce(|| 0, u64::wrapping_add);
+        black_box(s);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    bytes as f64 / best / 1e9
+}
+
+/// Calls `f(copy)` over `copies` rotating copies for at least `min_time`; returns calls/s.
+fn rate(copies: usize, min_time: Duration, mut f: impl FnMut(usize)) -> f64 {
+    for c in 0..copies {
+        f(c); // warm-up pass (page faults, rayon start)
+    }
+    let t = Instant::now();
+    let mut calls = 0usize;
+    while t.elapsed() < min_time || calls < copies {
+        f(calls % copies);
+        calls += 1;
+    }
+    calls as f64 / t.elapsed().as_secs_f64()
+}
+
+struct Row {
+    kernel: String,
+    shape: String,
+    weight_bytes: usize,
+    calls_per_s: f64,
+}
+
+fn main() {
+    let args = args();
+    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("rayon pool");
+    let rotation: usize = if args.quick { 96 << 20 } else { 768 << 20 };
+    let min_time = Duration::from_millis(if args.quick { 300 } else { 1500 });
+    println!("kernels: {}", selected());
+    println!("threads: {}", args.threads);
+    let bw = memory_bandwidth(if args.quick { 256 << 20 } else { 1 << 30 }, 5);
+    println!("memory bandwidth (streaming read, {} threads): {bw:.1} GB/s\n", args.threads);
+
+    let mut rows = Vec::new();
+    let shapes: &[(usize, usize)] = &[(4096, 4096), (11008, 4096), (4096, 11008)];
+    for &(n, k) in shapes {
+        let shape = format!("{n}x{k}");
+        let a: Vec<f32> = (0..k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let mut y = vec![0.0f32; n];
+
+        // f32 (B as [out, in])
+        {
+            let per = n * k * 4;
+            let copies = (rotation / per).max(2);
+            let mut w = vec![0u8; copies * per];
+            fill_bytes(&mut w, 1);
+            let wf: Vec<f32> = w.chunks_exact(4).map(|c| (u32::from_le_bytes(c.try_into().unwrap()) >> 9) as f32 * 1e-7).collect();
+            drop(w);
+            let r = rate(copies, min_time, |c| gemm_f32_bt(1, n, k, &a, &wf[c * n * k..(c + 1) * n * k], &mut y));
+            rows.push(Row { kernel: "f32 gemm_f32_bt".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+        }
+        // int8 (MatMulInteger, B transposed [n, k], u8 activations with a zero point)
+        {
+            let per = n * k;
+            let copies = (rotation / per).max(2);
+            let mut w = vec![0u8; copies * per];
+            fill_bytes(&mut w, 2);
+            let au: Vec<u8> = (0..k).map(|i| (i * 31 % 251) as u8).collect();
+            let mut yi = vec![0i32; n];
+            let r = rate(copies, min_time, |c| {
+                matmul_integer_bt(
+                    1,
+                    n,
+                    k,
+                    Int8Matrix::U8(&au),
+                    ZeroPoints::PerTensor(128),
+                    Int8Matrix::I8(bytemuck::cast_slice(&w[c * per..(c + 1) * per])),
+                    ZeroPoints::PerTensor(0),
+                    &mut yi,
+                )
+            });
+            rows.push(Row { kernel: "int8 matmul_integer_bt (u8·i8)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+        }
+        // int4 MatMulNBits, block 32, with zero points
+        {
+            let bs = 32;
+            let (codes, nsc, nzp) = (n * k / 2, n * k / bs, n * (k / bs).div_ceil(2));
+            let per = codes + nsc * 4 + nzp;
+            let copies = (rotation / per).max(2);
+            let mut w = vec![0u8; copies * codes];
+            fill_bytes(&mut w, 3);
+            let mut zp = vec![0u8; copies * nzp];
+            fill_bytes(&mut zp, 4);
+            let scales: Vec<f32> = (0..copies * nsc).map(|i| 0.001 + (i % 97) as f32 * 1e-5).collect();
+            let r = rate(copies, min_time, |c| {
+                let wq = NBitsQ4 {
+                    n,
+                    k,
+                    block_size: bs,
+                    b: &w[c * codes..(c + 1) * codes],
+                    scales: &scales[c * nsc..(c + 1) * nsc],
+                    zero_points: Some(&zp[c * nzp..(c + 1) * nzp]),
+                };
+                matmul_nbits_q4_f32(1, &a, &wq, &mut y)
+            });
+            rows.push(Row { kernel: "int4 MatMulNBits (bs 32, zp)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+        }
+        // NF4 MatMulBnb4, block 64
+        {
+            let bs = 64;
+            let (codes, nab) = (n * k / 2, n * k / bs);
+            let per = codes + nab * 4;
+            let copies = (rotation / per).max(2);
+            let mut w = vec![0u8; copies * codes];
+            fill_bytes(&mut w, 5);
+            let absmax: Vec<f32> = (0..copies * nab).map(|i| 0.01 + (i % 89) as f32 * 1e-4).collect();
+            let r = rate(copies, min_time, |c| {
+                let wq = Bnb4Nf4 { n, k, block_size: bs, b: &w[c * codes..(c + 1) * codes], absmax: &absmax[c * nab..(c + 1) * nab] };
+                matmul_bnb4_nf4_f32(1, &a, &wq, &mut y)
+            });
+            rows.push(Row { kernel: "NF4 MatMulBnb4 (bs 64)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+        }
+        // ternary, 2-bit
+        {
+            let per = n * k / 4;
+            let copies = (rotation / per).max(2);
+            let mut w = vec![0u8; copies * per];
+            fill_bytes(&mut w, 6);
+            // Keep codes valid (0..=2): clear the high bit where both are set.
+            w.par_iter_mut().for_each(|b| *b &= !((*b & 0x55) << 1 & (*b & 0xAA)));
+            let r = rate(copies, min_time, |c| {
+                let t = Ternary2 { n, k, packed: &w[c * per..(c + 1) * per], scale: 0.02 };
+                matmul_ternary2_f32(1, &a, &t, &mut y)
+            });
+            rows.push(Row { kernel: "ternary 2-bit".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+        }
+    }
+
+    println!("| kernel (GEMV, batch 1) | shape n×k | weight MB | µs/call | GB/s | % of bandwidth |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        let gbs = r.weight_bytes as f64 * r.calls_per_s / 1e9;
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0}% |",
+            r.kernel,
+            r.shape,
+            r.weight_bytes as f64 / 1e6,
+            1e6 / r.calls_per_s,
+            gbs,
+            100.0 * gbs / bw
+        );
+    }
+
+    // f32 GEMM, compute bound.
+    println!("\n| f32 GEMM | m×n×k | ms/call | GFLOP/s |");
+    println!("|---|---|---|---|");
+    for (m, n, k) in [(128usize, 4096usize, 4096usize), (512, 1024, 1024)] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.01).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 11) as f32 * 0.01).collect();
+        let mut c = vec![0.0f32; m * n];
+        for (name, bt) in [("gemm_f32 (B k×n)", false), ("gemm_f32_bt (B n×k)", true)] {
+            let r = rate(1, min_time, |_| {
+                if bt {
+                    gemm_f32_bt(m, n, k, &a, &b, &mut c)
+                } else {
+                    gemm_f32(m, n, k, &a, &b, &mut c)
+                }
+            });
+            println!("| {name} | {m}×{n}×{k} | {:.1} | {:.1} |", 1e3 / r, 2.0 * (m * n * k) as f64 * r / 1e9);
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! f32 GEMM kernels. `gemm`: `B` is `k×n`; each output column lane accumulates
+//! `fma(a[i,kk], b[kk,j], acc)` over `kk` in order, tails by masked loads, so an element's
+//! arithmetic never depends on which tile computed it. `gemm_bt`: `B` is `n×k`; dot products
+//! in 16 (or 8) lane partial sums over `kk`, masked tails, fixed horizontal reduction.
+
+use std::arch::x86_64::*;
+
+use super::{hsum256, tail_mask16, tail_mask256};
+use crate::dispatch::Isa;
+
+#[allow(clippy::too_many_arguments)]
+fn check(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &[f32], ld: usize) {
+    assert!(a.len() >= m * k && b.len() >= k * n && j0 <= j1 && j1 <= n);
+    assert!(m == 0 || out.len() >= (m - 1) * ld + (j1 - j0));
+    assert!(ld >= j1 - j0);
+}
+
+/// See `arch::gemm_f32_cols`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_cols(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    check(m, n, k, a, b, j0, j1, out, ld);
+    match isa {
+        // SAFETY: `isa` is available on this CPU (arch/mod.rs contract), and `check` asserted
+        // the lengths every load and store below stays within.
+        Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_avx512(m, n, k, a, b, j0, j1, out, ld) },
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { gemm_avx2(m, n, k, a, b, j0, j1, out, ld) },
+        Isa::Scalar => return false,
+    }
+    true
+}
+
+/// See `arch::gemm_f32_bt_cols`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_bt_cols(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    let n = b.len().checked_div(k).unwrap_or(0);
+    check(m, n, k, a, b, j0, j1, out, ld);
+    match isa {
+        // SAFETY: `isa` is available (arch/mod.rs contract); `check` asserted lengths.
+        Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_bt_avx512(m, k, a, b, j0, j1, out, ld) },
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { gemm_bt_avx2(m, k, a, b, j0, j1, out, ld) },
+        Isa::Scalar => return false,
+    }
+    true
+}
+
+// ---------------------------------------------------------------- gemm, B k×n
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn gemm_avx512(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+    let mut i = 0;
+    while i < m {
+        // SAFETY (all four): rows i..i+MR are < m; same bounds as the caller's.
+        match m - i {
+            1 => unsafe { gemm_tile_avx512::<1>(i, n, k, a, b, j0, j1, out, ld) },
+            2 => unsafe { gemm_tile_avx512::<2>(i, n, k, a, b, j0, j1, out, ld) },
+            3 => unsafe { gemm_tile_avx512::<3>(i, n, k, a, b, j0, j1, out, ld) },
+            _ => unsafe { gemm_tile_avx512::<4>(i, n, k, a, b, j0, j1, out, ld) },
+        }
+        i += 4.min(m - i);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn gemm_tile_avx512<const MR: usize>(
+    i: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let mut j = j0;
+    while j < j1 {
+        let w = (j1 - j).min(32);
+        let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for kk in 0..k {
+            let bp = b.as_ptr().wrapping_add(kk * n + j);
+            // SAFETY: lanes enabled by m0/m1 are columns j..j+w of row kk, inside `b`
+            // (j + w ≤ j1 ≤ n); masked-off lanes are not accessed (no fault).
+            let (b0, b1) = unsafe { (_mm512_maskz_loadu_ps(m0, bp), _mm512_maskz_loadu_ps(m1, bp.wrapping_add(16))) };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(a[(i + r) * k + kk]);
+                acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let op = out.as_mut_ptr().wrapping_add((i + r) * ld + (j - j0));
+            // SAFETY: enabled lanes are elements (i+r)·ld + (j - j0) .. + w of `out`, within
+            // its length by `check`.
+            unsafe {
+                _mm512_mask_storeu_ps(op, m0, acc_r[0]);
+                _mm512_mask_storeu_ps(op.wrapping_add(16), m1, acc_r[1]);
+            }
+        }
+        j += w;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+    let mut i = 0;
+    while i < m {
+        // SAFETY (all four): rows i..i+MR are < m; same bounds as the caller's.
+        match m - i {
+            1 => unsafe { gemm_tile_avx2::<1>(i, n, k, a, b, j0, j1, out, ld) },
+            2 => unsafe { gemm_tile_avx2::<2>(i, n, k, a, b, j0, j1, out, ld) },
+            3 => unsafe { gemm_tile_avx2::<3>(i, n, k, a, b, j0, j1, out, ld) },
+            _ => unsafe { gemm_tile_avx2::<4>(i, n, k, a, b, j0, j1, out, ld) },
+        }
+        i += 4.min(m - i);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_tile_avx2<const MR: usize>(
+    i: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let mut j = j0;
+    while j < j1 {
+        let w = (j1 - j).min(16);
+        let (m0, m1) = (tail_mask256(w.min(8)), tail_mask256(w.saturating_sub(8)));
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for kk in 0..k {
+            let bp = b.as_ptr().wrapping_add(kk * n + j);
+            // SAFETY: lanes enabled by m0/m1 are columns j..j+w of row kk, inside `b`;
+            // masked-off lanes are not accessed.
+            let (b0, b1) = unsafe { (_mm256_maskload_ps(bp, m0), _mm256_maskload_ps(bp.wrapping_add(8), m1)) };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(a[(i + r) * k + kk]);
+                acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let op = out.as_mut_ptr().wrapping_add((i + r) * ld + (j - j0));
+            // SAFETY: enabled lanes are inside `out` (see `check`).
+            unsafe {
+                _mm256_maskstore_ps(op, m0, acc_r[0]);
+                _mm256_maskstore_ps(op.wrapping_add(8), m1, acc_r[1]);
+            }
+        }
+        j += w;
+    }
+}
+
+// ---------------------------------------------------------------- gemm_bt, B n×k
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn gemm_bt_avx512(m: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+    let mut i = 0;
+    while i < m {
+        let mr = 4.min(m - i);
+        let mut j = j0;
+        while j < j1 {
+            let nc = if j1 - j >= 4 { 4 } else { 1 };
+            // SAFETY (all): rows i..i+mr < m, columns j..j+nc ≤ j1; bounds as the caller's.
+            unsafe {
+                match (mr, nc) {
+                    (4, 4) => bt_tile_avx512::<4, 4>(i, j, k, a, b, j0, out, ld),
+                    (3, 4) => bt_tile_avx512::<3, 4>(i, j, k, a, b, j0, out, ld),
+                    (2, 4) => bt_tile_avx512::<2, 4>(i, j, k, a, b, j0, out, ld),
+                    (1, 4) => bt_tile_avx512::<1, 4>(i, j, k, a, b, j0, out, ld),
+                    (4, _) => bt_tile_avx512::<4, 1>(i, j, k, a, b, j0, out, ld),
+                    (3, _) => bt_tile_avx512::<3, 1>(i, j, k, a, b, j0, out, ld),
+                    (2, _) => bt_tile_avx512::<2, 1>(i, j, k, a, b, j0, out, ld),
+                    _ => bt_tile_avx512::<1, 1>(i, j, k, a, b, j0, out, ld),
+                }
+            }
+            j += nc;
+        }
+        i += mr;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn bt_tile_avx512<const MR: usize, const NC: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NC]; MR];
+    let mut kk = 0;
+    while kk < k {
+        let mask = tail_mask16(k - kk);
+        let mut bv = [_mm512_setzero_ps(); NC];
+        for (c, v) in bv.iter_mut().enumerate() {
+            // SAFETY: enabled lanes are elements kk.. of row j+c of `b` (n×k, j+c < n).
+            *v = unsafe { _mm512_maskz_loadu_ps(mask, b.as_ptr().wrapping_add((j + c) * k + kk)) };
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: enabled lanes are elements kk.. of row i+r of `a` (m×k, i+r < m).
+            let av = unsafe { _mm512_maskz_loadu_ps(mask, a.as_ptr().wrapping_add((i + r) * k + kk)) };
+            for c in 0..NC {
+                acc_r[c] = _mm512_fmadd_ps(av, bv[c], acc_r[c]);
+            }
+        }
+        kk += 16;
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (c, v) in acc_r.iter().enumerate() {
+            out[(i + r) * ld + (j + c - j0)] = _mm512_reduce_add_ps(*v);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_bt_avx2(m: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+    let mut i = 0;
+    while i < m {
+        let mr = 2.min(m - i);
+        let mut j = j0;
+        while j < j1 {
+            let nc = if j1 - j >= 4 { 4 } else { 1 };
+            // SAFETY (all): rows i..i+mr < m, columns j..j+nc ≤ j1; bounds as the caller's.
+            unsafe {
+                match (mr, nc) {
+                    (2, 4) => bt_tile_avx2::<2, 4>(i, j, k, a, b, j0, out, ld),
+                    (1, 4) => bt_tile_avx2::<1, 4>(i, j, k, a, b, j0, out, ld),
+                    (2, _) => bt_tile_avx2::<2, 1>(i, j, k, a, b, j0, out, ld),
+                    _ => bt_tile_avx2::<1, 1>(i, j, k, a, b, j0, out, ld),
+                }
+            }
+            j += nc;
+        }
+        i += mr;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bt_tile_avx2<const MR: usize, const NC: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); NC]; MR];
+    let mut kk = 0;
+    while kk < k {
+        let mask = tail_mask256((k - kk).min(8));
+        let mut bv = [_mm256_setzero_ps(); NC];
+        for (c, v) in bv.iter_mut().enumerate() {
+            // SAFETY: enabled lanes are elements kk.. of row j+c of `b`.
+            *v = unsafe { _mm256_maskload_ps(b.as_ptr().wrapping_add((j + c) * k + kk), mask) };
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: enabled lanes are elements kk.. of row i+r of `a`.
+            let av = unsafe { _mm256_maskload_ps(a.as_ptr().wrapping_add((i + r) * k + kk), mask) };
+            for c in 0..NC {
+                acc_r[c] = _mm256_fmadd_ps(av, bv[c], acc_r[c]);
+            }
+        }
+        kk += 8;
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (c, v) in acc_r.iter().enumerate() {
+            out[(i + r) * ld + (j + c - j0)] = hsum256(*v);
+        }
+    }
+}
