@@ -136,6 +136,9 @@ struct TensorRow {
 
 /// Runs `smelt inspect`.
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
+    if let Some(code) = crate::delta::inspect_update(&args.path, args.json)? {
+        return Ok(code);
+    }
     let model = smelt_formats::open(&args.path)?;
     let report = build(&model, args);
     let mut out = String::new();

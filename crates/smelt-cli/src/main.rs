@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod convert;
+mod delta;
 mod inspect;
 mod size;
 
@@ -29,6 +30,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Quantize or cast a model into a smelt blob, GGUF or safetensors, and report what was lost.
     Convert(convert::ConvertArgs),
+    /// Make an OTA update that turns OLD into NEW (tensor-aware, verified).
+    Diff(delta::DiffArgs),
+    /// Rebuild NEW from OLD and an update, checking every hash; nothing is written on a mismatch.
+    Patch(delta::PatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Diff(args) => delta::run_diff(&args),
+        Command::Patch(args) => delta::run_patch(&args),
     };
     match result {
         Ok(code) => code,
