@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod convert;
 mod delta;
 mod inspect;
+mod run;
 mod size;
 
 /// Exit code for bad input, bad usage, or any error that stopped the command.
@@ -34,6 +35,8 @@ enum Command {
     Diff(delta::DiffArgs),
     /// Rebuild NEW from OLD and an update, checking every hash; nothing is written on a mismatch.
     Patch(delta::PatchArgs),
+    /// Run an ONNX model with smelt's reference interpreter on .npy/.npz/.pb inputs.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(&args),
         Command::Diff(args) => delta::run_diff(&args),
         Command::Patch(args) => delta::run_patch(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,122 @@
+//! `smelt run`: runs an ONNX model with smelt's interpreter on inputs from `.npy`, `.npz` or
+//! ONNX `TensorProto` (`.pb`) files, and writes the outputs to an `.npz` (or prints a
+//! summary of each). Input loading and output writing are shared with `smelt validate`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use smelt_runtime::{Data, Session, Value};
+use smelt_tensor::DType;
+
+/// Arguments of `smelt run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The model (.onnx).
+    model: PathBuf,
+    /// One input: NAME=FILE, FILE being .npy or a TensorProto .pb (a .pb whose tensor is named
+    /// may be given as FILE alone). Repeatable.
+    #[arg(long = "input", value_name = "NAME=FILE")]
+    input: Vec<String>,
+    /// Inputs from an .npz archive (numpy.savez), arrays named after the graph inputs.
+    #[arg(long, value_name = "FILE.npz")]
+    inputs: Option<PathBuf>,
+    /// Write the outputs to this .npz (by output name) instead of printing a summary.
+    #[arg(short = 'o', long = "output", value_name = "OUT.npz")]
+    output: Option<PathBuf>,
+}
+
+/// A value from a `.npy` array.
+pub(crate) fn value_from_npy(a: &smelt_formats::npy::NpyArray, what: &Path) -> Result<Value> {
+    let shape: Vec<usize> = a.shape.iter().map(|&d| d as usize).collect();
+    let numel = shape.iter().product();
+    let data = Data::from_le_bytes(a.dtype, &a.data, numel)
+        .with_context(|| format!("{}: dtype {} is not supported by the runner", what.display(), a.dtype))?;
+    Ok(Value::new(shape, data))
+}
+
+/// Reads `--input` and `--inputs` arguments into named values.
+pub(crate) fn load_feeds(specs: &[String], npz: Option<&Path>) -> Result<Vec<(String, Value)>> {
+    let mut feeds: Vec<(String, Value)> = Vec::new();
+    if let Some(p) = npz {
+        for (name, a) in smelt_formats::npz::read(p)? {
+            let v = value_from_npy(&a, p).with_context(|| format!("array '{name}'"))?;
+            feeds.push((name, v));
+        }
+    }
+    for spec in specs {
+        let (name, file) = match spec.split_once('=') {
+            Some((n, f)) => (Some(n.to_string()), PathBuf::from(f)),
+            None => (None, PathBuf::from(spec)),
+        };
+        let is_pb = file.extension().is_some_and(|e| e == "pb");
+        let (pb_name, value) = if is_pb {
+            let (t, _) = smelt_formats::onnx::read_tensor_pb(&file)?;
+            let v = Value::from_tensor(&t).with_context(|| format!("{}", file.display()))?;
+            (Some(t.name).filter(|n| !n.is_empty()), v)
+        } else {
+            (None, value_from_npy(&smelt_formats::npy::read(&file)?, &file)?)
+        };
+        let name = name.or(pb_name).with_context(|| format!("--input {spec}: give it as NAME=FILE"))?;
+        if feeds.iter().any(|(n, _)| *n == name) {
+            bail!("input '{name}' is given twice");
+        }
+        feeds.push((name, value));
+    }
+    Ok(feeds)
+}
+
+/// Writes named values to an `.npz` atomically. bf16 is written as f32 (`.npy` has no bf16);
+/// 4-bit types as one int8/uint8 per element.
+pub(crate) fn write_npz(path: &Path, values: &[(String, Value)]) -> Result<()> {
+    let mut members = Vec::with_capacity(values.len());
+    for (name, v) in values {
+        let data = match v.dtype() {
+            DType::BF16 => Data::F32(v.data.to_f32_vec()),
+            DType::I4 => v.data.cast(DType::I8).context("cast")?,
+            DType::U4 => v.data.cast(DType::U8).context("cast")?,
+            _ => v.data.clone(),
+        };
+        let descr = smelt_formats::npz::npy_descr(data.dtype()).with_context(|| format!("output '{name}': no .npy type for {}", data.dtype()))?;
+        let shape: Vec<u64> = v.shape.iter().map(|&d| d as u64).collect();
+        members.push((name.clone(), smelt_formats::npz::npy_bytes(descr, &shape, &data.to_le_bytes())));
+    }
+    let bytes = smelt_formats::npz::npz_bytes(&members).context("outputs too large for a zip without zip64")?;
+    let mut f = smelt_convert::atomic::AtomicFile::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    f.write_all(&bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+    f.commit().with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// `name  dtype [shape]  first values  min/max/mean`.
+pub(crate) fn summary_line(name: &str, v: &Value) -> String {
+    let f = v.data.to_f64_vec();
+    let first: Vec<String> = f.iter().take(6).map(|x| format!("{x:.6}")).collect();
+    let more = if f.len() > 6 { ", ..." } else { "" };
+    let stats = if f.is_empty() {
+        "empty".to_string()
+    } else {
+        let min = f.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mean = f.iter().sum::<f64>() / f.len() as f64;
+        format!("min {min:.6}  max {max:.6}  mean {mean:.6}")
+    };
+    format!("{name}  {}  {:?}  [{}{more}]  {stats}", v.dtype(), v.shape, first.join(", "))
+}
+
+/// Runs `smelt run`.
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let session = Session::load(&args.model)?;
+    let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
+    let outputs = session.run(feeds).with_context(|| format!("{}", args.model.display()))?;
+    match &args.output {
+        Some(p) => write_npz(p, &outputs)?,
+        None => {
+            for (name, v) in &outputs {
+                println!("{}", summary_line(name, v));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

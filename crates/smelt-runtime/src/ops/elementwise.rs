@@ -1,0 +1,159 @@
+//! Broadcasting binary ops (arithmetic, Max/Min/Sum/Mean, comparisons, logic) and Where.
+
+use super::broadcast::{binary, broadcast_shape, index_map};
+use crate::error::RuntimeError;
+use crate::node::OpCtx;
+use crate::registry::Registry;
+use crate::value::{Data, Elem, Value};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.onnx("Add", |c| arith(c, |x, y| x + y, i64::wrapping_add));
+    r.onnx("Sub", |c| arith(c, |x, y| x - y, i64::wrapping_sub));
+    r.onnx("Mul", |c| arith(c, |x, y| x * y, i64::wrapping_mul));
+    r.onnx("Div", |c| arith(c, |x, y| x / y, |x, y| if y == 0 { 0 } else { x.wrapping_div(y) }));
+    r.onnx("Pow", pow);
+    r.onnx("Mod", |c| {
+        if c.int("fmod", 0) == 1 {
+            arith(c, |x, y| x % y, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y) })
+        } else {
+            arith(c, |x, y| x - y * (x / y).floor(), |x, y| if y == 0 { 0 } else { x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y) })
+        }
+    });
+    r.onnx("Max", |c| variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }, |x, y| x.max(y)));
+    r.onnx("Min", |c| variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.min(y) }, |x, y| x.min(y)));
+    r.onnx("Sum", |c| variadic(c, |x, y| x + y, i64::wrapping_add));
+    r.onnx("Mean", mean);
+    r.onnx("Equal", |c| compare(c, |o| o == Some(std::cmp::Ordering::Equal)));
+    r.onnx("Less", |c| compare(c, |o| o == Some(std::cmp::Ordering::Less)));
+    r.onnx("LessOrEqual", |c| compare(c, |o| matches!(o, Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))));
+    r.onnx("Greater", |c| compare(c, |o| o == Some(std::cmp::Ordering::Greater)));
+    r.onnx("GreaterOrEqual", |c| compare(c, |o| matches!(o, Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))));
+    r.onnx("And", |c| logic(c, |x, y| x && y));
+    r.onnx("Or", |c| logic(c, |x, y| x || y));
+    r.onnx("Xor", |c| logic(c, |x, y| x ^ y));
+    r.onnx("Where", where_op);
+}
+
+fn out_shape(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<Vec<usize>, RuntimeError> {
+    broadcast_shape(&a.shape, &b.shape).ok_or_else(|| c.shape_err("operands do not broadcast", &a.shape, &b.shape))
+}
+
+fn same_dtype(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<(), RuntimeError> {
+    if a.dtype() != b.dtype() {
+        return Err(c.err(format!("operand dtypes differ: {} vs {}", a.dtype(), b.dtype())));
+    }
+    Ok(())
+}
+
+fn arith_elem<T: Elem>(p: T, q: T, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> T {
+    if T::IS_FLOAT {
+        T::from_f64(ff(p.to_f64(), q.to_f64()))
+    } else {
+        T::from_i64(fi(p.to_i64(), q.to_i64()))
+    }
+}
+
+/// Applies an elementwise binary op over two same-dtype values with broadcasting.
+pub(crate) fn binary_values(
+    c: &OpCtx<'_>,
+    a: &Value,
+    b: &Value,
+    ff: fn(f64, f64) -> f64,
+    fi: fn(i64, i64) -> i64,
+) -> Result<Value, RuntimeError> {
+    same_dtype(c, a, b)?;
+    let out = out_shape(c, a, b)?;
+    let (ash, bsh) = (&a.shape, &b.shape);
+    macro_rules! go {
+        ($($var:ident),*) => {
+            match (&a.data, &b.data) {
+                $((Data::$var(x), Data::$var(y)) => Data::$var(binary(x, ash, y, bsh, &out, |p, q| arith_elem(p, q, ff, fi))),)*
+                _ => return Err(c.err(format!("dtype {} is not supported", a.dtype()))),
+            }
+        };
+    }
+    let data = go!(F32, F64, F16, BF16, I8, I16, I32, I64, U8, U16, U32, U64);
+    Ok(Value::new(out, data))
+}
+
+fn arith(c: &OpCtx<'_>, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+    Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
+}
+
+fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    let b = if b.dtype() != a.dtype() {
+        Value::new(b.shape.clone(), b.data.cast(a.dtype()).ok_or_else(|| c.err("cannot cast exponent"))?)
+    } else {
+        b.clone()
+    };
+    let ipow = |x: i64, y: i64| if y < 0 { 0 } else { x.wrapping_pow(y.min(u32::MAX as i64) as u32) };
+    Ok(vec![binary_values(c, a, &b, f64::powf, ipow)?])
+}
+
+fn variadic(c: &OpCtx<'_>, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+    let mut acc = c.input(0)?.clone();
+    for i in 1..c.inputs.len() {
+        acc = binary_values(c, &acc, c.input(i)?, ff, fi)?;
+    }
+    Ok(vec![acc])
+}
+
+fn mean(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let mut acc = variadic(c, |x, y| x + y, i64::wrapping_add)?.remove(0);
+    let n = c.inputs.len() as f64;
+    acc.data = crate::ops::unary::map_float(c, &acc.data, |x| x / n)?;
+    Ok(vec![acc])
+}
+
+fn compare(c: &OpCtx<'_>, pred: fn(Option<std::cmp::Ordering>) -> bool) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    same_dtype(c, a, b)?;
+    let out = out_shape(c, a, b)?;
+    let (ash, bsh) = (&a.shape, &b.shape);
+    macro_rules! go {
+        ($($var:ident),*) => {
+            match (&a.data, &b.data) {
+                $((Data::$var(x), Data::$var(y)) => binary(x, ash, y, bsh, &out, |p, q| pred(p.partial_cmp(&q))),)*
+                _ => return Err(c.err(format!("dtype {} is not supported", a.dtype()))),
+            }
+        };
+    }
+    let data = go!(F32, F64, F16, BF16, I8, I16, I32, I64, U8, U16, U32, U64, Bool);
+    Ok(vec![Value::new(out, Data::Bool(data))])
+}
+
+fn logic(c: &OpCtx<'_>, f: fn(bool, bool) -> bool) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    let out = out_shape(c, a, b)?;
+    match (&a.data, &b.data) {
+        (Data::Bool(x), Data::Bool(y)) => Ok(vec![Value::new(out.clone(), Data::Bool(binary(x, &a.shape, y, &b.shape, &out, f)))]),
+        _ => Err(c.err("operands must be bool")),
+    }
+}
+
+fn where_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let cond = c.input(0)?;
+    let x = c.input(1)?;
+    let y = c.input(2)?;
+    same_dtype(c, x, y)?;
+    let Data::Bool(cv) = &cond.data else { return Err(c.err("condition must be bool")) };
+    let s1 = out_shape(c, cond, x)?;
+    let out = broadcast_shape(&s1, &y.shape).ok_or_else(|| c.shape_err("operands do not broadcast", &s1, &y.shape))?;
+    let ic = index_map(&cond.shape, &out);
+    let ix = index_map(&x.shape, &out);
+    let iy = index_map(&y.shape, &out);
+    macro_rules! go {
+        ($($var:ident),*) => {
+            match (&x.data, &y.data) {
+                $((Data::$var(a), Data::$var(b)) => Data::$var((0..ic.len()).map(|k| if cv[ic[k]] { a[ix[k]] } else { b[iy[k]] }).collect()),)*
+                _ => return Err(c.err("unsupported dtype")),
+            }
+        };
+    }
+    let data = go!(F32, F64, F16, BF16, I8, I16, I32, I64, U8, U16, U32, U64, Bool);
+    Ok(vec![Value::new(out, data)])
+}

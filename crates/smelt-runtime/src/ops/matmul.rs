@@ -1,0 +1,126 @@
+//! MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm, computed in f32
+//! with smelt-kernels' GEMM; f16/bf16/f64 operands are converted to f32 and the result back.
+
+use super::broadcast::{broadcast_shape, index_map};
+use crate::error::RuntimeError;
+use crate::node::{FloatLike, OpCtx};
+use crate::registry::Registry;
+use crate::value::{Data, Value};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.onnx("MatMul", matmul);
+    r.onnx("Gemm", gemm);
+}
+
+/// `a · b` for f32 data with numpy matmul shape rules; returns the output shape and values.
+pub(crate) fn matmul_f32(
+    c: &OpCtx<'_>,
+    a: &[f32],
+    ash: &[usize],
+    b: &[f32],
+    bsh: &[usize],
+) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
+    if ash.is_empty() || bsh.is_empty() {
+        return Err(c.shape_err("MatMul operands must have rank >= 1", ash, bsh));
+    }
+    let a_vec = ash.len() == 1;
+    let b_vec = bsh.len() == 1;
+    let ash2: Vec<usize> = if a_vec { vec![1, ash[0]] } else { ash.to_vec() };
+    let bsh2: Vec<usize> = if b_vec { vec![bsh[0], 1] } else { bsh.to_vec() };
+    let (m, k) = (ash2[ash2.len() - 2], ash2[ash2.len() - 1]);
+    let (k2, n) = (bsh2[bsh2.len() - 2], bsh2[bsh2.len() - 1]);
+    if k != k2 {
+        return Err(c.shape_err("inner dimensions differ", ash, bsh));
+    }
+    let abatch = &ash2[..ash2.len() - 2];
+    let bbatch = &bsh2[..bsh2.len() - 2];
+    let batch = broadcast_shape(abatch, bbatch).ok_or_else(|| c.shape_err("batch dimensions do not broadcast", ash, bsh))?;
+    let nb: usize = batch.iter().product();
+    let ia = index_map(abatch, &batch);
+    let ib = index_map(bbatch, &batch);
+    let mut out = vec![0f32; nb * m * n];
+    for bi in 0..nb {
+        let a_off = ia[bi] * m * k;
+        let b_off = ib[bi] * k * n;
+        smelt_kernels::gemm_f32(m, n, k, &a[a_off..a_off + m * k], &b[b_off..b_off + k * n], &mut out[bi * m * n..(bi + 1) * m * n]);
+    }
+    let mut shape = batch;
+    if !a_vec {
+        shape.push(m);
+    }
+    if !b_vec {
+        shape.push(n);
+    }
+    Ok((shape, out))
+}
+
+fn as_f32<'v>(c: &OpCtx<'_>, v: &'v Value) -> Result<std::borrow::Cow<'v, [f32]>, RuntimeError> {
+    match &v.data {
+        Data::F32(x) => Ok(std::borrow::Cow::Borrowed(x)),
+        d if d.dtype().is_float_like() => Ok(std::borrow::Cow::Owned(d.to_f32_vec())),
+        d => Err(c.err(format!("{} needs float operands, found {}", c.node.op_type, d.dtype()))),
+    }
+}
+
+fn back(c: &OpCtx<'_>, like: &Value, shape: Vec<usize>, v: Vec<f32>) -> Result<Value, RuntimeError> {
+    let data = Data::F32(v);
+    let data = if like.dtype() == smelt_tensor::DType::F32 { data } else { data.cast(like.dtype()).ok_or_else(|| c.err("cast"))? };
+    Ok(Value::new(shape, data))
+}
+
+fn matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    let (shape, out) = matmul_f32(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape)?;
+    Ok(vec![back(c, a, shape, out)?])
+}
+
+fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    if a.shape.len() != 2 || b.shape.len() != 2 {
+        return Err(c.shape_err("Gemm needs 2-D A and B", &a.shape, &b.shape));
+    }
+    let (ta, tb) = (c.int("transA", 0) != 0, c.int("transB", 0) != 0);
+    let alpha = c.float("alpha", 1.0);
+    let beta = c.float("beta", 1.0);
+    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    if k != k2 {
+        return Err(c.shape_err("inner dimensions differ (after transA/transB)", &a.shape, &b.shape));
+    }
+    let av = as_f32(c, a)?;
+    let bv = as_f32(c, b)?;
+    let at: std::borrow::Cow<'_, [f32]> = if ta { std::borrow::Cow::Owned(transpose2(&av, a.shape[0], a.shape[1])) } else { av };
+    let mut out = vec![0f32; m * n];
+    if tb {
+        smelt_kernels::gemm_f32_bt(m, n, k, &at, &bv, &mut out);
+    } else {
+        smelt_kernels::gemm_f32(m, n, k, &at, &bv, &mut out);
+    }
+    if alpha != 1.0 {
+        out.iter_mut().for_each(|x| *x *= alpha);
+    }
+    if let Some(cv) = c.opt(2) {
+        let bias = as_f32(c, cv)?;
+        let idx = index_map(&cv.shape, &[m, n]);
+        if broadcast_shape(&cv.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
+            return Err(c.shape_err("C does not broadcast to the output", &cv.shape, &[m, n]));
+        }
+        for (o, i) in out.iter_mut().zip(idx) {
+            *o += beta * bias[i];
+        }
+    }
+    Ok(vec![back(c, a, vec![m, n], out)?])
+}
+
+/// Transposes a row-major `rows × cols` matrix.
+pub(crate) fn transpose2(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for col in 0..cols {
+            out[col * rows + r] = v[r * cols + col];
+        }
+    }
+    out
+}

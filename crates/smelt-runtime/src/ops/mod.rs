@@ -1,0 +1,32 @@
+//! Op implementations, one file per family. Each file has a `register` function that adds
+//! its ops to the [`Registry`](crate::registry::Registry).
+
+pub mod broadcast;
+mod conv;
+mod elementwise;
+mod gather;
+mod generate;
+mod matmul;
+mod norm;
+mod quant;
+mod quant_contrib;
+mod reduce;
+mod shape;
+mod unary;
+
+use crate::registry::Registry;
+
+/// Adds every implemented op to `r`.
+pub(crate) fn register_all(r: &mut Registry) {
+    conv::register(r);
+    elementwise::register(r);
+    gather::register(r);
+    generate::register(r);
+    matmul::register(r);
+    norm::register(r);
+    quant::register(r);
+    quant_contrib::register(r);
+    reduce::register(r);
+    shape::register(r);
+    unary::register(r);
+}

@@ -1,0 +1,133 @@
+//! Softmax/LogSoftmax and the normalizations (LayerNormalization, BatchNormalization in
+//! inference mode), computed in f64 and rounded to the input's float type.
+
+use crate::error::RuntimeError;
+use crate::node::{FloatLike, OpCtx};
+use crate::registry::Registry;
+use crate::value::{Data, Value};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.onnx("Softmax", |c| softmax(c, false));
+    r.onnx("LogSoftmax", |c| softmax(c, true));
+    r.onnx("LayerNormalization", layer_norm);
+    r.onnx("BatchNormalization", batch_norm);
+}
+
+fn floats(c: &OpCtx<'_>, v: &Value) -> Result<Vec<f64>, RuntimeError> {
+    if !v.dtype().is_float_like() {
+        return Err(c.err(format!("needs a float input, found {}", v.dtype())));
+    }
+    Ok(v.data.to_f64_vec())
+}
+
+/// Wraps f64 results back into `dtype`'s data.
+pub(crate) fn from_f64(c: &OpCtx<'_>, dtype: smelt_tensor::DType, v: Vec<f64>) -> Result<Data, RuntimeError> {
+    Data::F64(v).cast(dtype).ok_or_else(|| c.err(format!("cannot produce {dtype}")))
+}
+
+fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let default_axis = if c.opset() >= 13 { -1 } else { 1 };
+    let axis = c.axis(c.int("axis", default_axis), rank)?;
+    let v = floats(c, x)?;
+    // Opset < 13 normalizes over the flattened dims from `axis` on; 13+ over `axis` alone.
+    let (outer, len, inner) = if c.opset() >= 13 {
+        (x.shape[..axis].iter().product::<usize>(), x.shape.get(axis).copied().unwrap_or(1), x.shape[axis + 1..].iter().product::<usize>())
+    } else {
+        (x.shape[..axis].iter().product::<usize>(), x.shape[axis..].iter().product::<usize>(), 1)
+    };
+    let mut out = vec![0f64; v.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| o * len * inner + j * inner + i;
+            let max = (0..len).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..len).map(|j| (v[at(j)] - max).exp()).sum();
+            for j in 0..len {
+                out[at(j)] = if log { v[at(j)] - max - sum.ln() } else { (v[at(j)] - max).exp() / sum };
+            }
+        }
+    }
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+fn layer_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let scale = c.input(1)?;
+    let rank = x.shape.len();
+    let axis = c.axis(c.int("axis", -1), rank)?;
+    let eps = c.float("epsilon", 1e-5) as f64;
+    let outer: usize = x.shape[..axis].iter().product();
+    let norm_shape = &x.shape[axis..];
+    let len: usize = norm_shape.iter().product();
+    let v = floats(c, x)?;
+    let expand = |t: &Value| -> Result<Vec<f64>, RuntimeError> {
+        let f = floats(c, t)?;
+        if super::broadcast::broadcast_shape(&t.shape, norm_shape).as_deref() != Some(norm_shape) {
+            return Err(c.shape_err("scale/bias do not broadcast to the normalized dims", &t.shape, norm_shape));
+        }
+        Ok(super::broadcast::expand(&f, &t.shape, norm_shape))
+    };
+    let s = expand(scale)?;
+    let b = match c.opt(2) {
+        Some(bias) => expand(bias)?,
+        None => vec![0.0; len],
+    };
+    let mut out = vec![0f64; v.len()];
+    let mut means = Vec::with_capacity(outer);
+    let mut inv = Vec::with_capacity(outer);
+    for o in 0..outer {
+        let row = &v[o * len..(o + 1) * len];
+        let mean = row.iter().sum::<f64>() / len as f64;
+        let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / len as f64;
+        let r = 1.0 / (var + eps).sqrt();
+        for j in 0..len {
+            out[o * len + j] = (row[j] - mean) * r * s[j] + b[j];
+        }
+        means.push(mean);
+        inv.push(r);
+    }
+    let mut stat_shape = x.shape.clone();
+    for d in stat_shape.iter_mut().skip(axis) {
+        *d = 1;
+    }
+    let stash = match c.int("stash_type", 1) {
+        1 => smelt_tensor::DType::F32,
+        _ => x.dtype(),
+    };
+    Ok(vec![
+        Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?),
+        Value::new(stat_shape.clone(), from_f64(c, stash, means)?),
+        Value::new(stat_shape, from_f64(c, stash, inv)?),
+    ])
+}
+
+fn batch_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    if c.int("training_mode", 0) != 0 {
+        return Err(c.err("training_mode=1 is not supported (inference only)"));
+    }
+    let eps = c.float("epsilon", 1e-5) as f64;
+    let v = floats(c, x)?;
+    let get = |i: usize| -> Result<Vec<f64>, RuntimeError> { floats(c, c.input(i)?) };
+    let (scale, bias, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+    if x.shape.len() < 2 {
+        return Err(c.err("input must have rank >= 2"));
+    }
+    let ch = x.shape[1];
+    for t in [&scale, &bias, &mean, &var] {
+        if t.len() != ch {
+            return Err(c.shape_err("per-channel parameters must have C elements", &[t.len()], &x.shape));
+        }
+    }
+    let inner: usize = x.shape[2..].iter().product();
+    let out: Vec<f64> = v
+        .iter()
+        .enumerate()
+        .map(|(i, &e)| {
+            let k = (i / inner) % ch;
+            (e - mean[k]) / (var[k] + eps).sqrt() * scale[k] + bias[k]
+        })
+        .collect();
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}

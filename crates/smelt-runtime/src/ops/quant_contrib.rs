@@ -1,0 +1,174 @@
+//! ONNX Runtime's contrib quantized matmuls (domain `com.microsoft`): MatMulNBits (2/4/8-bit
+//! blocks, packed or float zero points, `g_idx`, bias) and MatMulBnb4 (NF4 and FP4).
+//! Layouts are documented on smelt-kernels' `NBitsQ4` and `Bnb4Nf4`; every size is checked
+//! here before a kernel is called, since the kernels assert on mismatched slices.
+
+use smelt_kernels::{Bnb4Nf4, NBitsQ4, NF4_CODE};
+
+use crate::error::RuntimeError;
+use crate::node::{FloatLike, OpCtx};
+use crate::registry::{Registry, MS_DOMAIN};
+use crate::value::{Data, Value};
+
+/// bitsandbytes' FP4 code (ONNX Runtime's `fp4_qaunt_map`).
+const FP4_CODE: [f32; 16] = [
+    0.0, 5.208_333_3e-3, 0.666_666_7, 1.0, 0.333_333_33, 0.5, 0.166_666_67, 0.25, -0.0, -5.208_333_3e-3, -0.666_666_7, -1.0, -0.333_333_33,
+    -0.5, -0.166_666_67, -0.25,
+];
+
+pub(crate) fn register(r: &mut Registry) {
+    r.add(MS_DOMAIN, "MatMulNBits", 1, i64::MAX, matmul_nbits);
+    r.add(MS_DOMAIN, "MatMulBnb4", 1, i64::MAX, matmul_bnb4);
+}
+
+fn dim_attr(c: &OpCtx<'_>, name: &str) -> Result<usize, RuntimeError> {
+    let v = c.int(name, -1);
+    if v <= 0 {
+        return Err(c.err(format!("attribute {name} must be positive, found {v}")));
+    }
+    Ok(v as usize)
+}
+
+/// `A [.., K]` as f32 rows: (rows m, values), checking the last dim is `k`.
+fn activations(c: &OpCtx<'_>, a: &Value, k: usize) -> Result<(usize, Vec<f32>), RuntimeError> {
+    if !a.dtype().is_float_like() || a.shape.last() != Some(&k) {
+        return Err(c.shape_err("A must be float with last dim K", &a.shape, &[k]));
+    }
+    Ok((a.numel() / k.max(1), a.data.to_f32_vec()))
+}
+
+fn finish(c: &OpCtx<'_>, a: &Value, n: usize, mut y: Vec<f32>, bias: Option<&Value>) -> Result<Vec<Value>, RuntimeError> {
+    if let Some(b) = bias {
+        let bv = b.data.to_f32_vec();
+        if bv.len() != n {
+            return Err(c.shape_err("bias must have N elements", &b.shape, &[n]));
+        }
+        for row in y.chunks_mut(n.max(1)) {
+            row.iter_mut().zip(&bv).for_each(|(o, b)| *o += b);
+        }
+    }
+    let mut shape = a.shape.clone();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    let data = Data::F32(y).cast(a.dtype()).ok_or_else(|| c.err("cast"))?;
+    Ok(vec![Value::new(shape, data)])
+}
+
+fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (k, n) = (dim_attr(c, "K")?, dim_attr(c, "N")?);
+    let bits = c.int("bits", 4);
+    let bs = dim_attr(c, "block_size")?;
+    if !matches!(bits, 2 | 4 | 8) || bs < 16 || !bs.is_power_of_two() {
+        return Err(c.err(format!("bits {bits} / block_size {bs} not supported (bits 2, 4 or 8; block a power of two >= 16)")));
+    }
+    let bits = bits as usize;
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, k)?;
+    let b = c.input(1)?;
+    let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
+    let kb = k.div_ceil(bs);
+    let blob = bs * bits / 8;
+    if bq.len() != n * kb * blob {
+        return Err(c.shape_err("B must be [N, ceil(K/block_size), block_size*bits/8]", &b.shape, &[n, kb, blob]));
+    }
+    let scales = c.input(2)?.data.to_f32_vec();
+    if scales.len() != n * kb {
+        return Err(c.shape_err("scales must have N*ceil(K/block_size) elements", &c.input(2)?.shape, &[n * kb]));
+    }
+    let zp = c.opt(3);
+    let g_idx: Option<Vec<i32>> = match c.opt(4) {
+        Some(g) if g.numel() > 0 => {
+            let v: Vec<i32> = g.data.to_i64_vec().into_iter().map(|x| x as i32).collect();
+            if v.len() != k || v.iter().any(|&x| x < 0 || x as usize >= kb) {
+                return Err(c.err(format!("g_idx must hold K={k} block indices in 0..{kb}")));
+            }
+            Some(v)
+        }
+        _ => None,
+    };
+    let zp_row = (kb * bits).div_ceil(8);
+    let packed_zp = match zp {
+        Some(z) if z.dtype() == smelt_tensor::DType::U8 => {
+            if z.numel() != n * zp_row {
+                return Err(c.shape_err("uint8 zero_points must be N*ceil(k_blocks*bits/8)", &z.shape, &[n * zp_row]));
+            }
+            true
+        }
+        Some(z) if z.numel() != n * kb => return Err(c.shape_err("float zero_points must be N*k_blocks", &z.shape, &[n * kb])),
+        _ => false,
+    };
+    let mut y = vec![0f32; m * n];
+    let zp_bytes: Option<&Vec<u8>> = match zp.map(|z| &z.data) {
+        Some(Data::U8(v)) => Some(v),
+        _ => None,
+    };
+    if bits == 4 && (zp.is_none() || packed_zp) {
+        let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales: &scales, zero_points: zp_bytes.map(|v| v.as_slice()) };
+        if g_idx.is_none() {
+            smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
+        } else {
+            let wd = smelt_kernels::dequantize_nbits_q4(&w, g_idx.as_deref());
+            smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
+        }
+        return finish(c, a, n, y, c.opt(5));
+    }
+    // Other widths and float zero points: dequantize, then GEMM.
+    let per = 8 / bits;
+    let mask = (1u16 << bits) as u8 as u16;
+    let mask = if bits == 8 { 0xff } else { mask - 1 } as u8;
+    let default_zp = (1u32 << (bits - 1)) as f32;
+    let zf = zp.filter(|_| !packed_zp).map(|z| z.data.to_f32_vec());
+    let mut wd = vec![0f32; n * k];
+    for j in 0..n {
+        for kk in 0..k {
+            let blk = g_idx.as_ref().map_or(kk / bs, |g| g[kk] as usize);
+            let byte = bq[j * kb * blob + (kk / bs) * blob + (kk % bs) / per];
+            let q = ((byte >> (((kk % bs) % per) * bits)) & mask) as f32;
+            let z = match (&zf, zp_bytes) {
+                (Some(f), _) => f[j * kb + blk],
+                (None, Some(p)) if packed_zp => {
+                    let zb = p[j * zp_row + blk / per];
+                    ((zb >> ((blk % per) * bits)) & mask) as f32
+                }
+                _ => default_zp,
+            };
+            wd[j * k + kk] = (q - z) * scales[j * kb + blk];
+        }
+    }
+    smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
+    finish(c, a, n, y, c.opt(5))
+}
+
+fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (k, n) = (dim_attr(c, "K")?, dim_attr(c, "N")?);
+    let bs = dim_attr(c, "block_size")?;
+    let quant_type = c.int("quant_type", 1);
+    if bs < 16 || !bs.is_power_of_two() || !matches!(quant_type, 0 | 1) {
+        return Err(c.err(format!("block_size {bs} / quant_type {quant_type} not supported")));
+    }
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, k)?;
+    let b = c.input(1)?;
+    let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
+    let absmax = c.input(2)?.data.to_f32_vec();
+    if bq.len() != (n * k).div_ceil(2) || absmax.len() != (n * k).div_ceil(bs) {
+        return Err(c.shape_err("B must be ceil(N*K/2) bytes and absmax ceil(N*K/block_size)", &b.shape, &[(n * k).div_ceil(2)]));
+    }
+    let mut y = vec![0f32; m * n];
+    if quant_type == 1 {
+        let w = Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax };
+        smelt_kernels::matmul_bnb4_nf4_f32(m, &av, &w, &mut y);
+    } else {
+        let wd: Vec<f32> = (0..n * k)
+            .map(|e| {
+                let byte = bq[e / 2];
+                let q = if e % 2 == 0 { byte >> 4 } else { byte & 0xf };
+                FP4_CODE[q as usize] * absmax[e / bs]
+            })
+            .collect();
+        smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
+    }
+    let _ = NF4_CODE;
+    finish(c, a, n, y, None)
+}

@@ -1,0 +1,160 @@
+//! Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare), ArgMax/ArgMin
+//! and CumSum. Axes come from an attribute before opset 13 (ReduceSum) or 18 (the others), and
+//! from the second input after; both are honoured by opset.
+
+use super::broadcast::index_map;
+use super::norm::from_f64;
+use crate::error::RuntimeError;
+use crate::node::OpCtx;
+use crate::registry::Registry;
+use crate::value::{Data, Value};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L1,
+    L2,
+    LogSum,
+    LogSumExp,
+    SumSquare,
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    r.onnx("ReduceSum", |c| reduce(c, Kind::Sum, 13));
+    r.onnx("ReduceMean", |c| reduce(c, Kind::Mean, 18));
+    r.onnx("ReduceMax", |c| reduce(c, Kind::Max, 18));
+    r.onnx("ReduceMin", |c| reduce(c, Kind::Min, 18));
+    r.onnx("ReduceProd", |c| reduce(c, Kind::Prod, 18));
+    r.onnx("ReduceL1", |c| reduce(c, Kind::L1, 18));
+    r.onnx("ReduceL2", |c| reduce(c, Kind::L2, 18));
+    r.onnx("ReduceLogSum", |c| reduce(c, Kind::LogSum, 18));
+    r.onnx("ReduceLogSumExp", |c| reduce(c, Kind::LogSumExp, 18));
+    r.onnx("ReduceSumSquare", |c| reduce(c, Kind::SumSquare, 18));
+    r.onnx("ArgMax", |c| arg(c, true));
+    r.onnx("ArgMin", |c| arg(c, false));
+    r.onnx("CumSum", cumsum);
+}
+
+fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let axes: Option<Vec<i64>> = if c.opset() >= axes_input_since {
+        match c.opt(1) {
+            Some(_) => Some(c.input_i64s(1)?),
+            None => None,
+        }
+    } else {
+        c.ints("axes")
+    };
+    let keep = c.int("keepdims", 1) != 0;
+    let axes: Vec<usize> = match axes {
+        Some(a) if !a.is_empty() => a.iter().map(|&ax| c.axis(ax, rank)).collect::<Result<_, _>>()?,
+        _ if c.int("noop_with_empty_axes", 0) != 0 => return Ok(vec![x.clone()]),
+        _ => (0..rank).collect(),
+    };
+    let mut kshape = x.shape.clone();
+    for &a in &axes {
+        kshape[a] = 1;
+    }
+    let out_n: usize = kshape.iter().product();
+    let count = (x.numel() / out_n.max(1)).max(if x.numel() == 0 { 0 } else { 1 });
+    let v = x.data.to_f64_vec();
+    let init = match kind {
+        Kind::Max => f64::NEG_INFINITY,
+        Kind::Min => f64::INFINITY,
+        Kind::Prod => 1.0,
+        _ => 0.0,
+    };
+    let mut acc = vec![init; out_n];
+    let map = index_map(&kshape, &x.shape);
+    for (i, &o) in map.iter().enumerate() {
+        let e = v[i];
+        let a = &mut acc[o];
+        *a = match kind {
+            Kind::Sum | Kind::Mean | Kind::LogSum => *a + e,
+            Kind::Max => if e.is_nan() || *a > e { if e.is_nan() { e } else { *a } } else { e },
+            Kind::Min => if e.is_nan() || *a < e { if e.is_nan() { e } else { *a } } else { e },
+            Kind::Prod => *a * e,
+            Kind::L1 => *a + e.abs(),
+            Kind::L2 | Kind::SumSquare => *a + e * e,
+            Kind::LogSumExp => *a + e.exp(),
+        };
+    }
+    for a in &mut acc {
+        *a = match kind {
+            Kind::Mean => *a / count as f64,
+            Kind::L2 => a.sqrt(),
+            Kind::LogSum | Kind::LogSumExp => a.ln(),
+            _ => *a,
+        };
+    }
+    let shape = if keep { kshape } else { x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect() };
+    Ok(vec![Value::new(shape, from_f64(c, x.dtype(), acc)?)])
+}
+
+fn arg(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let axis = c.axis(c.int("axis", 0), rank)?;
+    let keep = c.int("keepdims", 1) != 0;
+    let last = c.int("select_last_index", 0) != 0;
+    let v = x.data.to_f64_vec();
+    let outer: usize = x.shape[..axis].iter().product();
+    let len = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = 0usize;
+            for j in 1..len {
+                let (cur, b) = (v[o * len * inner + j * inner + i], v[o * len * inner + best * inner + i]);
+                let better = if max { cur > b || (last && cur == b) } else { cur < b || (last && cur == b) };
+                if better {
+                    best = j;
+                }
+            }
+            out.push(best as i64);
+        }
+    }
+    let mut shape = x.shape.clone();
+    if keep {
+        shape[axis] = 1;
+    } else {
+        shape.remove(axis);
+    }
+    Ok(vec![Value::new(shape, Data::I64(out))])
+}
+
+fn cumsum(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let axis_v = c.input_i64s(1)?;
+    let axis = c.axis(*axis_v.first().ok_or_else(|| c.err("axis input is empty"))?, x.shape.len())?;
+    let exclusive = c.int("exclusive", 0) != 0;
+    let reverse = c.int("reverse", 0) != 0;
+    let v = x.data.to_f64_vec();
+    let outer: usize = x.shape[..axis].iter().product();
+    let len = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut out = vec![0f64; v.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut acc = 0f64;
+            for step in 0..len {
+                let j = if reverse { len - 1 - step } else { step };
+                let at = o * len * inner + j * inner + i;
+                if exclusive {
+                    out[at] = acc;
+                    acc += v[at];
+                } else {
+                    acc += v[at];
+                    out[at] = acc;
+                }
+            }
+        }
+    }
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}

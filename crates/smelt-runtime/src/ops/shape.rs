@@ -1,0 +1,363 @@
+//! Shape ops: Reshape, Transpose, Squeeze/Unsqueeze, Flatten, Expand, Shape, Size, Concat,
+//! Slice, Split, Tile. Inputs-versus-attributes differences between opsets are honoured
+//! (Squeeze/Unsqueeze/Split axes and split sizes as inputs from 13, Slice from 10).
+
+use super::broadcast::{broadcast_shape, expand};
+use crate::error::RuntimeError;
+use crate::node::OpCtx;
+use crate::registry::Registry;
+use crate::value::{Data, Value};
+use crate::map_data;
+
+pub(crate) fn register(r: &mut Registry) {
+    r.onnx("Reshape", reshape);
+    r.onnx("Transpose", transpose);
+    r.onnx("Squeeze", squeeze);
+    r.onnx("Unsqueeze", unsqueeze);
+    r.onnx("Flatten", flatten);
+    r.onnx("Expand", expand_op);
+    r.onnx("Shape", shape_op);
+    r.onnx("Size", |c| Ok(vec![Value::i64(vec![], vec![c.input(0)?.numel() as i64])]));
+    r.onnx("Concat", concat);
+    r.onnx("Slice", slice);
+    r.onnx("Split", split);
+    r.onnx("Tile", tile);
+}
+
+fn reshaped(x: &Value, shape: Vec<usize>) -> Value {
+    Value::new(shape, x.data.clone())
+}
+
+fn reshape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let spec = if c.opset() >= 5 { c.input_i64s(1)? } else { c.ints("shape").unwrap_or_default() };
+    let allowzero = c.int("allowzero", 0) != 0;
+    let mut out = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, &d) in spec.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allowzero => out.push(*x.shape.get(i).ok_or_else(|| c.shape_err("0 copies a dim the input lacks", &x.shape, &[]))?),
+            d if d >= 0 => out.push(d as usize),
+            _ => return Err(c.err(format!("invalid target shape {spec:?}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = out.iter().product();
+        if known == 0 || x.numel() % known != 0 {
+            return Err(c.shape_err("cannot infer -1 of the target shape", &x.shape, &out));
+        }
+        out[i] = x.numel() / known;
+    }
+    if out.iter().product::<usize>() != x.numel() {
+        return Err(c.shape_err("element count differs from the target shape", &x.shape, &out));
+    }
+    Ok(vec![reshaped(x, out)])
+}
+
+/// Permutes `v` (shape `shape`) by `perm`.
+pub(crate) fn permute<T: Copy>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+    let rank = shape.len();
+    let n = v.len();
+    if n == 0 || rank == 0 {
+        return v.to_vec();
+    }
+    let mut in_strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        in_strides[i] = in_strides[i + 1] * shape[i + 1];
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let st: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; rank];
+    let mut off = 0usize;
+    for _ in 0..n {
+        out.push(v[off]);
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            off += st[d];
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            off -= st[d] * out_shape[d];
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+fn transpose(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let perm: Vec<usize> = match c.ints("perm") {
+        Some(p) => p.iter().map(|&a| c.axis(a, rank)).collect::<Result<_, _>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    let mut seen = vec![false; rank];
+    for &p in &perm {
+        if seen.get(p).copied().unwrap_or(true) {
+            return Err(c.err(format!("perm {perm:?} is not a permutation of rank {rank}")));
+        }
+        seen[p] = true;
+    }
+    if perm.len() != rank {
+        return Err(c.err(format!("perm {perm:?} is not a permutation of rank {rank}")));
+    }
+    let shape = perm.iter().map(|&p| x.shape[p]).collect();
+    let data = map_data!(&x.data, v => permute(v, &x.shape, &perm));
+    Ok(vec![Value::new(shape, data)])
+}
+
+fn axes_arg(c: &OpCtx<'_>, since_input: i64) -> Result<Option<Vec<i64>>, RuntimeError> {
+    if c.opset() >= since_input {
+        Ok(match c.opt(1) {
+            Some(_) => Some(c.input_i64s(1)?),
+            None => None,
+        })
+    } else {
+        Ok(c.ints("axes"))
+    }
+}
+
+fn squeeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let axes: Vec<usize> = match axes_arg(c, 13)? {
+        Some(a) => a.iter().map(|&ax| c.axis(ax, rank)).collect::<Result<_, _>>()?,
+        None => (0..rank).filter(|&i| x.shape[i] == 1).collect(),
+    };
+    for &a in &axes {
+        if x.shape[a] != 1 {
+            return Err(c.err(format!("cannot squeeze axis {a} of shape {:?}", x.shape)));
+        }
+    }
+    let shape = x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+    Ok(vec![reshaped(x, shape)])
+}
+
+fn unsqueeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let axes = axes_arg(c, 13)?.ok_or_else(|| c.err("axes are required"))?;
+    let out_rank = x.shape.len() + axes.len();
+    let mut axes: Vec<usize> = axes.iter().map(|&a| c.axis(a, out_rank)).collect::<Result<_, _>>()?;
+    axes.sort_unstable();
+    axes.dedup();
+    let mut shape = Vec::with_capacity(out_rank);
+    let mut it = x.shape.iter();
+    for i in 0..out_rank {
+        if axes.contains(&i) {
+            shape.push(1);
+        } else {
+            shape.push(*it.next().ok_or_else(|| c.err("duplicate axes"))?);
+        }
+    }
+    Ok(vec![reshaped(x, shape)])
+}
+
+fn flatten(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let a = c.int("axis", 1);
+    let axis = if a < 0 { a + rank as i64 } else { a };
+    if axis < 0 || axis > rank as i64 {
+        return Err(c.err(format!("axis {a} out of range for rank {rank}")));
+    }
+    let axis = axis as usize;
+    let outer: usize = x.shape[..axis].iter().product();
+    Ok(vec![reshaped(x, vec![outer, x.shape[axis..].iter().product()])])
+}
+
+fn expand_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let target: Vec<usize> = c.input_i64s(1)?.iter().map(|&d| d.max(0) as usize).collect();
+    let out = broadcast_shape(&x.shape, &target).ok_or_else(|| c.shape_err("input does not broadcast to the shape", &x.shape, &target))?;
+    let data = map_data!(&x.data, v => expand(v, &x.shape, &out));
+    Ok(vec![Value::new(out, data)])
+}
+
+fn shape_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let r = x.shape.len() as i64;
+    let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let start = clampi(c.int("start", 0));
+    let end = clampi(c.int("end", r));
+    let dims: Vec<i64> = x.shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+    Ok(vec![Value::i64(vec![dims.len()], dims)])
+}
+
+fn concat(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let first = c.input(0)?;
+    let rank = first.shape.len();
+    let axis = c.axis(c.int("axis", 0), rank)?;
+    let parts: Vec<&Value> = (0..c.inputs.len()).map(|i| c.input(i)).collect::<Result<_, _>>()?;
+    let mut shape = first.shape.clone();
+    shape[axis] = 0;
+    for p in &parts {
+        if p.shape.len() != rank || p.dtype() != first.dtype() || (0..rank).any(|d| d != axis && p.shape[d] != first.shape[d]) {
+            return Err(c.shape_err("inputs differ outside the concat axis (or in dtype)", &first.shape, &p.shape));
+        }
+        shape[axis] += p.shape[axis];
+    }
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut data = Data::zeros(first.dtype(), 0).ok_or_else(|| c.err("unsupported dtype"))?;
+    macro_rules! cat {
+        ($($var:ident),*) => {
+            match &mut data {
+                $(Data::$var(out) => {
+                    out.reserve(shape.iter().product());
+                    for o in 0..outer {
+                        for p in &parts {
+                            let Data::$var(v) = &p.data else { unreachable!() };
+                            let chunk = p.shape[axis] * inner;
+                            out.extend_from_slice(&v[o * chunk..(o + 1) * chunk]);
+                        }
+                    }
+                })*
+            }
+        };
+    }
+    cat!(F32, F64, F16, BF16, I8, I16, I32, I64, U8, U16, U32, U64, Bool, I4, U4);
+    Ok(vec![Value::new(shape, data)])
+}
+
+/// Copies the box `starts[d] + k*steps[d]` for `k < counts[d]` out of `v` (shape `shape`).
+fn gather_box<T: Copy>(v: &[T], shape: &[usize], starts: &[i64], steps: &[i64], counts: &[usize]) -> Vec<T> {
+    let rank = shape.len();
+    let n: usize = counts.iter().product();
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let mut strides = vec![1i64; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1] as i64;
+    }
+    let mut idx = vec![0usize; rank];
+    let base: i64 = (0..rank).map(|d| starts[d] * strides[d]).sum();
+    let mut off = base;
+    for _ in 0..n {
+        out.push(v[off as usize]);
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            off += steps[d] * strides[d];
+            if idx[d] < counts[d] {
+                break;
+            }
+            off -= steps[d] * strides[d] * counts[d] as i64;
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+fn slice(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let (starts, ends, axes, steps) = if c.opset() >= 10 {
+        let opt = |i: usize| -> Result<Option<Vec<i64>>, RuntimeError> { if c.opt(i).is_some() { Ok(Some(c.input_i64s(i)?)) } else { Ok(None) } };
+        (c.input_i64s(1)?, c.input_i64s(2)?, opt(3)?, opt(4)?)
+    } else {
+        (c.ints("starts").unwrap_or_default(), c.ints("ends").unwrap_or_default(), c.ints("axes"), None)
+    };
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&ax| c.axis(ax, rank)).collect::<Result<_, _>>()?,
+        None => (0..starts.len()).collect(),
+    };
+    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(c.err("starts, ends, axes and steps must have the same length"));
+    }
+    let mut st: Vec<i64> = vec![0; rank];
+    let mut sp: Vec<i64> = vec![1; rank];
+    let mut counts: Vec<usize> = x.shape.clone();
+    for (k, &a) in axes.iter().enumerate() {
+        let dim = x.shape[a] as i64;
+        let step = steps[k];
+        if step == 0 {
+            return Err(c.err("slice step 0"));
+        }
+        let norm = |v: i64| if v < 0 { v + dim } else { v };
+        let (s, e) = if step > 0 {
+            (norm(starts[k]).clamp(0, dim), norm(ends[k]).clamp(0, dim))
+        } else {
+            (norm(starts[k]).clamp(-1, dim - 1), norm(ends[k]).clamp(-1, dim - 1))
+        };
+        let count = if step > 0 { (e - s + step - 1).div_euclid(step).max(0) } else { (s - e + (-step) - 1).div_euclid(-step).max(0) };
+        st[a] = s;
+        sp[a] = step;
+        counts[a] = count as usize;
+    }
+    let data = map_data!(&x.data, v => gather_box(v, &x.shape, &st, &sp, &counts));
+    Ok(vec![Value::new(counts, data)])
+}
+
+fn split(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let rank = x.shape.len();
+    let axis = c.axis(c.int("axis", 0), rank)?;
+    let dim = x.shape[axis];
+    let n_out = c.node.outputs.len();
+    let sizes: Vec<usize> = {
+        let given = if c.opset() >= 13 { if c.opt(1).is_some() { Some(c.input_i64s(1)?) } else { None } } else { c.ints("split") };
+        match given {
+            Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
+            None => {
+                let parts = if c.opset() >= 18 { c.int("num_outputs", n_out as i64) as usize } else { n_out };
+                if parts == 0 {
+                    return Err(c.err("no outputs"));
+                }
+                let chunk = dim.div_ceil(parts);
+                (0..parts).map(|i| chunk.min(dim.saturating_sub(i * chunk))).collect()
+            }
+        }
+    };
+    if sizes.iter().sum::<usize>() != dim {
+        return Err(c.shape_err("split sizes do not add up to the axis length", &sizes, &x.shape));
+    }
+    let mut outs = Vec::with_capacity(sizes.len());
+    let mut start = 0i64;
+    for &s in &sizes {
+        let mut st = vec![0i64; rank];
+        st[axis] = start;
+        let mut counts = x.shape.clone();
+        counts[axis] = s;
+        let data = map_data!(&x.data, v => gather_box(v, &x.shape, &st, &vec![1; rank], &counts));
+        outs.push(Value::new(counts, data));
+        start += s as i64;
+    }
+    Ok(outs)
+}
+
+fn tile(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let reps = c.input_i64s(1)?;
+    if reps.len() != x.shape.len() {
+        return Err(c.shape_err("repeats must have one entry per dim", &x.shape, &[reps.len()]));
+    }
+    let out: Vec<usize> = x.shape.iter().zip(&reps).map(|(&d, &r)| d * r.max(0) as usize).collect();
+    let n: usize = out.iter().product();
+    let rank = out.len();
+    let idx: Vec<usize> = (0..n)
+        .map(|mut lin| {
+            let mut src = 0usize;
+            let mut mul = 1usize;
+            for d in (0..rank).rev() {
+                let i = lin % out[d];
+                lin /= out[d];
+                src += (i % x.shape[d]) * mul;
+                mul *= x.shape[d];
+            }
+            src
+        })
+        .collect();
+    let data = map_data!(&x.data, v => idx.iter().map(|&i| v[i]).collect());
+    Ok(vec![Value::new(out, data)])
+}

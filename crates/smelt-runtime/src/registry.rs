@@ -1,0 +1,66 @@
+//! The op registry: implementations keyed by (domain, op_type) with the opset range each one
+//! covers. Loading a model looks every node up here before anything runs, so an unsupported op
+//! is reported with its domain and opset up front.
+
+use std::collections::HashMap;
+
+use crate::error::RuntimeError;
+use crate::node::OpCtx;
+use crate::value::Value;
+
+/// An op implementation.
+pub type OpFn = fn(&OpCtx<'_>) -> Result<Vec<Value>, RuntimeError>;
+
+/// The default ONNX domain's canonical name in the registry.
+pub const DEFAULT_DOMAIN: &str = "";
+/// Microsoft's contrib-op domain (ONNX Runtime).
+pub const MS_DOMAIN: &str = "com.microsoft";
+
+struct Entry {
+    since: i64,
+    until: i64,
+    run: OpFn,
+}
+
+/// Op implementations by (domain, op_type, opset range).
+pub struct Registry {
+    ops: HashMap<(&'static str, &'static str), Vec<Entry>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// A registry with every op the runner implements.
+    pub fn new() -> Registry {
+        let mut r = Registry { ops: HashMap::new() };
+        crate::ops::register_all(&mut r);
+        r
+    }
+
+    /// Registers `run` for `op_type` in `domain` for opsets `since..=until`.
+    pub fn add(&mut self, domain: &'static str, op_type: &'static str, since: i64, until: i64, run: OpFn) {
+        self.ops.entry((domain, op_type)).or_default().push(Entry { since, until, run });
+    }
+
+    /// Registers `run` for a default-domain op for every opset.
+    pub fn onnx(&mut self, op_type: &'static str, run: OpFn) {
+        self.add(DEFAULT_DOMAIN, op_type, 1, i64::MAX, run);
+    }
+
+    /// The implementation of `op_type` in `domain` at `opset`.
+    pub fn find(&self, domain: &str, op_type: &str, opset: i64) -> Option<OpFn> {
+        let domain = if domain == "ai.onnx" { DEFAULT_DOMAIN } else { domain };
+        self.ops.get(&(domain, op_type))?.iter().find(|e| e.since <= opset && opset <= e.until).map(|e| e.run)
+    }
+
+    /// Every registered (domain, op_type), sorted.
+    pub fn list(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = self.ops.keys().copied().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,316 @@
+//! [`Session`]: a loaded graph ready to run — nodes in topological order with their
+//! implementations looked up, value slots, initializers decoded once, and the memory plan
+//! (which slots to free after each node: a value is dropped right after its last use).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use smelt_formats::onnx::{Dim, ElemType, ValueType};
+use smelt_formats::Model;
+use smelt_tensor::DType;
+
+use crate::error::{RuntimeError, UnsupportedOp};
+use crate::node::{Node, OpCtx};
+use crate::registry::{OpFn, Registry};
+use crate::value::Value;
+
+/// A graph input the caller must feed.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    /// Name.
+    pub name: String,
+    /// Declared element type, if any.
+    pub dtype: Option<DType>,
+    /// Declared dims (`None` entries are symbolic or unknown); `None` when the rank is unknown.
+    pub shape: Option<Vec<Option<usize>>>,
+    /// Symbolic dim names, parallel to `shape` (empty string when fixed or unnamed).
+    pub dim_names: Vec<String>,
+    slot: usize,
+}
+
+impl InputSpec {
+    /// `name: dtype [d0, d1, ...]`, symbolic dims by name.
+    pub fn describe(&self) -> String {
+        let dt = self.dtype.map_or("?".to_string(), |d| d.to_string());
+        let sh = match &self.shape {
+            None => "[?]".to_string(),
+            Some(s) => {
+                let dims: Vec<String> = s
+                    .iter()
+                    .zip(&self.dim_names)
+                    .map(|(d, n)| d.map_or_else(|| if n.is_empty() { "?".into() } else { n.clone() }, |v| v.to_string()))
+                    .collect();
+                format!("[{}]", dims.join(", "))
+            }
+        };
+        format!("{} {} {}", self.name, dt, sh)
+    }
+}
+
+/// A loaded, checked graph.
+pub struct Session {
+    nodes: Vec<Node>,
+    runs: Vec<OpFn>,
+    slot_count: usize,
+    consts: Vec<(usize, Arc<Value>)>,
+    inputs: Vec<InputSpec>,
+    outputs: Vec<(String, usize)>,
+    free_after: Vec<Vec<usize>>,
+}
+
+fn dtype_of(e: &ElemType) -> Option<DType> {
+    match e {
+        ElemType::DType(d) => Some(*d),
+        _ => None,
+    }
+}
+
+impl Session {
+    /// Reads an ONNX file and loads its graph.
+    pub fn load(path: &Path) -> Result<Session, RuntimeError> {
+        let model = smelt_formats::open(path)?;
+        Session::from_model(&model, path)
+    }
+
+    /// Loads `model`'s graph (`path` names it in errors).
+    pub fn from_model(model: &Model, path: &Path) -> Result<Session, RuntimeError> {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| RuntimeError::NoGraph { path: path.display().to_string(), format: model.format.name() })?;
+        let registry = Registry::new();
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let slot_of = |name: &str, slots: &mut HashMap<String, usize>| -> usize {
+            let n = slots.len();
+            *slots.entry(name.to_string()).or_insert(n)
+        };
+
+        let mut consts = Vec::new();
+        let mut available: HashSet<String> = HashSet::new();
+        for t in &model.tensors {
+            if t.dtype == DType::String {
+                continue;
+            }
+            let v = Value::from_tensor(t)?;
+            let s = slot_of(&t.name, &mut slots);
+            consts.push((s, Arc::new(v)));
+            available.insert(t.name.clone());
+        }
+        let mut inputs = Vec::new();
+        for vi in graph.runtime_inputs() {
+            let (dtype, shape, dim_names) = match &vi.ty {
+                ValueType::Tensor { elem, shape, .. } => {
+                    let dims = shape.as_ref().map(|s| {
+                        s.iter().map(|d| if let Dim::Fixed(v) = d { Some(*v as usize) } else { None }).collect::<Vec<_>>()
+                    });
+                    let names = shape
+                        .as_ref()
+                        .map(|s| s.iter().map(|d| if let Dim::Symbolic(n) = d { n.to_string() } else { String::new() }).collect())
+                        .unwrap_or_default();
+                    (dtype_of(elem), dims, names)
+                }
+                _ => (None, None, Vec::new()),
+            };
+            let slot = slot_of(vi.name, &mut slots);
+            available.insert(vi.name.to_string());
+            inputs.push(InputSpec { name: vi.name.to_string(), dtype, shape, dim_names, slot });
+        }
+
+        // Nodes, in topological order (ONNX requires file order to be one; a file that is not
+        // is sorted rather than refused).
+        let protos = graph.nodes();
+        let mut pending: Vec<usize> = (0..protos.len()).collect();
+        let mut order = Vec::with_capacity(protos.len());
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|&i| {
+                let ready = protos[i].input.iter().all(|n| n.is_empty() || available.contains(n));
+                if ready {
+                    for o in &protos[i].output {
+                        available.insert(o.clone());
+                    }
+                    order.push(i);
+                }
+                !ready
+            });
+            if pending.len() == before {
+                let i = pending[0];
+                let missing: Vec<&String> = protos[i].input.iter().filter(|n| !n.is_empty() && !available.contains(*n)).collect();
+                return Err(RuntimeError::Graph(format!(
+                    "node '{}' ({}) uses {:?}, which no input, initializer or node produces (or the graph has a cycle)",
+                    protos[i].name.as_deref().unwrap_or(""),
+                    protos[i].op_type.as_deref().unwrap_or(""),
+                    missing
+                )));
+            }
+        }
+
+        let mut nodes = Vec::with_capacity(order.len());
+        let mut runs = Vec::with_capacity(order.len());
+        let mut unsupported = Vec::new();
+        for &i in &order {
+            let p = &protos[i];
+            let domain = p.domain.as_deref().unwrap_or("");
+            let opset = graph.opset_version(domain).unwrap_or(1);
+            let op_type = p.op_type.as_deref().unwrap_or("");
+            match registry.find(domain, op_type, opset) {
+                Some(f) => runs.push(f),
+                None => {
+                    unsupported.push(UnsupportedOp {
+                        node: p.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("#{i}")),
+                        op_type: op_type.to_string(),
+                        domain: if domain.is_empty() { "ai.onnx".into() } else { domain.to_string() },
+                        opset,
+                    });
+                    continue;
+                }
+            }
+            let mut node = Node::from_proto(p, i, opset)?;
+            node.inputs = p.input.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect();
+            node.outputs = p.output.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect();
+            nodes.push(node);
+        }
+        if !unsupported.is_empty() {
+            return Err(RuntimeError::UnsupportedOps(unsupported));
+        }
+
+        let mut outputs = Vec::new();
+        for o in graph.outputs() {
+            let s = slots
+                .get(o.name)
+                .copied()
+                .ok_or_else(|| RuntimeError::Graph(format!("graph output '{}' is never produced", o.name)))?;
+            outputs.push((o.name.to_string(), s));
+        }
+
+        // Memory plan: free each slot after the last node that reads it, unless it is an
+        // output. Initializers are shared with the session and cost nothing to drop.
+        let keep: HashSet<usize> = outputs.iter().map(|(_, s)| *s).collect();
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for s in n.inputs.iter().flatten() {
+                last_use.insert(*s, i);
+            }
+        }
+        let mut free_after = vec![Vec::new(); nodes.len()];
+        for (s, i) in last_use {
+            if !keep.contains(&s) {
+                free_after[i].push(s);
+            }
+        }
+        // Outputs nothing reads are freed right away, too.
+        for (i, n) in nodes.iter().enumerate() {
+            for s in n.outputs.iter().flatten() {
+                if !keep.contains(s) && !nodes.iter().any(|m| m.inputs.contains(&Some(*s))) {
+                    free_after[i].push(*s);
+                }
+            }
+        }
+        Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after })
+    }
+
+    /// The inputs a caller must feed.
+    pub fn inputs(&self) -> &[InputSpec] {
+        &self.inputs
+    }
+
+    /// Output names, in graph order.
+    pub fn output_names(&self) -> Vec<&str> {
+        self.outputs.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn expected(&self) -> String {
+        if self.inputs.is_empty() {
+            return "no inputs".into();
+        }
+        self.inputs.iter().map(InputSpec::describe).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Runs the graph on named inputs; returns the outputs in graph order.
+    pub fn run(&self, feeds: Vec<(String, Value)>) -> Result<Vec<(String, Value)>, RuntimeError> {
+        let mut values: Vec<Option<Arc<Value>>> = vec![None; self.slot_count];
+        for (s, v) in &self.consts {
+            values[*s] = Some(v.clone());
+        }
+        let mut given: HashSet<String> = HashSet::new();
+        for (name, v) in feeds {
+            let spec = self
+                .inputs
+                .iter()
+                .find(|i| i.name == name)
+                .ok_or_else(|| RuntimeError::ExtraInput { name: name.clone(), expected: self.expected() })?;
+            if let Some(d) = spec.dtype {
+                if d != v.dtype() {
+                    return Err(RuntimeError::InputMismatch {
+                        name,
+                        reason: format!("dtype {} given, {} declared", v.dtype(), d),
+                        expected: self.expected(),
+                    });
+                }
+            }
+            if let Some(shape) = &spec.shape {
+                let fits = shape.len() == v.shape.len() && shape.iter().zip(&v.shape).all(|(d, &g)| d.is_none_or(|d| d == g));
+                if !fits {
+                    return Err(RuntimeError::InputMismatch {
+                        name,
+                        reason: format!("shape {:?} given", v.shape),
+                        expected: self.expected(),
+                    });
+                }
+            }
+            values[spec.slot] = Some(Arc::new(v));
+            given.insert(name);
+        }
+        for spec in &self.inputs {
+            if !given.contains(&spec.name) {
+                return Err(RuntimeError::MissingInput { name: spec.name.clone(), expected: self.expected() });
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut ins = Vec::with_capacity(node.inputs.len());
+            for s in &node.inputs {
+                match s {
+                    None => ins.push(None),
+                    Some(s) => ins.push(Some(values[*s].as_deref().ok_or_else(|| {
+                        RuntimeError::Graph(format!("node '{}' ({}): an input was freed or never set", node.name, node.op_type))
+                    })?)),
+                }
+            }
+            let ctx = OpCtx { node, inputs: ins };
+            let outs = (self.runs[i])(&ctx)?;
+            drop(ctx);
+            if outs.len() < node.outputs.iter().filter(|o| o.is_some()).count().min(node.outputs.len()) && outs.len() < node.outputs.len() {
+                // An op may return fewer outputs than declared only when the rest are unused.
+                if node.outputs[outs.len()..].iter().any(Option::is_some) {
+                    return Err(RuntimeError::Graph(format!(
+                        "node '{}' ({}): produced {} outputs, the graph uses {}",
+                        node.name,
+                        node.op_type,
+                        outs.len(),
+                        node.outputs.len()
+                    )));
+                }
+            }
+            for (slot, v) in node.outputs.iter().zip(outs) {
+                if let Some(s) = slot {
+                    values[*s] = Some(Arc::new(v));
+                }
+            }
+            for s in &self.free_after[i] {
+                values[*s] = None;
+            }
+        }
+        let mut out = Vec::with_capacity(self.outputs.len());
+        for (name, s) in &self.outputs {
+            let v = values[*s].clone().ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
+            out.push((name.clone(), Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())));
+        }
+        Ok(out)
+    }
+}
