@@ -16,14 +16,15 @@ use crate::size;
 pub struct ConvertArgs {
     /// The model to convert: anything `smelt inspect` reads.
     input: PathBuf,
-    /// Output file. Its extension picks the format (.smelt, .gguf, .safetensors) unless
+    /// Output file. Its extension picks the format (.smelt, .gguf, .safetensors, .onnx) unless
     /// --format is given.
     #[arg(short, long)]
     output: PathBuf,
     /// Scheme for weight matrices (overrides the recipe's `quant`).
     #[arg(long, value_name = "SCHEME", long_help = format!("Scheme for weight matrices (overrides the recipe's `quant`). One of: {}", SCHEME_NAMES.join(", ")))]
     quant: Option<String>,
-    /// Output format: blob, gguf or safetensors.
+    /// Output format: blob, gguf, safetensors, onnx (quantized operators: MatMulInteger,
+    /// MatMulNBits, MatMulBnb4) or onnx-qdq (DequantizeLinear on the weights).
     #[arg(long)]
     format: Option<String>,
     /// Recipe file (TOML): defaults, rules and options. See docs/recipe.md.
@@ -99,11 +100,11 @@ impl ConvertArgs {
     fn format(&self, recipe: &Recipe) -> Result<OutputFormat> {
         if let Some(f) = self.format.as_deref().or(recipe.format.as_deref()) {
             return OutputFormat::from_name(f)
-                .with_context(|| format!("unknown output format '{f}'; use blob, gguf or safetensors"));
+                .with_context(|| format!("unknown output format '{f}'; use blob, gguf, safetensors, onnx or onnx-qdq"));
         }
         OutputFormat::from_extension(&self.output).with_context(|| {
             format!(
-                "cannot tell the output format from '{}': use a .smelt, .gguf or .safetensors extension, or --format",
+                "cannot tell the output format from '{}': use a .smelt, .gguf, .safetensors or .onnx extension, or --format",
                 self.output.display()
             )
         })

@@ -22,7 +22,7 @@ use crate::ConvertError;
 
 /// Elements per parallel work item. Fixed, so chunk boundaries (and therefore every byte) are
 /// the same whatever the number of threads.
-const CHUNK_ELEMS: usize = 1 << 18;
+pub(crate) const CHUNK_ELEMS: usize = 1 << 18;
 
 /// A tensor after its scheme.
 #[derive(Clone, Debug)]
@@ -105,45 +105,54 @@ pub fn encode(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Result<Encod
     if scheme == Scheme::Keep {
         return Ok(EncodedTensor { encoded: Encoded::Plain { dtype: t.dtype, data: t.data.clone() }, metrics: None });
     }
+    if let Some(streamed) = crate::encode_chunked::encode_chunked(t, scheme, allow_nonfinite) {
+        return streamed;
+    }
     let values = tensor_f32(t)?;
     if !allow_nonfinite {
         check_finite(&t.name, &values)?;
     }
     let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-    let scheme_err = |source| ConvertError::Scheme { tensor: t.name.clone(), source };
+    encode_values(&t.name, &values, &shape, scheme)
+}
+
+/// Encodes `values` (row-major, of `shape`, already checked for NaN/Inf when that matters)
+/// with `scheme`, which must not be [`Scheme::Keep`]. Per-channel INT8 takes axis 0.
+pub fn encode_values(name: &str, values: &[f32], shape: &[usize], scheme: Scheme) -> Result<EncodedTensor, ConvertError> {
+    let scheme_err = |source| ConvertError::Scheme { tensor: name.to_string(), source };
     let encoded = match scheme {
-        Scheme::Keep => unreachable!("handled above"),
-        Scheme::Cast(d) => Encoded::Plain { dtype: d, data: Bytes::from(cast_f32(&values, d)) },
+        Scheme::Keep => return Err(ConvertError::Shape { tensor: name.to_string(), why: "nothing to encode".into() }),
+        Scheme::Cast(d) => Encoded::Plain { dtype: d, data: Bytes::from(cast_f32(values, d)) },
         Scheme::Ggml(d) => {
-            let data = quantize_ggml_rows(&t.name, d, &values, *shape.last().unwrap_or(&1))?;
+            let data = quantize_ggml_rows(name, d, values, *shape.last().unwrap_or(&1))?;
             Encoded::Plain { dtype: d, data: Bytes::from(data) }
         }
         Scheme::Int8 { per_channel, symmetric } => {
             let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
             let granularity =
                 if per_channel && !shape.is_empty() { Int8Granularity::PerChannel { axis: 0 } } else { Int8Granularity::PerTensor };
-            Encoded::Int8(smelt_quant::int8::quantize_int8(&values, &shape, mode, granularity).map_err(scheme_err)?)
+            Encoded::Int8(smelt_quant::int8::quantize_int8(values, shape, mode, granularity).map_err(scheme_err)?)
         }
         Scheme::Nf4 { double_quant } => {
             let opts = Nf4Options { double_quant, ..Nf4Options::default() };
-            Encoded::Nf4(smelt_quant::nf4::quantize_nf4(&values, &shape, opts).map_err(scheme_err)?)
+            Encoded::Nf4(smelt_quant::nf4::quantize_nf4(values, shape, opts).map_err(scheme_err)?)
         }
         Scheme::Int4 { group, symmetric } => {
-            let (rows, cols) = match shape.as_slice() {
+            let (rows, cols) = match shape {
                 [r, c] => (*r, *c),
-                _ => return Err(ConvertError::Shape { tensor: t.name.clone(), why: "block int4 needs a 2-D weight".into() }),
+                _ => return Err(ConvertError::Shape { tensor: name.to_string(), why: "block int4 needs a 2-D weight".into() }),
             };
             let mode = if symmetric { Int4Mode::Symmetric } else { Int4Mode::Asymmetric };
             Encoded::Int4(
-                smelt_quant::int4::quantize_int4_rtn(&values, rows, cols, group as usize, mode).map_err(scheme_err)?,
+                smelt_quant::int4::quantize_int4_rtn(values, rows, cols, group as usize, mode).map_err(scheme_err)?,
             )
         }
         Scheme::Ternary { packing } => {
-            Encoded::Ternary(smelt_quant::ternary::quantize_ternary(&values, Default::default()), packing)
+            Encoded::Ternary(smelt_quant::ternary::quantize_ternary(values, Default::default()), packing)
         }
     };
-    let decoded = decode(&t.name, &encoded)?;
-    let metrics = smelt_quant::metrics::error_metrics(&values, &decoded).map_err(scheme_err)?;
+    let decoded = decode(name, &encoded)?;
+    let metrics = smelt_quant::metrics::error_metrics(values, &decoded).map_err(scheme_err)?;
     Ok(EncodedTensor { encoded, metrics: Some(metrics) })
 }
 

@@ -17,6 +17,11 @@ pub enum OutputFormat {
     Gguf,
     /// safetensors (dtype casts; NF4 in bitsandbytes' layout; int4 in GPTQ's layout).
     Safetensors,
+    /// ONNX with quantized operators: DynamicQuantizeLinear + MatMulInteger (int8),
+    /// com.microsoft MatMulNBits (int4) and MatMulBnb4 (nf4).
+    Onnx,
+    /// ONNX with weight-only QDQ: DequantizeLinear on int8 or (opset 21, blocked) int4 weights.
+    OnnxQdq,
 }
 
 impl OutputFormat {
@@ -26,6 +31,8 @@ impl OutputFormat {
             "blob" | "smelt" => Some(OutputFormat::Blob),
             "gguf" => Some(OutputFormat::Gguf),
             "safetensors" => Some(OutputFormat::Safetensors),
+            "onnx" => Some(OutputFormat::Onnx),
+            "onnx-qdq" => Some(OutputFormat::OnnxQdq),
             _ => None,
         }
     }
@@ -36,6 +43,7 @@ impl OutputFormat {
             "smelt" => Some(OutputFormat::Blob),
             "gguf" => Some(OutputFormat::Gguf),
             "safetensors" => Some(OutputFormat::Safetensors),
+            "onnx" => Some(OutputFormat::Onnx),
             _ => None,
         }
     }
@@ -46,6 +54,8 @@ impl OutputFormat {
             OutputFormat::Blob => "blob",
             OutputFormat::Gguf => "gguf",
             OutputFormat::Safetensors => "safetensors",
+            OutputFormat::Onnx => "onnx",
+            OutputFormat::OnnxQdq => "onnx-qdq",
         }
     }
 
@@ -63,6 +73,15 @@ impl OutputFormat {
             (OutputFormat::Safetensors, Scheme::Keep | Scheme::Cast(_) | Scheme::Nf4 { .. } | Scheme::Int4 { .. }) => {
                 None
             }
+            (OutputFormat::Onnx, Scheme::Keep | Scheme::Int8 { .. } | Scheme::Int4 { .. } | Scheme::Nf4 { .. }) => None,
+            (OutputFormat::OnnxQdq, Scheme::Keep | Scheme::Int8 { .. } | Scheme::Int4 { .. }) => None,
+            (OutputFormat::OnnxQdq, Scheme::Nf4 { .. }) => {
+                Some("ONNX has no NF4 DequantizeLinear: write NF4 with --format onnx (com.microsoft MatMulBnb4)")
+            }
+            (OutputFormat::Onnx | OutputFormat::OnnxQdq, _) => Some(
+                "ONNX output keeps tensors as they are or quantizes MatMul/Gemm weights with int8, int4 or nf4 \
+                 (onnx-qdq: int8, int4)",
+            ),
             (OutputFormat::Safetensors, _) => Some(
                 "safetensors output holds dtype casts, nf4 (bitsandbytes layout) and int4 (GPTQ layout); \
                  write a .smelt blob or a .gguf for other schemes",
@@ -239,9 +258,15 @@ pub fn is_quantizable_source(dtype: DType) -> bool {
 /// Plans the conversion of `model` with `recipe` into `format`.
 pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan, PlanError> {
     let mut entries = Vec::with_capacity(model.tensors.len());
+    let onnx = matches!(format, OutputFormat::Onnx | OutputFormat::OnnxQdq)
+        .then(|| crate::sinks::onnx::weights::OnnxWeights::analyze(model));
     for (index, t) in model.tensors.iter().enumerate() {
         let (wanted, reason) = choose(recipe, &t.name, t.dtype, &t.shape);
-        let (mut scheme, reason) = fit(wanted, reason, &t.shape);
+        // ONNX output quantizes MatMul/Gemm weights only, in their [N, K] orientation.
+        let (mut scheme, reason) = match &onnx {
+            Some(w) => w.fit(&t.name, t.dtype, &t.shape, wanted, reason),
+            None => fit(wanted, reason, &t.shape),
+        };
         if format == OutputFormat::Gguf && reason == Reason::OneD && matches!(t.dtype, DType::F16 | DType::BF16) {
             // llama.cpp's converter stores norms and biases as F32.
             scheme = Scheme::Cast(DType::F32);
@@ -260,7 +285,8 @@ pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan
             });
         }
         let in_bytes = t.data.len() as u64;
-        let out_bytes = scheme.predicted_bytes(&t.shape, in_bytes).unwrap_or(in_bytes);
+        let shape = onnx.as_ref().map_or_else(|| t.shape.clone(), |w| w.quant_shape(&t.name, &t.shape));
+        let out_bytes = scheme.predicted_bytes(&shape, in_bytes).unwrap_or(in_bytes);
         entries.push(PlanEntry {
             index,
             name: t.name.clone(),

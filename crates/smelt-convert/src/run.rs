@@ -5,10 +5,10 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use smelt_formats::Model;
+use smelt_formats::{Model, Tensor};
 
 use crate::atomic::AtomicFile;
-use crate::encode::{encode, Encoded};
+use crate::encode::{encode, Encoded, EncodedTensor};
 use crate::plan::{OutputFormat, Plan, PlanEntry, Reason};
 use crate::recipe::Recipe;
 use crate::report::{FileHash, Report, Timings, TensorReport, Totals};
@@ -16,6 +16,11 @@ use crate::ConvertError;
 
 /// Where encoded tensors go: one implementation per output format.
 pub trait Sink: Send {
+    /// Encodes one planned tensor. Sinks whose layout needs the values in another orientation
+    /// (ONNX MatMul weights are `[K, N]`) override it.
+    fn encode(&self, entry: &PlanEntry, tensor: &Tensor, allow_nonfinite: bool) -> Result<EncodedTensor, ConvertError> {
+        encode(tensor, entry.scheme, allow_nonfinite)
+    }
     /// Writes one tensor, in plan order. Returns the name it has in the output when the
     /// format renames tensors.
     fn write(&mut self, entry: &PlanEntry, encoded: &Encoded) -> Result<Option<String>, ConvertError>;
@@ -82,7 +87,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
             }
             let t0 = Instant::now();
             let tensor = &model.tensors[entry.index];
-            let enc = encode(tensor, entry.scheme, job.recipe.allow_nonfinite)?;
+            let enc = sink.encode(entry, tensor, job.recipe.allow_nonfinite)?;
             let output_name = sink.write(entry, &enc.encoded)?;
             tensors.push(TensorReport {
                 name: entry.name.clone(),

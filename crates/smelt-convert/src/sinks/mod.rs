@@ -8,6 +8,7 @@ use crate::ConvertError;
 
 mod blob;
 mod gguf;
+pub(crate) mod onnx;
 mod safetensors;
 
 /// Opens the sink for `format`, writing whatever must precede the first tensor.
@@ -16,6 +17,7 @@ pub fn open(format: OutputFormat, file: AtomicFile, ctx: &SinkContext<'_>) -> Re
         OutputFormat::Blob => Ok(Box::new(blob::BlobSink::open(file, ctx)?)),
         OutputFormat::Gguf => Ok(Box::new(gguf::GgufSink::open(file, ctx)?)),
         OutputFormat::Safetensors => Ok(Box::new(safetensors::SafetensorsSink::open(file, ctx)?)),
+        OutputFormat::Onnx | OutputFormat::OnnxQdq => Ok(Box::new(onnx::OnnxSink::open(file, ctx)?)),
     }
 }
 
