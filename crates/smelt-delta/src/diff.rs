@@ -172,6 +172,17 @@ impl Encoder<'_> {
                 consider(Coded { method, group: w, src: x.clone(), payload }, Some(grouped));
             }
         }
+        if let Some(x) = &xor {
+            for &w in widths.iter().filter(|&&w| matches!(w, 1 | 2 | 4)) {
+                let d = transform::delta_group(new, slice(self.old, x), w as usize);
+                let (method, payload) = if lz4 {
+                    (Method::DeltaLz4, codec::lz4_compress(&d))
+                } else {
+                    (Method::DeltaZstd, zstd(&d, &[], trial)?)
+                };
+                consider(Coded { method, group: w, src: x.clone(), payload }, Some(d));
+            }
+        }
         if lz4 {
             consider(Coded { method: Method::Lz4, group: 1, src: 0..0, payload: codec::lz4_compress(new) }, None);
         } else {
@@ -184,7 +195,7 @@ impl Encoder<'_> {
         let Some((mut c, input)) = best else { unreachable!("the plain candidate is always considered") };
         if trial != level && !lz4 {
             let again = match c.method {
-                Method::XorZstd => zstd(input.as_deref().unwrap_or(new), &[], level)?,
+                Method::XorZstd | Method::DeltaZstd => zstd(input.as_deref().unwrap_or(new), &[], level)?,
                 Method::ZstdPrefix => zstd(new, slice(self.old, &c.src), level)?,
                 _ => zstd(new, &[], level)?,
             };

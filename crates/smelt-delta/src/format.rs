@@ -72,6 +72,11 @@ pub enum Method {
     Lz4,
     /// An lz4 block of (new XOR old `src`), byte-grouped by `group`.
     XorLz4,
+    /// A zstd frame of the float-aware delta of new and old `src` (element width `group`: 1, 2
+    /// or 4), byte-grouped.
+    DeltaZstd,
+    /// An lz4 block of the same.
+    DeltaLz4,
 }
 
 impl Method {
@@ -85,6 +90,8 @@ impl Method {
             Method::XorZstd => 4,
             Method::Lz4 => 5,
             Method::XorLz4 => 6,
+            Method::DeltaZstd => 7,
+            Method::DeltaLz4 => 8,
         }
     }
 
@@ -98,6 +105,8 @@ impl Method {
             4 => Method::XorZstd,
             5 => Method::Lz4,
             6 => Method::XorLz4,
+            7 => Method::DeltaZstd,
+            8 => Method::DeltaLz4,
             _ => return None,
         })
     }
@@ -112,17 +121,24 @@ impl Method {
             Method::XorZstd => "xor+zstd",
             Method::Lz4 => "lz4",
             Method::XorLz4 => "xor+lz4",
+            Method::DeltaZstd => "delta+zstd",
+            Method::DeltaLz4 => "delta+lz4",
         }
     }
 
     /// True for the methods that read a range of the old file.
     pub fn uses_source(self) -> bool {
-        matches!(self, Method::Copy | Method::ZstdPrefix | Method::XorZstd | Method::XorLz4)
+        matches!(self, Method::Copy | Method::ZstdPrefix) || self.is_xor() || self.is_delta()
     }
 
     /// True for the XOR methods, whose source is as long as the output.
     pub fn is_xor(self) -> bool {
         matches!(self, Method::XorZstd | Method::XorLz4)
+    }
+
+    /// True for the float-aware delta methods, whose source is as long as the output.
+    pub fn is_delta(self) -> bool {
+        matches!(self, Method::DeltaZstd | Method::DeltaLz4)
     }
 }
 
@@ -297,7 +313,14 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
             1 => EntryKind::Tensor,
             k => return Err(bad(format!("unknown kind {k}"))),
         };
-        if group == 0 || (!method.is_xor() && group != 1) {
+        let group_ok = if method.is_xor() {
+            group != 0
+        } else if method.is_delta() {
+            matches!(group, 1 | 2 | 4)
+        } else {
+            group == 1
+        };
+        if !group_ok {
             return Err(bad(format!("group width {group} is not valid for {}", method.name())));
         }
         if method.uses_source() {
@@ -311,7 +334,7 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
         let consistent = match method {
             Method::Copy => src_len == out_len && entry_payload == 0,
             Method::Raw => entry_payload == out_len,
-            Method::XorZstd | Method::XorLz4 => src_len == out_len,
+            Method::XorZstd | Method::XorLz4 | Method::DeltaZstd | Method::DeltaLz4 => src_len == out_len,
             _ => true,
         };
         if !consistent {
@@ -321,8 +344,8 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
             )));
         }
         let ratio = match method {
-            Method::Zstd | Method::ZstdPrefix | Method::XorZstd => Some(MAX_ZSTD_RATIO),
-            Method::Lz4 | Method::XorLz4 => Some(MAX_LZ4_RATIO),
+            Method::Zstd | Method::ZstdPrefix | Method::XorZstd | Method::DeltaZstd => Some(MAX_ZSTD_RATIO),
+            Method::Lz4 | Method::XorLz4 | Method::DeltaLz4 => Some(MAX_LZ4_RATIO),
             _ => None,
         };
         if let Some(r) = ratio {

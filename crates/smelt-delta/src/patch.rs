@@ -73,6 +73,22 @@ impl<W: Write> Sink<'_, W> {
 /// stops the patch with an error (the caller discards what was written).
 pub fn patch<W: Write>(old: &[u8], update: &[u8], out: &mut W) -> Result<PatchStats, DeltaError> {
     let u = check(old, update)?;
+    apply(old, update, &u, out)
+}
+
+/// Applies a parsed update to `old` without [`check`]ing the trailer or the base's hash (its
+/// length must still match). For callers that already checked, and for the fuzz target, which
+/// reaches the decoders with hostile payloads this way. The result is still verified entry by
+/// entry and as a whole.
+pub fn apply<W: Write>(old: &[u8], update: &[u8], u: &Update, out: &mut W) -> Result<PatchStats, DeltaError> {
+    if old.len() as u64 != u.header.base_len || (update.len() as u64) < u.trailer_offset {
+        return Err(DeltaError::WrongBase {
+            expected_len: u.header.base_len,
+            expected_hash: hex(&u.header.base_hash),
+            found_len: old.len() as u64,
+            found_hash: String::from("(not computed)"),
+        });
+    }
     let mut sink = Sink { out, result: blake3::Hasher::new(), entry: blake3::Hasher::new(), written: 0 };
     let mut scratch: Vec<u8> = Vec::new();
     let mut stage = vec![0u8; STAGE];
@@ -100,7 +116,7 @@ pub fn patch<W: Write>(old: &[u8], update: &[u8], out: &mut W) -> Result<PatchSt
                     sink.emit(c)?;
                 }
             }
-            Method::XorZstd | Method::XorLz4 => {
+            Method::XorZstd | Method::XorLz4 | Method::DeltaZstd | Method::DeltaLz4 => {
                 decode_into(&mut scratch, e, payload, &[]).map_err(decode_err)?;
                 let w = e.group as usize;
                 let step = (STAGE / w).max(1) * w;
@@ -108,7 +124,11 @@ pub fn patch<W: Write>(old: &[u8], update: &[u8], out: &mut W) -> Result<PatchSt
                 while at < scratch.len() {
                     let end = (at + step).min(scratch.len());
                     let buf = &mut stage[..end - at];
-                    transform::ungroup_xor_range(&scratch, src, w, at, buf);
+                    if e.method.is_delta() {
+                        transform::undelta_range(&scratch, src, w, at, buf);
+                    } else {
+                        transform::ungroup_xor_range(&scratch, src, w, at, buf);
+                    }
                     sink.emit(buf)?;
                     at = end;
                 }
@@ -136,7 +156,7 @@ fn decode_into(scratch: &mut Vec<u8>, e: &EntryRecord, payload: &[u8], prefix: &
     scratch.clear();
     scratch.resize(e.out_len as usize, 0);
     match e.method {
-        Method::Zstd | Method::XorZstd => codec::zstd_decompress(payload, &[], scratch),
+        Method::Zstd | Method::XorZstd | Method::DeltaZstd => codec::zstd_decompress(payload, &[], scratch),
         Method::ZstdPrefix => codec::zstd_decompress(payload, prefix, scratch),
         _ => codec::lz4_decompress(payload, scratch),
     }
