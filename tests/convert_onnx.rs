@@ -3,8 +3,9 @@
 //! per channel/per tensor, symmetric/asymmetric; int4 MatMulNBits and opset-21 blocked
 //! DequantizeLinear; NF4 MatMulBnb4) on a generated Gemm/MatMul graph and on the
 //! torch.onnx.export fixtures, including external data in and out. The check recomputes every
-//! quantized weight without smelt's code and runs the output in onnxruntime; a missing Python
-//! or onnxruntime fails the test.
+//! quantized weight without smelt's code, runs the output in onnxruntime, and runs it with
+//! `smelt run` too (which must match onnxruntime); a missing Python or onnxruntime fails the
+//! test.
 
 mod support;
 
@@ -90,6 +91,11 @@ fn check(case: &Case<'_>, out: &Path, external: bool) -> String {
     if external {
         args.push("--expect-external".into());
     }
+    // smelt's own interpreter must compute what onnxruntime computes.
+    args.push("--smelt".into());
+    args.push(env!("CARGO_BIN_EXE_smelt").into());
+    args.push("--tol-smelt".into());
+    args.push("1e-5".into());
     let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
     let text = interop("check_onnx_quant.py", &refs);
     assert!(text.contains("OK"), "{text}");

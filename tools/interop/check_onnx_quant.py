@@ -3,7 +3,7 @@ smelt's code:
 
     check_onnx_quant.py FLOAT.onnx QUANT.onnx --scheme int8|int4|nf4 --mode operators|qdq
         [--per-tensor] [--asym] [--group-size G] [--input NAME=FILE.npy]... [--expect-external]
-        [--expect-quantized N] [--tol-float T] [--tol-ref T] [--json OUT.json]
+        [--expect-quantized N] --tol-float T --tol-ref T [--smelt BIN [--tol-smelt T]]
 
 1. Structure (docs/onnx-output.md): every float MatMul/Gemm weight missing from QUANT's
    initializers must have been replaced by exactly the documented initializers and nodes
@@ -18,13 +18,17 @@ smelt's code:
    (b) with FLOAT run with the numpy-dequantized weights substituted (for int8 dynamic also
        with every such MatMul's activation through DynamicQuantizeLinear + DequantizeLinear),
        both run with onnxruntime's graph optimizations off (exact operator semantics): the
-       same ratio <= --tol-ref (tight).
+       same ratio <= --tol-ref (tight);
+   (c) with --smelt BIN: `smelt run` on the same inputs against onnxruntime's unoptimized run
+       of QUANT, <= --tol-smelt.
 Prints one JSON line of measurements and "OK"; exits 1 on any mismatch.
 """
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +311,8 @@ def main():
     p.add_argument("--expect-quantized", type=int)
     p.add_argument("--tol-float", type=float, required=True)
     p.add_argument("--tol-ref", type=float, required=True)
+    p.add_argument("--smelt", help="smelt binary: `smelt run` must match onnxruntime within --tol-smelt")
+    p.add_argument("--tol-smelt", type=float, default=1e-5)
     args = p.parse_args()
 
     fm = onnx.load(args.float_model)
@@ -392,10 +398,22 @@ def main():
     q_exact = run(qm, feeds, optimize=False)
     rel_f = max(float(np.abs(q - f).max() / max(np.abs(f).max(), 1e-12)) for q, f in zip(q_out, f_out))
     rel_r = max(float(np.abs(q - r).max() / max(np.abs(r).max(), 1e-12)) for q, r in zip(q_exact, r_out))
+    rel_s = None
+    if args.smelt:
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez(Path(tmp) / "in.npz", **feeds)
+            r = subprocess.run([args.smelt, "run", str(qpath), "--inputs", str(Path(tmp) / "in.npz"), "-o",
+                                str(Path(tmp) / "out.npz")], capture_output=True, text=True)
+            if check(r.returncode == 0, f"smelt run exited {r.returncode}: {r.stderr.strip()}"):
+                got = np.load(Path(tmp) / "out.npz")
+                names = [o.name for o in qm.graph.output]
+                rel_s = max(float(np.abs(got[nm] - q).max() / max(np.abs(q).max(), 1e-12)) for nm, q in zip(names, q_exact))
+                check(rel_s <= args.tol_smelt, f"smelt run vs onnxruntime: relative max error {rel_s:.3g} > {args.tol_smelt}")
     check(rel_f <= args.tol_float, f"vs float model: relative max error {rel_f:.3g} > {args.tol_float}")
     check(rel_r <= args.tol_ref, f"vs numpy-dequantized reference: relative max error {rel_r:.3g} > {args.tol_ref}")
     print(json.dumps({"model": qpath.name, "scheme": args.scheme, "mode": args.mode, "quantized": len(quantized),
-                      "external": external, "rel_err_vs_float": rel_f, "rel_err_vs_reference": rel_r, **stats}))
+                      "external": external, "rel_err_vs_float": rel_f, "rel_err_vs_reference": rel_r,
+                      "rel_err_smelt_run_vs_onnxruntime": rel_s, **stats}))
     if FAILURES:
         for f in FAILURES:
             print("FAIL:", f)
