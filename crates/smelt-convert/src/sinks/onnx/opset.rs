@@ -164,3 +164,70 @@ pub(crate) fn import_contrib(model: &mut ModelProto) {
         model.opset_import.push(OperatorSetIdProto { domain: Some(CONTRIB_DOMAIN.into()), version: Some(1) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smelt_formats::onnx::proto::GraphProto;
+
+    fn model(opset: i64, nodes: Vec<NodeProto>) -> ModelProto {
+        ModelProto {
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
+            graph: Some(GraphProto { node: nodes, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn reduce_mean() -> NodeProto {
+        let mut n = node("ReduceMean", None, "mean".into(), &["x"], &["y"], vec![]);
+        n.attribute.push(AttributeProto {
+            name: Some("axes".into()),
+            r#type: Some(AttributeType::Ints as i32),
+            ints: vec![-1],
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn raising_past_18_turns_reduce_axes_into_a_constant_input() {
+        let mut m =
+            model(17, vec![reduce_mean(), node("Split", None, "split".into(), &["y"], &["a", "b"], vec![])]);
+        require(&mut m, 21).unwrap();
+        assert_eq!(m.opset_import[0].version, Some(21));
+        assert_eq!(m.ir_version, Some(10));
+        let g = m.graph.unwrap();
+        let ops: Vec<_> = g.node.iter().map(|n| n.op_type.clone().unwrap()).collect();
+        assert_eq!(ops, ["Constant", "ReduceMean", "Split"]);
+        assert_eq!(g.node[1].input, vec!["x".to_string(), g.node[0].output[0].clone()]);
+        assert!(g.node[1].attribute.is_empty());
+        let t = g.node[0].attribute[0].t.as_ref().unwrap();
+        assert_eq!(t.raw_data.as_deref(), Some(&(-1i64).to_le_bytes()[..]));
+        assert_eq!(g.node[2].attribute[0].i, Some(2), "Split gets num_outputs");
+    }
+
+    #[test]
+    fn no_change_when_the_opset_suffices() {
+        let mut m = model(21, vec![reduce_mean()]);
+        require(&mut m, 13).unwrap();
+        assert_eq!(m.graph.unwrap().node[0].attribute.len(), 1);
+    }
+
+    #[test]
+    fn changed_ops_and_old_opsets_are_refused() {
+        let gn = node("GroupNormalization", None, "gn".into(), &["x", "s", "b"], &["y"], vec![]);
+        let err = require(&mut model(18, vec![gn]), 21).unwrap_err();
+        assert!(err.contains("GroupNormalization"), "{err}");
+        let err = require(&mut model(11, vec![]), 13).unwrap_err();
+        assert!(err.contains("from 13 up"), "{err}");
+    }
+
+    #[test]
+    fn contrib_import_added_once() {
+        let mut m = model(17, vec![]);
+        import_contrib(&mut m);
+        import_contrib(&mut m);
+        assert_eq!(m.opset_import.iter().filter(|o| o.domain.as_deref() == Some(CONTRIB_DOMAIN)).count(), 1);
+    }
+}

@@ -303,3 +303,107 @@ pub(crate) fn rewrite_node(
         out.push(node("Add", None, names.fresh(&format!("{base}_bias_add")), &[&acc, &c], &[&y], vec![]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::onnx::weights::Layout;
+    use smelt_formats::onnx::proto::AttributeProto;
+
+    fn float_attr(name: &str, v: f32) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            r#type: Some(AttributeType::Float as i32),
+            f: Some(v),
+            ..Default::default()
+        }
+    }
+
+    fn ops(nodes: &[NodeProto]) -> Vec<&str> {
+        nodes.iter().map(|n| n.op_type.as_deref().unwrap()).collect()
+    }
+
+    #[test]
+    fn gemm_with_every_option_gets_its_epilogue() {
+        let gemm = node(
+            "Gemm",
+            None,
+            "g".into(),
+            &["a", "W", "c"],
+            &["y"],
+            vec![
+                int_attr("transA", 1),
+                int_attr("transB", 1),
+                float_attr("alpha", 0.5),
+                float_attr("beta", 2.0),
+            ],
+        );
+        let q = QWeight::Int8 {
+            q: "W_quantized".into(),
+            scale: "W_scale".into(),
+            zero_point: "W_zero_point".into(),
+        };
+        let mut names = Names::default();
+        let (mut out, mut consts) = (Vec::new(), Vec::new());
+        rewrite_node(&gemm, &q, &mut names, &mut out, &mut consts);
+        assert_eq!(
+            ops(&out),
+            [
+                "Transpose",
+                "DynamicQuantizeLinear",
+                "Mul",
+                "MatMulInteger",
+                "Cast",
+                "Mul",
+                "Mul",
+                "Mul",
+                "Add"
+            ]
+        );
+        assert_eq!(out.last().unwrap().output, ["y"]);
+        assert_eq!(consts.iter().map(|c| c.1).collect::<Vec<_>>(), [0.5, 2.0]);
+        assert_eq!(out[1].input, [out[0].output[0].clone()], "the transposed A is quantized");
+    }
+
+    #[test]
+    fn matmul_nbits_replaces_the_node_and_activations_are_quantized_once() {
+        let use_ = WeightUse { k: 64, n: 16, layout: Layout::Kn };
+        let q = QWeight::NBits {
+            b: "W_Q4".into(),
+            scales: "W_scales".into(),
+            zero_points: None,
+            block: 32,
+            use_,
+        };
+        let mut names = Names::default();
+        let (mut out, mut consts) = (Vec::new(), Vec::new());
+        rewrite_node(
+            &node("MatMul", None, "m".into(), &["a", "W"], &["y"], vec![]),
+            &q,
+            &mut names,
+            &mut out,
+            &mut consts,
+        );
+        assert_eq!(ops(&out), ["MatMulNBits"]);
+        assert_eq!(out[0].domain.as_deref(), Some(CONTRIB_DOMAIN));
+        assert_eq!(out[0].input, ["a", "W_Q4", "W_scales"]);
+        let a: Vec<_> = out[0].attribute.iter().map(|a| (a.name.clone().unwrap(), a.i.unwrap())).collect();
+        assert_eq!(a, [("K".into(), 64), ("N".into(), 16), ("bits".into(), 4), ("block_size".into(), 32)]);
+
+        let q8 = QWeight::Int8 { q: "q".into(), scale: "s".into(), zero_point: "z".into() };
+        let mut out = Vec::new();
+        for (i, y) in ["y1", "y2"].iter().enumerate() {
+            let n = node("MatMul", None, format!("m{i}"), &["a", "W"], &[y], vec![]);
+            rewrite_node(&n, &q8, &mut names, &mut out, &mut consts);
+        }
+        assert_eq!(ops(&out).iter().filter(|o| **o == "DynamicQuantizeLinear").count(), 1);
+    }
+
+    #[test]
+    fn fresh_names_never_collide() {
+        let mut names = Names::default();
+        assert_eq!(names.fresh("W_scale"), "W_scale");
+        assert_eq!(names.fresh("W_scale"), "W_scale_1");
+        assert_eq!(names.fresh("W_scale"), "W_scale_2");
+    }
+}

@@ -193,3 +193,38 @@ impl OnnxWeights {
         (scheme, reason)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gemm_mix() -> OnnxWeights {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/onnx/gemm-mix.onnx");
+        OnnxWeights::analyze(&smelt_formats::open(&path).unwrap())
+    }
+
+    #[test]
+    fn layouts_and_refusals_of_the_gemm_fixture() {
+        let w = gemm_mix();
+        assert_eq!(w.get("W1"), Some(WeightUse { k: 64, n: 96, layout: Layout::Kn }));
+        assert_eq!(w.get("W2"), Some(WeightUse { k: 96, n: 64, layout: Layout::Nk }));
+        assert_eq!(
+            w.get("Ws"),
+            Some(WeightUse { k: 64, n: 64, layout: Layout::Kn }),
+            "shared by two MatMuls"
+        );
+        assert_eq!(w.get("Wadd"), None);
+        let int4 = Scheme::Int4 { group: 32, symmetric: true };
+        let (s, r) = w.fit("Wadd", DType::F32, &[4, 64], int4, Reason::Main);
+        assert_eq!(s, Scheme::Keep);
+        assert!(r.to_string().contains("input 1 of Add node 'add2'"), "{r}");
+        let (s, r) = w.fit("W5", DType::F32, &[48, 32], int4, Reason::Main);
+        assert_eq!(s, Scheme::Keep);
+        assert!(r.to_string().contains("K=48"), "{r}");
+        let (s, _) = w.fit("W2", DType::F32, &[64, 96], int4, Reason::Main);
+        assert_eq!(s, int4);
+        let (s, r) = w.fit("W2", DType::F16, &[64, 96], int4, Reason::Main);
+        assert_eq!(s, Scheme::Keep, "{r}");
+        assert_eq!(w.quant_shape("W1", &[64, 96]), vec![96, 64]);
+    }
+}
