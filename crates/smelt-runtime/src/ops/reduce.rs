@@ -63,7 +63,10 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
     let out_n: usize = kshape.iter().product();
     let count = (x.numel() / out_n.max(1)).max(if x.numel() == 0 { 0 } else { 1 });
     let v = x.data.to_f64_vec();
+    let is_bool = x.dtype() == smelt_tensor::DType::Bool;
     let init = match kind {
+        Kind::Max if is_bool => 0.0,
+        Kind::Min if is_bool => 1.0,
         Kind::Max => f64::NEG_INFINITY,
         Kind::Min => f64::INFINITY,
         Kind::Prod => 1.0,

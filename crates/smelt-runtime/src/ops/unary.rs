@@ -183,13 +183,13 @@ fn clip(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         (Some(c.float("min", f32::MIN) as f64), Some(c.float("max", f32::MAX) as f64))
     };
     let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
-    let f = move |v: f64| if v < lo { lo } else if v > hi { hi } else { v };
+    let f = move |v: f64| if v.is_nan() { v } else { v.max(lo).min(hi) };
     let data = if x.dtype().is_float_like() {
         map_float(c, &x.data, f)?
     } else {
         let v = x.data.to_i64_vec();
         let (l, h) = (if lo.is_finite() { lo as i64 } else { i64::MIN }, if hi.is_finite() { hi as i64 } else { i64::MAX });
-        let clipped: Vec<i64> = v.into_iter().map(|e| e.clamp(l, h.max(l))).collect();
+        let clipped: Vec<i64> = v.into_iter().map(|e| e.max(l).min(h)).collect();
         Data::I64(clipped).cast(x.dtype()).ok_or_else(|| c.err("unsupported dtype"))?
     };
     Ok(vec![Value::new(x.shape.clone(), data)])
