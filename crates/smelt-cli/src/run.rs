@@ -107,7 +107,7 @@ pub(crate) fn summary_line(name: &str, v: &Value) -> String {
 
 /// Runs `smelt run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let session = Session::load(&args.model)?;
+    let session = Session::load(&args.model).with_context(|| format!("{}", args.model.display()))?;
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
     let outputs = session.run(feeds).with_context(|| format!("{}", args.model.display()))?;
     match &args.output {

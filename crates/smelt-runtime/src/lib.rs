@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+mod infer;
 pub mod node;
 pub mod ops;
 pub mod registry;

@@ -175,6 +175,15 @@ impl Session {
             return Err(RuntimeError::UnsupportedOps(unsupported));
         }
 
+        let mut shapes: Vec<Option<Vec<usize>>> = vec![None; slots.len()];
+        for (s, v) in &consts {
+            shapes[*s] = Some(v.shape.clone());
+        }
+        for i in &inputs {
+            shapes[i.slot] = i.shape.as_ref().and_then(|d| d.iter().copied().collect::<Option<Vec<usize>>>());
+        }
+        crate::infer::infer(&nodes, &mut shapes)?;
+
         let mut outputs = Vec::new();
         for o in graph.outputs() {
             let s = slots
