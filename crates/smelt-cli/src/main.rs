@@ -12,6 +12,7 @@ mod convert;
 mod delta;
 mod inspect;
 mod run;
+mod validate;
 mod size;
 
 /// Exit code for bad input, bad usage, or any error that stopped the command.
@@ -37,6 +38,9 @@ enum Command {
     Patch(delta::PatchArgs),
     /// Run an ONNX model with smelt's reference interpreter on .npy/.npz/.pb inputs.
     Run(run::RunArgs),
+    /// Run a reference and a candidate model on the same inputs and measure the difference;
+    /// exit 1 when a threshold does not hold.
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => delta::run_diff(&args),
         Command::Patch(args) => delta::run_patch(&args),
         Command::Run(args) => run::run(&args),
+        Command::Validate(args) => validate::run(&args),
     };
     match result {
         Ok(code) => code,
