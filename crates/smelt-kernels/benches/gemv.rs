@@ -15,15 +15,24 @@ use smelt_kernels::*;
 struct Args {
     threads: usize,
     quick: bool,
+    /// One copy of each weight (cache-resident at small shapes): the kernels' compute rate.
+    in_cache: bool,
+    shapes: Vec<(usize, usize)>,
 }
 
 fn args() -> Args {
-    let mut a = Args { threads: 2, quick: false };
+    let mut a = Args { threads: 2, quick: false, in_cache: false, shapes: vec![(4096, 4096), (11008, 4096), (4096, 11008)] };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--threads" => a.threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
             "--quick" => a.quick = true,
+            "--in-cache" => a.in_cache = true,
+            "--shape" => {
+                let v = it.next().expect("--shape NxK");
+                let (n, k) = v.split_once('x').expect("--shape NxK");
+                a.shapes = vec![(n.parse().expect("N"), k.parse().expect("K"))];
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -82,7 +91,7 @@ struct Row {
 fn main() {
     let args = args();
     rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("rayon pool");
-    let rotation: usize = if args.quick { 96 << 20 } else { 768 << 20 };
+    let rotation: usize = if args.in_cache { 0 } else if args.quick { 96 << 20 } else { 768 << 20 };
     let min_time = Duration::from_millis(if args.quick { 300 } else { 1500 });
     println!("kernels: {}", selected());
     println!("threads: {}", args.threads);
@@ -90,8 +99,7 @@ fn main() {
     println!("memory bandwidth (streaming read, {} threads): {bw:.1} GB/s\n", args.threads);
 
     let mut rows = Vec::new();
-    let shapes: &[(usize, usize)] = &[(4096, 4096), (11008, 4096), (4096, 11008)];
-    for &(n, k) in shapes {
+    for &(n, k) in &args.shapes {
         let shape = format!("{n}x{k}");
         let a: Vec<f32> = (0..k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let mut y = vec![0.0f32; n];
@@ -99,7 +107,7 @@ fn main() {
         // f32 (B as [out, in])
         {
             let per = n * k * 4;
-            let copies = (rotation / per).max(2);
+            let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * per];
             fill_bytes(&mut w, 1);
             let wf: Vec<f32> = w.chunks_exact(4).map(|c| (u32::from_le_bytes(c.try_into().unwrap()) >> 9) as f32 * 1e-7).collect();
@@ -110,7 +118,7 @@ fn main() {
         // int8 (MatMulInteger, B transposed [n, k], u8 activations with a zero point)
         {
             let per = n * k;
-            let copies = (rotation / per).max(2);
+            let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * per];
             fill_bytes(&mut w, 2);
             let au: Vec<u8> = (0..k).map(|i| (i * 31 % 251) as u8).collect();
@@ -134,7 +142,7 @@ fn main() {
             let bs = 32;
             let (codes, nsc, nzp) = (n * k / 2, n * k / bs, n * (k / bs).div_ceil(2));
             let per = codes + nsc * 4 + nzp;
-            let copies = (rotation / per).max(2);
+            let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * codes];
             fill_bytes(&mut w, 3);
             let mut zp = vec![0u8; copies * nzp];
@@ -158,7 +166,7 @@ fn main() {
             let bs = 64;
             let (codes, nab) = (n * k / 2, n * k / bs);
             let per = codes + nab * 4;
-            let copies = (rotation / per).max(2);
+            let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * codes];
             fill_bytes(&mut w, 5);
             let absmax: Vec<f32> = (0..copies * nab).map(|i| 0.01 + (i % 89) as f32 * 1e-4).collect();
@@ -171,7 +179,7 @@ fn main() {
         // ternary, 2-bit
         {
             let per = n * k / 4;
-            let copies = (rotation / per).max(2);
+            let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * per];
             fill_bytes(&mut w, 6);
             // Keep codes valid (0..=2): clear the high bit where both are set.

@@ -11,9 +11,10 @@
 //! Value: `w = NF4[q] · absmax[e / block_size]` in f32, NF4 being bitsandbytes' code
 //! ([`NF4_CODE`], the same bits as smelt-quant's and ONNX Runtime's `nf4_qaunt_map`). The
 //! scalar reference computes that and sums `a·w` in `kk` order. The SIMD version (when
-//! `block_size` divides `k`) builds each block's 16-entry table of those same `w`, so only the
-//! summation order and FMA rounding differ: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. Other shapes, and
-//! `m > 4`, dequantize 64 rows at a time and run the f32 GEMM kernel.
+//! `block_size` divides `k`) looks `NF4[q]` up in a 16-entry table (`vpermps`), sums
+//! `a·NF4[q]` per block in lane partial sums and adds `block_sum · absmax` per block:
+//! `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. Other shapes, and `m > 4`, dequantize 64 rows at a time and
+//! run the f32 GEMM kernel.
 
 use crate::arch::{self, Lut4Weights};
 use crate::dispatch::{selected, Isa};
@@ -76,7 +77,7 @@ impl Bnb4Nf4<'_> {
     pub(crate) fn value(&self, j: usize, kk: usize) -> f32 {
         let e = j * self.k + kk;
         let byte = self.b[e / 2];
-        let q = if e % 2 == 0 { byte >> 4 } else { byte & 0xF };
+        let q = if e.is_multiple_of(2) { byte >> 4 } else { byte & 0xF };
         NF4_CODE[q as usize] * self.absmax[e / self.block_size]
     }
 }
@@ -133,7 +134,6 @@ pub fn matmul_bnb4_nf4_f32_with(isa: Isa, m: usize, a: &[f32], w: &Bnb4Nf4<'_>, 
     for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
         if !arch::lut4_gemv_cols(isa, &weights, m, &a_perm, j0, j1, out, ld) {
             matmul_bnb4_cols_scalar(m, a, w, j0, j1, out, ld);
-            return;
         }
     });
 }

@@ -16,7 +16,7 @@ pub enum Isa {
     Avx2,
     /// AVX2 + FMA + AVX-VNNI (256-bit `vpdpbusd`).
     AvxVnni,
-    /// AVX-512 F, BW, VL + FMA + BMI2 (512-bit).
+    /// AVX-512 F, BW, VL + FMA (512-bit).
     Avx512,
     /// AVX-512 as above + AVX512-VNNI (512-bit `vpdpbusd`).
     Avx512Vnni,
@@ -40,7 +40,6 @@ impl Isa {
                     && std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")
                     && std::is_x86_feature_detected!("avx512vl")
-                    && std::is_x86_feature_detected!("bmi2")
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Isa::Avx512.is_available() && std::is_x86_feature_detected!("avx512vnni"),

@@ -3,8 +3,9 @@
 //!
 //! Scalar references: `gemm_f32` accumulates each output over `k` in order (`c += a·b`, two
 //! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
-//! use FMA (one rounding per step) and, for `gemm_f32_bt`, split each dot product into lane
-//! partial sums added at the end. Both stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
+//! use FMA (one rounding per step) and, for `gemm_f32_bt` (and `gemm_f32` with 8 rows or
+//! more, which transposes `B` first), split each dot product into lane partial sums added at
+//! the end. Both stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
 //! of the reference, the bound the tests check.
 
 use crate::arch;
@@ -13,6 +14,26 @@ use crate::parallel::for_column_ranges;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
 const COL_CHUNK: usize = 64;
+
+/// From this many rows of `A` on, [`gemm_f32`]'s SIMD path transposes `B` and runs the
+/// `gemm_f32_bt` kernel.
+const TRANSPOSE_MIN_M: usize = 8;
+
+/// Row-major `rows×cols` to `cols×rows`, in cache-sized tiles.
+fn transpose_f32(rows: usize, cols: usize, src: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; src.len()];
+    const T: usize = 32;
+    for r0 in (0..rows).step_by(T) {
+        for c0 in (0..cols).step_by(T) {
+            for r in r0..(r0 + T).min(rows) {
+                for c in c0..(c0 + T).min(cols) {
+                    out[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
 
 /// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.
 ///
@@ -48,6 +69,15 @@ pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
         return;
     }
     let isa = isa.or_scalar();
+    if isa != Isa::Scalar && m >= TRANSPOSE_MIN_M {
+        // Enough rows to pay for one transposition of B (n·k moves against m·n·k FMAs): the
+        // dot-product kernel reads B contiguously.
+        let bt = transpose_f32(k, n, b);
+        for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+            gemm_f32_bt_cols_isa(isa, m, k, a, &bt[j0 * k..j1 * k], 0, j1 - j0, out, ld);
+        });
+        return;
+    }
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
         if !arch::gemm_f32_cols(isa, m, n, k, a, b, j0, j1, out, ld) {
             gemm_f32_cols_scalar(m, n, k, a, b, j0, j1, out, ld);

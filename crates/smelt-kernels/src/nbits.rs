@@ -11,11 +11,10 @@
 //! - `block_size`: a power of two ≥ 16.
 //!
 //! Value: `w[j, kk] = (q - zp) · scale` in f32. The scalar reference computes exactly that
-//! and then `Σ_kk a·w` in `kk` order. The SIMD version builds, per block, the 16-entry table of
-//! those same `w` values (`vpermps` looks codes up), so each `w` is bit-identical; only the
-//! summation order (16 or 8 lane partial sums) and FMA rounding differ:
-//! `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. With `m > 4` it dequantizes 64 rows at a time to f32 and
-//! runs the f32 GEMM kernel.
+//! and then `Σ_kk a·w` in `kk` order. The SIMD version looks `q - zp` up in a 16-entry table
+//! (`vpermps`), sums `a·(q - zp)` per block in 16 or 8 lane partial sums and adds
+//! `block_sum · scale` per block: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. With `m > 4` it dequantizes
+//! 64 rows at a time to f32 and runs the f32 GEMM kernel.
 
 use crate::arch::{self, Lut4Weights};
 use crate::dispatch::{selected, Isa};

@@ -24,6 +24,7 @@ fn dims(arr: &NpyArray) -> Vec<usize> {
 
 /// Within 1e-5 of Σ|a||w| (each reference is the correctly rounded sum; a kernel's f32
 /// accumulation error is far below this for k ≤ 300).
+#[allow(clippy::too_many_arguments)]
 fn check(case: &str, got: &[f32], want: &[f32], a: &[f32], w: &[f32], m: usize, n: usize, k: usize) {
     for i in 0..m {
         for j in 0..n {

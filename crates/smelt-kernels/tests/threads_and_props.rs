@@ -31,7 +31,7 @@ fn thread_count_does_not_change_bits() {
     let mut isas = simd_tiers("threads");
     isas.push(Isa::Scalar);
     for &isa in &isas {
-        for m in [1usize, 3, 6] {
+        for m in [1usize, 3, 6, 9] {
             let (n, k) = (301, 1024);
             let a = rng.f32s(m * k);
             let b = rng.f32s(n * k);

@@ -129,12 +129,18 @@ impl Lut4Weights<'_> {
         }
     }
 
-    /// `(scale, zero point)` of block `blk` of row `j` (NF4: `(absmax, 0)`).
-    #[inline]
-    pub(crate) fn block(&self, j: usize, blk: usize) -> (f32, i32) {
+    /// Row `j`'s per-block scales (NF4: absmax) and packed zero points (`None`: NF4, or 8).
+    pub(crate) fn row_params(&self, j: usize) -> (&[f32], Option<&[u8]>) {
         match self {
-            Lut4Weights::NBits(w) => (w.scales[j * w.k_blocks() + blk], w.zero_point(j, blk) as i32),
-            Lut4Weights::Nf4(w) => (w.absmax[j * (w.k / w.block_size) + blk], 0),
+            Lut4Weights::NBits(w) => {
+                let kb = w.k_blocks();
+                let zb = kb.div_ceil(2);
+                (&w.scales[j * kb..(j + 1) * kb], w.zero_points.map(|z| &z[j * zb..(j + 1) * zb]))
+            }
+            Lut4Weights::Nf4(w) => {
+                let nb = w.k / w.block_size;
+                (&w.absmax[j * nb..(j + 1) * nb], None)
+            }
         }
     }
 

@@ -1,14 +1,13 @@
 //! Ternary GEMV over the 2-bit packing: `Σ a·q`, `q ∈ {-1, 0, 1}`.
 //!
-//! AVX-512: 32 codes (8 bytes) at a time; `pext` pulls out their high bits (code 2 or 3:
-//! q = +1) and low bits (code 1: q = 0) as 32-bit masks, and the accumulator gets `+a` under
-//! the first mask and `-a` where neither bit is set (q = -1): per lane exactly
-//! `acc + a·q`. AVX2: codes are shifted into lanes and turned into ±1/0 floats through an
-//! 8-entry `vpermps` table, then FMA. Both need `k % 4 == 0` (rows start on a byte).
+//! 16 (AVX-512) or 8 (AVX2) codes at a time: their 32- or 16-bit word is broadcast, shifted
+//! per lane so each lane's code is in its low bits, and turned into a ±1/0 float by a
+//! `vpermps` table lookup, then FMA with the activations (`a·q` is exact, so each lane's sum is
+//! exactly a lane partial sum of `a·q`). Both need `k % 4 == 0` (rows start on a byte).
 
 use std::arch::x86_64::*;
 
-use super::{hsum256, tail_mask256};
+use super::{hsum256, tail_mask16, tail_mask256};
 use crate::dispatch::Isa;
 
 /// See `arch::ternary_gemv_cols`.
@@ -25,7 +24,7 @@ pub(crate) fn gemv_cols(
     ld: usize,
 ) -> bool {
     let width = j1 - j0;
-    assert!(k % 4 == 0 && a.len() >= m * k && j1 * (k / 4) <= packed.len());
+    assert!(k.is_multiple_of(4) && a.len() >= m * k && j1 * (k / 4) <= packed.len());
     assert!(m == 0 || (out.len() >= (m - 1) * ld + width && ld >= width));
     let rb = k / 4;
     for i in 0..m {
@@ -53,46 +52,43 @@ pub(crate) fn gemv_cols(
     true
 }
 
-/// Up to 8 bytes from `row[at..]` as a little-endian u64 (missing bytes 0).
-#[inline]
-fn load_codes(row: &[u8], at: usize) -> u64 {
-    let end = (at + 8).min(row.len());
-    let mut b = [0u8; 8];
-    b[..end - at].copy_from_slice(&row[at..end]);
-    u64::from_le_bytes(b)
-}
-
 /// # Safety
-/// AVX-512 F/BW/VL and BMI2 available; `rows` holds `NC` rows of `rb = a.len() / 4` bytes.
+/// AVX-512 F/BW/VL available; `rows` holds `NC` rows of `rb = a.len() / 4` bytes.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn tile_avx512<const NC: usize>(a: &[f32], rows: &[u8], rb: usize, dst: &mut [f32]) {
     let k = a.len();
+    // q for the 4 low bits of a shifted code word: bits 0-1 are the code (0 → -1, 1 → 0,
+    // 2 and 3 → +1), bits 2-3 belong to the next code and are ignored.
+    let table = _mm512_setr_ps(-1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0);
+    let shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let mut acc = [_mm512_setzero_ps(); NC];
     let mut kk = 0;
-    while kk < k {
-        let r = (k - kk).min(32);
-        let lim: u32 = if r == 32 { u32::MAX } else { (1u32 << r) - 1 };
-        let p = a.as_ptr().wrapping_add(kk);
-        // SAFETY: enabled lanes are elements kk .. kk + r ≤ k of `a`.
-        let (a0, a1) = unsafe { (_mm512_maskz_loadu_ps(lim as u16, p), _mm512_maskz_loadu_ps((lim >> 16) as u16, p.wrapping_add(16))) };
+    while kk + 16 <= k {
+        // SAFETY: kk + 16 ≤ k.
+        let av = unsafe { _mm512_loadu_ps(a.as_ptr().add(kk)) };
         for (c, acc_c) in acc.iter_mut().enumerate() {
-            let word = if r == 32 {
-                // SAFETY: bytes kk/4 .. kk/4 + 8 of row c are inside `rows` (kk + 32 ≤ k).
-                unsafe { (rows.as_ptr().add(c * rb + kk / 4) as *const u64).read_unaligned() }
-            } else {
-                load_codes(&rows[c * rb..(c + 1) * rb], kk / 4)
-            };
-            let hi = _pext_u64(word, 0xAAAA_AAAA_AAAA_AAAA) as u32;
-            let lo = _pext_u64(word, 0x5555_5555_5555_5555) as u32;
-            let pos = hi & lim;
-            let neg = !(hi | lo) & lim;
-            *acc_c = _mm512_mask_add_ps(*acc_c, pos as u16, *acc_c, a0);
-            *acc_c = _mm512_mask_sub_ps(*acc_c, neg as u16, *acc_c, a0);
-            let acc1 = _mm512_mask_add_ps(*acc_c, (pos >> 16) as u16, *acc_c, a1);
-            *acc_c = _mm512_mask_sub_ps(acc1, (neg >> 16) as u16, acc1, a1);
+            // SAFETY: bytes kk/4 .. kk/4 + 4 ≤ rb of row c, inside `rows`.
+            let word = unsafe { (rows.as_ptr().add(c * rb + kk / 4) as *const u32).read_unaligned() };
+            let q = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_set1_epi32(word as i32), shifts), table);
+            *acc_c = _mm512_fmadd_ps(av, q, *acc_c);
         }
-        kk += 32;
+        kk += 16;
+    }
+    if kk < k {
+        // Tail of r < 16 elements (a multiple of 4): missing lanes have a = 0 (and code 0,
+        // q = -1, adding 0·(-1)).
+        let r = k - kk;
+        let mask = tail_mask16(r);
+        // SAFETY: enabled lanes are elements kk .. k of `a`.
+        let av = unsafe { _mm512_maskz_loadu_ps(mask, a.as_ptr().add(kk)) };
+        for (c, acc_c) in acc.iter_mut().enumerate() {
+            let mut b = [0u8; 4];
+            b[..r / 4].copy_from_slice(&rows[c * rb + kk / 4..c * rb + kk / 4 + r / 4]);
+            let word = u32::from_le_bytes(b);
+            let q = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_set1_epi32(word as i32), shifts), table);
+            *acc_c = _mm512_fmadd_ps(av, q, *acc_c);
+        }
     }
     for c in 0..NC {
         dst[c] = _mm512_reduce_add_ps(acc[c]);
