@@ -187,6 +187,21 @@ fn external_data_in_and_out() {
     let qdq = Case { mode: "qdq", extra: &["--group-size", "64"], ..case };
     let out = convert(dir.path(), &qdq, "ext-qdq", &[("SMELT_ONNX_EXTERNAL_THRESHOLD", "10000")]);
     check(&qdq, &out, true);
+    // onnx's own external-data layout (a Constant's value external too); its float16 weight
+    // `w16` stays as it is.
+    let small = Case {
+        input: "external/model.onnx",
+        scheme: "int8",
+        mode: "qdq",
+        extra: &[],
+        quantized: 1,
+        tol_float: 0.05,
+        tol_ref: 1e-5,
+    };
+    let out = convert(dir.path(), &small, "small-ext", &[("SMELT_ONNX_EXTERNAL_THRESHOLD", "100")]);
+    check(&small, &out, true);
+    let out = convert(dir.path(), &Case { mode: "operators", ..small }, "small-inline", &[]);
+    check(&Case { mode: "operators", ..small }, &out, false);
 }
 
 #[test]

@@ -377,7 +377,7 @@ impl Sink for OnnxSink {
         }
         graph.input.retain(|v| !v.name.as_deref().is_some_and(|n| self.quantized.contains_key(n)));
         graph.value_info.retain(|v| !v.name.as_deref().is_some_and(|n| self.quantized.contains_key(n)));
-        let (inits, external) = std::mem::take(&mut self.inits).finish().map_err(|e| write_err(&path, e))?;
+        let (inits, external) = std::mem::take(&mut self.inits).finish();
         graph.initializer = inits;
 
         opset::require(&mut model, self.needs_opset).map_err(|e| write_err(&path, e))?;

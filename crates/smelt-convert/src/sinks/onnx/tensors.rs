@@ -83,8 +83,8 @@ impl Initializers {
     }
 
     /// The initializers, and the external file (not yet committed) with its path.
-    pub(crate) fn finish(self) -> Result<(Vec<TensorProto>, Option<(AtomicFile, PathBuf)>), String> {
-        Ok((self.protos, self.external.map(|(f, p, _)| (f, p))))
+    pub(crate) fn finish(self) -> (Vec<TensorProto>, Option<(AtomicFile, PathBuf)>) {
+        (self.protos, self.external.map(|(f, p, _)| (f, p)))
     }
 }
 
