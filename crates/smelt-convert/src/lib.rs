@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod encode;
+mod encode_chunked;
 pub mod gptq_config;
 pub mod plan;
 pub mod recipe;

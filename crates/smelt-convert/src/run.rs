@@ -89,6 +89,9 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
             let tensor = &model.tensors[entry.index];
             let enc = sink.encode(entry, tensor, job.recipe.allow_nonfinite)?;
             let output_name = sink.write(entry, &enc.encoded)?;
+            // Done with this tensor's input: its pages leave the resident set (memory stays
+            // bounded by a few tensors, not by the input file).
+            smelt_tensor::storage::release_pages(&tensor.data);
             tensors.push(TensorReport {
                 name: entry.name.clone(),
                 output_name,
@@ -113,12 +116,10 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
     let convert_s = t_convert.elapsed().as_secs_f64();
 
     let t_hash = Instant::now();
-    let inputs = model
-        .files
-        .iter()
-        .map(|p| hash_file(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let output = hash_file(job.output)?;
+    let (inputs, output) = pool.install(|| {
+        let inputs = model.files.iter().map(|p| hash_file(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, ConvertError>((inputs, hash_file(job.output)?))
+    })?;
     let hash_s = t_hash.elapsed().as_secs_f64();
 
     let parameters = plan.parameters();
@@ -152,14 +153,16 @@ fn hash_file(path: &Path) -> Result<FileHash, ConvertError> {
     let io = |source| ConvertError::Io { path: path.display().to_string(), source };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Large reads hashed with every thread of the pool (BLAKE3's tree makes the hash the
+    // same whatever the split).
+    let mut buf = vec![0u8; 16 << 20];
     let mut bytes = 0u64;
     loop {
         let n = f.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
-        h.update(&buf[..n]);
+        h.update_rayon(&buf[..n]);
         bytes += n as u64;
     }
     Ok(FileHash { path: path.display().to_string(), bytes, blake3: h.finalize().to_hex().to_string() })

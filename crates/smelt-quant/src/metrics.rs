@@ -2,8 +2,10 @@
 //! conversion report shows and validation thresholds test (SQNR, cosine similarity, max and
 //! mean absolute error).
 //!
-//! Every sum is accumulated in f64 over the f32 values converted exactly to f64, left to right,
-//! so the figures do not depend on the scheme's own rounding and are reproducible.
+//! Every sum is accumulated in f64 over the f32 values converted exactly to f64, left to right
+//! (or, for a tensor encoded in chunks, left to right within each chunk and the chunk sums in
+//! chunk order: [`ErrorSums`]), so the figures do not depend on the scheme's own rounding and
+//! are reproducible.
 //!
 //! Definitions, with `r` the reference and `c` the candidate:
 //! - SQNR (dB) = `10 · log10(Σ r² / Σ (r - c)²)`: `+∞` when the noise is zero (identical
@@ -38,41 +40,79 @@ pub fn error_metrics(reference: &[f32], candidate: &[f32]) -> Result<ErrorMetric
     if reference.len() != candidate.len() {
         return Err(SchemeError::LengthMismatch { reference: reference.len(), candidate: candidate.len() });
     }
-    let (mut rr, mut cc, mut rc, mut noise, mut abs_sum, mut max_abs) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    let mut nan = false;
-    for (&r, &c) in reference.iter().zip(candidate) {
-        let (r, c) = (r as f64, c as f64);
-        let d = r - c;
-        nan |= d.is_nan();
-        rr += r * r;
-        cc += c * c;
-        rc += r * c;
-        noise += d * d;
-        abs_sum += d.abs();
-        max_abs = max_abs.max(d.abs());
+    Ok(ErrorSums::of(reference, candidate).metrics())
+}
+
+/// The sums behind [`ErrorMetrics`], for figures computed a chunk at a time: take
+/// [`ErrorSums::of`] each chunk, [`ErrorSums::merge`] them in chunk order, then
+/// [`ErrorSums::metrics`]. With fixed chunk boundaries the figures do not depend on how many
+/// threads computed the chunks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ErrorSums {
+    n: u64,
+    rr: f64,
+    cc: f64,
+    rc: f64,
+    noise: f64,
+    abs_sum: f64,
+    max_abs: f64,
+    nan: bool,
+}
+
+impl ErrorSums {
+    /// The sums over one chunk, left to right. The slices are zipped: extra elements of the
+    /// longer one are ignored (check lengths first).
+    pub fn of(reference: &[f32], candidate: &[f32]) -> ErrorSums {
+        let mut s = ErrorSums::default();
+        for (&r, &c) in reference.iter().zip(candidate) {
+            let (r, c) = (r as f64, c as f64);
+            let d = r - c;
+            s.nan |= d.is_nan();
+            s.rr += r * r;
+            s.cc += c * c;
+            s.rc += r * c;
+            s.noise += d * d;
+            s.abs_sum += d.abs();
+            s.max_abs = s.max_abs.max(d.abs());
+        }
+        s.n = reference.len().min(candidate.len()) as u64;
+        s
     }
-    if nan {
-        return Ok(ErrorMetrics {
-            sqnr_db: f64::NAN,
-            cosine: f64::NAN,
-            max_abs: f64::NAN,
-            mean_abs: f64::NAN,
-        });
+
+    /// `self` followed by `next`.
+    pub fn merge(&self, next: &ErrorSums) -> ErrorSums {
+        ErrorSums {
+            n: self.n + next.n,
+            rr: self.rr + next.rr,
+            cc: self.cc + next.cc,
+            rc: self.rc + next.rc,
+            noise: self.noise + next.noise,
+            abs_sum: self.abs_sum + next.abs_sum,
+            max_abs: self.max_abs.max(next.max_abs),
+            nan: self.nan || next.nan,
+        }
     }
-    let sqnr_db = if noise == 0.0 {
-        f64::INFINITY
-    } else if rr == 0.0 {
-        f64::NEG_INFINITY
-    } else {
-        10.0 * (rr / noise).log10()
-    };
-    let cosine = match (rr == 0.0, cc == 0.0) {
-        (true, true) => 1.0,
-        (true, false) | (false, true) => 0.0,
-        (false, false) => (rc / (rr * cc).sqrt()).clamp(-1.0, 1.0),
-    };
-    let mean_abs = if reference.is_empty() { 0.0 } else { abs_sum / reference.len() as f64 };
-    Ok(ErrorMetrics { sqnr_db, cosine, max_abs, mean_abs })
+
+    /// The four figures (see the module documentation).
+    pub fn metrics(&self) -> ErrorMetrics {
+        if self.nan {
+            return ErrorMetrics { sqnr_db: f64::NAN, cosine: f64::NAN, max_abs: f64::NAN, mean_abs: f64::NAN };
+        }
+        let sqnr_db = if self.noise == 0.0 {
+            f64::INFINITY
+        } else if self.rr == 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            10.0 * (self.rr / self.noise).log10()
+        };
+        let cosine = match (self.rr == 0.0, self.cc == 0.0) {
+            (true, true) => 1.0,
+            (true, false) | (false, true) => 0.0,
+            (false, false) => (self.rc / (self.rr * self.cc).sqrt()).clamp(-1.0, 1.0),
+        };
+        let mean_abs = if self.n == 0 { 0.0 } else { self.abs_sum / self.n as f64 };
+        ErrorMetrics { sqnr_db, cosine, max_abs: self.max_abs, mean_abs }
+    }
 }
 
 /// SQNR in dB (see the module documentation).
@@ -106,6 +146,19 @@ mod tests {
         assert_eq!(m.max_abs, 1.0);
         assert_eq!(m.mean_abs, 0.25);
         assert_eq!(m.cosine, 26.0 / (30f64 * 23.0).sqrt());
+    }
+
+    #[test]
+    fn chunk_sums_merge_to_the_whole() {
+        let r: Vec<f32> = (0..1000).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let c: Vec<f32> = r.iter().map(|x| (x * 8.0).round() / 8.0).collect();
+        let whole = error_metrics(&r, &c).unwrap();
+        let parts = r.chunks(64).zip(c.chunks(64)).map(|(a, b)| ErrorSums::of(a, b));
+        let merged = parts.fold(ErrorSums::default(), |a, b| a.merge(&b)).metrics();
+        assert_eq!(merged.max_abs, whole.max_abs);
+        for (a, b) in [(merged.sqnr_db, whole.sqnr_db), (merged.cosine, whole.cosine), (merged.mean_abs, whole.mean_abs)] {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
     }
 
     #[test]

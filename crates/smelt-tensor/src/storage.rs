@@ -28,7 +28,80 @@ pub fn map_file(file: &File) -> io::Result<Bytes> {
         // so its failure is ignored.
         let _ = map.advise(memmap2::Advice::Sequential);
     }
-    Ok(Bytes::from_owner(map))
+    Ok(Bytes::from_owner(Mapped::register(map)))
+}
+
+/// Tells the kernel that the pages wholly inside `bytes` will not be read again soon, so
+/// they leave this process's resident set (they stay in the page cache, and reading them
+/// again maps them back in). This is what keeps a conversion's memory bounded by a few
+/// tensors rather than by the input file: without it, every page of the input mmap that was
+/// read stays counted in the process's RSS.
+///
+/// Does nothing unless `bytes` lies inside a live mapping made by [`map_file`] (owned bytes
+/// are never touched), and on platforms without `madvise`.
+pub fn release_pages(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        let start = bytes.as_ptr() as usize;
+        let end = start + bytes.len();
+        let live = LIVE_MAPS.lock().unwrap_or_else(|e| e.into_inner());
+        if !live.iter().any(|&(s, e)| s <= start && end <= e) {
+            return;
+        }
+        let page = page_size();
+        let first = start.div_ceil(page) * page;
+        let last = end / page * page;
+        if last > first {
+            // SAFETY: [first, last) is page-aligned and lies inside a read-only private file
+            // mapping that is still alive: `LIVE_MAPS` is locked, and a mapping leaves it (in
+            // `Mapped::drop`, under the same lock) before it is unmapped. For such a mapping
+            // MADV_DONTNEED only drops this process's page-table entries: the next read faults
+            // the same file bytes back in, so no byte any `&[u8]` can see ever changes.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
+}
+
+#[cfg(unix)]
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
+}
+
+/// The address ranges of the live mappings made by [`map_file`].
+static LIVE_MAPS: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// An mmap that is listed in [`LIVE_MAPS`] for as long as it is mapped.
+struct Mapped(memmap2::Mmap);
+
+impl Mapped {
+    fn register(map: memmap2::Mmap) -> Mapped {
+        let range = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
+        LIVE_MAPS.lock().unwrap_or_else(|e| e.into_inner()).push(range);
+        Mapped(map)
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        let start = self.0.as_ptr() as usize;
+        let mut live = LIVE_MAPS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = live.iter().position(|&(s, _)| s == start) {
+            live.swap_remove(i);
+        }
+        // the Mmap itself is unmapped after this, when the field is dropped
+    }
 }
 
 /// Views `bytes` as a slice of `T` when its address and length allow it, or copies it into a
@@ -53,6 +126,24 @@ pub fn cast_or_copy<T: bytemuck::Pod>(bytes: &[u8]) -> Option<Cow<'_, [T]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn released_pages_read_back_the_same_bytes() {
+        let path = std::env::temp_dir().join(format!("smelt-release-{}", std::process::id()));
+        let data: Vec<u8> = (0..3 * 4096 + 123).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mapped = map_file(&File::open(&path).unwrap()).unwrap();
+        assert_eq!(&mapped[..], &data[..]);
+        release_pages(&mapped[100..]);
+        release_pages(&mapped);
+        assert_eq!(&mapped[..], &data[..], "bytes after MADV_DONTNEED");
+        // Owned bytes are left alone (DONTNEED on anonymous memory would zero it).
+        let owned = data.clone();
+        release_pages(&owned);
+        assert_eq!(owned, data);
+        drop(mapped);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn cast_or_copy_handles_misaligned_input() {

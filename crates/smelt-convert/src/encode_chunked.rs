@@ -1,0 +1,345 @@
+//! The streaming path of [`crate::encode`]: schemes whose parameters are local to a row or a
+//! block are encoded chunk after chunk straight from the tensor's stored bytes, so a tensor is
+//! never held as f32 (nor its decoded copy) in whole. Per chunk: read as f32, refuse NaN/Inf,
+//! quantize, decode, and add up the error sums; chunks run in parallel.
+//!
+//! Chunk boundaries are fixed (whole rows, or whole blocks for NF4, about
+//! [`CHUNK_ELEMS`] elements) and results are joined in chunk order, so the bytes and the error
+//! figures are the same whatever the thread count, and the same as the whole-tensor path's
+//! bytes (every scheme here computes each row or block from that row or block alone).
+//!
+//! Schemes with a statistic over the whole tensor (per-tensor INT8, ternary's mean |W|) stay on
+//! the whole-tensor path.
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use smelt_formats::Tensor;
+use smelt_quant::int4::{Int4Mode, Int4Tensor};
+use smelt_quant::int8::{Int8Granularity, Int8Mode, Int8Tensor};
+use smelt_quant::metrics::ErrorSums;
+use smelt_quant::nf4::{Nf4Absmax, Nf4Options, Nf4Tensor};
+use smelt_tensor::DType;
+
+use crate::encode::{Encoded, EncodedTensor, CHUNK_ELEMS};
+use crate::scheme::Scheme;
+use crate::ConvertError;
+
+/// Encodes `t` chunk by chunk, or returns `None` when its scheme or dtype needs the
+/// whole-tensor path.
+pub fn encode_chunked(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Option<Result<EncodedTensor, ConvertError>> {
+    // Plain float and integer inputs only: a ggml block input is dequantized whole.
+    if t.dtype.is_ggml_block() || t.dtype.block_elems() != 1 || t.dtype.block_bytes() == 0 {
+        return None;
+    }
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    let n = shape.iter().product::<usize>();
+    if n == 0 || n as u64 != t.numel() {
+        return None;
+    }
+    let cols = *shape.last()?;
+    let rows = n / cols;
+    let job = Job { t, allow_nonfinite, cols };
+    Some(match scheme {
+        Scheme::Cast(d) => job.plain(d, 1, rows, |v, out| {
+            cast_into(v, d, out);
+            Ok(())
+        }),
+        Scheme::Ggml(d) => {
+            let be = d.block_elems() as usize;
+            if cols % be != 0 {
+                return None; // the whole-tensor path reports the shape error
+            }
+            job.plain(d, be, rows, |v, out| smelt_quant::ggml::quantize(d, v, out).map_err(|e| e.to_string()))
+        }
+        Scheme::Int8 { per_channel: true, symmetric } if shape.len() >= 2 => job.int8(rows, symmetric),
+        Scheme::Int4 { group, symmetric } if shape.len() == 2 => job.int4(rows, group as usize, symmetric),
+        Scheme::Nf4 { double_quant } => job.nf4(n, &shape, double_quant),
+        _ => return None,
+    })
+}
+
+struct Job<'a> {
+    t: &'a Tensor,
+    allow_nonfinite: bool,
+    cols: usize,
+}
+
+impl Job<'_> {
+    /// Elements `[start, start + len)` as f32, checked for NaN/Inf unless allowed.
+    fn values(&self, start: usize, len: usize) -> Result<Vec<f32>, ConvertError> {
+        let size = self.t.dtype.block_bytes() as usize;
+        let bytes = &self.t.data[start * size..(start + len) * size];
+        let v = smelt_tensor::convert::to_f32_vec(self.t.dtype, bytes, len)
+            .ok_or_else(|| ConvertError::NotQuantizable { tensor: self.t.name.clone(), dtype: self.t.dtype })?;
+        if !self.allow_nonfinite {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(ConvertError::NonFinite { tensor: self.t.name.clone(), index: start + i, value: v[i] });
+            }
+        }
+        Ok(v)
+    }
+
+    fn rows_per_chunk(&self) -> usize {
+        (CHUNK_ELEMS / self.cols).max(1)
+    }
+
+    fn quant_err(&self, message: String) -> ConvertError {
+        ConvertError::Shape { tensor: self.t.name.clone(), why: message }
+    }
+
+    /// Casts and ggml types: every chunk writes its own slice of one output buffer.
+    fn plain(
+        &self,
+        d: DType,
+        block: usize,
+        rows: usize,
+        f: impl Fn(&[f32], &mut [u8]) -> Result<(), String> + Sync,
+    ) -> Result<EncodedTensor, ConvertError> {
+        let row_bytes = self.cols / block * d.block_bytes() as usize;
+        let rpc = self.rows_per_chunk();
+        let mut out = vec![0u8; rows * row_bytes];
+        let parts = out
+            .par_chunks_mut(rpc * row_bytes)
+            .enumerate()
+            .map(|(c, o)| -> Result<ErrorSums, ConvertError> {
+                let start = c * rpc * self.cols;
+                let v = self.values(start, o.len() / row_bytes * self.cols)?;
+                f(&v, o).map_err(|m| self.quant_err(m))?;
+                let decoded = decode_plain(d, o, v.len()).ok_or_else(|| self.quant_err(format!("cannot decode {d}")))?;
+                Ok(ErrorSums::of(&v, &decoded))
+            })
+            .collect::<Vec<_>>();
+        let sums = first_error(parts)?;
+        Ok(finish(Encoded::Plain { dtype: d, data: Bytes::from(out) }, sums))
+    }
+
+    fn int8(&self, rows: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
+        let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
+        let rpc = self.rows_per_chunk();
+        let parts = (0..rows.div_ceil(rpc))
+            .into_par_iter()
+            .map(|c| -> Result<(Int8Tensor, ErrorSums), ConvertError> {
+                let r = rpc.min(rows - c * rpc);
+                let v = self.values(c * rpc * self.cols, r * self.cols)?;
+                let q = smelt_quant::int8::quantize_int8(&v, &[r, self.cols], mode, Int8Granularity::PerChannel { axis: 0 })
+                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
+                let s = ErrorSums::of(&v, &q.dequantize());
+                Ok((q, s))
+            })
+            .collect::<Vec<_>>();
+        let parts = first_error(parts)?;
+        let shape: Vec<usize> = self.t.shape.iter().map(|&d| d as usize).collect();
+        let mut all = Int8Tensor { mode, shape, axis: Some(0), codes: vec![], scales: vec![], zero_points: vec![] };
+        let mut sums = Vec::with_capacity(parts.len());
+        for (q, s) in parts {
+            all.codes.extend_from_slice(&q.codes);
+            all.scales.extend_from_slice(&q.scales);
+            all.zero_points.extend_from_slice(&q.zero_points);
+            sums.push(s);
+        }
+        Ok(finish(Encoded::Int8(all), sums))
+    }
+
+    fn int4(&self, rows: usize, group: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
+        let mode = if symmetric { Int4Mode::Symmetric } else { Int4Mode::Asymmetric };
+        let rpc = self.rows_per_chunk();
+        let parts = (0..rows.div_ceil(rpc))
+            .into_par_iter()
+            .map(|c| -> Result<(Int4Tensor, ErrorSums), ConvertError> {
+                let r = rpc.min(rows - c * rpc);
+                let v = self.values(c * rpc * self.cols, r * self.cols)?;
+                let q = smelt_quant::int4::quantize_int4_rtn(&v, r, self.cols, group, mode)
+                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
+                let s = ErrorSums::of(&v, &q.dequantize());
+                Ok((q, s))
+            })
+            .collect::<Vec<_>>();
+        let parts = first_error(parts)?;
+        let mut all = Int4Tensor { rows, cols: self.cols, group_size: group, mode, codes: vec![], scales: vec![], zeros: vec![] };
+        let mut sums = Vec::with_capacity(parts.len());
+        for (q, s) in parts {
+            all.codes.extend_from_slice(&q.codes);
+            all.scales.extend_from_slice(&q.scales);
+            all.zeros.extend_from_slice(&q.zeros);
+            sums.push(s);
+        }
+        Ok(finish(Encoded::Int4(all), sums))
+    }
+
+    fn nf4(&self, n: usize, shape: &[usize], double_quant: bool) -> Result<EncodedTensor, ConvertError> {
+        let opts = Nf4Options { double_quant: false, ..Nf4Options::default() };
+        // Whole blocks per chunk, and an even element count so no chunk but the last pads a
+        // nibble: bitsandbytes' blocks run over the flattened tensor, across rows.
+        let per = (CHUNK_ELEMS / opts.block_size).max(1) * opts.block_size;
+        let parts = (0..n.div_ceil(per))
+            .into_par_iter()
+            .map(|c| -> Result<(Nf4Tensor, ErrorSums), ConvertError> {
+                let len = per.min(n - c * per);
+                let v = self.values(c * per, len)?;
+                let q = smelt_quant::nf4::quantize_nf4(&v, &[len], opts)
+                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
+                let s = ErrorSums::of(&v, &q.dequantize());
+                Ok((q, s))
+            })
+            .collect::<Vec<_>>();
+        let parts = first_error(parts)?;
+        let mut packed = Vec::with_capacity(n.div_ceil(2));
+        let mut absmax = Vec::with_capacity(n.div_ceil(opts.block_size));
+        let mut sums = Vec::with_capacity(parts.len());
+        for (q, s) in parts {
+            packed.extend_from_slice(&q.packed);
+            match q.absmax {
+                Nf4Absmax::Plain(a) => absmax.extend_from_slice(&a),
+                Nf4Absmax::Double(_) => unreachable!("chunks are quantized without double quantization"),
+            }
+            sums.push(s);
+        }
+        let absmax = if double_quant {
+            Nf4Absmax::Double(smelt_quant::nf4::double_quantize(&absmax, opts.reduction))
+        } else {
+            Nf4Absmax::Plain(absmax)
+        };
+        let q = Nf4Tensor { shape: shape.to_vec(), block_size: opts.block_size, packed, absmax };
+        if double_quant {
+            // The error is that of the stored (double-quantized) absmax: decode once more, in
+            // chunks, against freshly read values.
+            let decoded = q.dequantize();
+            let sums = decoded
+                .par_chunks(per)
+                .enumerate()
+                .map(|(c, d)| self.values(c * per, d.len()).map(|v| ErrorSums::of(&v, d)))
+                .collect::<Vec<_>>();
+            let sums = first_error(sums)?;
+            return Ok(finish(Encoded::Nf4(q), sums));
+        }
+        Ok(finish(Encoded::Nf4(q), sums))
+    }
+}
+
+/// The chunks' results in order, or the error of the first chunk that failed (the first bad
+/// element of the tensor, whatever thread found it first).
+fn first_error<T>(parts: Vec<Result<T, ConvertError>>) -> Result<Vec<T>, ConvertError> {
+    parts.into_iter().collect()
+}
+
+fn finish(encoded: Encoded, sums: Vec<ErrorSums>) -> EncodedTensor {
+    let total = sums.into_iter().fold(ErrorSums::default(), |a, b| a.merge(&b));
+    EncodedTensor { encoded, metrics: Some(total.metrics()) }
+}
+
+fn decode_plain(d: DType, bytes: &[u8], n: usize) -> Option<Vec<f32>> {
+    if d.is_ggml_block() {
+        let mut out = vec![0f32; n];
+        smelt_quant::ggml::dequantize(d, bytes, &mut out).ok()?;
+        Some(out)
+    } else {
+        smelt_tensor::convert::to_f32_vec(d, bytes, n)
+    }
+}
+
+/// f32 → F32/F16/BF16 bytes, round to nearest even.
+pub(crate) fn cast_into(values: &[f32], to: DType, out: &mut [u8]) {
+    match to {
+        DType::F16 => {
+            for (dst, x) in out.chunks_exact_mut(2).zip(values) {
+                dst.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+            }
+        }
+        DType::BF16 => {
+            for (dst, x) in out.chunks_exact_mut(2).zip(values) {
+                dst.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes());
+            }
+        }
+        _ => {
+            for (dst, x) in out.chunks_exact_mut(4).zip(values) {
+                dst.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smelt_formats::Location;
+
+    fn bf16_tensor(rows: usize, cols: usize, seed: u64) -> (Tensor, Vec<f32>) {
+        let mut x = seed;
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
+                // a few outliers and exact zeros
+                if i % 997 == 0 { v * 40.0 } else if i % 331 == 0 { 0.0 } else { v }
+            })
+            .map(|v| half::bf16::from_f32(v).to_f32())
+            .collect();
+        let data: Vec<u8> = values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+        let t = Tensor {
+            name: "w".into(),
+            dtype: DType::BF16,
+            shape: vec![rows as u64, cols as u64],
+            data: Bytes::from(data),
+            location: Location { file: 0, offset: 0 },
+        };
+        (t, values)
+    }
+
+    /// The streamed encoding has the same bytes as the whole-tensor one, over tensors of
+    /// several chunks whose last chunk is short, and the same error figures within rounding.
+    #[test]
+    fn chunked_encoding_equals_the_whole_tensor_path() {
+        use crate::scheme::Scheme as S;
+        let schemes = [
+            S::Cast(DType::F16),
+            S::Cast(DType::F32),
+            S::Ggml(DType::Q8_0),
+            S::Ggml(DType::Q4_1),
+            S::Ggml(DType::Q5_0),
+            S::Int8 { per_channel: true, symmetric: true },
+            S::Int8 { per_channel: true, symmetric: false },
+            S::Int4 { group: 32, symmetric: true },
+            S::Int4 { group: 128, symmetric: false },
+            S::Nf4 { double_quant: false },
+            S::Nf4 { double_quant: true },
+        ];
+        // 1100 x 512: about 2.1 chunks of 2^18 elements; 3 x 96: one short chunk.
+        for (rows, cols) in [(1100, 512), (3, 96), (1, 64)] {
+            let (t, values) = bf16_tensor(rows, cols, rows as u64 * 31 + cols as u64);
+            for scheme in schemes {
+                let got = encode_chunked(&t, scheme, false).expect("chunkable").unwrap();
+                let want = crate::encode::encode_values(&t.name, &values, &[rows, cols], scheme).unwrap();
+                let same = match (&got.encoded, &want.encoded) {
+                    (Encoded::Plain { dtype: a, data: x }, Encoded::Plain { dtype: b, data: y }) => a == b && x == y,
+                    (Encoded::Int8(a), Encoded::Int8(b)) => a == b,
+                    (Encoded::Int4(a), Encoded::Int4(b)) => a == b,
+                    (Encoded::Nf4(a), Encoded::Nf4(b)) => a == b,
+                    _ => false,
+                };
+                assert!(same, "{scheme} on {rows}x{cols}: streamed bytes differ from the whole-tensor path");
+                let (g, w) = (got.metrics.unwrap(), want.metrics.unwrap());
+                assert_eq!(g.max_abs, w.max_abs, "{scheme}");
+                let close = |a: f64, b: f64, tol: f64| a == b || (a - b).abs() < tol;
+                assert!(close(g.sqnr_db, w.sqnr_db, 1e-9) && close(g.cosine, w.cosine, 1e-10), "{scheme}: {g:?} vs {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_nonfinite_element_is_named_whatever_the_threads() {
+        let (mut t, _) = bf16_tensor(1100, 512, 7);
+        let mut data = t.data.to_vec();
+        for i in [400_000usize, 300_001, 530_000] {
+            data[2 * i..2 * i + 2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
+        }
+        t.data = Bytes::from(data);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let err = pool.install(|| encode_chunked(&t, Scheme::Ggml(DType::Q8_0), false).unwrap().err().unwrap());
+            assert!(matches!(err, ConvertError::NonFinite { index: 300_001, .. }), "{err:?}");
+        }
+        assert!(encode_chunked(&t, Scheme::Ggml(DType::Q8_0), true).unwrap().is_ok(), "--allow-nonfinite");
+    }
+}
