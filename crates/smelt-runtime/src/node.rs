@@ -199,6 +199,7 @@ impl<'a> OpCtx<'a> {
 }
 
 /// Whether a dtype is a floating-point one.
+#[allow(clippy::wrong_self_convention)]
 pub trait FloatLike {
     /// True for f16, bf16, f32, f64.
     fn is_float_like(self) -> bool;

@@ -32,6 +32,18 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("Or", |c| logic(c, |x, y| x || y));
     r.onnx("Xor", |c| logic(c, |x, y| x ^ y));
     r.onnx("Where", where_op);
+    r.onnx("BitwiseAnd", |c| arith(c, |_, _| f64::NAN, |x, y| x & y));
+    r.onnx("BitwiseOr", |c| arith(c, |_, _| f64::NAN, |x, y| x | y));
+    r.onnx("BitwiseXor", |c| arith(c, |_, _| f64::NAN, |x, y| x ^ y));
+    r.onnx("BitShift", |c| {
+        if c.string("direction", "") == "RIGHT" {
+            // Arithmetic for signed types (the i64 holds them sign-extended); a shift past the
+            // width or negative fills with the sign, as the ONNX 1.23 reference does.
+            arith(c, |_, _| f64::NAN, |x, y| if (0..64).contains(&y) { x >> y } else { x >> 63 })
+        } else {
+            arith(c, |_, _| f64::NAN, |x, y| if (0..64).contains(&y) { ((x as u64) << y) as i64 } else { 0 })
+        }
+    });
 }
 
 fn out_shape(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<Vec<usize>, RuntimeError> {

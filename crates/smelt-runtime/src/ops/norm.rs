@@ -11,6 +11,81 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("LogSoftmax", |c| softmax(c, true));
     r.onnx("LayerNormalization", layer_norm);
     r.onnx("BatchNormalization", batch_norm);
+    r.onnx("RMSNormalization", rms_norm);
+    r.onnx("LpNormalization", lp_norm);
+    r.onnx("Hardmax", hardmax);
+}
+
+/// (outer, len, inner) around `axis`.
+fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+}
+
+fn rms_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let scale = c.input(1)?;
+    let axis = c.axis(c.int("axis", -1), x.shape.len())?;
+    let eps = c.float("epsilon", 1e-5) as f64;
+    let norm_shape = &x.shape[axis..];
+    let len: usize = norm_shape.iter().product();
+    if super::broadcast::broadcast_shape(&scale.shape, norm_shape).as_deref() != Some(norm_shape) {
+        return Err(c.shape_err("scale does not broadcast to the normalized dims", &scale.shape, norm_shape));
+    }
+    let s = super::broadcast::expand(&floats(c, scale)?, &scale.shape, norm_shape);
+    let v = floats(c, x)?;
+    let mut out = vec![0f64; v.len()];
+    for (o, row) in v.chunks(len.max(1)).enumerate() {
+        let ms = row.iter().map(|x| x * x).sum::<f64>() / len as f64;
+        let r = 1.0 / (ms + eps).sqrt();
+        for j in 0..row.len() {
+            out[o * len + j] = row[j] * r * s[j];
+        }
+    }
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+fn lp_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let axis = c.axis(c.int("axis", -1), x.shape.len())?;
+    let p = c.int("p", 2);
+    let (outer, len, inner) = around(&x.shape, axis);
+    let v = floats(c, x)?;
+    let mut out = v.clone();
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| o * len * inner + j * inner + i;
+            let n = if p == 1 { (0..len).map(|j| v[at(j)].abs()).sum::<f64>() } else { (0..len).map(|j| v[at(j)] * v[at(j)]).sum::<f64>().sqrt() };
+            for j in 0..len {
+                out[at(j)] = if n == 0.0 { 0.0 } else { v[at(j)] / n };
+            }
+        }
+    }
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+fn hardmax(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let default_axis = if c.opset() >= 13 { -1 } else { 1 };
+    let axis = c.axis(c.int("axis", default_axis), x.shape.len())?;
+    let (outer, len, inner) =
+        if c.opset() >= 13 { around(&x.shape, axis) } else { (x.shape[..axis].iter().product(), x.shape[axis..].iter().product(), 1) };
+    let v = floats(c, x)?;
+    let mut out = vec![0f64; v.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| o * len * inner + j * inner + i;
+            let mut best = 0;
+            for j in 1..len {
+                if v[at(j)] > v[at(best)] {
+                    best = j;
+                }
+            }
+            if len > 0 {
+                out[at(best)] = 1.0;
+            }
+        }
+    }
+    Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
 }
 
 fn floats(c: &OpCtx<'_>, v: &Value) -> Result<Vec<f64>, RuntimeError> {

@@ -36,7 +36,9 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("ReduceSumSquare", |c| reduce(c, Kind::SumSquare, 18));
     r.onnx("ArgMax", |c| arg(c, true));
     r.onnx("ArgMin", |c| arg(c, false));
-    r.onnx("CumSum", cumsum);
+    r.onnx("CumSum", |c| cumulative(c, false));
+    r.onnx("CumProd", |c| cumulative(c, true));
+    r.onnx("TopK", top_k);
 }
 
 fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>, RuntimeError> {
@@ -132,7 +134,7 @@ fn arg(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![Value::new(shape, Data::I64(out))])
 }
 
-fn cumsum(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+fn cumulative(c: &OpCtx<'_>, prod: bool) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let axis_v = c.input_i64s(1)?;
     let axis = c.axis(*axis_v.first().ok_or_else(|| c.err("axis input is empty"))?, x.shape.len())?;
@@ -145,19 +147,56 @@ fn cumsum(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let mut out = vec![0f64; v.len()];
     for o in 0..outer {
         for i in 0..inner {
-            let mut acc = 0f64;
+            let mut acc = if prod { 1f64 } else { 0f64 };
             for step in 0..len {
                 let j = if reverse { len - 1 - step } else { step };
                 let at = o * len * inner + j * inner + i;
                 if exclusive {
                     out[at] = acc;
-                    acc += v[at];
-                } else {
-                    acc += v[at];
+                }
+                acc = if prod { acc * v[at] } else { acc + v[at] };
+                if !exclusive {
                     out[at] = acc;
                 }
             }
         }
     }
     Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+fn top_k(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let x = c.input(0)?;
+    let k = if c.opset() >= 10 { c.input_i64s(1)?.first().copied().unwrap_or(0) } else { c.int("k", 0) };
+    let rank = x.shape.len();
+    let axis = c.axis(c.int("axis", -1), rank)?;
+    let largest = c.int("largest", 1) != 0;
+    let len = x.shape[axis];
+    if k < 0 || k as usize > len {
+        return Err(c.err(format!("k = {k} for an axis of {len}")));
+    }
+    let k = k as usize;
+    let outer: usize = x.shape[..axis].iter().product();
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let v = x.data.to_f64_vec();
+    let mut vals = vec![0f64; outer * k * inner];
+    let mut idx = vec![0i64; outer * k * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| o * len * inner + j * inner + i;
+            let mut order: Vec<usize> = (0..len).collect();
+            // Stable sort: equal values keep the lower index first, as the spec asks.
+            order.sort_by(|&a, &b| {
+                let (x, y) = (v[at(a)], v[at(b)]);
+                let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                if largest { ord.reverse() } else { ord }
+            });
+            for (j, &src) in order.iter().take(k).enumerate() {
+                vals[o * k * inner + j * inner + i] = v[at(src)];
+                idx[o * k * inner + j * inner + i] = src as i64;
+            }
+        }
+    }
+    let mut shape = x.shape.clone();
+    shape[axis] = k;
+    Ok(vec![Value::new(shape.clone(), from_f64(c, x.dtype(), vals)?), Value::new(shape, Data::I64(idx))])
 }

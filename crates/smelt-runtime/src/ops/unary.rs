@@ -136,6 +136,20 @@ pub(crate) fn register(r: &mut Registry) {
         let neg = crate::ops::elementwise::binary_values(c, x, slope, |x, s| if x < 0.0 { x * s } else { x }, |x, s| if x < 0 { x * s } else { x })?;
         Ok(vec![neg])
     });
+    r.onnx("Swish", |c| {
+        let a = c.float("alpha", 1.0) as f64;
+        unary(c, move |x| x * sigmoid(a * x))
+    });
+    r.onnx("Dropout", |c| {
+        // Inference: identity; the mask (when asked for) is all true. training_mode is refused.
+        let training = c.opt(2).map(|t| t.data.to_i64_vec().first().copied().unwrap_or(0) != 0).unwrap_or(false);
+        if training {
+            return Err(c.err("training_mode=true is not supported (inference only)"));
+        }
+        let x = c.input(0)?;
+        Ok(vec![x.clone(), Value::new(x.shape.clone(), Data::Bool(vec![true; x.numel()]))])
+    });
+    r.onnx("BitwiseNot", |c| unary_num(c, |x| x, |x| !x));
     r.onnx("Clip", clip);
     r.onnx("Identity", |c| Ok(vec![c.input(0)?.clone()]));
     r.onnx("Not", |c| {
