@@ -23,5 +23,5 @@ pub mod value;
 
 pub use error::{RuntimeError, UnsupportedOp};
 pub use registry::Registry;
-pub use session::{InputSpec, Session};
+pub use session::{InputSpec, RunStats, Session};
 pub use value::{Data, Value};

@@ -48,6 +48,15 @@ impl InputSpec {
     }
 }
 
+/// What one run kept in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Values computed by nodes over the run.
+    pub computed_values: usize,
+    /// Most values (inputs and intermediates, not initializers) alive at once after a node.
+    pub peak_live_values: usize,
+}
+
 /// A loaded, checked graph.
 pub struct Session {
     nodes: Vec<Node>,
@@ -243,6 +252,16 @@ impl Session {
 
     /// Runs the graph on named inputs; returns the outputs in graph order.
     pub fn run(&self, feeds: Vec<(String, Value)>) -> Result<Vec<(String, Value)>, RuntimeError> {
+        self.run_with_stats(feeds).map(|(out, _)| out)
+    }
+
+    /// [`Session::run`], also reporting what the memory plan kept alive.
+    pub fn run_with_stats(&self, feeds: Vec<(String, Value)>) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
+        let mut stats = RunStats::default();
+        let mut is_const = vec![false; self.slot_count];
+        for (s, _) in &self.consts {
+            is_const[*s] = true;
+        }
         let mut values: Vec<Option<Arc<Value>>> = vec![None; self.slot_count];
         for (s, v) in &self.consts {
             values[*s] = Some(v.clone());
@@ -314,12 +333,15 @@ impl Session {
             for s in &self.free_after[i] {
                 values[*s] = None;
             }
+            let live = values.iter().zip(&is_const).filter(|(v, c)| v.is_some() && !**c).count();
+            stats.peak_live_values = stats.peak_live_values.max(live);
+            stats.computed_values += node.outputs.iter().flatten().count();
         }
         let mut out = Vec::with_capacity(self.outputs.len());
         for (name, s) in &self.outputs {
             let v = values[*s].clone().ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
             out.push((name.clone(), Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())));
         }
-        Ok(out)
+        Ok((out, stats))
     }
 }
