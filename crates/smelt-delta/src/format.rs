@@ -399,7 +399,7 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
 /// Checks the trailer: BLAKE3 of every byte before it.
 pub fn verify_trailer(b: &[u8], update: &Update) -> Result<(), DeltaError> {
     let t = update.trailer_offset as usize;
-    let computed = blake3::hash(&b[..t]);
+    let computed = blake3::Hasher::new().update_rayon(&b[..t]).finalize();
     if computed.as_bytes()[..] != b[t..t + TRAILER_LEN as usize] {
         return Err(DeltaError::UpdateChecksum { offset: update.trailer_offset });
     }

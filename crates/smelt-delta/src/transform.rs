@@ -202,33 +202,19 @@ pub fn undelta_range(grouped: &[u8], old: &[u8], w: usize, start: usize, out: &m
     }
 }
 
+// Branch-free: a weight's sign is a coin flip, and a branch on it would mispredict half the
+// time. key(u) = !u for negative floats, u | signbit otherwise; unkey inverts it.
 fn key16(u: u16) -> u16 {
-    if u & 0x8000 != 0 {
-        !u
-    } else {
-        u | 0x8000
-    }
+    u ^ (((u as i16) >> 15) as u16 | 0x8000)
 }
 fn unkey16(k: u16) -> u16 {
-    if k & 0x8000 != 0 {
-        k & 0x7fff
-    } else {
-        !k
-    }
+    k ^ (!((k as i16) >> 15) as u16 | 0x8000)
 }
 fn key32(u: u32) -> u32 {
-    if u & 0x8000_0000 != 0 {
-        !u
-    } else {
-        u | 0x8000_0000
-    }
+    u ^ (((u as i32) >> 31) as u32 | 0x8000_0000)
 }
 fn unkey32(k: u32) -> u32 {
-    if k & 0x8000_0000 != 0 {
-        k & 0x7fff_ffff
-    } else {
-        !k
-    }
+    k ^ (!((k as i32) >> 31) as u32 | 0x8000_0000)
 }
 fn zig8(d: i8) -> u8 {
     ((d << 1) ^ (d >> 7)) as u8
@@ -272,6 +258,28 @@ mod delta_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn keys_order_like_the_floats_and_invert() {
+        let mut prev: Option<(f32, u16)> = None;
+        let mut vals: Vec<f32> = (-300..=300).map(|i| i as f32 * 0.37).collect();
+        vals.sort_by(f32::total_cmp);
+        for v in vals {
+            let b = half::bf16::from_f32(v).to_bits();
+            assert_eq!(unkey16(key16(b)), b);
+            if let Some((pv, pk)) = prev {
+                if pv < v && half::bf16::from_f32(pv) != half::bf16::from_f32(v) {
+                    assert!(pk < key16(b), "{pv} {v}");
+                }
+            }
+            prev = Some((v, key16(b)));
+            let u = v.to_bits();
+            assert_eq!(unkey32(key32(u)), u);
+        }
+        assert!(key32((-1.0f32).to_bits()) < key32((-0.5f32).to_bits()));
+        assert!(key32((-0.5f32).to_bits()) < key32(0.0f32.to_bits()));
+        assert!(key32(0.0f32.to_bits()) < key32(1e-30f32.to_bits()));
     }
 
     #[test]
