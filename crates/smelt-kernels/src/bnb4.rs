@@ -149,11 +149,15 @@ pub(crate) fn matmul_bnb4_cols_scalar(
     ld: usize,
 ) {
     let k = w.k;
-    for i in 0..m {
-        for j in j0..j1 {
+    let mut row = vec![0.0f32; k];
+    for j in j0..j1 {
+        for (kk, v) in row.iter_mut().enumerate() {
+            *v = w.value(j, kk);
+        }
+        for i in 0..m {
             let mut s = 0.0f32;
-            for kk in 0..k {
-                s += a[i * k + kk] * w.value(j, kk);
+            for (x, y) in a[i * k..(i + 1) * k].iter().zip(&row) {
+                s += x * y;
             }
             out[i * ld + (j - j0)] = s;
         }

@@ -81,6 +81,21 @@ impl NBitsQ4<'_> {
         (self.b[j * self.row_bytes() + kk / 2] >> (4 * (kk % 2))) & 0xF
     }
 
+    /// Row `j` dequantized with the blocks' own scales and zero points (`row.len() == k`).
+    pub(crate) fn dequantize_row(&self, j: usize, row: &mut [f32]) {
+        let (kb, rb) = (self.k_blocks(), self.row_bytes());
+        let codes = &self.b[j * rb..(j + 1) * rb];
+        for (blk, chunk) in row.chunks_mut(self.block_size).enumerate() {
+            let zp = self.zero_point(j, blk) as i32;
+            let scale = self.scales[j * kb + blk];
+            for (t, v) in chunk.iter_mut().enumerate() {
+                let kk = blk * self.block_size + t;
+                let q = (codes[kk / 2] >> (4 * (kk % 2))) & 0xF;
+                *v = (q as i32 - zp) as f32 * scale;
+            }
+        }
+    }
+
     /// The dequantized value of element `kk` of row `j`, with block `blk`'s scale.
     #[inline]
     fn value(&self, j: usize, kk: usize, blk: usize) -> f32 {
@@ -148,9 +163,7 @@ pub fn matmul_nbits_q4_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ4<'_>, 
         for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
             let mut deq = vec![0.0f32; (j1 - j0) * k];
             for j in j0..j1 {
-                for kk in 0..k {
-                    deq[(j - j0) * k + kk] = w.value(j, kk, kk / w.block_size);
-                }
+                w.dequantize_row(j, &mut deq[(j - j0) * k..(j - j0 + 1) * k]);
             }
             f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, j1 - j0, out, ld);
         });
@@ -166,7 +179,8 @@ pub fn matmul_nbits_q4_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ4<'_>, 
     });
 }
 
-/// Scalar reference of [`matmul_nbits_q4_f32`] for columns `j0..j1`.
+/// Scalar reference of [`matmul_nbits_q4_f32`] for columns `j0..j1`: each weight row
+/// dequantized (`(q - zp) · scale`), then `Σ a·w` in `kk` order.
 pub(crate) fn matmul_nbits_cols_scalar(
     m: usize,
     a: &[f32],
@@ -177,11 +191,13 @@ pub(crate) fn matmul_nbits_cols_scalar(
     ld: usize,
 ) {
     let k = w.k;
-    for i in 0..m {
-        for j in j0..j1 {
+    let mut row = vec![0.0f32; k];
+    for j in j0..j1 {
+        w.dequantize_row(j, &mut row);
+        for i in 0..m {
             let mut s = 0.0f32;
-            for kk in 0..k {
-                s += a[i * k + kk] * w.value(j, kk, kk / w.block_size);
+            for (x, y) in a[i * k..(i + 1) * k].iter().zip(&row) {
+                s += x * y;
             }
             out[i * ld + (j - j0)] = s;
         }
