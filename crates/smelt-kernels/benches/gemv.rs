@@ -53,39 +53,63 @@ fn fill_bytes(buf: &mut [u8], seed: u64) {
     });
 }
 
+/// CPU time used by this process so far (user + system, from /proc/self/stat; Linux only,
+/// 10 ms resolution). Other processes on a shared machine take CPU time from a benchmark;
+/// dividing work by the CPU time this process got (spread over its threads) estimates what
+/// the run would give on an idle machine.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return f64::NAN };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A measured rate: per wall second, and per CPU second of this process / threads.
+#[derive(Clone, Copy)]
+struct Rate {
+    wall: f64,
+    cpu: f64,
+}
+
 /// Best of several passes of a parallel streaming read, in GB/s.
-fn memory_bandwidth(bytes: usize, passes: usize) -> f64 {
+fn memory_bandwidth(bytes: usize, passes: usize, threads: usize) -> Rate {
     let mut buf = vec![0u64; bytes / 8];
     buf.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| c.iter_mut().enumerate().for_each(|(j, v)| *v = (i ^ j) as u64));
-    let mut best = f64::MAX;
+    let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..passes {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         let s: u64 = buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b))).reduce(|| 0, u64::wrapping_add);
         black_box(s);
         best = best.min(t.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min((cpu_seconds() - c) / threads as f64);
     }
-    bytes as f64 / best / 1e9
+    Rate { wall: bytes as f64 / best / 1e9, cpu: bytes as f64 / best_cpu / 1e9 }
 }
 
-/// Calls `f(copy)` over `copies` rotating copies for at least `min_time`; returns calls/s.
-fn rate(copies: usize, min_time: Duration, mut f: impl FnMut(usize)) -> f64 {
+/// Calls `f(copy)` over `copies` rotating copies for at least `min_time`; returns calls per
+/// wall second and per CPU second of this process divided by `threads`.
+fn rate(copies: usize, min_time: Duration, threads: usize, mut f: impl FnMut(usize)) -> Rate {
     for c in 0..copies {
         f(c); // warm-up pass (page faults, rayon start)
     }
-    let t = Instant::now();
+    let (t, c0) = (Instant::now(), cpu_seconds());
     let mut calls = 0usize;
     while t.elapsed() < min_time || calls < copies {
         f(calls % copies);
         calls += 1;
     }
-    calls as f64 / t.elapsed().as_secs_f64()
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - c0) / threads as f64;
+    Rate { wall: calls as f64 / wall, cpu: calls as f64 / cpu }
 }
 
 struct Row {
     kernel: String,
     shape: String,
     weight_bytes: usize,
-    calls_per_s: f64,
+    calls_per_s: Rate,
 }
 
 fn main() {
@@ -95,8 +119,12 @@ fn main() {
     let min_time = Duration::from_millis(if args.quick { 300 } else { 1500 });
     println!("kernels: {}", selected());
     println!("threads: {}", args.threads);
-    let bw = memory_bandwidth(if args.quick { 256 << 20 } else { 1 << 30 }, 5);
-    println!("memory bandwidth (streaming read, {} threads): {bw:.1} GB/s\n", args.threads);
+    let threads = args.threads;
+    let bw = memory_bandwidth(if args.quick { 256 << 20 } else { 1 << 30 }, 5, threads);
+    println!(
+        "memory bandwidth (streaming read, {threads} threads): {:.1} GB/s wall, {:.1} GB/s per CPU-second/thread\n",
+        bw.wall, bw.cpu
+    );
 
     let mut rows = Vec::new();
     for &(n, k) in &args.shapes {
@@ -112,7 +140,7 @@ fn main() {
             fill_bytes(&mut w, 1);
             let wf: Vec<f32> = w.chunks_exact(4).map(|c| (u32::from_le_bytes(c.try_into().unwrap()) >> 9) as f32 * 1e-7).collect();
             drop(w);
-            let r = rate(copies, min_time, |c| gemm_f32_bt(1, n, k, &a, &wf[c * n * k..(c + 1) * n * k], &mut y));
+            let r = rate(copies, min_time, threads, |c| gemm_f32_bt(1, n, k, &a, &wf[c * n * k..(c + 1) * n * k], &mut y));
             rows.push(Row { kernel: "f32 gemm_f32_bt".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
         }
         // int8 (MatMulInteger, B transposed [n, k], u8 activations with a zero point)
@@ -123,7 +151,7 @@ fn main() {
             fill_bytes(&mut w, 2);
             let au: Vec<u8> = (0..k).map(|i| (i * 31 % 251) as u8).collect();
             let mut yi = vec![0i32; n];
-            let r = rate(copies, min_time, |c| {
+            let r = rate(copies, min_time, threads, |c| {
                 matmul_integer_bt(
                     1,
                     n,
@@ -148,7 +176,7 @@ fn main() {
             let mut zp = vec![0u8; copies * nzp];
             fill_bytes(&mut zp, 4);
             let scales: Vec<f32> = (0..copies * nsc).map(|i| 0.001 + (i % 97) as f32 * 1e-5).collect();
-            let r = rate(copies, min_time, |c| {
+            let r = rate(copies, min_time, threads, |c| {
                 let wq = NBitsQ4 {
                     n,
                     k,
@@ -170,7 +198,7 @@ fn main() {
             let mut w = vec![0u8; copies * codes];
             fill_bytes(&mut w, 5);
             let absmax: Vec<f32> = (0..copies * nab).map(|i| 0.01 + (i % 89) as f32 * 1e-4).collect();
-            let r = rate(copies, min_time, |c| {
+            let r = rate(copies, min_time, threads, |c| {
                 let wq = Bnb4Nf4 { n, k, block_size: bs, b: &w[c * codes..(c + 1) * codes], absmax: &absmax[c * nab..(c + 1) * nab] };
                 matmul_bnb4_nf4_f32(1, &a, &wq, &mut y)
             });
@@ -184,7 +212,7 @@ fn main() {
             fill_bytes(&mut w, 6);
             // Keep codes valid (0..=2): clear the high bit where both are set.
             w.par_iter_mut().for_each(|b| *b &= !((*b & 0x55) << 1 & (*b & 0xAA)));
-            let r = rate(copies, min_time, |c| {
+            let r = rate(copies, min_time, threads, |c| {
                 let t = Ternary2 { n, k, packed: &w[c * per..(c + 1) * per], scale: 0.02 };
                 matmul_ternary2_f32(1, &a, &t, &mut y)
             });
@@ -192,37 +220,41 @@ fn main() {
         }
     }
 
-    println!("| kernel (GEMV, batch 1) | shape n×k | weight MB | µs/call | GB/s | % of bandwidth |");
-    println!("|---|---|---|---|---|---|");
+    println!("| kernel (GEMV, batch 1) | shape n×k | weight MB | µs/call | GB/s | % of bandwidth | GB/s per CPU-s | % (CPU-normalized) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let gbs = r.weight_bytes as f64 * r.calls_per_s / 1e9;
+        let gbs = r.weight_bytes as f64 * r.calls_per_s.wall / 1e9;
+        let gbs_cpu = r.weight_bytes as f64 * r.calls_per_s.cpu / 1e9;
         println!(
-            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0}% |",
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0}% | {:.1} | {:.0}% |",
             r.kernel,
             r.shape,
             r.weight_bytes as f64 / 1e6,
-            1e6 / r.calls_per_s,
+            1e6 / r.calls_per_s.wall,
             gbs,
-            100.0 * gbs / bw
+            100.0 * gbs / bw.wall,
+            gbs_cpu,
+            100.0 * gbs_cpu / bw.cpu
         );
     }
 
     // f32 GEMM, compute bound.
-    println!("\n| f32 GEMM | m×n×k | ms/call | GFLOP/s |");
-    println!("|---|---|---|---|");
+    println!("\n| f32 GEMM | m×n×k | ms/call | GFLOP/s | GFLOP/s per CPU-s |");
+    println!("|---|---|---|---|---|");
     for (m, n, k) in [(128usize, 4096usize, 4096usize), (512, 1024, 1024)] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.01).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 11) as f32 * 0.01).collect();
         let mut c = vec![0.0f32; m * n];
         for (name, bt) in [("gemm_f32 (B k×n)", false), ("gemm_f32_bt (B n×k)", true)] {
-            let r = rate(1, min_time, |_| {
+            let r = rate(1, min_time, threads, |_| {
                 if bt {
                     gemm_f32_bt(m, n, k, &a, &b, &mut c)
                 } else {
                     gemm_f32(m, n, k, &a, &b, &mut c)
                 }
             });
-            println!("| {name} | {m}×{n}×{k} | {:.1} | {:.1} |", 1e3 / r, 2.0 * (m * n * k) as f64 * r / 1e9);
+            let flops = 2.0 * (m * n * k) as f64;
+            println!("| {name} | {m}×{n}×{k} | {:.1} | {:.1} | {:.1} |", 1e3 / r.wall, flops * r.wall / 1e9, flops * r.cpu / 1e9);
         }
     }
 }
