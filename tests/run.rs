@@ -191,3 +191,11 @@ fn model_without_a_graph_is_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("carries no graph"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_value_too_large_to_allocate_is_refused() {
+    let o = smelt(["run".as_ref(), runtime("errors/huge-constant.onnx").as_os_str()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("node 'blowup' (ConstantOfShape)") && err.contains("too large"), "{err}");
+}

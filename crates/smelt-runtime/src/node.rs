@@ -178,6 +178,17 @@ impl<'a> OpCtx<'a> {
         }
     }
 
+    /// The element count of `shape`, refused when it overflows or passes
+    /// [`crate::session::MAX_VALUE_ELEMENTS`] (checked before allocating a value whose shape
+    /// comes from the model or an input).
+    pub fn checked_numel(&self, shape: &[usize]) -> Result<usize, RuntimeError> {
+        shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= crate::session::MAX_VALUE_ELEMENTS)
+            .ok_or_else(|| self.err(format!("a value of shape {shape:?} is too large")))
+    }
+
     /// Normalizes a possibly negative axis against `rank`.
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize, RuntimeError> {
         let r = rank as i64;

@@ -48,6 +48,11 @@ impl InputSpec {
     }
 }
 
+/// Largest number of elements a single value may have (a hostile Expand/ConstantOfShape
+/// must not make the runner allocate without bound; ops that build values from a shape input
+/// check this before allocating).
+pub const MAX_VALUE_ELEMENTS: usize = 1 << 32;
+
 /// What one run kept in memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -311,8 +316,23 @@ impl Session {
                 }
             }
             let ctx = OpCtx { node, inputs: ins };
-            let outs = (self.runs[i])(&ctx)?;
+            // Ops validate their inputs and return errors; should one still panic on a hostile
+            // model, the panic becomes an error naming the node instead of ending the process.
+            let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx))).map_err(|_| RuntimeError::Op {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                reason: "internal error while running this node (its inputs or attributes are inconsistent)".into(),
+            })??;
             drop(ctx);
+            for v in &outs {
+                if v.numel() > MAX_VALUE_ELEMENTS {
+                    return Err(RuntimeError::Op {
+                        node: node.name.clone(),
+                        op_type: node.op_type.clone(),
+                        reason: format!("output of shape {:?} exceeds the runner's cap of {MAX_VALUE_ELEMENTS} elements", v.shape),
+                    });
+                }
+            }
             if outs.len() < node.outputs.iter().filter(|o| o.is_some()).count().min(node.outputs.len()) && outs.len() < node.outputs.len() {
                 // An op may return fewer outputs than declared only when the rest are unused.
                 if node.outputs[outs.len()..].iter().any(Option::is_some) {

@@ -114,6 +114,9 @@ fn conv(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let spatial = &x.shape[2..];
     let kernel = &w.shape[2..];
+    if kernel.contains(&0) {
+        return Err(c.shape_err("kernel dims must be positive", &x.shape, &w.shape));
+    }
     let g = geometry(c, spatial, kernel, false)?;
     let xv = x.data.to_f64_vec();
     let wv = w.data.to_f64_vec();

@@ -30,7 +30,7 @@ fn constant(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn constant_of_shape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let shape: Vec<usize> = c.input_i64s(0)?.iter().map(|&d| d.max(0) as usize).collect();
-    let n: usize = shape.iter().product();
+    let n = c.checked_numel(&shape)?;
     let fill = match c.attr("value") {
         Some(Attr::Tensor(t)) => t.clone(),
         _ => Value::f32(vec![1], vec![0.0]),

@@ -132,6 +132,7 @@ fn one_hot(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let d = depth as usize;
     let mut shape = iv.shape.clone();
     shape.insert(axis, d);
+    c.checked_numel(&shape)?;
     let data = map_data!(&values.data, v => {
         let mut out = vec![v[0]; outer * d * inner];
         for o in 0..outer {
@@ -176,7 +177,7 @@ fn pad(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         after[a] = pads[k + axes.len()];
     }
     let out: Vec<usize> = (0..rank).map(|d| (x.shape[d] as i64 + before[d] + after[d]).max(0) as usize).collect();
-    let n: usize = out.iter().product();
+    let n = c.checked_numel(&out)?;
     // For every output element, the input element it copies (None: the constant).
     let mut src: Vec<Option<usize>> = Vec::with_capacity(n);
     for lin in 0..n {

@@ -176,6 +176,7 @@ fn expand_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let target: Vec<usize> = c.input_i64s(1)?.iter().map(|&d| d.max(0) as usize).collect();
     let out = broadcast_shape(&x.shape, &target).ok_or_else(|| c.shape_err("input does not broadcast to the shape", &x.shape, &target))?;
+    c.checked_numel(&out)?;
     let data = map_data!(&x.data, v => expand(v, &x.shape, &out));
     Ok(vec![Value::new(out, data)])
 }
@@ -342,8 +343,8 @@ fn tile(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if reps.len() != x.shape.len() {
         return Err(c.shape_err("repeats must have one entry per dim", &x.shape, &[reps.len()]));
     }
-    let out: Vec<usize> = x.shape.iter().zip(&reps).map(|(&d, &r)| d * r.max(0) as usize).collect();
-    let n: usize = out.iter().product();
+    let out: Vec<usize> = x.shape.iter().zip(&reps).map(|(&d, &r)| d.saturating_mul(r.max(0) as usize)).collect();
+    let n = c.checked_numel(&out)?;
     let rank = out.len();
     let idx: Vec<usize> = (0..n)
         .map(|mut lin| {
