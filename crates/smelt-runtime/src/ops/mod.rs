@@ -11,6 +11,7 @@ mod norm;
 mod quant;
 mod quant_contrib;
 mod reduce;
+mod resize;
 mod scatter;
 mod shape;
 mod unary;
@@ -28,6 +29,7 @@ pub(crate) fn register_all(r: &mut Registry) {
     quant::register(r);
     quant_contrib::register(r);
     reduce::register(r);
+    resize::register(r);
     scatter::register(r);
     shape::register(r);
     unary::register(r);
