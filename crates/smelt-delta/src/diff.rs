@@ -34,11 +34,14 @@ pub struct DiffOptions {
     pub codec: CodecFamily,
     /// zstd level (1..=22); ignored for lz4.
     pub level: i32,
+    /// Byte-level regions are coded in chunks of this many bytes (default [`BYTES_CHUNK`]);
+    /// `patch` holds one chunk in memory.
+    pub chunk: u64,
 }
 
 impl Default for DiffOptions {
     fn default() -> Self {
-        DiffOptions { codec: CodecFamily::Zstd, level: DEFAULT_LEVEL }
+        DiffOptions { codec: CodecFamily::Zstd, level: DEFAULT_LEVEL, chunk: BYTES_CHUNK }
     }
 }
 
@@ -173,7 +176,7 @@ impl Encoder<'_> {
             }
         }
         if let Some(x) = &xor {
-            for &w in widths.iter().filter(|&&w| matches!(w, 1 | 2 | 4)) {
+            for &w in &widths {
                 let d = transform::delta_group(new, slice(self.old, x), w as usize);
                 let (method, payload) = if lz4 {
                     (Method::DeltaLz4, codec::lz4_compress(&d))
@@ -333,7 +336,7 @@ fn code_region(
 ) -> Result<(), DeltaError> {
     let mut at = region.start;
     while at < region.end {
-        let end = (at + BYTES_CHUNK).min(region.end);
+        let end = (at + enc.opts.chunk.max(1)).min(region.end);
         let len = end - at;
         let nb = slice(new, &(at..end));
         let name = format!("[bytes {at}..{end}]");

@@ -72,8 +72,8 @@ pub enum Method {
     Lz4,
     /// An lz4 block of (new XOR old `src`), byte-grouped by `group`.
     XorLz4,
-    /// A zstd frame of the float-aware delta of new and old `src` (element width `group`: 1, 2
-    /// or 4), byte-grouped.
+    /// A zstd frame of the delta of new and old `src`: float-aware for `group` 2 and 4, bytes
+    /// for any other width, byte-grouped by `group`.
     DeltaZstd,
     /// An lz4 block of the same.
     DeltaLz4,
@@ -316,7 +316,7 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
         let group_ok = if method.is_xor() {
             group != 0
         } else if method.is_delta() {
-            matches!(group, 1 | 2 | 4)
+            group != 0
         } else {
             group == 1
         };

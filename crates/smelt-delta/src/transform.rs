@@ -124,18 +124,14 @@ mod tests {
 /// key is subtracted (wrapping), the difference is zigzag-coded (small magnitudes of either sign
 /// become small numbers) and the result is byte-grouped like [`xor_group`]. A change of a few
 /// ulps becomes a byte plane of small values and planes of zeros, where XOR leaves carry
-/// patterns. With `w = 1` the bytes are two's-complement integers (int8 codes): wrapping
-/// difference and zigzag, no grouping. Tail bytes (`len % w`) are XORed.
+/// patterns. Any other `w` treats the bytes as two's-complement integers (int8 codes, ggml
+/// blocks): wrapping byte difference and zigzag, grouped by `w` (1: no grouping). Tail bytes
+/// (`len % w`) are XORed.
 pub fn delta_group(new: &[u8], old: &[u8], w: usize) -> Vec<u8> {
     debug_assert_eq!(new.len(), old.len());
     let n = new.len() / w;
     let mut out = vec![0u8; new.len()];
     match w {
-        1 => {
-            for ((o, &a), &b) in out.iter_mut().zip(new).zip(old) {
-                *o = zig8(a.wrapping_sub(b) as i8);
-            }
-        }
         2 => {
             for (i, (a, b)) in new.chunks_exact(2).zip(old.chunks_exact(2)).enumerate() {
                 let (a, b) = (u16::from_le_bytes([a[0], a[1]]), u16::from_le_bytes([b[0], b[1]]));
@@ -154,7 +150,14 @@ pub fn delta_group(new: &[u8], old: &[u8], w: usize) -> Vec<u8> {
                 }
             }
         }
-        _ => unreachable!("delta width is checked by the parser and chosen by the encoder"),
+        _ => {
+            // Bytes as int8 codes (and a ggml block's scale bytes), grouped by `w`.
+            for (i, (a, b)) in new[..n * w].chunks_exact(w).zip(old[..n * w].chunks_exact(w)).enumerate() {
+                for j in 0..w {
+                    out[j * n + i] = zig8(a[j].wrapping_sub(b[j]) as i8);
+                }
+            }
+        }
     }
     for p in n * w..new.len() {
         out[p] = new[p] ^ old[p];
@@ -186,13 +189,20 @@ pub fn undelta_range(grouped: &[u8], old: &[u8], w: usize, start: usize, out: &m
                     d.copy_from_slice(&unkey16(key16(b).wrapping_add(diff as u16)).to_le_bytes());
                 }
             }
-            _ => {
+            4 => {
                 let p = |j: usize| &grouped[j * n + e0..j * n + e1];
                 let (p0, p1, p2, p3) = (p(0), p(1), p(2), p(3));
                 for (k, (d, o)) in dst.chunks_exact_mut(4).zip(src_old.chunks_exact(4)).enumerate() {
                     let b = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
                     let diff = unzig32(u32::from_le_bytes([p0[k], p1[k], p2[k], p3[k]]));
                     d.copy_from_slice(&unkey32(key32(b).wrapping_add(diff as u32)).to_le_bytes());
+                }
+            }
+            _ => {
+                for (k, (d, o)) in dst.chunks_exact_mut(w).zip(src_old.chunks_exact(w)).enumerate() {
+                    for j in 0..w {
+                        d[j] = o[j].wrapping_add(unzig8(grouped[j * n + e0 + k]) as u8);
+                    }
                 }
             }
         }
@@ -241,7 +251,7 @@ mod delta_tests {
 
     #[test]
     fn undelta_inverts_delta_for_every_width_length_and_chunking() {
-        for w in [1usize, 2, 4] {
+        for w in [1usize, 2, 3, 4, 34] {
             for len in [0usize, 1, 5, 63, 64, 65, 203] {
                 let new: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8 ^ 0x80).collect();
                 let old: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();

@@ -48,7 +48,7 @@ fn sample(codec: CodecFamily) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         &Bytes::from(new.clone()),
         Path::new("o.safetensors"),
         Path::new("n.safetensors"),
-        DiffOptions { codec, level: 3 },
+        DiffOptions { codec, level: 3, ..DiffOptions::default() },
     )
     .unwrap();
     let mut u = Vec::new();

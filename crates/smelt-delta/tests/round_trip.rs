@@ -182,12 +182,11 @@ fn files_no_reader_accepts() {
     round_trip(&[], &new, "data.bin");
     round_trip(&old, &[], "data.bin");
     round_trip(&[], &[], "data.bin");
-    // Larger than one byte-level chunk, so the chunking and its old windows are exercised.
-    let big_old = noise((smelt_delta::diff::BYTES_CHUNK as usize) + 123_457, 3);
-    let mut big_new = big_old.clone();
-    big_new.splice(10..10, *b"inserted");
-    big_new[9_000_000] ^= 1;
-    round_trip(&big_old, &big_new, "big.bin");
+    // Many byte-level chunks (of 64 KiB here), so the chunking and its old windows are
+    // exercised: an insertion shifts every later chunk against its old position.
+    let r = round_trip_chunked(&old, &new, "data.bin", 64 << 10);
+    assert!(r.entries.len() >= 4, "{} entries", r.entries.len());
+    assert!(r.update_bytes < 20_000, "chunked: {}", r.update_bytes);
 }
 
 #[test]

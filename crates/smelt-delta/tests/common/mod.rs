@@ -113,11 +113,16 @@ pub fn edits() -> Vec<(&'static str, fn(&mut Vec<T>))> {
 /// Diffs, writes, parses and patches; asserts the result is NEW byte for byte, for both codec
 /// families. Returns the zstd report.
 pub fn round_trip(old: &[u8], new: &[u8], hint: &str) -> DiffReport {
+    round_trip_chunked(old, new, hint, smelt_delta::diff::BYTES_CHUNK)
+}
+
+/// [`round_trip`] with byte-level regions cut in chunks of `chunk` bytes.
+pub fn round_trip_chunked(old: &[u8], new: &[u8], hint: &str, chunk: u64) -> DiffReport {
     let mut zstd_report = None;
     for codec in [CodecFamily::Zstd, CodecFamily::Lz4] {
         let old_b = Bytes::copy_from_slice(old);
         let new_b = Bytes::copy_from_slice(new);
-        let opts = DiffOptions { codec, level: 3 };
+        let opts = DiffOptions { codec, level: 3, chunk };
         let d = smelt_delta::diff(&old_b, &new_b, Path::new(hint), Path::new(hint), opts).unwrap();
         let mut update = Vec::new();
         let n = d.write_to(&mut update).unwrap();
