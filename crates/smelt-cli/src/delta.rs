@@ -83,7 +83,7 @@ pub fn run_diff(args: &DiffArgs) -> Result<ExitCode> {
         CodecArg::Zstd => CodecFamily::Zstd,
         CodecArg::Lz4 => CodecFamily::Lz4,
     };
-    let d = smelt_delta::diff(&old, &new, &args.old, &args.new, DiffOptions { codec, level: args.level })
+    let d = smelt_delta::diff(&old, &new, &args.old, &args.new, DiffOptions { codec, level: args.level, ..DiffOptions::default() })
         .with_context(|| format!("cannot diff {} -> {}", args.old.display(), args.new.display()))?;
     let mut f = AtomicFile::create(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
     d.write_to(&mut f).with_context(|| format!("cannot write {}", args.output.display()))?;
