@@ -189,9 +189,9 @@ fn pad(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
         let mut off = 0usize;
         let mut inside = true;
-        for d in 0..rank {
+        for (d, &coord) in coords.iter().enumerate() {
             let len = x.shape[d] as i64;
-            let mut p = coords[d];
+            let mut p = coord;
             if p < 0 || p >= len {
                 if len == 0 {
                     inside = false;
