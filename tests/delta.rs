@@ -22,7 +22,8 @@ fn nudge_tensors(src: &Path, dst: &Path, count: usize) {
     let mut bytes = std::fs::read(src).unwrap();
     let mut done = 0;
     for t in v["tensors"].as_array().unwrap() {
-        let (off, len, file) = (t["offset"].as_u64().unwrap(), t["bytes"].as_u64().unwrap(), t["file"].as_u64().unwrap());
+        let (off, len, file) =
+            (t["offset"].as_u64().unwrap(), t["bytes"].as_u64().unwrap(), t["file"].as_u64().unwrap());
         if file != 0 || len < 64 || done == count {
             continue;
         }
@@ -49,7 +50,10 @@ fn round_trip(dir: &Path, old: &Path, new: &Path, tag: &str, extra: &[&str]) -> 
     a.extend(extra.iter().map(OsArg::from));
     ok(&smelt(a), &format!("diff {tag}"));
     ok(&smelt(args(&[&"patch", &old, &update, &"-o", &out])), &format!("patch {tag}"));
-    assert!(std::fs::read(&out).unwrap() == std::fs::read(new).unwrap(), "{tag}: patched file differs from NEW");
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(new).unwrap(),
+        "{tag}: patched file differs from NEW"
+    );
     update
 }
 

@@ -83,14 +83,22 @@ pub fn run_diff(args: &DiffArgs) -> Result<ExitCode> {
         CodecArg::Zstd => CodecFamily::Zstd,
         CodecArg::Lz4 => CodecFamily::Lz4,
     };
-    let d = smelt_delta::diff(&old, &new, &args.old, &args.new, DiffOptions { codec, level: args.level, ..DiffOptions::default() })
-        .with_context(|| format!("cannot diff {} -> {}", args.old.display(), args.new.display()))?;
-    let mut f = AtomicFile::create(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
+    let d = smelt_delta::diff(
+        &old,
+        &new,
+        &args.old,
+        &args.new,
+        DiffOptions { codec, level: args.level, ..DiffOptions::default() },
+    )
+    .with_context(|| format!("cannot diff {} -> {}", args.old.display(), args.new.display()))?;
+    let mut f = AtomicFile::create(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
     d.write_to(&mut f).with_context(|| format!("cannot write {}", args.output.display()))?;
     f.commit().with_context(|| format!("cannot write {}", args.output.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     let r = &d.report;
-    let methods: Vec<String> = r.methods.iter().map(|m| format!("{} {}", m.method.name(), m.entries)).collect();
+    let methods: Vec<String> =
+        r.methods.iter().map(|m| format!("{} {}", m.method.name(), m.entries)).collect();
     eprintln!(
         "update {}: {} ({:.2}% of {}), {} entries ({}), {:.1} s",
         args.output.display(),
@@ -119,7 +127,8 @@ pub fn run_patch(args: &PatchArgs) -> Result<ExitCode> {
     // Damaged update or wrong base: refused here, before the output file exists.
     smelt_delta::patch::check(&old, &update)
         .with_context(|| format!("cannot apply {} to {}", args.update.display(), args.old.display()))?;
-    let mut f = AtomicFile::create(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
+    let mut f = AtomicFile::create(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
     let stats = smelt_delta::patch(&old, &update, &mut f)
         .with_context(|| format!("cannot apply {} to {}", args.update.display(), args.old.display()))?;
     f.commit().with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -241,10 +250,21 @@ fn render_update(s: &UpdateSummary, out: &mut String) {
     }
     let _ = writeln!(out, "entries: {}", s.entries.len());
     for (m, n, before, after) in &totals {
-        let _ = writeln!(out, "  {:<12} {:>6} entries  {:>12} -> {:>12}", m.name(), n, size::bytes(*before), size::bytes(*after));
+        let _ = writeln!(
+            out,
+            "  {:<12} {:>6} entries  {:>12} -> {:>12}",
+            m.name(),
+            n,
+            size::bytes(*before),
+            size::bytes(*after)
+        );
     }
     let width = s.entries.iter().map(|e| e.name.len()).max().unwrap_or(4).clamp(4, 60);
-    let _ = writeln!(out, "\n{:<width$}  {:<11} {:>5}  {:>12}  {:>12}", "name", "method", "group", "before", "after");
+    let _ = writeln!(
+        out,
+        "\n{:<width$}  {:<11} {:>5}  {:>12}  {:>12}",
+        "name", "method", "group", "before", "after"
+    );
     for e in &s.entries {
         let _ = writeln!(
             out,

@@ -141,7 +141,14 @@ fn slice<'a>(b: &'a [u8], r: &Range<u64>) -> &'a [u8] {
 impl Encoder<'_> {
     /// Codes `new` given an optional same-length old range to XOR with and an optional old
     /// range to use as zstd prefix.
-    fn code(&self, name: &str, new: &[u8], xor: Option<Range<u64>>, prefix: Option<Range<u64>>, widths: &[u8]) -> Result<Coded, DeltaError> {
+    fn code(
+        &self,
+        name: &str,
+        new: &[u8],
+        xor: Option<Range<u64>>,
+        prefix: Option<Range<u64>>,
+        widths: &[u8],
+    ) -> Result<Coded, DeltaError> {
         let enc = |reason: String| DeltaError::Encode { name: name.to_string(), reason };
         if let Some(x) = &xor {
             if slice(self.old, x) == new {
@@ -187,13 +194,19 @@ impl Encoder<'_> {
             }
         }
         if lz4 {
-            consider(Coded { method: Method::Lz4, group: 1, src: 0..0, payload: codec::lz4_compress(new) }, None);
+            consider(
+                Coded { method: Method::Lz4, group: 1, src: 0..0, payload: codec::lz4_compress(new) },
+                None,
+            );
         } else {
             if let Some(p) = prefix.as_ref().filter(|p| !p.is_empty()) {
                 let payload = zstd(new, slice(self.old, p), trial)?;
                 consider(Coded { method: Method::ZstdPrefix, group: 1, src: p.clone(), payload }, None);
             }
-            consider(Coded { method: Method::Zstd, group: 1, src: 0..0, payload: zstd(new, &[], trial)? }, None);
+            consider(
+                Coded { method: Method::Zstd, group: 1, src: 0..0, payload: zstd(new, &[], trial)? },
+                None,
+            );
         }
         let Some((mut c, input)) = best else { unreachable!("the plain candidate is always considered") };
         if trial != level && !lz4 {
@@ -215,7 +228,13 @@ impl Encoder<'_> {
 
 /// Makes the update that turns `old` into `new`. The hints name the files (for the readers'
 /// messages, and an `.onnx` extension marks ONNX, which has no magic).
-pub fn diff(old: &Bytes, new: &Bytes, old_hint: &Path, new_hint: &Path, opts: DiffOptions) -> Result<Diff, DeltaError> {
+pub fn diff(
+    old: &Bytes,
+    new: &Bytes,
+    old_hint: &Path,
+    new_hint: &Path,
+    opts: DiffOptions,
+) -> Result<Diff, DeltaError> {
     let ol = segment::layout(old, old_hint);
     let nl = segment::layout(new, new_hint);
     let both = ol.kind != FileKind::Bytes && nl.kind != FileKind::Bytes;
@@ -227,7 +246,9 @@ pub fn diff(old: &Bytes, new: &Bytes, old_hint: &Path, new_hint: &Path, opts: Di
             ol.pieces.iter().filter(|p| p.kind == EntryKind::Tensor).map(|p| (p.name.as_str(), p)).collect();
         let mut old_by_hash: HashMap<[u8; 32], Range<u64>> = HashMap::new();
         for p in ol.pieces.iter().filter(|p| p.kind == EntryKind::Tensor) {
-            old_by_hash.entry(*blake3::hash(slice(old, &(p.start..p.end))).as_bytes()).or_insert(p.start..p.end);
+            old_by_hash
+                .entry(*blake3::hash(slice(old, &(p.start..p.end))).as_bytes())
+                .or_insert(p.start..p.end);
         }
         let old_gaps: Vec<&Piece> = ol.pieces.iter().filter(|p| p.kind == EntryKind::Bytes).collect();
         let mut gap_index = 0;
@@ -237,8 +258,12 @@ pub fn diff(old: &Bytes, new: &Bytes, old_hint: &Path, new_hint: &Path, opts: Di
                 let hash = *blake3::hash(nb).as_bytes();
                 let same = old_tensors.get(p.name.as_str()).map(|o| o.start..o.end);
                 let coded = match (&same, old_by_hash.get(&hash)) {
-                    (Some(s), _) if slice(old, s) == nb => Coded { method: Method::Copy, group: 1, src: s.clone(), payload: Vec::new() },
-                    (_, Some(m)) if slice(old, m) == nb => Coded { method: Method::Copy, group: 1, src: m.clone(), payload: Vec::new() },
+                    (Some(s), _) if slice(old, s) == nb => {
+                        Coded { method: Method::Copy, group: 1, src: s.clone(), payload: Vec::new() }
+                    }
+                    (_, Some(m)) if slice(old, m) == nb => {
+                        Coded { method: Method::Copy, group: 1, src: m.clone(), payload: Vec::new() }
+                    }
                     _ => {
                         let xor = same.clone().filter(|s| s.end - s.start == p.len());
                         let widths = [p.width, 1];
@@ -318,7 +343,12 @@ fn method_totals(rows: &[EntryReport]) -> Vec<MethodTotal> {
                 t.bytes_before += r.bytes_before;
                 t.bytes_after += r.bytes_after;
             }
-            None => totals.push(MethodTotal { method: r.method, entries: 1, bytes_before: r.bytes_before, bytes_after: r.bytes_after }),
+            None => totals.push(MethodTotal {
+                method: r.method,
+                entries: 1,
+                bytes_before: r.bytes_before,
+                bytes_after: r.bytes_after,
+            }),
         }
     }
     totals

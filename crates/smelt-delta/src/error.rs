@@ -20,7 +20,9 @@ pub enum DeltaError {
         version: u32,
     },
     /// The file ends before a structure it declares.
-    #[error("update truncated at offset {offset}: {what} needs bytes {offset}..{end} but the file has {len}")]
+    #[error(
+        "update truncated at offset {offset}: {what} needs bytes {offset}..{end} but the file has {len}"
+    )]
     Truncated {
         /// What was being read.
         what: &'static str,

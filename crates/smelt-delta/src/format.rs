@@ -307,7 +307,8 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
             .map_err(|_| DeltaError::BadName { index, offset: name_at, reason: "not UTF-8" })?
             .to_string();
         let bad = |reason: String| DeltaError::BadEntry { index, name: name.clone(), offset: rec, reason };
-        let method = Method::from_code(method_code).ok_or_else(|| bad(format!("unknown method {method_code}")))?;
+        let method =
+            Method::from_code(method_code).ok_or_else(|| bad(format!("unknown method {method_code}")))?;
         let kind = match kind_code {
             0 => EntryKind::Bytes,
             1 => EntryKind::Tensor,
@@ -326,7 +327,9 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
         if method.uses_source() {
             let src_end = src_offset.checked_add(src_len);
             if src_end.is_none_or(|e| e > base_len) {
-                return Err(bad(format!("old range {src_offset}+{src_len} is outside the base of {base_len} bytes")));
+                return Err(bad(format!(
+                    "old range {src_offset}+{src_len} is outside the base of {base_len} bytes"
+                )));
             }
         } else if src_offset != 0 || src_len != 0 {
             return Err(bad(format!("{} reads no old range but one is given", method.name())));
@@ -356,9 +359,8 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
                 )));
             }
         }
-        out_total = out_total
-            .checked_add(out_len)
-            .ok_or_else(|| bad("output lengths overflow".to_string()))?;
+        out_total =
+            out_total.checked_add(out_len).ok_or_else(|| bad("output lengths overflow".to_string()))?;
         let p_end = payload_at.checked_add(entry_payload).filter(|&e| e <= payload_end);
         let Some(p_end) = p_end else {
             return Err(bad(format!("payload of {entry_payload} bytes runs past the payload region")));
@@ -380,7 +382,12 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
         at = next;
     }
     if at != dir_end {
-        return Err(DeltaError::LengthMismatch { field: "directory length", offset: field::DIR_LEN, expected: at - HEADER_LEN, found: dir_len });
+        return Err(DeltaError::LengthMismatch {
+            field: "directory length",
+            offset: field::DIR_LEN,
+            expected: at - HEADER_LEN,
+            found: dir_len,
+        });
     }
     if payload_at != payload_end {
         return Err(DeltaError::LengthMismatch {
@@ -391,7 +398,12 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
         });
     }
     if out_total != result_len {
-        return Err(DeltaError::LengthMismatch { field: "result length", offset: field::RESULT_LEN, expected: out_total, found: result_len });
+        return Err(DeltaError::LengthMismatch {
+            field: "result length",
+            offset: field::RESULT_LEN,
+            expected: out_total,
+            found: result_len,
+        });
     }
     Ok(Update { header, entries, record_offsets, payload_offsets, trailer_offset })
 }
@@ -408,7 +420,12 @@ pub fn verify_trailer(b: &[u8], update: &Update) -> Result<(), DeltaError> {
 
 /// Writes an update: header, directory, the payloads (in entry order, one per entry, each
 /// exactly `payload_len` bytes), trailer.
-pub fn write<W: Write>(out: &mut W, header: &Header, entries: &[EntryRecord], payloads: &[Vec<u8>]) -> std::io::Result<u64> {
+pub fn write<W: Write>(
+    out: &mut W,
+    header: &Header,
+    entries: &[EntryRecord],
+    payloads: &[Vec<u8>],
+) -> std::io::Result<u64> {
     let mut dir = Vec::new();
     for e in entries {
         dir.push(e.method.code());

@@ -99,7 +99,8 @@ pub fn apply<W: Write>(old: &[u8], update: &[u8], u: &Update, out: &mut W) -> Re
         let payload = &update[payload_at as usize..(payload_at + e.payload_len) as usize];
         // parse checked every source range against base_len, and check_base that old is that long.
         let src = &old[e.src_offset as usize..(e.src_offset + e.src_len) as usize];
-        let decode_err = |reason: String| DeltaError::Decode { index, name: e.name.clone(), offset: payload_at, reason };
+        let decode_err =
+            |reason: String| DeltaError::Decode { index, name: e.name.clone(), offset: payload_at, reason };
         match e.method {
             Method::Copy => {
                 for c in src.chunks(STAGE) {

@@ -114,7 +114,8 @@ fn blob_spans(bytes: &Bytes, hint: &Path) -> Option<Vec<Span>> {
             }
             let is_data = matches!(kind, smelt_formats::blob::SectionKind::Data);
             let name = if is_data { e.name.clone() } else { format!("{}:{kind:?}", e.name).to_lowercase() };
-            let width = if is_data && e.codec != smelt_formats::blob::Codec::None { 1 } else { width_of(s.dtype) };
+            let width =
+                if is_data && e.codec != smelt_formats::blob::Codec::None { 1 } else { width_of(s.dtype) };
             spans.push(Span { name, start: s.offset, end: s.offset + s.len(), width });
         }
     }
@@ -164,7 +165,13 @@ pub fn layout(bytes: &Bytes, hint: &Path) -> Layout {
         if s.start > cursor {
             push_gap(&mut pieces, cursor, s.start);
         }
-        pieces.push(Piece { name: s.name, kind: EntryKind::Tensor, start: s.start, end: s.end, width: s.width });
+        pieces.push(Piece {
+            name: s.name,
+            kind: EntryKind::Tensor,
+            start: s.start,
+            end: s.end,
+            width: s.width,
+        });
         cursor = s.end;
     }
     if cursor < len {

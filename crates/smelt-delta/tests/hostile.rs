@@ -35,7 +35,8 @@ impl XorShift {
 
 /// An (old, new, update) triple whose update uses copy, xor and prefix/plain methods.
 fn sample(codec: CodecFamily) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-f32/model.safetensors")).unwrap();
+    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-f32/model.safetensors"))
+        .unwrap();
     let base = tensors(&m);
     let old = write_safetensors(&base);
     let mut ts = base.clone();
@@ -104,7 +105,8 @@ fn bit_flips_anywhere_are_refused_before_writing() {
     // the trailer (each refusal hashes the whole update: all of them would take seconds).
     let dir_end = format::parse(&u).unwrap().payload_offsets.first().copied().unwrap_or(128) as usize;
     let step = ((u.len() - dir_end) / 400).max(1);
-    let positions: Vec<usize> = (0..dir_end).chain((dir_end..u.len()).step_by(step)).chain([u.len() - 1]).collect();
+    let positions: Vec<usize> =
+        (0..dir_end).chain((dir_end..u.len()).step_by(step)).chain([u.len() - 1]).collect();
     for at in positions {
         let mut b = u.clone();
         b[at] ^= 1 << rng.below(8);
@@ -118,7 +120,16 @@ fn bit_flips_anywhere_are_refused_before_writing() {
 #[test]
 fn wrong_base_is_refused_before_writing() {
     let (old, new, u) = sample(CodecFamily::Zstd);
-    for base in [new.clone(), old[..old.len() - 1].to_vec(), { let mut o = old.clone(); o[100] ^= 1; o }, Vec::new()] {
+    for base in [
+        new.clone(),
+        old[..old.len() - 1].to_vec(),
+        {
+            let mut o = old.clone();
+            o[100] ^= 1;
+            o
+        },
+        Vec::new(),
+    ] {
         let mut out = Vec::new();
         match smelt_delta::patch(&base, &u, &mut out) {
             Err(DeltaError::WrongBase { expected_len, .. }) => assert_eq!(expected_len, old.len() as u64),
@@ -128,7 +139,28 @@ fn wrong_base_is_refused_before_writing() {
     }
 }
 
-const INTERESTING: &[u64] = &[0, 1, 2, 7, 8, 31, 32, 33, 72, 128, 255, 256, 4096, 4097, 0xffff, 1 << 31, 1 << 32, 1 << 40, u64::MAX / 2, u64::MAX];
+const INTERESTING: &[u64] = &[
+    0,
+    1,
+    2,
+    7,
+    8,
+    31,
+    32,
+    33,
+    72,
+    128,
+    255,
+    256,
+    4096,
+    4097,
+    0xffff,
+    1 << 31,
+    1 << 32,
+    1 << 40,
+    u64::MAX / 2,
+    u64::MAX,
+];
 
 /// Mutated updates per codec.
 const MUTATIONS: usize = 600;
@@ -195,11 +227,26 @@ fn each_header_rule_has_its_error() {
     assert!(matches!(parse(b"GGUF...."), DeltaError::BadMagic { .. }));
     assert!(matches!(parse(&u[..5]), DeltaError::BadMagic { .. }));
     assert!(matches!(parse(&u[..100]), DeltaError::Truncated { what: "header", .. }));
-    assert!(matches!(parse(&header_with(&u, 8, &2u32.to_le_bytes())), DeltaError::UnsupportedVersion { offset: 8, version: 2 }));
-    assert!(matches!(parse(&header_with(&u, 12, &u32::MAX.to_le_bytes())), DeltaError::TooManyEntries { offset: 12, .. }));
-    assert!(matches!(parse(&header_with(&u, 96, &u64::MAX.to_le_bytes())), DeltaError::Truncated { what: "directory", .. }));
-    assert!(matches!(parse(&header_with(&u, 104, &(1u64 << 40).to_le_bytes())), DeltaError::Truncated { what: "payloads", .. }));
-    assert!(matches!(parse(&header_with(&u, 56, &0u64.to_le_bytes())), DeltaError::LengthMismatch { field: "result length", .. }));
+    assert!(matches!(
+        parse(&header_with(&u, 8, &2u32.to_le_bytes())),
+        DeltaError::UnsupportedVersion { offset: 8, version: 2 }
+    ));
+    assert!(matches!(
+        parse(&header_with(&u, 12, &u32::MAX.to_le_bytes())),
+        DeltaError::TooManyEntries { offset: 12, .. }
+    ));
+    assert!(matches!(
+        parse(&header_with(&u, 96, &u64::MAX.to_le_bytes())),
+        DeltaError::Truncated { what: "directory", .. }
+    ));
+    assert!(matches!(
+        parse(&header_with(&u, 104, &(1u64 << 40).to_le_bytes())),
+        DeltaError::Truncated { what: "payloads", .. }
+    ));
+    assert!(matches!(
+        parse(&header_with(&u, 56, &0u64.to_le_bytes())),
+        DeltaError::LengthMismatch { field: "result length", .. }
+    ));
     assert!(matches!(parse(&header_with(&u, 113, &[1])), DeltaError::Reserved { offset: 113 }));
     assert!(matches!(parse(&header_with(&u, 112, &[7])), DeltaError::Reserved { offset: 112 }));
     let mut long = u.clone();
@@ -208,12 +255,22 @@ fn each_header_rule_has_its_error() {
     // A record claiming far more output than its payload can produce is refused before
     // anything is allocated.
     let parsed = format::parse(&u).unwrap();
-    let (i, _) = parsed.entries.iter().enumerate().find(|(_, e)| e.method == smelt_delta::Method::XorZstd || e.method == smelt_delta::Method::Zstd || e.method == smelt_delta::Method::ZstdPrefix).unwrap();
+    let (i, _) = parsed
+        .entries
+        .iter()
+        .enumerate()
+        .find(|(_, e)| {
+            e.method == smelt_delta::Method::XorZstd
+                || e.method == smelt_delta::Method::Zstd
+                || e.method == smelt_delta::Method::ZstdPrefix
+        })
+        .unwrap();
     let rec = parsed.record_offsets[i] as usize;
     let err = parse(&header_with(&u, rec + 8, &(1u64 << 50).to_le_bytes()));
     assert!(matches!(err, DeltaError::BadEntry { .. }), "{err:?}");
     // An old range outside the base.
-    let (j, _) = parsed.entries.iter().enumerate().find(|(_, e)| e.method == smelt_delta::Method::Copy).unwrap();
+    let (j, _) =
+        parsed.entries.iter().enumerate().find(|(_, e)| e.method == smelt_delta::Method::Copy).unwrap();
     let rec = parsed.record_offsets[j] as usize;
     let err = parse(&header_with(&u, rec + 16, &(u64::MAX - 3).to_le_bytes()));
     assert!(matches!(err, DeltaError::BadEntry { .. }), "{err:?}");

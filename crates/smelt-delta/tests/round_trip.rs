@@ -14,7 +14,11 @@ fn copies(r: &smelt_delta::DiffReport) -> usize {
 
 #[test]
 fn safetensors_every_edit() {
-    for fx in ["safetensors/tiny-llama-bf16/model.safetensors", "safetensors/tiny-llama-f32/model.safetensors", "safetensors/all-dtypes.safetensors"] {
+    for fx in [
+        "safetensors/tiny-llama-bf16/model.safetensors",
+        "safetensors/tiny-llama-f32/model.safetensors",
+        "safetensors/all-dtypes.safetensors",
+    ] {
         let path = fixture(fx);
         let m = smelt_formats::safetensors::read_file(&path).unwrap();
         let base = tensors(&m);
@@ -26,13 +30,21 @@ fn safetensors_every_edit() {
             let r = round_trip(&old, &new, "m.safetensors");
             assert_eq!(r.new_format, smelt_delta::FileKind::Safetensors, "{fx} {what}");
             if what == "identical" {
-                assert!(r.entries.iter().all(|e| e.method == Method::Copy), "{fx}: identical files must be all copies");
+                assert!(
+                    r.entries.iter().all(|e| e.method == Method::Copy),
+                    "{fx}: identical files must be all copies"
+                );
             }
             if matches!(what, "nudge two tensors" | "reorder tensors" | "rename a tensor" | "add a tensor") {
                 // Every tensor that did not change is a copy, wherever it moved.
-                let changed = usize::from(what == "nudge two tensors") * 2 + usize::from(what == "add a tensor");
+                let changed =
+                    usize::from(what == "nudge two tensors") * 2 + usize::from(what == "add a tensor");
                 let n_tensors = ts.iter().filter(|t| !t.data.is_empty()).count();
-                assert!(copies(&r) >= n_tensors - changed, "{fx} {what}: {} copies of {n_tensors}", copies(&r));
+                assert!(
+                    copies(&r) >= n_tensors - changed,
+                    "{fx} {what}: {} copies of {n_tensors}",
+                    copies(&r)
+                );
             }
         }
         // The committed file itself against an edited rebuild (different header layout).
@@ -45,14 +57,16 @@ fn safetensors_every_edit() {
 
 #[test]
 fn nudged_bf16_tensors_are_xor_coded_and_small() {
-    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-bf16/model.safetensors")).unwrap();
+    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-bf16/model.safetensors"))
+        .unwrap();
     let base = tensors(&m);
     let old = write_safetensors(&base);
     let mut ts = base.clone();
     edits()[2].1(&mut ts);
     let new = write_safetensors(&ts);
     let r = round_trip(&old, &new, "m.safetensors");
-    let big: Vec<_> = r.entries.iter().filter(|e| e.kind == EntryKind::Tensor && e.bytes_before >= 4096).collect();
+    let big: Vec<_> =
+        r.entries.iter().filter(|e| e.kind == EntryKind::Tensor && e.bytes_before >= 4096).collect();
     assert!(!big.is_empty());
     for e in &big {
         assert_eq!(e.method, Method::XorZstd, "{}: {:?}", e.name, e.method);
@@ -61,7 +75,12 @@ fn nudged_bf16_tensors_are_xor_coded_and_small() {
         assert!(e.bytes_after * 3 < e.bytes_before, "{}: {} -> {}", e.name, e.bytes_before, e.bytes_after);
     }
     let plain = zstd::bulk::compress(&new, 3).unwrap();
-    assert!(r.update_bytes * 2 < plain.len() as u64, "update {} vs zstd of NEW {}", r.update_bytes, plain.len());
+    assert!(
+        r.update_bytes * 2 < plain.len() as u64,
+        "update {} vs zstd of NEW {}",
+        r.update_bytes,
+        plain.len()
+    );
 }
 
 #[test]
@@ -93,41 +112,58 @@ fn gguf_every_edit() {
 fn onnx_every_edit() {
     use prost::Message;
     use smelt_formats::onnx::proto::ModelProto;
-    for fx in ["onnx/torch-tiny-llama.onnx", "onnx/torch-mlp.onnx", "onnx/mlp.onnx", "onnx/typed-fields.onnx", "onnx/subgraph.onnx"] {
+    for fx in [
+        "onnx/torch-tiny-llama.onnx",
+        "onnx/torch-mlp.onnx",
+        "onnx/mlp.onnx",
+        "onnx/typed-fields.onnx",
+        "onnx/subgraph.onnx",
+    ] {
         let old = std::fs::read(fixture(fx)).unwrap();
         let model = ModelProto::decode(&old[..]).unwrap();
         let edits: Vec<(&str, Box<dyn Fn(&mut ModelProto)>)> = vec![
             ("re-encoded", Box::new(|_| {})),
-            ("nudge", Box::new(|m| {
-                for (i, t) in m.graph.as_mut().unwrap().initializer.iter_mut().enumerate().take(3) {
-                    if let Some(raw) = &t.raw_data {
-                        let mut d = raw.to_vec();
-                        nudge(&mut d, 4, i as u64 + 3);
-                        t.raw_data = Some(d.into());
+            (
+                "nudge",
+                Box::new(|m| {
+                    for (i, t) in m.graph.as_mut().unwrap().initializer.iter_mut().enumerate().take(3) {
+                        if let Some(raw) = &t.raw_data {
+                            let mut d = raw.to_vec();
+                            nudge(&mut d, 4, i as u64 + 3);
+                            t.raw_data = Some(d.into());
+                        }
                     }
-                }
-            })),
-            ("remove", Box::new(|m| {
-                let g = m.graph.as_mut().unwrap();
-                if !g.initializer.is_empty() {
-                    g.initializer.remove(0);
-                }
-            })),
+                }),
+            ),
+            (
+                "remove",
+                Box::new(|m| {
+                    let g = m.graph.as_mut().unwrap();
+                    if !g.initializer.is_empty() {
+                        g.initializer.remove(0);
+                    }
+                }),
+            ),
             ("reorder", Box::new(|m| m.graph.as_mut().unwrap().initializer.reverse())),
-            ("resize", Box::new(|m| {
-                let g = m.graph.as_mut().unwrap();
-                let has_raw = |t: &&mut smelt_formats::onnx::proto::TensorProto| {
-                    t.dims.len() == 2 && t.dims[0] > 0 && t.raw_data.as_ref().is_some_and(|r| !r.is_empty())
-                };
-                if let Some(t) = g.initializer.iter_mut().find(has_raw) {
-                    let raw = t.raw_data.clone().unwrap_or_default();
-                    let row = raw.len() / t.dims[0] as usize;
-                    let mut d = raw.to_vec();
-                    d.extend_from_slice(&raw[..row]);
-                    t.raw_data = Some(d.into());
-                    t.dims[0] += 1;
-                }
-            })),
+            (
+                "resize",
+                Box::new(|m| {
+                    let g = m.graph.as_mut().unwrap();
+                    let has_raw = |t: &&mut smelt_formats::onnx::proto::TensorProto| {
+                        t.dims.len() == 2
+                            && t.dims[0] > 0
+                            && t.raw_data.as_ref().is_some_and(|r| !r.is_empty())
+                    };
+                    if let Some(t) = g.initializer.iter_mut().find(has_raw) {
+                        let raw = t.raw_data.clone().unwrap_or_default();
+                        let row = raw.len() / t.dims[0] as usize;
+                        let mut d = raw.to_vec();
+                        d.extend_from_slice(&raw[..row]);
+                        t.raw_data = Some(d.into());
+                        t.dims[0] += 1;
+                    }
+                }),
+            ),
         ];
         for (what, edit) in edits {
             let mut m = model.clone();
@@ -141,7 +177,8 @@ fn onnx_every_edit() {
 
 #[test]
 fn blob_edits_in_place() {
-    for fx in ["blob/tiny-raw.smelt", "blob/quant-schemes.smelt", "blob/compressed.smelt", "blob/empty.smelt"] {
+    for fx in ["blob/tiny-raw.smelt", "blob/quant-schemes.smelt", "blob/compressed.smelt", "blob/empty.smelt"]
+    {
         let path = fixture(fx);
         let old = std::fs::read(&path).unwrap();
         let blob = smelt_formats::blob::read(&path).unwrap();
@@ -191,7 +228,8 @@ fn files_no_reader_accepts() {
 
 #[test]
 fn one_side_not_a_model() {
-    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-f32/model.safetensors")).unwrap();
+    let m = smelt_formats::safetensors::read_file(&fixture("safetensors/tiny-llama-f32/model.safetensors"))
+        .unwrap();
     let st = write_safetensors(&tensors(&m));
     let garbage = noise(5000, 9);
     let r = round_trip(&st, &garbage, "m.safetensors");

@@ -44,7 +44,8 @@ pub fn write_safetensors(ts: &[T]) -> Vec<u8> {
 
 pub fn write_gguf(meta: &[(String, MetaValue)], ts: &[T]) -> Vec<u8> {
     use smelt_formats::gguf::{GgufTensorDecl, GgufWriter};
-    let decls: Vec<GgufTensorDecl> = ts.iter().map(|t| GgufTensorDecl::new(&t.name, t.dtype, t.shape.clone())).collect();
+    let decls: Vec<GgufTensorDecl> =
+        ts.iter().map(|t| GgufTensorDecl::new(&t.name, t.dtype, t.shape.clone())).collect();
     let mut w = GgufWriter::new(Vec::new(), meta, &decls).unwrap();
     for t in ts {
         w.write_tensor(&t.name, &t.data).unwrap();
@@ -86,7 +87,15 @@ pub fn edits() -> Vec<(&'static str, fn(&mut Vec<T>))> {
         }),
         ("add a tensor", |ts| {
             let data: Vec<u8> = (0..60u32).flat_map(|i| (i as f32 * 0.25).to_le_bytes()).collect();
-            ts.insert(ts.len() / 2, T { name: "delta.added".into(), dtype: DType::F32, shape: vec![3, 5], data: data[..60].to_vec() });
+            ts.insert(
+                ts.len() / 2,
+                T {
+                    name: "delta.added".into(),
+                    dtype: DType::F32,
+                    shape: vec![3, 5],
+                    data: data[..60].to_vec(),
+                },
+            );
         }),
         ("remove a tensor", |ts| {
             if ts.len() > 1 {
@@ -100,7 +109,11 @@ pub fn edits() -> Vec<(&'static str, fn(&mut Vec<T>))> {
             }
         }),
         ("resize a tensor", |ts| {
-            if let Some(t) = ts.iter_mut().find(|t| t.shape.len() == 2 && t.shape[0] > 0 && matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)) {
+            if let Some(t) = ts.iter_mut().find(|t| {
+                t.shape.len() == 2
+                    && t.shape[0] > 0
+                    && matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)
+            }) {
                 let row = t.data.len() / t.shape[0] as usize;
                 let extra: Vec<u8> = t.data[..row].to_vec();
                 t.data.extend_from_slice(&extra);
@@ -129,7 +142,8 @@ pub fn round_trip_chunked(old: &[u8], new: &[u8], hint: &str, chunk: u64) -> Dif
         assert_eq!(n as usize, update.len());
         assert_eq!(d.report.update_bytes as usize, update.len(), "report's size");
         let mut out = Vec::new();
-        let stats = smelt_delta::patch(old, &update, &mut out).unwrap_or_else(|e| panic!("{hint} {codec:?}: {e}"));
+        let stats =
+            smelt_delta::patch(old, &update, &mut out).unwrap_or_else(|e| panic!("{hint} {codec:?}: {e}"));
         assert_eq!(stats.bytes_written as usize, new.len());
         assert!(out == new, "{hint} {codec:?}: patched file differs from NEW");
         if codec == CodecFamily::Zstd {
