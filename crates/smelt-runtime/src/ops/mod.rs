@@ -1,6 +1,7 @@
 //! Op implementations, one file per family. Each file has a `register` function that adds
 //! its ops to the [`Registry`](crate::registry::Registry).
 
+mod attention;
 pub mod broadcast;
 mod conv;
 mod elementwise;
@@ -20,6 +21,7 @@ use crate::registry::Registry;
 
 /// Adds every implemented op to `r`.
 pub(crate) fn register_all(r: &mut Registry) {
+    attention::register(r);
     conv::register(r);
     elementwise::register(r);
     gather::register(r);
