@@ -237,4 +237,24 @@ mod tests {
         bad.drain(10..cut);
         assert!(parse(Bytes::from(bad)).is_err());
     }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_error_or_a_valid_read_never_a_panic() {
+        let a: Vec<u8> = (0..40u8).collect();
+        let z = npz_bytes(&[("w".into(), npy_bytes("|u1", &[5, 8], &a)), ("b".into(), npy_bytes("<f4", &[2], &[0; 8]))]).unwrap();
+        for cut in 0..z.len() {
+            let _ = parse(Bytes::from(z[..cut].to_vec()));
+        }
+        for i in 0..z.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = z.clone();
+                bad[i] ^= flip;
+                if let Ok(arrays) = parse(Bytes::from(bad)) {
+                    for (_, arr) in arrays {
+                        assert_eq!(arr.data.len() as u64, arr.dtype.storage_bytes(&arr.shape).unwrap());
+                    }
+                }
+            }
+        }
+    }
 }
