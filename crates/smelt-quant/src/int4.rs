@@ -86,11 +86,10 @@ pub struct Int4Tensor {
 
 /// GPTQ's `find_params` for one group: `(scale, zero)` with the zero as f32, as GPTQ keeps it.
 pub fn gptq_params(group: &[f32], mode: Int4Mode) -> (f32, f32) {
-    let (mut lo, mut hi) = (0.0f32, 0.0f32);
-    for &x in group {
-        lo = torch_minimum(lo, x);
-        hi = torch_maximum(hi, x);
-    }
+    // min(0, min(group)) and max(0, max(group)), NaN propagating (the sign of a zero bound
+    // changes no code).
+    let (glo, ghi) = crate::int8::run_min_max(group);
+    let (mut lo, mut hi) = (torch_minimum(0.0, glo), torch_maximum(0.0, ghi));
     if mode == Int4Mode::Symmetric {
         hi = torch_maximum(lo.abs(), hi);
         if lo < 0.0 {
@@ -170,7 +169,17 @@ pub fn quantize_int4_rtn(
                 let (scale, zero) = gptq_params(group, mode);
                 scales.push(scale);
                 zeros.push(zero_code(zero));
-                codes.extend(group.iter().map(|&x| quantize_int4_value(x, scale, zero)));
+                let zc = zero_code(zero);
+                codes.extend(group.iter().map(|&x| {
+                    // quantize_int4_value, in a form that vectorizes (the clamped value is
+                    // integral and small, so its bits give the code without a cast).
+                    let q = round_half_even(x / scale) + zero;
+                    if q.is_nan() {
+                        zc
+                    } else {
+                        crate::int8::small_int_bits(q.clamp(0.0, INT4_MAXQ as f32)) as u8
+                    }
+                }));
             }
         }
     }
@@ -188,17 +197,17 @@ impl Int4Tensor {
     pub fn dequantize(&self) -> Vec<f32> {
         let groups = self.groups();
         let (cols, group_size) = (self.cols.max(1), self.group_size.max(1));
-        self.codes
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| {
-                let k = (i / cols) * groups + (i % cols) / group_size;
+        let mut out = Vec::with_capacity(self.codes.len());
+        for (r, row) in self.codes.chunks(cols).enumerate() {
+            for (g, group) in row.chunks(group_size).enumerate() {
+                let k = r * groups + g;
                 match (self.scales.get(k), self.zeros.get(k)) {
-                    (Some(&s), Some(&z)) => s * (q as f32 - z as f32),
-                    _ => f32::NAN,
+                    (Some(&s), Some(&z)) => out.extend(group.iter().map(|&q| s * (q as f32 - z as f32))),
+                    _ => out.extend(group.iter().map(|_| f32::NAN)),
                 }
-            })
-            .collect()
+            }
+        }
+        out
     }
 
     /// Checks that the vectors have the lengths the dimensions say (a hand-built tensor may

@@ -184,17 +184,17 @@ impl Int8Tensor {
 
     /// The dequantized values (ONNX DequantizeLinear), row-major.
     pub fn dequantize(&self) -> Vec<f32> {
-        let (inner, channels) = channel_layout(&self.shape, self.axis);
-        let params: Vec<Int8Params> = (0..self.scales.len()).filter_map(|c| self.params(c)).collect();
-        self.codes
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let c = if channels == 0 { 0 } else { (i / inner) % channels };
-                let p = params.get(c).copied().unwrap_or(Int8Params { scale: 1.0, zero_point: 0 });
-                dequantize_linear(stored_to_i32(b, self.mode), p)
-            })
-            .collect()
+        let (run_len, channels) = runs(self.codes.len(), &self.shape, self.axis);
+        let mut out = Vec::with_capacity(self.codes.len());
+        for (k, run) in self.codes.chunks(run_len).enumerate() {
+            let c = if channels == 0 { 0 } else { k % channels };
+            let p = self.params(c).unwrap_or(Int8Params { scale: 1.0, zero_point: 0 });
+            match self.mode {
+                Int8Mode::Symmetric => out.extend(run.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale)),
+                Int8Mode::Asymmetric => out.extend(run.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale)),
+            }
+        }
+        out
     }
 }
 
@@ -209,6 +209,15 @@ fn i32_to_stored(q: i32, mode: Int8Mode) -> u8 {
     match mode {
         Int8Mode::Symmetric => q as i8 as u8,
         Int8Mode::Asymmetric => q as u8,
+    }
+}
+
+/// How `n` row-major elements split into runs of consecutive elements that share one channel:
+/// (run length, channel count), run `k` being channel `k % channels`. Per-tensor is one run.
+fn runs(n: usize, shape: &[usize], axis: Option<usize>) -> (usize, usize) {
+    match axis {
+        None => (n.max(1), 1),
+        Some(_) => channel_layout(shape, axis),
     }
 }
 
@@ -243,16 +252,16 @@ pub fn quantize_int8(
         Int8Granularity::PerChannel { axis } if axis < shape.len() => Some(axis),
         Int8Granularity::PerChannel { axis } => return Err(SchemeError::Axis { axis, rank: shape.len() }),
     };
-    let (inner, channels) = channel_layout(shape, axis);
-    let channel_of = |i: usize| if axis.is_none() { 0 } else { (i / inner) % channels };
+    let (run_len, channels) = runs(values.len(), shape, axis);
 
     // numpy min/max per channel, NaN propagating; empty channels use 0 as ORT does.
     let mut ranges: Vec<Option<(f32, f32)>> = vec![None; channels];
-    for (i, &x) in values.iter().enumerate() {
-        let r = &mut ranges[channel_of(i)];
+    for (k, run) in values.chunks(run_len).enumerate() {
+        let (lo, hi) = run_min_max(run);
+        let r = &mut ranges[k % channels];
         *r = Some(match *r {
-            None => (x, x),
-            Some((lo, hi)) => (nan_min(lo, x), nan_max(hi, x)),
+            None => (lo, hi),
+            Some((a, b)) => (nan_min(a, lo), nan_max(b, hi)),
         });
     }
     let params: Vec<Int8Params> = ranges
@@ -262,11 +271,10 @@ pub fn quantize_int8(
             int8_params(lo, hi, mode)
         })
         .collect();
-    let codes = values
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| i32_to_stored(quantize_linear(x, params[channel_of(i)], mode), mode))
-        .collect();
+    let mut codes = vec![0u8; values.len()];
+    for (k, (run, out)) in values.chunks(run_len).zip(codes.chunks_mut(run_len)).enumerate() {
+        quantize_run(run, params[k % channels], mode, out);
+    }
     Ok(Int8Tensor {
         mode,
         shape: shape.to_vec(),
@@ -277,7 +285,57 @@ pub fn quantize_int8(
     })
 }
 
-fn nan_min(a: f32, b: f32) -> f32 {
+/// [`quantize_linear`] over a run of values sharing `p`, as stored bytes (see
+/// [`Int8Tensor::codes`]), for callers that computed `p` themselves (a tensor streamed in
+/// chunks with per-tensor parameters). Written so that it vectorizes: the same float
+/// operations, then the (integral, in-range) result turned into its stored byte by the
+/// 1.5 · 2^23 bit trick instead of a saturating cast.
+pub fn quantize_run(run: &[f32], p: Int8Params, mode: Int8Mode, out: &mut [u8]) {
+    let (lo, hi) = mode.saturation_range();
+    let (lo, hi, zp) = (lo as f32, hi as f32, p.zero_point as f32);
+    for (o, &x) in out.iter_mut().zip(run) {
+        let q = round_half_even(x / p.scale) + zp;
+        let q = if q.is_nan() { zp } else { q.clamp(lo, hi) };
+        *o = small_int_bits(q) as u8;
+    }
+}
+
+/// An integral f32 of magnitude below 2^22 as an i32, without a (saturating, scalar) cast.
+#[inline(always)]
+pub(crate) fn small_int_bits(q: f32) -> i32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: sums with |q| < 2^22 share its exponent
+    (q + SHIFT).to_bits() as i32 - SHIFT.to_bits() as i32
+}
+
+/// NaN-propagating (min, max) of a run, in eight lanes that vectorize; (NaN, NaN) if any
+/// element is NaN, (0, 0) for an empty run. Signed zeros may come out either way, which no
+/// caller distinguishes (ranges are widened to include 0 first).
+pub fn run_min_max(run: &[f32]) -> (f32, f32) {
+    let Some(&first) = run.first() else { return (0.0, 0.0) };
+    let (mut lo, mut hi, mut nan) = ([first; 8], [first; 8], [false; 8]);
+    let mut chunks = run.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            lo[j] = if c[j] < lo[j] { c[j] } else { lo[j] };
+            hi[j] = if c[j] > hi[j] { c[j] } else { hi[j] };
+            nan[j] |= c[j].is_nan();
+        }
+    }
+    for &x in chunks.remainder() {
+        lo[0] = if x < lo[0] { x } else { lo[0] };
+        hi[0] = if x > hi[0] { x } else { hi[0] };
+        nan[0] |= x.is_nan();
+    }
+    if nan.iter().any(|&b| b) || first.is_nan() {
+        return (f32::NAN, f32::NAN);
+    }
+    let lo = lo.iter().fold(lo[0], |a, &b| if b < a { b } else { a });
+    let hi = hi.iter().fold(hi[0], |a, &b| if b > a { b } else { a });
+    (lo, hi)
+}
+
+/// `numpy.minimum`: NaN propagates.
+pub fn nan_min(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
     } else {
@@ -285,7 +343,8 @@ fn nan_min(a: f32, b: f32) -> f32 {
     }
 }
 
-fn nan_max(a: f32, b: f32) -> f32 {
+/// `numpy.maximum`: NaN propagates.
+pub fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
     } else {

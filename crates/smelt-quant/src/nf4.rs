@@ -206,20 +206,27 @@ fn midpoints() -> [f32; 15] {
 /// `torch.bucketize(x, bounds, right=False)`: the number of bounds strictly below `x`; NaN
 /// compares as above every bound (torch's lower-bound search tests `!(bound >= x)`).
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(b >= x)` is how torch treats NaN
+#[inline(always)]
 fn bucketize(x: f32, bounds: &[f32; 15]) -> u8 {
-    bounds.iter().take_while(|&&b| !(b >= x)).count() as u8
+    // The bounds ascend, so the bounds below `x` are a prefix: its length by a four-step
+    // binary search with no branch (NaN passes every test and gets 15, as the scan did).
+    let mut i = 0usize;
+    for step in [8, 4, 2, 1] {
+        i += if !(bounds[i + step - 1] >= x) { step } else { 0 };
+    }
+    i as u8
 }
 
 /// `x.abs().max()` as torch computes it: NaN propagates.
 fn torch_absmax(block: &[f32]) -> f32 {
-    let mut m = 0.0f32;
-    for &x in block {
-        if x.is_nan() {
-            return f32::NAN;
-        }
-        m = m.max(x.abs());
+    // From the block's range (eight lanes that vectorize; NaN propagates), not a scan with
+    // an early exit.
+    let (lo, hi) = crate::int8::run_min_max(block);
+    if lo.is_nan() {
+        f32::NAN
+    } else {
+        lo.abs().max(hi.abs())
     }
-    m
 }
 
 /// `torch.clamp(x, min=lo)`: NaN stays NaN.
@@ -264,13 +271,30 @@ impl Nf4Tensor {
     pub fn dequantize(&self) -> Vec<f32> {
         let absmax = self.block_absmax();
         // A hand-built tensor may claim more elements than it holds codes for.
-        (0..self.len().min(self.packed.len().saturating_mul(2)))
-            .map(|i| {
-                let q = self.code(i).unwrap_or(ZERO_CODE);
-                let a = absmax.get(i / self.block_size).copied().unwrap_or(f32::NAN);
+        let n = self.len().min(self.packed.len().saturating_mul(2));
+        let bs = self.block_size.max(1);
+        let mut out = Vec::with_capacity(n + 1);
+        if bs % 2 == 0 {
+            // Blocks start on whole bytes: two values per byte, high nibble first.
+            for (b, bytes) in self.packed[..n.div_ceil(2)].chunks(bs / 2).enumerate() {
+                let a = absmax.get(b).copied().unwrap_or(f32::NAN);
+                for &byte in bytes {
+                    out.push(NF4_CODE[(byte >> 4) as usize] * a);
+                    out.push(NF4_CODE[(byte & 0xF) as usize] * a);
+                }
+            }
+            out.truncate(n);
+            return out;
+        }
+        for (b, start) in (0..n).step_by(bs).enumerate() {
+            let a = absmax.get(b).copied().unwrap_or(f32::NAN);
+            out.extend((start..n.min(start + bs)).map(|i| {
+                let byte = self.packed[i / 2];
+                let q = if i % 2 == 0 { byte >> 4 } else { byte & 0xF };
                 NF4_CODE[q as usize] * a
-            })
-            .collect()
+            }));
+        }
+        out
     }
 
     /// The tensors bitsandbytes' `Linear4bit` state dict holds for this weight, keyed under

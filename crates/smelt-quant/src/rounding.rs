@@ -20,9 +20,23 @@
 
 /// Rounds to the nearest integer, ties to even (IEEE `roundTiesToEven`), as ONNX
 /// QuantizeLinear, `torch.round` and `numpy.round` do. NaN stays NaN.
-#[inline]
+///
+/// The same value as `f32::round_ties_even` for every input, computed with the 2^23 "magic
+/// number": below 2^23 in magnitude, `(|x| + 2^23) - 2^23` is `|x|` rounded to an integer
+/// by the adder itself (ties to even), and the sign is put back (so `-0.3` gives `-0.0`);
+/// from 2^23 up (and for NaN and infinities) `x` is already its own rounding. On baseline
+/// x86-64 `round_ties_even` is a libm call that keeps every quantizer loop scalar; this is a
+/// few float and bit operations that vectorize.
+#[inline(always)]
 pub fn round_half_even(x: f32) -> f32 {
-    x.round_ties_even()
+    const MAGIC: f32 = 8_388_608.0; // 2^23
+    let a = x.abs();
+    let r = ((a + MAGIC) - MAGIC).copysign(x);
+    if a < MAGIC {
+        r
+    } else {
+        x
+    }
 }
 
 /// How PyTorch's CPU reduction kernels split an f32 sum, which decides its rounding.
@@ -101,6 +115,110 @@ fn inner_sum<const L: usize>(x: &[f32]) -> f32 {
         total
     } else {
         row_sum::<1>(x)[0]
+    }
+}
+
+/// [`TorchReduction::sum`] with one thread and 8 lanes (`TorchReduction::default()`) of `n`
+/// values that arrive in order, in pieces of any length: the same additions in the same
+/// order, so the same bits, without holding the values. Feed exactly `n` values, then
+/// [`StreamingSum::finish`].
+#[derive(Clone, Debug)]
+pub struct StreamingSum {
+    n: usize,
+    /// Rows of 4 vectors of 8 floats the cascade takes (ATen's `size`).
+    rows: usize,
+    level_step: usize,
+    acc: [[[f32; 8]; 4]; 4],
+    /// Rows added so far.
+    done: usize,
+    /// An incomplete row, or (after the last row) the leftover vectors and scalar tail.
+    pending: Vec<f32>,
+}
+
+impl StreamingSum {
+    /// A sum of `n` values.
+    pub fn new(n: usize) -> StreamingSum {
+        let rows = if n >= 8 { n / 8 / 4 } else { 0 };
+        let level_power = 4usize.max(ceil_log2(rows) / 4);
+        StreamingSum { n, rows, level_step: 1 << level_power, acc: [[[0.0; 8]; 4]; 4], done: 0, pending: Vec::new() }
+    }
+
+    /// The next values, in order.
+    pub fn feed(&mut self, mut values: &[f32]) {
+        const ROW: usize = 32;
+        if !self.pending.is_empty() && self.done < self.rows {
+            let take = (ROW - self.pending.len()).min(values.len());
+            self.pending.extend_from_slice(&values[..take]);
+            values = &values[take..];
+            if self.pending.len() == ROW {
+                let row = std::mem::take(&mut self.pending);
+                self.add_row(&row);
+            }
+        }
+        while self.done < self.rows && values.len() >= ROW {
+            let (row, rest) = values.split_at(ROW);
+            self.add_row(row);
+            values = rest;
+        }
+        self.pending.extend_from_slice(values);
+    }
+
+    fn add_row(&mut self, row: &[f32]) {
+        for (k, a) in self.acc[0].iter_mut().enumerate() {
+            add(a, &item::<8>(row, k));
+        }
+        self.done += 1;
+        // ATen's multi_row_sum cascades after each whole step of rows.
+        if self.done % self.level_step == 0 {
+            let level_power = self.level_step.trailing_zeros() as usize;
+            let level_mask = (self.level_step as u64) - 1;
+            for j in 1..4 {
+                let (lower, upper) = self.acc.split_at_mut(j);
+                for (a, l) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                    add(a, l);
+                    *l = [0.0; 8];
+                }
+                if (self.done as u64) & (level_mask << (j * level_power)) != 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The sum, as [`TorchReduction::sum`] of all the values fed. `None` if not exactly `n`
+    /// values were fed.
+    pub fn finish(self) -> Option<f32> {
+        if self.done != self.rows || self.rows * 32 + self.pending.len() != self.n {
+            return None;
+        }
+        if self.n < 8 {
+            return Some(0.0 + row_sum::<1>(&self.pending)[0]);
+        }
+        let mut acc = self.acc;
+        let (first, rest) = acc.split_at_mut(1);
+        for level in rest.iter() {
+            for (a, v) in first[0].iter_mut().zip(level) {
+                add(a, v);
+            }
+        }
+        let mut partial = first[0];
+        let vectors = self.n / 8;
+        let leftover = vectors - self.rows * 4;
+        for i in 0..leftover {
+            add(&mut partial[0], &item::<8>(&self.pending, i));
+        }
+        for k in 1..4 {
+            let p = partial[k];
+            add(&mut partial[0], &p);
+        }
+        let mut total = 0.0f32;
+        for &v in &self.pending[leftover * 8..] {
+            total += v;
+        }
+        for v in partial[0] {
+            total += v;
+        }
+        Some(0.0 + total)
     }
 }
 
@@ -198,6 +316,59 @@ mod tests {
         assert_eq!(round_half_even(-0.5), -0.0);
         assert_eq!(round_half_even(-1.5), -2.0);
         assert!(round_half_even(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn magic_rounding_equals_round_ties_even() {
+        let mut v = vec![f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN_POSITIVE, 1e-45, 0.0, -0.0];
+        for k in -40_000i32..40_000 {
+            let h = k as f32 * 0.5;
+            v.extend([h, f32::from_bits(h.to_bits().wrapping_sub(1)), f32::from_bits(h.to_bits() + 1)]);
+        }
+        for e in [8_388_607.5f32, 8_388_608.0, 8_388_609.0, 4_194_303.5, 16_777_217.0, 0.49999997, 0.50000006] {
+            v.extend([e, -e]);
+        }
+        let mut bits = 0x9E37_79B9u32;
+        for _ in 0..200_000 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            v.push(f32::from_bits(bits));
+        }
+        for x in v {
+            let (got, want) = (round_half_even(x), x.round_ties_even());
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{x:e}: {got:e} vs {want:e}");
+        }
+    }
+
+    #[test]
+    fn streaming_sum_equals_the_whole_sum() {
+        let mut x = 0x2545_f491u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let lengths = [0usize, 1, 7, 8, 31, 32, 33, 39, 40, 511, 512, 513, 4096 * 32 + 37, 70_001, 300_017];
+        for n in lengths {
+            let v: Vec<f32> = (0..n).map(|_| (next() >> 8) as f32 * 1e-7 + 1e-9).collect();
+            let want = TorchReduction::default().sum(&v);
+            for piece in [1usize, 5, 32, 1000, 1 << 18] {
+                let mut s = StreamingSum::new(n);
+                let mut rest = &v[..];
+                let mut k = 0;
+                while !rest.is_empty() {
+                    // Irregular pieces around `piece`.
+                    let len = (piece + (k * 7919) % (piece + 1)).min(rest.len());
+                    s.feed(&rest[..len]);
+                    rest = &rest[len..];
+                    k += 1;
+                }
+                assert_eq!(s.finish().map(f32::to_bits), Some(want.to_bits()), "n {n}, pieces of ~{piece}");
+            }
+        }
+        let mut short = StreamingSum::new(10);
+        short.feed(&[1.0; 9]);
+        assert_eq!(short.finish(), None);
     }
 
     #[test]

@@ -63,23 +63,35 @@ pub struct TernaryTensor {
 /// `|W|` (threads matter from 32768 weights on).
 pub fn quantize_ternary(values: &[f32], reduction: TorchReduction) -> TernaryTensor {
     let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
-    let mean = reduction.mean(&abs);
-    // torch.clamp_: NaN stays NaN.
-    let mean_abs = if mean.is_nan() { mean } else { mean.max(BITNET_MEAN_EPS) };
-    let scale = 1.0 / mean_abs;
-    let codes = values.iter().map(|&w| ternary_code(w * scale)).collect();
+    let (mean_abs, scale) = ternary_scale(reduction.sum(&abs), values.len());
+    let mut codes = vec![0i8; values.len()];
+    ternary_codes_into(values, scale, &mut codes);
     TernaryTensor { codes, mean_abs, scale }
 }
 
+/// `(mean_abs, scale)` from `Σ|W|` (summed as torch does, see [`TorchReduction`] and
+/// [`crate::rounding::StreamingSum`]) over `n` weights: `mean = sum / n` in f32, clamped
+/// below at [`BITNET_MEAN_EPS`] (NaN stays NaN, as `torch.clamp_`), `scale = 1 / mean_abs`.
+pub fn ternary_scale(abs_sum: f32, n: usize) -> (f32, f32) {
+    let mean = abs_sum / n as f32;
+    let mean_abs = if mean.is_nan() { mean } else { mean.max(BITNET_MEAN_EPS) };
+    (mean_abs, 1.0 / mean_abs)
+}
+
+/// The codes of `values` under `scale` (see the module documentation), into `out`.
+pub fn ternary_codes_into(values: &[f32], scale: f32, out: &mut [i8]) {
+    for (o, &w) in out.iter_mut().zip(values) {
+        *o = ternary_code(w * scale);
+    }
+}
+
 /// `round_half_even(x)` clipped to {-1, 0, 1}; NaN gives 0.
-#[inline]
+#[inline(always)]
 fn ternary_code(x: f32) -> i8 {
     let q = round_half_even(x);
-    if q.is_nan() {
-        0
-    } else {
-        q.clamp(-1.0, 1.0) as i8
-    }
+    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0, 1.0) };
+    // q is -1, ±0 or 1: its bits give the code without a (scalar) saturating cast.
+    crate::int8::small_int_bits(q) as i8
 }
 
 impl TernaryTensor {
@@ -100,10 +112,20 @@ fn checked_code(codes: &[i8], i: usize) -> Result<u8, SchemeError> {
 ///
 /// Errors: a code outside {-1, 0, 1}.
 pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
-    let mut out = vec![0x55u8; codes.len().div_ceil(4)];
-    for i in 0..codes.len() {
-        let shift = 2 * (i % 4);
-        out[i / 4] = (out[i / 4] & !(3 << shift)) | (checked_code(codes, i)? << shift);
+    // Checked first in one pass that vectorizes; only a bad tensor is searched for the index.
+    if codes.iter().fold(false, |bad, &q| bad | !(-1..=1).contains(&q)) {
+        for i in 0..codes.len() {
+            checked_code(codes, i)?;
+        }
+    }
+    let fours = codes.chunks_exact(4);
+    let tail = fours.remainder();
+    let mut out: Vec<u8> = fours
+        .map(|f| ((f[0] + 1) as u8) | ((f[1] + 1) as u8) << 2 | ((f[2] + 1) as u8) << 4 | ((f[3] + 1) as u8) << 6)
+        .collect();
+    if !tail.is_empty() {
+        // Slots past the end hold the code of 0 (1).
+        out.push(tail.iter().enumerate().fold(0x55u8, |b, (i, &q)| (b & !(3 << (2 * i))) | (((q + 1) as u8) << (2 * i))));
     }
     Ok(out)
 }

@@ -1,7 +1,7 @@
 //! Element-wise conversion of plain stored types to f32, the common currency of comparison
 //! and quantization. Block-quantized types are dequantized by `smelt-quant`, not here.
 
-use half::{bf16, f16};
+use half::f16;
 
 use crate::DType;
 
@@ -79,7 +79,16 @@ pub fn to_f32_vec(dtype: DType, bytes: &[u8], numel: usize) -> Option<Vec<f32>> 
         F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
         F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
         F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        BF16 => b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        // bf16 is the top half of an f32: a shift, which vectorizes. A NaN gets its quiet bit
+        // set, as `bf16::to_f32` does, so the bits are the same for every input.
+        BF16 => b
+            .chunks_exact(2)
+            .map(|c| {
+                let h = u16::from_le_bytes([c[0], c[1]]);
+                let h = if h & 0x7fff > 0x7f80 { h | 0x0040 } else { h };
+                f32::from_bits((h as u32) << 16)
+            })
+            .collect(),
         F8_E4M3 => b.iter().map(|&x| f8_e4m3_to_f32(x)).collect(),
         F8_E5M2 => b.iter().map(|&x| f8_e5m2_to_f32(x)).collect(),
         F8_E4M3_FNUZ => b.iter().map(|&x| f8_e4m3fnuz_to_f32(x)).collect(),
@@ -127,6 +136,15 @@ mod tests {
         assert!(f8_e4m3fnuz_to_f32(0x80).is_nan());
         assert_eq!(f8_e4m3fnuz_to_f32(0x40), 1.0);
         assert_eq!(f8_e5m2fnuz_to_f32(0x40), 1.0);
+    }
+
+    #[test]
+    fn bf16_is_the_top_half_of_f32() {
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        let got = to_f32_vec(DType::BF16, &bytes, 65536).unwrap();
+        for (h, v) in (0..=u16::MAX).zip(got) {
+            assert_eq!(v.to_bits(), half::bf16::from_bits(h).to_f32().to_bits(), "{h:#06x}");
+        }
     }
 
     #[test]

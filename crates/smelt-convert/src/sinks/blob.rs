@@ -85,10 +85,11 @@ fn sections(e: &Encoded) -> [Vec<u8>; 4] {
             // Two codes per byte, first element in the low nibble, each row padded to a byte.
             let row_bytes = t.cols.div_ceil(2);
             let mut data = vec![0u8; t.rows * row_bytes];
-            for r in 0..t.rows {
-                for c in 0..t.cols {
-                    let q = t.codes[r * t.cols + c] & 0x0f;
-                    data[r * row_bytes + c / 2] |= if c % 2 == 0 { q } else { q << 4 };
+            if t.cols > 0 {
+                for (codes, out) in t.codes.chunks(t.cols).zip(data.chunks_mut(row_bytes)) {
+                    for (pair, o) in codes.chunks(2).zip(out) {
+                        *o = (pair[0] & 0x0f) | (pair.get(1).map_or(0, |q| q & 0x0f) << 4);
+                    }
                 }
             }
             let zeros = match t.mode {
