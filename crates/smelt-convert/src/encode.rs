@@ -92,7 +92,7 @@ pub fn check_finite(name: &str, values: &[f32]) -> Result<(), ConvertError> {
     let bad = values
         .par_chunks(CHUNK_ELEMS)
         .enumerate()
-        .filter_map(|(c, chunk)| chunk.iter().position(|v| !v.is_finite()).map(|i| c * CHUNK_ELEMS + i))
+        .filter_map(|(c, chunk)| crate::encode_chunked::first_nonfinite(chunk).map(|i| c * CHUNK_ELEMS + i))
         .min();
     match bad {
         Some(index) => Err(ConvertError::NonFinite { tensor: name.to_string(), index, value: values[index] }),

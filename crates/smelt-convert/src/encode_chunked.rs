@@ -18,10 +18,12 @@ use smelt_quant::int4::{Int4Mode, Int4Tensor};
 use smelt_quant::int8::{Int8Granularity, Int8Mode, Int8Tensor};
 use smelt_quant::metrics::ErrorSums;
 use smelt_quant::nf4::{Nf4Absmax, Nf4Options, Nf4Tensor};
+use smelt_quant::rounding::StreamingSum;
+use smelt_quant::ternary::{ternary_codes_into, ternary_scale, TernaryTensor};
 use smelt_tensor::DType;
 
 use crate::encode::{Encoded, EncodedTensor, CHUNK_ELEMS};
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, TernaryPacking};
 use crate::ConvertError;
 
 /// Encodes `t` chunk by chunk, or returns `None` when its scheme or dtype needs the
@@ -52,8 +54,11 @@ pub fn encode_chunked(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Opti
             job.plain(d, be, rows, |v, out| smelt_quant::ggml::quantize(d, v, out).map_err(|e| e.to_string()))
         }
         Scheme::Int8 { per_channel: true, symmetric } if shape.len() >= 2 => job.int8(rows, symmetric),
+        Scheme::Int8 { per_channel: false, symmetric } if n >= CHUNK_ELEMS => job.int8_per_tensor(&shape, n, symmetric),
         Scheme::Int4 { group, symmetric } if shape.len() == 2 => job.int4(rows, group as usize, symmetric),
         Scheme::Nf4 { double_quant } => job.nf4(n, &shape, double_quant),
+        // Small tensors are cheap to hold whole.
+        Scheme::Ternary { packing } if n >= CHUNK_ELEMS => job.ternary(n, packing),
         _ => return None,
     })
 }
@@ -72,7 +77,7 @@ impl Job<'_> {
         let v = smelt_tensor::convert::to_f32_vec(self.t.dtype, bytes, len)
             .ok_or_else(|| ConvertError::NotQuantizable { tensor: self.t.name.clone(), dtype: self.t.dtype })?;
         if !self.allow_nonfinite {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            if let Some(i) = first_nonfinite(&v) {
                 return Err(ConvertError::NonFinite { tensor: self.t.name.clone(), index: start + i, value: v[i] });
             }
         }
@@ -216,6 +221,91 @@ impl Job<'_> {
     }
 }
 
+impl Job<'_> {
+    /// Per-tensor INT8 in two passes: the tensor's range (NaN-propagating min and max, which
+    /// do not depend on the order they are combined in), then the codes with its parameters.
+    fn int8_per_tensor(&self, shape: &[usize], n: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
+        use smelt_quant::int8::{int8_params, nan_max, nan_min, quantize_run, run_min_max};
+        let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
+        let ranges = (0..n.div_ceil(CHUNK_ELEMS))
+            .into_par_iter()
+            .map(|c| self.values(c * CHUNK_ELEMS, CHUNK_ELEMS.min(n - c * CHUNK_ELEMS)).map(|v| run_min_max(&v)))
+            .collect::<Vec<_>>();
+        let (lo, hi) = first_error(ranges)?.into_iter().reduce(|(a, b), (c, d)| (nan_min(a, c), nan_max(b, d))).unwrap_or((0.0, 0.0));
+        let p = int8_params(lo, hi, mode);
+        let mut codes = vec![0u8; n];
+        let sums = codes
+            .par_chunks_mut(CHUNK_ELEMS)
+            .enumerate()
+            .map(|(c, out)| -> Result<ErrorSums, ConvertError> {
+                let v = self.values(c * CHUNK_ELEMS, out.len())?;
+                quantize_run(&v, p, mode, out);
+                let decoded: Vec<f32> = match mode {
+                    Int8Mode::Symmetric => out.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale).collect(),
+                    Int8Mode::Asymmetric => out.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale).collect(),
+                };
+                Ok(ErrorSums::of(&v, &decoded))
+            })
+            .collect::<Vec<_>>();
+        let sums = first_error(sums)?;
+        let zp = if symmetric { p.zero_point as i8 as u8 } else { p.zero_point as u8 };
+        let q = Int8Tensor { mode, shape: shape.to_vec(), axis: None, codes, scales: vec![p.scale], zero_points: vec![zp] };
+        Ok(finish(Encoded::Int8(q), sums))
+    }
+
+    /// Ternary in two passes over the stored bytes. First `Σ|W|` in torch's order
+    /// ([`StreamingSum`]: the same f32 additions as the whole-tensor `TorchReduction::sum`, so
+    /// the same scale to the bit), fed chunk after chunk in order while the next chunks are
+    /// read in parallel; then the codes, decoded values and error sums per chunk, in parallel.
+    fn ternary(&self, n: usize, packing: TernaryPacking) -> Result<EncodedTensor, ConvertError> {
+        let chunks = n.div_ceil(CHUNK_ELEMS);
+        let abs_chunk = |c: usize| {
+            let start = c * CHUNK_ELEMS;
+            self.values(start, CHUNK_ELEMS.min(n - start)).map(|mut v| {
+                v.iter_mut().for_each(|x| *x = x.abs());
+                v
+            })
+        };
+        let mut sum = StreamingSum::new(n);
+        let window = rayon::current_num_threads().max(1);
+        for first in (0..chunks).step_by(window) {
+            let abs = (first..(first + window).min(chunks)).into_par_iter().map(abs_chunk).collect::<Vec<_>>();
+            for a in abs {
+                sum.feed(&a?);
+            }
+        }
+        let total = sum.finish().ok_or_else(|| self.quant_err("ternary: streamed sum lost count".into()))?;
+        let (mean_abs, scale) = ternary_scale(total, n);
+        let mut codes = vec![0i8; n];
+        let sums = codes
+            .par_chunks_mut(CHUNK_ELEMS)
+            .enumerate()
+            .map(|(c, out)| -> Result<ErrorSums, ConvertError> {
+                let v = self.values(c * CHUNK_ELEMS, out.len())?;
+                ternary_codes_into(&v, scale, out);
+                let decoded: Vec<f32> = out.iter().map(|&q| q as f32 / scale).collect();
+                Ok(ErrorSums::of(&v, &decoded))
+            })
+            .collect::<Vec<_>>();
+        let sums = first_error(sums)?;
+        Ok(finish(Encoded::Ternary(TernaryTensor { codes, mean_abs, scale }, packing), sums))
+    }
+}
+
+/// Index of the first NaN or infinity. Blocks of 64 are tested whole first (an exponent test
+/// with no early exit, which vectorizes); only a block that has one is searched.
+pub(crate) fn first_nonfinite(v: &[f32]) -> Option<usize> {
+    const EXP: u32 = 0x7f80_0000;
+    v.chunks(64).enumerate().find_map(|(b, block)| {
+        let any = block.iter().fold(false, |a, x| a | (x.to_bits() & EXP == EXP));
+        if any {
+            block.iter().position(|x| !x.is_finite()).map(|i| b * 64 + i)
+        } else {
+            None
+        }
+    })
+}
+
 /// The chunks' results in order, or the error of the first chunk that failed (the first bad
 /// element of the tensor, whatever thread found it first).
 fn first_error<T>(parts: Vec<Result<T, ConvertError>>) -> Result<Vec<T>, ConvertError> {
@@ -304,18 +394,27 @@ mod tests {
             S::Int4 { group: 128, symmetric: false },
             S::Nf4 { double_quant: false },
             S::Nf4 { double_quant: true },
+            S::Ternary { packing: TernaryPacking::TwoBit },
+            S::Int8 { per_channel: false, symmetric: true },
+            S::Int8 { per_channel: false, symmetric: false },
         ];
         // 1100 x 512: about 2.1 chunks of 2^18 elements; 3 x 96: one short chunk.
         for (rows, cols) in [(1100, 512), (3, 96), (1, 64)] {
             let (t, values) = bf16_tensor(rows, cols, rows as u64 * 31 + cols as u64);
             for scheme in schemes {
-                let got = encode_chunked(&t, scheme, false).expect("chunkable").unwrap();
+                let Some(got) = encode_chunked(&t, scheme, false) else {
+                    let two_pass = matches!(scheme, S::Ternary { .. } | S::Int8 { per_channel: false, .. });
+                    assert!(two_pass && rows * cols < CHUNK_ELEMS, "{scheme} not streamed");
+                    continue;
+                };
+                let got = got.unwrap();
                 let want = crate::encode::encode_values(&t.name, &values, &[rows, cols], scheme).unwrap();
                 let same = match (&got.encoded, &want.encoded) {
                     (Encoded::Plain { dtype: a, data: x }, Encoded::Plain { dtype: b, data: y }) => a == b && x == y,
                     (Encoded::Int8(a), Encoded::Int8(b)) => a == b,
                     (Encoded::Int4(a), Encoded::Int4(b)) => a == b,
                     (Encoded::Nf4(a), Encoded::Nf4(b)) => a == b,
+                    (Encoded::Ternary(a, p), Encoded::Ternary(b, q)) => a == b && p == q,
                     _ => false,
                 };
                 assert!(same, "{scheme} on {rows}x{cols}: streamed bytes differ from the whole-tensor path");
