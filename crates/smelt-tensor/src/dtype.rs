@@ -285,7 +285,7 @@ impl DType {
     /// of the block size. Returns `None` on overflow, for a ggml shape that does not split into
     /// blocks, and for strings.
     pub fn storage_bytes(self, shape: &[u64]) -> Option<u64> {
-        let numel = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        let numel = crate::numel(shape)?;
         let be = self.block_elems();
         if be == 0 {
             return None;
@@ -410,6 +410,9 @@ mod tests {
         assert_eq!(DType::Q4_0.storage_bytes(&[2, 63]), None);
         assert_eq!(DType::TQ1_0.storage_bytes(&[256]), Some(54));
         assert_eq!(DType::F64.storage_bytes(&[u64::MAX, 2]), None);
+        // regression (fuzzing): a zero dimension after dimensions whose product overflows
+        assert_eq!(DType::F32.storage_bytes(&[63, 1 << 62, 1 << 62, 0]), Some(0));
+        assert_eq!(crate::numel(&[63, 1 << 62, 1 << 62, 0]), Some(0));
         assert_eq!(DType::String.storage_bytes(&[1]), None);
         assert_eq!(DType::Q4_0.bits_per_element(), 4.5);
     }

@@ -17,5 +17,11 @@ pub use dtype::{DType, ALL_DTYPES};
 
 /// Number of elements of a shape, `None` on overflow.
 pub fn numel(shape: &[u64]) -> Option<u64> {
+    // A zero dimension makes the product zero whatever the others are: checked multiplication
+    // left to right could overflow on huge dimensions before reaching it (found by fuzzing a
+    // GGUF tensor of dims [63, 2^62, 2^62, 0]).
+    if shape.contains(&0) {
+        return Some(0);
+    }
     shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
 }
