@@ -8,8 +8,11 @@
 //! figures are the same whatever the thread count, and the same as the whole-tensor path's
 //! bytes (every scheme here computes each row or block from that row or block alone).
 //!
-//! Schemes with a statistic over the whole tensor (per-tensor INT8, ternary's mean |W|) stay on
-//! the whole-tensor path.
+//! Schemes with a statistic over the whole tensor take two passes over the stored bytes (from
+//! [`CHUNK_ELEMS`] elements on; smaller tensors stay on the whole-tensor path): per-tensor
+//! INT8 first finds the range, ternary first sums |W| in torch's order with
+//! `smelt_quant::rounding::StreamingSum` (the same f32 additions as the whole-tensor sum, so
+//! the same scale to the bit), then both encode chunk by chunk as above.
 
 use bytes::Bytes;
 use rayon::prelude::*;
