@@ -37,8 +37,8 @@ pub fn encode_chunked(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Opti
         return None;
     }
     let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-    let n = shape.iter().product::<usize>();
-    if n == 0 || n as u64 != t.numel() {
+    let n = usize::try_from(t.numel()).ok()?;
+    if n == 0 || shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(n) {
         return None;
     }
     let cols = *shape.last()?;
