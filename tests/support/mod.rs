@@ -16,10 +16,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("the smelt binary runs")
+    Command::new(env!("CARGO_BIN_EXE_smelt")).args(args).output().expect("the smelt binary runs")
 }
 
 /// Stdout as UTF-8.
@@ -39,7 +36,10 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(venv.exists(), "no Python for interop checks: run tools/python/setup-venv.sh or set SMELT_PYTHON");
+    assert!(
+        venv.exists(),
+        "no Python for interop checks: run tools/python/setup-venv.sh or set SMELT_PYTHON"
+    );
     venv
 }
 
