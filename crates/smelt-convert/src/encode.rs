@@ -177,23 +177,9 @@ pub fn decode(name: &str, e: &Encoded) -> Result<Vec<f32>, ConvertError> {
 fn cast_f32(values: &[f32], to: DType) -> Vec<u8> {
     let size = to.block_bytes() as usize;
     let mut out = vec![0u8; values.len() * size];
-    out.par_chunks_mut(CHUNK_ELEMS * size).zip(values.par_chunks(CHUNK_ELEMS)).for_each(|(o, v)| match to {
-        DType::F16 => {
-            for (dst, x) in o.chunks_exact_mut(2).zip(v) {
-                dst.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
-            }
-        }
-        DType::BF16 => {
-            for (dst, x) in o.chunks_exact_mut(2).zip(v) {
-                dst.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes());
-            }
-        }
-        _ => {
-            for (dst, x) in o.chunks_exact_mut(4).zip(v) {
-                dst.copy_from_slice(&x.to_le_bytes());
-            }
-        }
-    });
+    out.par_chunks_mut(CHUNK_ELEMS * size)
+        .zip(values.par_chunks(CHUNK_ELEMS))
+        .for_each(|(o, v)| crate::encode_chunked::cast_into(v, to, o));
     out
 }
 
