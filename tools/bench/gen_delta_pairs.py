@@ -28,6 +28,9 @@ import sys
 import ml_dtypes
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from gen_llama_checkpoint import config_json, tensor_specs  # noqa: E402  (one Llama layout for both benchmarks)
+
 SIZES = {
     "bench": dict(hidden=768, layers=3, heads=12, kv_heads=4, intermediate=2048, vocab=6000),
     "small": dict(hidden=128, layers=2, heads=4, kv_heads=2, intermediate=352, vocab=500),
@@ -35,44 +38,6 @@ SIZES = {
 SEED = 20261206
 STD = 0.02
 BF16 = ml_dtypes.bfloat16
-
-
-def specs(c: dict) -> list[tuple[str, tuple[int, ...]]]:
-    h, kv = c["hidden"], c["kv_heads"] * (c["hidden"] // c["heads"])
-    out = [("model.embed_tokens.weight", (c["vocab"], h))]
-    for i in range(c["layers"]):
-        p = f"model.layers.{i}"
-        out += [
-            (f"{p}.self_attn.q_proj.weight", (h, h)),
-            (f"{p}.self_attn.k_proj.weight", (kv, h)),
-            (f"{p}.self_attn.v_proj.weight", (kv, h)),
-            (f"{p}.self_attn.o_proj.weight", (h, h)),
-            (f"{p}.mlp.gate_proj.weight", (c["intermediate"], h)),
-            (f"{p}.mlp.up_proj.weight", (c["intermediate"], h)),
-            (f"{p}.mlp.down_proj.weight", (h, c["intermediate"])),
-            (f"{p}.input_layernorm.weight", (h,)),
-            (f"{p}.post_attention_layernorm.weight", (h,)),
-        ]
-    return out + [("model.norm.weight", (h,)), ("lm_head.weight", (c["vocab"], h))]
-
-
-def config(c: dict) -> dict:
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "hidden_act": "silu",
-        "hidden_size": c["hidden"],
-        "intermediate_size": c["intermediate"],
-        "max_position_embeddings": 2048,
-        "model_type": "llama",
-        "num_attention_heads": c["heads"],
-        "num_hidden_layers": c["layers"],
-        "num_key_value_heads": c["kv_heads"],
-        "rms_norm_eps": 1e-05,
-        "rope_theta": 10000.0,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-        "vocab_size": c["vocab"],
-    }
 
 
 def base_tensor(rng, shape) -> np.ndarray:
@@ -123,13 +88,13 @@ def main() -> int:
     args = ap.parse_args()
     c = SIZES[args.size]
     rng = np.random.default_rng(SEED)
-    base = [(n, base_tensor(rng, s)) for n, s in specs(c)]
+    base = [(n, base_tensor(rng, s)) for n, s in tensor_specs(c)]
     for k, variant in enumerate(["base", "few", "lora", "noise"]):
         d = args.out / variant
         d.mkdir(parents=True, exist_ok=True)
         vrng = np.random.default_rng(SEED + 1 + k)
         write(d / "model.safetensors", [(n, edit(variant, n, w, vrng, c)) for n, w in base])
-        (d / "config.json").write_text(json.dumps(config(c), indent=2) + "\n")
+        (d / "config.json").write_text(json.dumps(config_json(c), indent=2) + "\n")
     print(f"{args.out}: base, few, lora, noise")
     return 0
 
