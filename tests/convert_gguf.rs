@@ -14,7 +14,14 @@ use support::{fixtures, interop, smelt, stderr};
 fn convert_to(dir: &Path, hf: &str, quant: &str) -> PathBuf {
     let out = dir.join(format!("{hf}-{quant}.gguf"));
     let input = fixtures().join("hf").join(hf);
-    let o = smelt([OsStr::new("convert"), input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--quant"), OsStr::new(quant)]);
+    let o = smelt([
+        OsStr::new("convert"),
+        input.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--quant"),
+        OsStr::new(quant),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{hf} {quant}: {}", stderr(&o));
     out
 }
@@ -36,7 +43,8 @@ fn every_hf_fixture_converts_like_llama_cpps_converter() {
     for hf in ["tiny-llama-bf16", "tiny-llama-sharded", "tiny-qwen2-f32", "tiny-mistral-tied-f16"] {
         let out = convert_to(dir.path(), hf, "q8_0");
         let hf_dir = fixtures().join("hf").join(hf);
-        let text = interop("check_convert_gguf.py", &[out.as_os_str(), hf_dir.as_os_str(), OsStr::new("q8_0")]);
+        let text =
+            interop("check_convert_gguf.py", &[out.as_os_str(), hf_dir.as_os_str(), OsStr::new("q8_0")]);
         assert!(text.contains("OK"), "{hf}: {text}");
     }
 }
@@ -46,10 +54,22 @@ fn gguf_requantized_keeps_every_metadata_key() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixtures().join("gguf/tiny-llama.gguf");
     let out = dir.path().join("re.gguf");
-    let o = smelt([OsStr::new("convert"), input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--quant"), OsStr::new("q4_0")]);
+    let o = smelt([
+        OsStr::new("convert"),
+        input.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--quant"),
+        OsStr::new("q4_0"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let meta = |p: &Path| -> serde_json::Value {
-        let o = smelt([OsStr::new("inspect"), p.as_os_str(), OsStr::new("--json"), OsStr::new("--full-metadata")]);
+        let o = smelt([
+            OsStr::new("inspect"),
+            p.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--full-metadata"),
+        ]);
         serde_json::from_str(&String::from_utf8(o.stdout).unwrap()).unwrap()
     };
     let (a, b) = (meta(&input), meta(&out));

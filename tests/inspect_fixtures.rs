@@ -36,7 +36,8 @@ fn assert_report_matches(report: &Value, manifest: &Value, format: &str) {
         params += w["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).product::<u64>();
     }
     assert_eq!(report["parameters"].as_u64().unwrap(), params);
-    let by_dtype: u64 = report["by_dtype"].as_array().unwrap().iter().map(|d| d["tensors"].as_u64().unwrap()).sum();
+    let by_dtype: u64 =
+        report["by_dtype"].as_array().unwrap().iter().map(|d| d["tensors"].as_u64().unwrap()).sum();
     assert_eq!(by_dtype as usize, want.len());
 }
 
@@ -72,7 +73,8 @@ fn gguf_file() {
     assert_report_matches(&r, &manifest(&fixtures().join("gguf/tiny-llama.gguf.reference.json")), "gguf");
     assert_eq!(r["version"], "GGUF v3");
     assert_eq!(r["architecture"]["model_type"], "llama");
-    let arch_key = r["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "general.architecture").unwrap();
+    let arch_key =
+        r["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "general.architecture").unwrap();
     assert_eq!(arch_key["type"], "STRING");
     assert_eq!(arch_key["value"], "llama");
 }
@@ -81,13 +83,20 @@ fn gguf_file() {
 fn gguf_long_arrays_are_summarised_unless_full_metadata() {
     let f = fixtures().join("gguf/tiny-llama.gguf");
     let r = inspect_json(&f);
-    let tokens = r["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "tokenizer.ggml.tokens").unwrap();
+    let tokens =
+        r["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "tokenizer.ggml.tokens").unwrap();
     assert_eq!(tokens["elem_type"], "STRING");
     assert!(tokens["len"].as_u64().unwrap() > 16);
     assert!(tokens.get("value").is_none());
-    let o = smelt([std::ffi::OsStr::new("inspect"), f.as_os_str(), "--json".as_ref(), "--full-metadata".as_ref()]);
+    let o = smelt([
+        std::ffi::OsStr::new("inspect"),
+        f.as_os_str(),
+        "--json".as_ref(),
+        "--full-metadata".as_ref(),
+    ]);
     let full: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let tokens = full["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "tokenizer.ggml.tokens").unwrap();
+    let tokens =
+        full["metadata"].as_array().unwrap().iter().find(|m| m["key"] == "tokenizer.ggml.tokens").unwrap();
     assert_eq!(tokens["value"].as_array().unwrap().len() as u64, tokens["len"].as_u64().unwrap());
 }
 
@@ -138,14 +147,17 @@ fn every_malformed_fixture_is_refused_with_exit_2() {
     files.retain(|p| {
         let name = p.file_name().unwrap().to_string_lossy();
         let ext = p.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-        !name.ends_with(".md") && matches!(ext.as_str(), "gguf" | "onnx" | "safetensors") || name.ends_with(".index.json")
+        !name.ends_with(".md") && matches!(ext.as_str(), "gguf" | "onnx" | "safetensors")
+            || name.ends_with(".index.json")
     });
     assert!(files.len() >= 30, "expected many malformed fixtures, found {}", files.len());
     let mut refused = 0;
     for f in &files {
         // Shards of a malformed sharded checkpoint may be valid on their own: only their index
         // is the lie.
-        if f.extension().is_some_and(|e| e == "safetensors") && f.parent().unwrap().join("model.safetensors.index.json").exists() {
+        if f.extension().is_some_and(|e| e == "safetensors")
+            && f.parent().unwrap().join("model.safetensors.index.json").exists()
+        {
             continue;
         }
         // The target a malformed index escapes to with '..' is itself a valid file.
@@ -157,7 +169,12 @@ fn every_malformed_fixture_is_refused_with_exit_2() {
         assert!(stdout(&o).is_empty(), "{}: printed a report", f.display());
         let err = stderr(&o);
         assert!(err.starts_with("smelt: error: "), "{}: {err}", f.display());
-        assert!(err.contains(f.file_name().unwrap().to_str().unwrap()) || err.contains(f.parent().unwrap().to_str().unwrap()), "{}: error does not name the file: {err}", f.display());
+        assert!(
+            err.contains(f.file_name().unwrap().to_str().unwrap())
+                || err.contains(f.parent().unwrap().to_str().unwrap()),
+            "{}: error does not name the file: {err}",
+            f.display()
+        );
         refused += 1;
     }
     eprintln!("{refused} malformed fixtures refused");

@@ -66,7 +66,12 @@ fn torch_tiny_llama_matches_onnxruntime() {
 fn ort_dynamic_int8_model_matches_onnxruntime() {
     // DynamicQuantizeLinear + MatMulInteger: integer products are exact, so only the float
     // epilogue (scale multiply) can differ.
-    check_against_ort(&runtime("tiny-llama.ort-int8-dynamic.onnx"), "tiny-llama.ort-int8-dynamic", 1e-5, 1e-4);
+    check_against_ort(
+        &runtime("tiny-llama.ort-int8-dynamic.onnx"),
+        "tiny-llama.ort-int8-dynamic",
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
@@ -76,7 +81,12 @@ fn ort_qdq_int8_model_matches_onnxruntime() {
 
 #[test]
 fn ort_matmulnbits_model_matches_onnxruntime() {
-    check_against_ort(&runtime("tiny-llama.ort-matmulnbits4.onnx"), "tiny-llama.ort-matmulnbits4", 1e-5, 1e-4);
+    check_against_ort(
+        &runtime("tiny-llama.ort-matmulnbits4.onnx"),
+        "tiny-llama.ort-matmulnbits4",
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
@@ -96,7 +106,8 @@ fn npy_input_and_summary_without_output_file() {
     assert!(text.starts_with("y  F32  [4, 8]  ["), "{text}");
     assert!(text.contains("min ") && text.contains("max ") && text.contains("mean "), "{text}");
     // The torch export's own output (fixtures/onnx/torch-mlp.output.npy) agrees too.
-    let want = smelt_formats::npy::read(&fixtures().join("onnx/torch-mlp.output.npy")).unwrap().to_f32().unwrap();
+    let want =
+        smelt_formats::npy::read(&fixtures().join("onnx/torch-mlp.output.npy")).unwrap().to_f32().unwrap();
     let first: f32 = text.split('[').nth(2).unwrap().split(',').next().unwrap().trim().parse().unwrap();
     assert!((first - want[0]).abs() < 1e-5, "{first} vs torch {}", want[0]);
 }
@@ -162,7 +173,11 @@ fn missing_extra_and_misshapen_inputs_list_the_expected_inputs() {
         format!("b={}", wrong.display()).as_ref(),
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("input 'b': shape [4] given") && stderr(&o).contains(expected), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("input 'b': shape [4] given") && stderr(&o).contains(expected),
+        "{}",
+        stderr(&o)
+    );
 
     // Both given: a + a, symbolic `batch` = 2.
     let out = dir.path().join("o.npz");

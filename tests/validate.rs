@@ -17,7 +17,8 @@ fn validate(candidate: &str, extra: &[&str], json: &std::path::Path) -> std::pro
     let reference = fixtures().join("onnx/torch-tiny-llama.onnx");
     let cand = runtime(&format!("{candidate}.onnx"));
     let inputs = runtime("torch-tiny-llama.inputs.npz");
-    let mut args: Vec<std::ffi::OsString> = vec!["validate".into(), reference.into(), cand.into(), "--inputs".into(), inputs.into()];
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["validate".into(), reference.into(), cand.into(), "--inputs".into(), inputs.into()];
     args.extend(extra.iter().map(Into::into));
     args.push("--json".into());
     args.push(json.into());
@@ -26,9 +27,15 @@ fn validate(candidate: &str, extra: &[&str], json: &std::path::Path) -> std::pro
 
 #[test]
 fn figures_match_numpy_on_onnxruntime_outputs() {
-    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runtime("validate.numpy.json")).unwrap()).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runtime("validate.numpy.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["tiny-llama.ort-int8-dynamic", "tiny-llama.ort-int8-qdq", "tiny-llama.ort-matmulnbits4", "tiny-llama.ort-bnb4-nf4"] {
+    for name in [
+        "tiny-llama.ort-int8-dynamic",
+        "tiny-llama.ort-int8-qdq",
+        "tiny-llama.ort-matmulnbits4",
+        "tiny-llama.ort-bnb4-nf4",
+    ] {
         let json = dir.path().join(format!("{name}.json"));
         let o = validate(name, &[], &json);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
@@ -39,7 +46,13 @@ fn figures_match_numpy_on_onnxruntime_outputs() {
         assert_eq!(out["name"], "logits");
         let w = &want[name];
         // smelt's and onnxruntime's outputs differ by ~1e-7, so the figures agree closely.
-        for (key, tol) in [("max_abs", 1e-5), ("mean_abs", 1e-6), ("cosine", 1e-6), ("sqnr_db", 1e-3), ("kl_divergence", 1e-7)] {
+        for (key, tol) in [
+            ("max_abs", 1e-5),
+            ("mean_abs", 1e-6),
+            ("cosine", 1e-6),
+            ("sqnr_db", 1e-3),
+            ("kl_divergence", 1e-7),
+        ] {
             let (g, e) = (out[key].as_f64().unwrap(), w[key].as_f64().unwrap());
             assert!((g - e).abs() <= tol, "{name} {key}: smelt {g}, numpy {e}");
         }
@@ -52,7 +65,11 @@ fn thresholds_decide_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("v.json");
     // int8 dynamic: cosine ~0.9998 (numpy), max abs ~0.012.
-    let o = validate("tiny-llama.ort-int8-dynamic", &["--min-cosine", "0.999", "--max-abs", "0.05", "--min-top1", "0.5"], &json);
+    let o = validate(
+        "tiny-llama.ort-int8-dynamic",
+        &["--min-cosine", "0.999", "--max-abs", "0.05", "--min-top1", "0.5"],
+        &json,
+    );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let o = validate("tiny-llama.ort-int8-dynamic", &["--max-abs", "0.001"], &json);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
@@ -122,7 +139,13 @@ fn random_inputs_are_reproducible_from_the_seed() {
 #[test]
 fn bad_input_exits_2() {
     let m = fixtures().join("onnx/torch-tiny-llama.onnx");
-    let o = smelt(["validate".as_ref(), m.as_os_str(), "/no/such/model.onnx".as_ref(), "--random".as_ref(), "1".as_ref()]);
+    let o = smelt([
+        "validate".as_ref(),
+        m.as_os_str(),
+        "/no/such/model.onnx".as_ref(),
+        "--random".as_ref(),
+        "1".as_ref(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/no/such/model.onnx"), "{}", stderr(&o));
     // Neither --inputs nor --random.

@@ -20,7 +20,8 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     let fds = protox::compile([&proto], [&proto_dir]).unwrap_or_else(|e| panic!("{}: {e}", proto.display()));
-    let pool = DescriptorPool::from_file_descriptor_set(fds.clone()).expect("protox output is a valid descriptor set");
+    let pool = DescriptorPool::from_file_descriptor_set(fds.clone())
+        .expect("protox output is a valid descriptor set");
 
     prost_build::Config::new()
         .out_dir(&out)

@@ -99,8 +99,9 @@ impl ConvertArgs {
 
     fn format(&self, recipe: &Recipe) -> Result<OutputFormat> {
         if let Some(f) = self.format.as_deref().or(recipe.format.as_deref()) {
-            return OutputFormat::from_name(f)
-                .with_context(|| format!("unknown output format '{f}'; use blob, gguf, safetensors, onnx or onnx-qdq"));
+            return OutputFormat::from_name(f).with_context(|| {
+                format!("unknown output format '{f}'; use blob, gguf, safetensors, onnx or onnx-qdq")
+            });
         }
         OutputFormat::from_extension(&self.output).with_context(|| {
             format!(
@@ -120,7 +121,8 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         smelt_convert::atomic::check_destination(&args.output)
             .with_context(|| format!("cannot write {}", args.output.display()))?;
         if let Some(r) = &args.report {
-            smelt_convert::atomic::check_destination(r).with_context(|| format!("cannot write {}", r.display()))?;
+            smelt_convert::atomic::check_destination(r)
+                .with_context(|| format!("cannot write {}", r.display()))?;
         }
     }
     if args.dry_run {
@@ -185,7 +187,11 @@ pub fn render_plan(plan: &Plan) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let name_w = plan.entries.iter().map(|e| e.name.len()).max().unwrap_or(4).clamp(4, 56);
-    let _ = writeln!(out, "{:<name_w$}  {:<6} {:<16} {:<26} {:>10} {:>10}  why", "tensor", "dtype", "shape", "scheme", "in", "out");
+    let _ = writeln!(
+        out,
+        "{:<name_w$}  {:<6} {:<16} {:<26} {:>10} {:>10}  why",
+        "tensor", "dtype", "shape", "scheme", "in", "out"
+    );
     for e in &plan.entries {
         let _ = writeln!(
             out,

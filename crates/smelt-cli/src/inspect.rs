@@ -197,11 +197,7 @@ fn build(model: &Model, args: &InspectArgs) -> Report {
         dtype: c.dtype.clone(),
     });
     let graph = model.graph.as_ref().map(graph_summary);
-    let metadata = model
-        .metadata
-        .iter()
-        .map(|(k, v)| meta_entry(k, v, args.full_metadata))
-        .collect();
+    let metadata = model.metadata.iter().map(|(k, v)| meta_entry(k, v, args.full_metadata)).collect();
     Report {
         schema: "smelt.inspect/1",
         path: args.path.display().to_string(),
@@ -268,7 +264,10 @@ fn graph_summary(g: &smelt_formats::onnx::OnnxGraph) -> GraphSummary {
         opsets: g
             .opset_imports()
             .iter()
-            .map(|o| Opset { domain: if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.to_string() }, version: o.version })
+            .map(|o| Opset {
+                domain: if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.to_string() },
+                version: o.version,
+            })
             .collect(),
         inputs: g.runtime_inputs().iter().map(value).collect(),
         outputs: g.outputs().iter().map(value).collect(),
@@ -324,20 +323,34 @@ fn render_text(r: &Report, out: &mut String) {
     }
     if let Some(g) = &r.graph {
         let opsets: Vec<String> = g.opsets.iter().map(|o| format!("{} {}", o.domain, o.version)).collect();
-        let _ = writeln!(out, "  graph         {:?}, {} nodes, IR {}, {}", g.name, g.nodes, g.ir_version, opsets.join(", "));
+        let _ = writeln!(
+            out,
+            "  graph         {:?}, {} nodes, IR {}, {}",
+            g.name,
+            g.nodes,
+            g.ir_version,
+            opsets.join(", ")
+        );
         if !g.producer.is_empty() {
             let _ = writeln!(out, "  producer      {}", g.producer);
         }
         for (label, values) in [("inputs", &g.inputs), ("outputs", &g.outputs)] {
             for (i, v) in values.iter().enumerate() {
-                let shape = v.shape.as_ref().map(|s| {
-                    let dims: Vec<String> = s.iter().map(|d| match d {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Null => "?".into(),
-                        other => other.to_string(),
-                    }).collect();
-                    format!("[{}]", dims.join(", "))
-                }).unwrap_or_else(|| "[?]".into());
+                let shape = v
+                    .shape
+                    .as_ref()
+                    .map(|s| {
+                        let dims: Vec<String> = s
+                            .iter()
+                            .map(|d| match d {
+                                serde_json::Value::String(s) => s.clone(),
+                                serde_json::Value::Null => "?".into(),
+                                other => other.to_string(),
+                            })
+                            .collect();
+                        format!("[{}]", dims.join(", "))
+                    })
+                    .unwrap_or_else(|| "[?]".into());
                 let l = if i == 0 { label } else { "" };
                 let _ = writeln!(out, "  {l:<14}{} {} {shape}", v.name, v.dtype);
             }
@@ -359,7 +372,11 @@ fn render_text(r: &Report, out: &mut String) {
     if let Some(rows) = &r.tensors {
         let name_w = rows.iter().map(|t| t.name.len()).max().unwrap_or(4).clamp(4, 60);
         let _ = writeln!(out);
-        let _ = writeln!(out, "  {:<name_w$}  {:<8} {:<22} {:>12} {:>12}", "name", "dtype", "shape", "bytes", "offset");
+        let _ = writeln!(
+            out,
+            "  {:<name_w$}  {:<8} {:<22} {:>12} {:>12}",
+            "name", "dtype", "shape", "bytes", "offset"
+        );
         for t in rows {
             let shape = format!("{:?}", t.shape);
             let _ = writeln!(

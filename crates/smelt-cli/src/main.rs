@@ -12,8 +12,8 @@ mod convert;
 mod delta;
 mod inspect;
 mod run;
-mod validate;
 mod size;
+mod validate;
 
 /// Exit code for bad input, bad usage, or any error that stopped the command.
 const EXIT_ERROR: u8 = 2;

@@ -78,12 +78,15 @@ pub(crate) fn write_npz(path: &Path, values: &[(String, Value)]) -> Result<()> {
             DType::U4 => v.data.cast(DType::U8).context("cast")?,
             _ => v.data.clone(),
         };
-        let descr = smelt_formats::npz::npy_descr(data.dtype()).with_context(|| format!("output '{name}': no .npy type for {}", data.dtype()))?;
+        let descr = smelt_formats::npz::npy_descr(data.dtype())
+            .with_context(|| format!("output '{name}': no .npy type for {}", data.dtype()))?;
         let shape: Vec<u64> = v.shape.iter().map(|&d| d as u64).collect();
         members.push((name.clone(), smelt_formats::npz::npy_bytes(descr, &shape, &data.to_le_bytes())));
     }
-    let bytes = smelt_formats::npz::npz_bytes(&members).context("outputs too large for a zip without zip64")?;
-    let mut f = smelt_convert::atomic::AtomicFile::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    let bytes =
+        smelt_formats::npz::npz_bytes(&members).context("outputs too large for a zip without zip64")?;
+    let mut f = smelt_convert::atomic::AtomicFile::create(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
     f.write_all(&bytes).with_context(|| format!("{}: cannot write", path.display()))?;
     f.commit().with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())

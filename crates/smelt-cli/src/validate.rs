@@ -120,13 +120,17 @@ fn random_feeds(specs: &[InputSpec], rng: &mut Rng, int_high: i64) -> Result<Vec
             None => bail!("input '{}' has no declared shape; give --inputs instead of --random", s.name),
         };
         let n: usize = shape.iter().product();
-        let dtype = s.dtype.with_context(|| format!("input '{}' has no declared dtype; give --inputs", s.name))?;
+        let dtype =
+            s.dtype.with_context(|| format!("input '{}' has no declared dtype; give --inputs", s.name))?;
         let data = match dtype {
-            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => Data::F64((0..n).map(|_| rng.normal()).collect()),
+            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => {
+                Data::F64((0..n).map(|_| rng.normal()).collect())
+            }
             DType::Bool => Data::Bool((0..n).map(|_| rng.next_u64() & 1 == 1).collect()),
             _ => Data::I64((0..n).map(|_| (rng.next_u64() % int_high.max(1) as u64) as i64).collect()),
         };
-        let data = data.cast(dtype).with_context(|| format!("input '{}': cannot make random {dtype}", s.name))?;
+        let data =
+            data.cast(dtype).with_context(|| format!("input '{}': cannot make random {dtype}", s.name))?;
         feeds.push((s.name.clone(), Value::new(shape, data)));
     }
     Ok(feeds)
@@ -161,8 +165,10 @@ fn argmax(x: &[f32]) -> usize {
 
 /// Runs `smelt validate`.
 pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
-    let reference = Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
-    let candidate = Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
+    let reference =
+        Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
+    let candidate =
+        Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
     if reference.output_names() != candidate.output_names() {
         bail!("the models' outputs differ: {:?} vs {:?}", reference.output_names(), candidate.output_names());
     }
@@ -170,24 +176,43 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         (Some(p), _) => vec![load_feeds(&[], Some(p))?],
         (None, Some(n)) if n > 0 => {
             let mut rng = Rng(args.seed);
-            (0..n).map(|_| random_feeds(reference.inputs(), &mut rng, args.int_high)).collect::<Result<_>>()?
+            (0..n)
+                .map(|_| random_feeds(reference.inputs(), &mut rng, args.int_high))
+                .collect::<Result<_>>()?
         }
         _ => bail!("give --inputs FILE.npz or --random N (N >= 1)"),
     };
-    let is_logits = |name: &str| args.logits.iter().any(|l| l == name) || (args.logits.is_empty() && name.to_lowercase().contains("logits"));
+    let is_logits = |name: &str| {
+        args.logits.iter().any(|l| l == name)
+            || (args.logits.is_empty() && name.to_lowercase().contains("logits"))
+    };
     let mut accs: Vec<(String, Acc)> = Vec::new();
     for feeds in &sets {
         let r = reference.run(feeds.clone()).with_context(|| format!("{}", args.reference.display()))?;
         let c = candidate.run(feeds.clone()).with_context(|| format!("{}", args.candidate.display()))?;
         for ((name, rv), (_, cv)) in r.iter().zip(&c) {
             if rv.shape != cv.shape {
-                bail!("output '{name}': shape {:?} from the reference, {:?} from the candidate", rv.shape, cv.shape);
+                bail!(
+                    "output '{name}': shape {:?} from the reference, {:?} from the candidate",
+                    rv.shape,
+                    cv.shape
+                );
             }
             let (rf, cf) = (rv.data.to_f32_vec(), cv.data.to_f32_vec());
             let acc = match accs.iter_mut().find(|(n, _)| n == name) {
                 Some((_, a)) => a,
                 None => {
-                    accs.push((name.clone(), Acc { dtype: rv.dtype(), shape: rv.shape.clone(), sums: ErrorSums::default(), rows: 0, top1: 0, kl: 0.0 }));
+                    accs.push((
+                        name.clone(),
+                        Acc {
+                            dtype: rv.dtype(),
+                            shape: rv.shape.clone(),
+                            sums: ErrorSums::default(),
+                            rows: 0,
+                            top1: 0,
+                            kl: 0.0,
+                        },
+                    ));
                     &mut accs.last_mut().expect("just pushed").1
                 }
             };
@@ -198,7 +223,11 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
                     acc.rows += 1;
                     acc.top1 += (argmax(rr) == argmax(cr)) as usize;
                     let (p, q) = (softmax(rr), softmax(cr));
-                    acc.kl += p.iter().zip(&q).map(|(&p, &q)| if p > 0.0 { p * (p / q.max(1e-300)).ln() } else { 0.0 }).sum::<f64>();
+                    acc.kl += p
+                        .iter()
+                        .zip(&q)
+                        .map(|(&p, &q)| if p > 0.0 { p * (p / q.max(1e-300)).ln() } else { 0.0 })
+                        .sum::<f64>();
                 }
             }
         }
@@ -253,7 +282,8 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     print!("{}", table(&report));
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
-        let mut f = smelt_convert::atomic::AtomicFile::create(p).with_context(|| format!("{}: cannot create", p.display()))?;
+        let mut f = smelt_convert::atomic::AtomicFile::create(p)
+            .with_context(|| format!("{}: cannot create", p.display()))?;
         f.write_all(text.as_bytes()).with_context(|| format!("{}: cannot write", p.display()))?;
         f.commit().with_context(|| format!("{}: cannot write", p.display()))?;
     }
@@ -262,28 +292,38 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
 
 fn table(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "reference {}\ncandidate {}\ninputs    {} ({} set(s))\n", r.reference, r.candidate, r.inputs, r.input_sets);
-    let _ = writeln!(s, "{:<24} {:>12} {:>12} {:>10} {:>10} {:>8} {:>10}", "output", "max abs", "mean abs", "cosine", "SQNR dB", "top-1", "KL");
+    let _ = writeln!(
+        s,
+        "reference {}\ncandidate {}\ninputs    {} ({} set(s))\n",
+        r.reference, r.candidate, r.inputs, r.input_sets
+    );
+    let _ = writeln!(
+        s,
+        "{:<24} {:>12} {:>12} {:>10} {:>10} {:>8} {:>10}",
+        "output", "max abs", "mean abs", "cosine", "SQNR dB", "top-1", "KL"
+    );
     for o in &r.outputs {
         let top1 = o.top1_agreement.map_or("-".to_string(), |x| format!("{x:.4}"));
         let kl = o.kl_divergence.map_or("-".to_string(), |x| format!("{x:.3e}"));
         let _ = writeln!(
             s,
             "{:<24} {:>12.4e} {:>12.4e} {:>10.6} {:>10.2} {:>8} {:>10}",
-            o.name,
-            o.max_abs,
-            o.mean_abs,
-            o.cosine,
-            o.sqnr_db,
-            top1,
-            kl,
+            o.name, o.max_abs, o.mean_abs, o.cosine, o.sqnr_db, top1, kl,
         );
     }
     if !r.checks.is_empty() {
         let _ = writeln!(s);
         for c in &r.checks {
             let op = if c.metric == "max_abs" { "<=" } else { ">=" };
-            let _ = writeln!(s, "{} {} {} = {:.6} (must be {op} {})", if c.passed { "ok  " } else { "FAIL" }, c.output, c.metric, c.value, c.threshold);
+            let _ = writeln!(
+                s,
+                "{} {} {} = {:.6} (must be {op} {})",
+                if c.passed { "ok  " } else { "FAIL" },
+                c.output,
+                c.metric,
+                c.value,
+                c.threshold
+            );
         }
     }
     let _ = writeln!(s, "\n{}", if r.passed { "PASS" } else { "FAIL: a threshold does not hold" });

@@ -45,13 +45,22 @@ fn unregister(p: &Path) {
 pub fn check_destination(dest: &Path) -> io::Result<()> {
     let dir = parent_dir(dest);
     let meta = std::fs::metadata(&dir).map_err(|e| {
-        io::Error::new(e.kind(), format!("output directory {} does not exist or cannot be read: {e}", dir.display()))
+        io::Error::new(
+            e.kind(),
+            format!("output directory {} does not exist or cannot be read: {e}", dir.display()),
+        )
     })?;
     if !meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", dir.display()),
+        ));
     }
     if dest.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("output {} is a directory", dest.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            format!("output {} is a directory", dest.display()),
+        ));
     }
     Ok(())
 }

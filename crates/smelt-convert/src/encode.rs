@@ -53,7 +53,9 @@ impl Encoded {
             Encoded::Nf4(t) => {
                 let stats = match &t.absmax {
                     smelt_quant::nf4::Nf4Absmax::Plain(a) => a.len() * 4,
-                    smelt_quant::nf4::Nf4Absmax::Double(d) => d.codes.len() + 4 + d.nested_absmax.len() * 4 + 256 * 4,
+                    smelt_quant::nf4::Nf4Absmax::Double(d) => {
+                        d.codes.len() + 4 + d.nested_absmax.len() * 4 + 256 * 4
+                    }
                 };
                 (t.packed.len() + stats) as u64
             }
@@ -103,7 +105,10 @@ pub fn check_finite(name: &str, values: &[f32]) -> Result<(), ConvertError> {
 /// Encodes `t` with `scheme`. `allow_nonfinite` skips the NaN/Inf check.
 pub fn encode(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Result<EncodedTensor, ConvertError> {
     if scheme == Scheme::Keep {
-        return Ok(EncodedTensor { encoded: Encoded::Plain { dtype: t.dtype, data: t.data.clone() }, metrics: None });
+        return Ok(EncodedTensor {
+            encoded: Encoded::Plain { dtype: t.dtype, data: t.data.clone() },
+            metrics: None,
+        });
     }
     if let Some(streamed) = crate::encode_chunked::encode_chunked(t, scheme, allow_nonfinite) {
         return streamed;
@@ -118,10 +123,17 @@ pub fn encode(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Result<Encod
 
 /// Encodes `values` (row-major, of `shape`, already checked for NaN/Inf when that matters)
 /// with `scheme`, which must not be [`Scheme::Keep`]. Per-channel INT8 takes axis 0.
-pub fn encode_values(name: &str, values: &[f32], shape: &[usize], scheme: Scheme) -> Result<EncodedTensor, ConvertError> {
+pub fn encode_values(
+    name: &str,
+    values: &[f32],
+    shape: &[usize],
+    scheme: Scheme,
+) -> Result<EncodedTensor, ConvertError> {
     let scheme_err = |source| ConvertError::Scheme { tensor: name.to_string(), source };
     let encoded = match scheme {
-        Scheme::Keep => return Err(ConvertError::Shape { tensor: name.to_string(), why: "nothing to encode".into() }),
+        Scheme::Keep => {
+            return Err(ConvertError::Shape { tensor: name.to_string(), why: "nothing to encode".into() })
+        }
         Scheme::Cast(d) => Encoded::Plain { dtype: d, data: Bytes::from(cast_f32(values, d)) },
         Scheme::Ggml(d) => {
             let data = quantize_ggml_rows(name, d, values, *shape.last().unwrap_or(&1))?;
@@ -129,9 +141,14 @@ pub fn encode_values(name: &str, values: &[f32], shape: &[usize], scheme: Scheme
         }
         Scheme::Int8 { per_channel, symmetric } => {
             let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
-            let granularity =
-                if per_channel && !shape.is_empty() { Int8Granularity::PerChannel { axis: 0 } } else { Int8Granularity::PerTensor };
-            Encoded::Int8(smelt_quant::int8::quantize_int8(values, shape, mode, granularity).map_err(scheme_err)?)
+            let granularity = if per_channel && !shape.is_empty() {
+                Int8Granularity::PerChannel { axis: 0 }
+            } else {
+                Int8Granularity::PerTensor
+            };
+            Encoded::Int8(
+                smelt_quant::int8::quantize_int8(values, shape, mode, granularity).map_err(scheme_err)?,
+            )
         }
         Scheme::Nf4 { double_quant } => {
             let opts = Nf4Options { double_quant, ..Nf4Options::default() };
@@ -140,11 +157,17 @@ pub fn encode_values(name: &str, values: &[f32], shape: &[usize], scheme: Scheme
         Scheme::Int4 { group, symmetric } => {
             let (rows, cols) = match shape {
                 [r, c] => (*r, *c),
-                _ => return Err(ConvertError::Shape { tensor: name.to_string(), why: "block int4 needs a 2-D weight".into() }),
+                _ => {
+                    return Err(ConvertError::Shape {
+                        tensor: name.to_string(),
+                        why: "block int4 needs a 2-D weight".into(),
+                    })
+                }
             };
             let mode = if symmetric { Int4Mode::Symmetric } else { Int4Mode::Asymmetric };
             Encoded::Int4(
-                smelt_quant::int4::quantize_int4_rtn(values, rows, cols, group as usize, mode).map_err(scheme_err)?,
+                smelt_quant::int4::quantize_int4_rtn(values, rows, cols, group as usize, mode)
+                    .map_err(scheme_err)?,
             )
         }
         Scheme::Ternary { packing } => {
@@ -159,8 +182,10 @@ pub fn encode_values(name: &str, values: &[f32], shape: &[usize], scheme: Scheme
 /// Decodes an encoding back to f32 values.
 pub fn decode(name: &str, e: &Encoded) -> Result<Vec<f32>, ConvertError> {
     Ok(match e {
-        Encoded::Plain { dtype, data } if dtype.is_ggml_block() => smelt_quant::ggml::dequantize_to_vec(*dtype, data)
-            .map_err(|source| ConvertError::Quant { tensor: name.to_string(), source })?,
+        Encoded::Plain { dtype, data } if dtype.is_ggml_block() => {
+            smelt_quant::ggml::dequantize_to_vec(*dtype, data)
+                .map_err(|source| ConvertError::Quant { tensor: name.to_string(), source })?
+        }
         Encoded::Plain { dtype, data } => {
             let n = data.len() as u64 * dtype.block_elems() / dtype.block_bytes().max(1);
             smelt_tensor::convert::to_f32_vec(*dtype, data, n as usize)

@@ -13,8 +13,8 @@ pub mod plan;
 pub mod recipe;
 pub mod report;
 pub mod run;
-pub mod sinks;
 pub mod scheme;
+pub mod sinks;
 
 use smelt_tensor::DType;
 

@@ -267,7 +267,10 @@ pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan
             Some(w) => w.fit(&t.name, t.dtype, &t.shape, wanted, reason),
             None => fit(wanted, reason, &t.shape),
         };
-        if format == OutputFormat::Gguf && reason == Reason::OneD && matches!(t.dtype, DType::F16 | DType::BF16) {
+        if format == OutputFormat::Gguf
+            && reason == Reason::OneD
+            && matches!(t.dtype, DType::F16 | DType::BF16)
+        {
             // llama.cpp's converter stores norms and biases as F32.
             scheme = Scheme::Cast(DType::F32);
         }

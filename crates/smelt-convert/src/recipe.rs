@@ -221,8 +221,8 @@ impl Recipe {
         quant_override: Option<&str>,
         opts_override: &dyn Fn(&mut SchemeOptions),
     ) -> Result<Recipe, RecipeError> {
-        let file: RecipeFile =
-            toml::from_str(text).map_err(|e| RecipeError::Toml { path: origin.to_string(), message: e.to_string() })?;
+        let file: RecipeFile = toml::from_str(text)
+            .map_err(|e| RecipeError::Toml { path: origin.to_string(), message: e.to_string() })?;
         let mut options = SchemeOptions::default();
         let o = &file.options;
         if let Some(g) = o.group_size {

@@ -146,7 +146,8 @@ impl Scheme {
             }
             Scheme::Nf4 { double_quant } => {
                 let blocks = numel.div_ceil(64);
-                let stats = if double_quant { blocks + 4 + blocks.div_ceil(256) * 4 + 256 * 4 } else { blocks * 4 };
+                let stats =
+                    if double_quant { blocks + 4 + blocks.div_ceil(256) * 4 + 256 * 4 } else { blocks * 4 };
                 numel.div_ceil(2) + stats
             }
             Scheme::Int4 { group, symmetric } => {

@@ -50,15 +50,19 @@ pub enum ErrorKind {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
     /// Neither the extension nor the first bytes say which format this is.
-    #[error("unrecognised format (first bytes {magic:02x?}); smelt reads .safetensors, \
-             model.safetensors.index.json, .onnx and .gguf")]
+    #[error(
+        "unrecognised format (first bytes {magic:02x?}); smelt reads .safetensors, \
+             model.safetensors.index.json, .onnx and .gguf"
+    )]
     UnknownFormat {
         /// Up to the first 8 bytes of the file.
         magic: Vec<u8>,
     },
     /// A directory that holds no model file smelt can read.
-    #[error("no model file in this directory (looked for model.safetensors.index.json, \
-             *.safetensors, *.onnx, *.gguf)")]
+    #[error(
+        "no model file in this directory (looked for model.safetensors.index.json, \
+             *.safetensors, *.onnx, *.gguf)"
+    )]
     NoModelInDirectory,
     /// A directory with more than one candidate model file and no index to choose.
     #[error("{count} candidate model files in this directory ({first}, ...); name one")]
@@ -69,10 +73,12 @@ pub enum ErrorKind {
         first: String,
     },
     /// A Python pickle checkpoint, which smelt refuses to load.
-    #[error("refusing to load a pickle checkpoint (.{ext}): unpickling runs arbitrary code. \
+    #[error(
+        "refusing to load a pickle checkpoint (.{ext}): unpickling runs arbitrary code. \
              Convert it to safetensors first (for example transformers' \
              `save_pretrained(..., safe_serialization=True)` or `safetensors.torch.save_file`) \
-             and point smelt at that")]
+             and point smelt at that"
+    )]
     Pickle {
         /// The extension that identified it.
         ext: String,

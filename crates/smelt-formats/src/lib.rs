@@ -57,9 +57,7 @@ pub fn open(path: &Path) -> Result<Model, Error> {
 }
 
 fn is_shard_index(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".index.json"))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".index.json"))
 }
 
 fn extension(path: &Path) -> Option<String> {

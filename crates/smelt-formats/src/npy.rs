@@ -133,7 +133,9 @@ pub fn parse(bytes: Bytes) -> Result<NpyArray, NpyError> {
         .ok_or_else(|| bad("shape is not a tuple"))?;
     let mut shape = Vec::new();
     for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        shape.push(part.trim_end_matches('L').parse::<u64>().map_err(|_| bad("shape entry is not an integer"))?);
+        shape.push(
+            part.trim_end_matches('L').parse::<u64>().map_err(|_| bad("shape entry is not an integer"))?,
+        );
         if shape.len() > crate::limits::MAX_RANK {
             return Err(bad("rank above the cap"));
         }
@@ -186,15 +188,28 @@ mod tests {
         assert_eq!(a.to_f32().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let s = parse(npy("{'descr': '|u1', 'fortran_order': False, 'shape': (), }", &[7])).unwrap();
         assert!(s.shape.is_empty());
-        let v = parse(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &5i64.to_le_bytes())).unwrap();
+        let v = parse(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &5i64.to_le_bytes()))
+            .unwrap();
         assert_eq!(v.shape, vec![1]);
     }
 
     #[test]
     fn refuses_bad_input() {
-        assert_eq!(parse(Bytes::from_static(b"NUMPY")).unwrap_err(), NpyError::Truncated { offset: 0, needed: 6, available: 5 });
-        assert!(matches!(parse(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", &[0; 4])), Err(NpyError::Descr(_))));
-        assert!(matches!(parse(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", &[0; 4])), Err(NpyError::Header { .. })));
-        assert!(matches!(parse(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 4])), Err(NpyError::Size { expected: 8, found: 4, .. })));
+        assert_eq!(
+            parse(Bytes::from_static(b"NUMPY")).unwrap_err(),
+            NpyError::Truncated { offset: 0, needed: 6, available: 5 }
+        );
+        assert!(matches!(
+            parse(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", &[0; 4])),
+            Err(NpyError::Descr(_))
+        ));
+        assert!(matches!(
+            parse(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", &[0; 4])),
+            Err(NpyError::Header { .. })
+        ));
+        assert!(matches!(
+            parse(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 4])),
+            Err(NpyError::Size { expected: 8, found: 4, .. })
+        ));
     }
 }

@@ -75,7 +75,10 @@ pub fn parse(bytes: Bytes) -> Result<Vec<(String, NpyArray)>, NpzError> {
     }
     // The end record is the last 22 bytes plus a comment of at most 65535 bytes.
     let lowest = len.saturating_sub(22 + 65535);
-    let eocd = (lowest..=len - 22).rev().find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x05, 0x06]).ok_or(NpzError::NotZip)?;
+    let eocd = (lowest..=len - 22)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or(NpzError::NotZip)?;
     let hdr = |offset: usize, reason: &str| NpzError::Header { offset: offset as u64, reason: reason.into() };
     let mut c = Cursor::new(&bytes[eocd..]);
     let mut field = |n: u64| -> Result<u64, NpzError> {
@@ -94,7 +97,9 @@ pub fn parse(bytes: Bytes) -> Result<Vec<(String, NpyArray)>, NpzError> {
     let mut out: Vec<(String, NpyArray)> = Vec::new();
     let mut pos = cd_offset;
     for _ in 0..entries {
-        let rec = bytes.get(pos..pos.checked_add(46).ok_or_else(|| hdr(pos, "offset overflow"))?).ok_or_else(|| hdr(pos, "truncated central directory entry"))?;
+        let rec = bytes
+            .get(pos..pos.checked_add(46).ok_or_else(|| hdr(pos, "offset overflow"))?)
+            .ok_or_else(|| hdr(pos, "truncated central directory entry"))?;
         if rec[..4] != [0x50, 0x4b, 0x01, 0x02] {
             return Err(hdr(pos, "bad central directory signature"));
         }
@@ -106,22 +111,32 @@ pub fn parse(bytes: Bytes) -> Result<Vec<(String, NpyArray)>, NpzError> {
         let extra_len = u16_at(30) as usize;
         let comment_len = u16_at(32) as usize;
         let local = u32_at(42) as usize;
-        let name_bytes = bytes.get(pos + 46..pos + 46 + name_len).ok_or_else(|| hdr(pos, "truncated member name"))?;
-        let name = String::from_utf8(name_bytes.to_vec()).map_err(|_| hdr(pos, "member name is not UTF-8"))?;
+        let name_bytes =
+            bytes.get(pos + 46..pos + 46 + name_len).ok_or_else(|| hdr(pos, "truncated member name"))?;
+        let name =
+            String::from_utf8(name_bytes.to_vec()).map_err(|_| hdr(pos, "member name is not UTF-8"))?;
         pos += 46 + name_len + extra_len + comment_len;
         if method != 0 {
             return Err(NpzError::Compressed { name, offset: local as u64, method });
         }
-        let lh = bytes.get(local..local.checked_add(30).ok_or_else(|| hdr(local, "offset overflow"))?).ok_or_else(|| hdr(local, "truncated local header"))?;
+        let lh = bytes
+            .get(local..local.checked_add(30).ok_or_else(|| hdr(local, "offset overflow"))?)
+            .ok_or_else(|| hdr(local, "truncated local header"))?;
         if lh[..4] != [0x50, 0x4b, 0x03, 0x04] {
             return Err(hdr(local, "bad local header signature"));
         }
         let l_name = u16::from_le_bytes([lh[26], lh[27]]) as usize;
         let l_extra = u16::from_le_bytes([lh[28], lh[29]]) as usize;
         let start = local + 30 + l_name + l_extra;
-        let end = start.checked_add(comp_size).filter(|&e| e <= len).ok_or_else(|| hdr(local, "member data past the end of the file"))?;
-        let array = crate::npy::parse(bytes.slice(start..end))
-            .map_err(|source| NpzError::Member { name: name.clone(), offset: start as u64, source })?;
+        let end = start
+            .checked_add(comp_size)
+            .filter(|&e| e <= len)
+            .ok_or_else(|| hdr(local, "member data past the end of the file"))?;
+        let array = crate::npy::parse(bytes.slice(start..end)).map_err(|source| NpzError::Member {
+            name: name.clone(),
+            offset: start as u64,
+            source,
+        })?;
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         if out.iter().any(|(n, _)| *n == key) {
             return Err(NpzError::Duplicate { name: key, offset: local as u64 });
@@ -219,7 +234,9 @@ mod tests {
     fn round_trips_two_arrays() {
         let a: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|x| x.to_le_bytes()).collect();
         let b: Vec<u8> = 7i64.to_le_bytes().to_vec();
-        let z = npz_bytes(&[("x".into(), npy_bytes("<f4", &[3], &a)), ("y".into(), npy_bytes("<i8", &[], &b))]).unwrap();
+        let z =
+            npz_bytes(&[("x".into(), npy_bytes("<f4", &[3], &a)), ("y".into(), npy_bytes("<i8", &[], &b))])
+                .unwrap();
         let got = parse(Bytes::from(z)).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "x");
@@ -241,7 +258,11 @@ mod tests {
     #[test]
     fn every_truncation_and_byte_flip_is_an_error_or_a_valid_read_never_a_panic() {
         let a: Vec<u8> = (0..40u8).collect();
-        let z = npz_bytes(&[("w".into(), npy_bytes("|u1", &[5, 8], &a)), ("b".into(), npy_bytes("<f4", &[2], &[0; 8]))]).unwrap();
+        let z = npz_bytes(&[
+            ("w".into(), npy_bytes("|u1", &[5, 8], &a)),
+            ("b".into(), npy_bytes("<f4", &[2], &[0; 8])),
+        ])
+        .unwrap();
         for cut in 0..z.len() {
             let _ = parse(Bytes::from(z[..cut].to_vec()));
         }

@@ -95,7 +95,9 @@ fn config_matches_the_checkpoint() {
 fn file_types_and_tensor_types() {
     // general.file_type is llama_ftype: 0 ALL_F32, 1 MOSTLY_F16, 7 MOSTLY_Q8_0. The converter
     // keeps 1-D tensors (the norms) in F32 and stores every matrix in the requested type.
-    for (outtype, ftype, matrix_dtype) in [("f32", 0, DType::F32), ("f16", 1, DType::F16), ("q8_0", 7, DType::Q8_0)] {
+    for (outtype, ftype, matrix_dtype) in
+        [("f32", 0, DType::F32), ("f16", 1, DType::F16), ("q8_0", 7, DType::Q8_0)]
+    {
         let model = open_checked(outtype);
         let got = model.meta("general.file_type").map(|v| v.to_json());
         assert_eq!(got, Some(serde_json::json!(ftype)), "{outtype}: general.file_type");
@@ -109,7 +111,8 @@ fn file_types_and_tensor_types() {
 
 #[test]
 fn f32_weights_equal_the_safetensors_checkpoint() {
-    let hf = smelt_formats::open(&fixtures().join("hf/tiny-llama-f32/model.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+    let hf = smelt_formats::open(&fixtures().join("hf/tiny-llama-f32/model.safetensors"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let gguf = open_checked("f32");
     for (hf_name, gguf_name) in unpermuted_names() {
         let a = hf.tensor(&hf_name).unwrap_or_else(|| panic!("{hf_name} missing"));

@@ -37,7 +37,22 @@ impl XorShift {
 }
 
 /// Lengths that tend to break readers: zero, one, huge, just past a boundary.
-const INTERESTING_U64: &[u64] = &[0, 1, 7, 8, 255, 256, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 1 << 32, 1 << 40, u64::MAX / 2, u64::MAX - 7, u64::MAX];
+const INTERESTING_U64: &[u64] = &[
+    0,
+    1,
+    7,
+    8,
+    255,
+    256,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_ffff,
+    1 << 32,
+    1 << 40,
+    u64::MAX / 2,
+    u64::MAX - 7,
+    u64::MAX,
+];
 
 fn mutate(orig: &[u8], rng: &mut XorShift) -> (Vec<u8>, String) {
     let mut v = orig.to_vec();

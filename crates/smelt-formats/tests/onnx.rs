@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use prost::Message as _;
 use smelt_formats::onnx::proto::{
-    tensor_proto::DataLocation, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    tensor_proto::DataLocation, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto,
 };
 use smelt_formats::onnx::{self, Dim, ElemType, OnnxError, ValueType};
 use smelt_formats::{ErrorKind, MetaValue, Model};
@@ -57,7 +58,8 @@ fn assert_graph_matches_reference(model: &Model, reference: &Path) {
         }
     }
     if let Some(opsets) = r.get("opsets").and_then(|v| v.as_array()) {
-        let got: Vec<(String, i64)> = g.opset_imports().iter().map(|o| (o.domain.to_string(), o.version)).collect();
+        let got: Vec<(String, i64)> =
+            g.opset_imports().iter().map(|o| (o.domain.to_string(), o.version)).collect();
         let want: Vec<(String, i64)> = opsets
             .iter()
             .map(|o| (o["domain"].as_str().unwrap().to_string(), o["version"].as_i64().unwrap()))
@@ -82,9 +84,19 @@ fn assert_locations_hold_the_bytes(model: &Model, typed_fields: bool) {
     for t in &model.tensors {
         let file = std::fs::read(&model.files[t.location.file]).unwrap();
         let start = t.location.offset as usize;
-        assert!(start < file.len(), "{}: offset {start} outside {}", t.name, model.files[t.location.file].display());
+        assert!(
+            start < file.len(),
+            "{}: offset {start} outside {}",
+            t.name,
+            model.files[t.location.file].display()
+        );
         if !typed_fields && !t.data.is_empty() {
-            assert_eq!(file.get(start..start + t.data.len()), Some(&t.data[..]), "{}: bytes at its location", t.name);
+            assert_eq!(
+                file.get(start..start + t.data.len()),
+                Some(&t.data[..]),
+                "{}: bytes at its location",
+                t.name
+            );
         }
     }
 }
@@ -117,7 +129,11 @@ fn mlp_with_raw_data_matches_onnx_reference() {
     let x = &g.inputs()[0];
     assert_eq!(
         x.ty,
-        ValueType::Tensor { elem: ElemType::DType(DType::F32), shape: Some(vec![Dim::Symbolic("batch"), Dim::Fixed(8)]), sparse: false }
+        ValueType::Tensor {
+            elem: ElemType::DType(DType::F32),
+            shape: Some(vec![Dim::Symbolic("batch"), Dim::Fixed(8)]),
+            sparse: false
+        }
     );
     assert_eq!(g.runtime_inputs().len(), 1);
 }
@@ -198,7 +214,10 @@ fn torch_exports_match_their_references() {
         ("torch-tiny-llama.onnx", "torch-tiny-llama.reference.json"),
         ("torch-tiny-llama-external/model.onnx", "torch-tiny-llama-external/model.reference.json"),
     ] {
-        assert!(fixture(model).exists(), "{model}: committed fixture missing (tools/fixtures/gen_torch_fixtures.py makes it)");
+        assert!(
+            fixture(model).exists(),
+            "{model}: committed fixture missing (tools/fixtures/gen_torch_fixtures.py makes it)"
+        );
         check_fixture(model, reference);
     }
 }
@@ -219,7 +238,11 @@ fn onnx_error(path: &Path) -> OnnxError {
                 ErrorKind::Onnx(o) => {
                     // Messages must render (and mention a byte offset, except MissingGraph's "byte 0").
                     let text = o.to_string();
-                    assert!(text.contains("byte") || matches!(o, OnnxError::DecodeTooLarge { .. } | OnnxError::Protobuf { .. }), "{text}");
+                    assert!(
+                        text.contains("byte")
+                            || matches!(o, OnnxError::DecodeTooLarge { .. } | OnnxError::Protobuf { .. }),
+                        "{text}"
+                    );
                     o
                 }
                 other => panic!("{}: not an ONNX error: {other}", path.display()),
@@ -242,13 +265,19 @@ fn wire_structure_errors_have_offsets() {
     let n = file_len("bad-varint.onnx");
     assert!(matches!(malformed("bad-varint.onnx"), OnnxError::BadVarint { offset, .. } if offset == n - 11));
     let n = file_len("bad-field-key.onnx");
-    assert!(matches!(malformed("bad-field-key.onnx"), OnnxError::BadFieldKey { offset, .. } if offset == n - 2));
+    assert!(
+        matches!(malformed("bad-field-key.onnx"), OnnxError::BadFieldKey { offset, .. } if offset == n - 2)
+    );
     let n = file_len("bad-wire-type.onnx");
-    assert!(matches!(malformed("bad-wire-type.onnx"), OnnxError::BadWireType { offset, found: 2, .. } if offset == n - 2));
+    assert!(
+        matches!(malformed("bad-wire-type.onnx"), OnnxError::BadWireType { offset, found: 2, .. } if offset == n - 2)
+    );
     assert!(matches!(malformed("group-wire-type.onnx"), OnnxError::BadWireType { found: 3, .. }));
     assert!(matches!(malformed("packed-length.onnx"), OnnxError::PackedLength { len: 5, width: 4, .. }));
     let n = file_len("invalid-utf8.onnx");
-    assert!(matches!(malformed("invalid-utf8.onnx"), OnnxError::InvalidUtf8 { offset, .. } if offset == n - 2));
+    assert!(
+        matches!(malformed("invalid-utf8.onnx"), OnnxError::InvalidUtf8 { offset, .. } if offset == n - 2)
+    );
     assert!(matches!(malformed("too-deep.onnx"), OnnxError::TooDeep { .. }));
     assert!(matches!(malformed("decode-too-large.onnx"), OnnxError::DecodeTooLarge { .. }));
     assert!(matches!(malformed("missing-graph.onnx"), OnnxError::MissingGraph));
@@ -256,11 +285,19 @@ fn wire_structure_errors_have_offsets() {
 
 #[test]
 fn model_level_errors() {
-    assert!(matches!(malformed("duplicate-metadata-key.onnx"), OnnxError::DuplicateMetadataKey { key, offset, first_offset } if key == "a" && offset > first_offset));
-    assert!(matches!(malformed("unnamed-initializer.onnx"), OnnxError::UnnamedInitializer { offset } if offset > 0));
+    assert!(
+        matches!(malformed("duplicate-metadata-key.onnx"), OnnxError::DuplicateMetadataKey { key, offset, first_offset } if key == "a" && offset > first_offset)
+    );
+    assert!(
+        matches!(malformed("unnamed-initializer.onnx"), OnnxError::UnnamedInitializer { offset } if offset > 0)
+    );
     assert!(matches!(malformed("name-too-long.onnx"), OnnxError::NameTooLong { len: 5000, .. }));
-    assert!(matches!(malformed("duplicate-initializer.onnx"), OnnxError::DuplicateInitializer { name, offset, first_offset } if name == "w" && offset > first_offset));
-    assert!(matches!(malformed("sparse-initializer.onnx"), OnnxError::SparseInitializer { name, offset } if name == "s" && offset > 0));
+    assert!(
+        matches!(malformed("duplicate-initializer.onnx"), OnnxError::DuplicateInitializer { name, offset, first_offset } if name == "w" && offset > first_offset)
+    );
+    assert!(
+        matches!(malformed("sparse-initializer.onnx"), OnnxError::SparseInitializer { name, offset } if name == "s" && offset > 0)
+    );
 }
 
 #[test]
@@ -270,15 +307,29 @@ fn tensor_level_errors() {
     assert!(matches!(malformed("shape-overflow.onnx"), OnnxError::ShapeOverflow { .. }));
     assert!(matches!(malformed("unknown-data-type.onnx"), OnnxError::UnknownDataType { id: 99, .. }));
     assert!(matches!(malformed("undefined-data-type.onnx"), OnnxError::UnknownDataType { id: 0, .. }));
-    assert!(matches!(malformed("unsupported-data-type.onnx"), OnnxError::UnsupportedDataType { id: 24, onnx_name: "FLOAT8E8M0", .. }));
+    assert!(matches!(
+        malformed("unsupported-data-type.onnx"),
+        OnnxError::UnsupportedDataType { id: 24, onnx_name: "FLOAT8E8M0", .. }
+    ));
     assert!(matches!(malformed("segmented.onnx"), OnnxError::Segmented { .. }));
     assert!(matches!(malformed("bad-data-location.onnx"), OnnxError::BadDataLocation { value: 2, .. }));
-    assert!(matches!(malformed("raw-data-length.onnx"), OnnxError::RawDataLength { expected: 24, found: 20, .. }));
-    assert!(matches!(malformed("element-count.onnx"), OnnxError::ElementCount { field: "float_data", expected: 6, found: 5, .. }));
+    assert!(matches!(
+        malformed("raw-data-length.onnx"),
+        OnnxError::RawDataLength { expected: 24, found: 20, .. }
+    ));
+    assert!(matches!(
+        malformed("element-count.onnx"),
+        OnnxError::ElementCount { field: "float_data", expected: 6, found: 5, .. }
+    ));
     assert!(matches!(malformed("missing-data.onnx"), OnnxError::ElementCount { expected: 2, found: 0, .. }));
-    assert!(matches!(malformed("wrong-data-field.onnx"), OnnxError::WrongDataField { field: "float_data", dtype: DType::I64, .. }));
+    assert!(matches!(
+        malformed("wrong-data-field.onnx"),
+        OnnxError::WrongDataField { field: "float_data", dtype: DType::I64, .. }
+    ));
     assert!(matches!(malformed("conflicting-data.onnx"), OnnxError::ConflictingData { .. }));
-    assert!(matches!(malformed("value-out-of-range.onnx"), OnnxError::ValueOutOfRange { index: 1, value, .. } if value == "300"));
+    assert!(
+        matches!(malformed("value-out-of-range.onnx"), OnnxError::ValueOutOfRange { index: 1, value, .. } if value == "300")
+    );
     match malformed("nested-raw-data-length.onnx") {
         OnnxError::RawDataLength { name, offset, .. } => assert!(name == "cv" && offset > 0),
         other => panic!("{other:?}"),
@@ -298,16 +349,32 @@ fn tensor_errors_name_the_tensor_and_its_offset() {
 #[test]
 fn external_data_errors() {
     assert!(matches!(malformed("external-missing-location.onnx"), OnnxError::ExternalMissingLocation { .. }));
-    assert!(matches!(malformed("external-duplicate-key.onnx"), OnnxError::ExternalDuplicateKey { key, .. } if key == "offset"));
-    assert!(matches!(malformed("external-bad-number.onnx"), OnnxError::ExternalBadNumber { key: "offset", .. }));
+    assert!(
+        matches!(malformed("external-duplicate-key.onnx"), OnnxError::ExternalDuplicateKey { key, .. } if key == "offset")
+    );
+    assert!(matches!(
+        malformed("external-bad-number.onnx"),
+        OnnxError::ExternalBadNumber { key: "offset", .. }
+    ));
     assert!(matches!(malformed("external-absolute-path.onnx"), OnnxError::ExternalAbsolutePath { .. }));
     assert!(matches!(malformed("external-parent-dir.onnx"), OnnxError::ExternalParentDir { .. }));
     assert!(matches!(malformed("external-not-a-file.onnx"), OnnxError::ExternalNotAFile { .. }));
     assert!(matches!(malformed("external-open.onnx"), OnnxError::ExternalOpen { .. }));
-    assert!(matches!(malformed("external-out-of-range.onnx"), OnnxError::ExternalOutOfRange { data_offset: 56, length: 16, file_len: 64, .. }));
-    assert!(matches!(malformed("external-length-mismatch.onnx"), OnnxError::ExternalLengthMismatch { expected: 16, found: 12, .. }));
-    assert!(matches!(malformed("external-overlap.onnx"), OnnxError::ExternalOverlap { name, other, .. } if name == "b" && other == "a"));
-    assert!(matches!(malformed("external-string.onnx"), OnnxError::WrongDataField { dtype: DType::String, .. }));
+    assert!(matches!(
+        malformed("external-out-of-range.onnx"),
+        OnnxError::ExternalOutOfRange { data_offset: 56, length: 16, file_len: 64, .. }
+    ));
+    assert!(matches!(
+        malformed("external-length-mismatch.onnx"),
+        OnnxError::ExternalLengthMismatch { expected: 16, found: 12, .. }
+    ));
+    assert!(
+        matches!(malformed("external-overlap.onnx"), OnnxError::ExternalOverlap { name, other, .. } if name == "b" && other == "a")
+    );
+    assert!(matches!(
+        malformed("external-string.onnx"),
+        OnnxError::WrongDataField { dtype: DType::String, .. }
+    ));
     assert!(matches!(malformed("external-with-raw-data.onnx"), OnnxError::ConflictingData { .. }));
 }
 
@@ -321,7 +388,11 @@ fn external_tensor(name: &str, dims: &[i64], location: &str, offset: u64, length
         data_type: Some(1),
         dims: dims.to_vec(),
         data_location: Some(DataLocation::External as i32),
-        external_data: vec![kv("location", location.into()), kv("offset", offset.to_string()), kv("length", length.to_string())],
+        external_data: vec![
+            kv("location", location.into()),
+            kv("offset", offset.to_string()),
+            kv("length", length.to_string()),
+        ],
         ..Default::default()
     }
 }
@@ -422,7 +493,10 @@ fn more_initializers_than_the_cap_are_refused_before_decoding() {
 #[test]
 fn empty_and_garbage_inputs_are_errors_not_panics() {
     let p = Path::new("x.onnx");
-    assert!(matches!(onnx::parse(Bytes::new(), p).unwrap_err().kind, ErrorKind::Onnx(OnnxError::MissingGraph)));
+    assert!(matches!(
+        onnx::parse(Bytes::new(), p).unwrap_err().kind,
+        ErrorKind::Onnx(OnnxError::MissingGraph)
+    ));
     for garbage in [&b"\xff"[..], b"GGUF\x03\x00\x00\x00", b"{\"a\":1}", b"\x3a\xff\xff\xff\xff\x0f"] {
         assert!(onnx::parse(Bytes::copy_from_slice(garbage), p).is_err());
     }
@@ -503,7 +577,8 @@ fn many_external_data_keys_are_checked_in_linear_time() {
     std::fs::write(dir.path().join("w.bin"), [3u8; 16]).unwrap();
     let mut t = external_tensor("w", &[4], "w.bin", 0, 16);
     for i in 0..100_000 {
-        t.external_data.push(StringStringEntryProto { key: Some(format!("k{i}")), value: Some(String::new()) });
+        t.external_data
+            .push(StringStringEntryProto { key: Some(format!("k{i}")), value: Some(String::new()) });
     }
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, model_bytes(vec![t])).unwrap();

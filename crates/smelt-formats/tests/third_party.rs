@@ -24,8 +24,9 @@ fn onnx_fixture(rel: &str) -> PathBuf {
 }
 
 fn read_manifest(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (regenerate with tools/fixtures/gen_torch_fixtures.py)", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("{}: {e} (regenerate with tools/fixtures/gen_torch_fixtures.py)", path.display())
+    });
     serde_json::from_str(&text).expect("reference manifest is JSON")
 }
 
@@ -42,10 +43,9 @@ fn assert_locations_match(model: &Model, manifest: &Value) {
         };
         let name = rt["name"].as_str().unwrap();
         let t = model.tensor(name).unwrap_or_else(|| panic!("tensor {name} missing"));
-        let path = model
-            .files
-            .get(t.location.file)
-            .unwrap_or_else(|| panic!("{name}: location names file #{} of {}", t.location.file, model.files.len()));
+        let path = model.files.get(t.location.file).unwrap_or_else(|| {
+            panic!("{name}: location names file #{} of {}", t.location.file, model.files.len())
+        });
         assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(file), "{name}: file holding its bytes");
         assert_eq!(t.location.offset, offset, "{name}: absolute data offset in {file}");
     }
@@ -117,7 +117,8 @@ fn hf_tiny_llama_sharded_directory() {
     let model = check_hf("tiny-llama-sharded", "float32");
     let dir = hf_dir("tiny-llama-sharded");
     let index = read_manifest(&dir.join(smelt_formats::SHARD_INDEX_NAME));
-    let mut shards: Vec<&str> = index["weight_map"].as_object().unwrap().values().filter_map(Value::as_str).collect();
+    let mut shards: Vec<&str> =
+        index["weight_map"].as_object().unwrap().values().filter_map(Value::as_str).collect();
     shards.sort_unstable();
     shards.dedup();
     assert!(shards.len() >= 3, "fixture has {} shards", shards.len());
@@ -195,8 +196,11 @@ fn assert_graph_matches(model: &Model, manifest: &Value) {
     assert_eq!(Value::from(inputs), manifest["inputs"], "graph inputs");
     let outputs: Vec<Value> = g.outputs().iter().map(value_info_json).collect();
     assert_eq!(Value::from(outputs), manifest["outputs"], "graph outputs");
-    let opsets: Vec<Value> =
-        g.opset_imports().iter().map(|o| serde_json::json!({ "domain": o.domain, "version": o.version })).collect();
+    let opsets: Vec<Value> = g
+        .opset_imports()
+        .iter()
+        .map(|o| serde_json::json!({ "domain": o.domain, "version": o.version }))
+        .collect();
     assert_eq!(Value::from(opsets), manifest["opsets"], "opset imports");
     assert_eq!(Some(g.ir_version()), manifest["ir_version"].as_i64(), "ir_version");
     assert_eq!(Some(g.producer_name()), manifest["producer_name"].as_str(), "producer_name");
@@ -226,7 +230,8 @@ fn torch_onnx_mlp() {
 
 #[test]
 fn torch_onnx_tiny_llama() {
-    let model = check_onnx(&onnx_fixture("torch-tiny-llama.onnx"), &onnx_fixture("torch-tiny-llama.reference.json"));
+    let model =
+        check_onnx(&onnx_fixture("torch-tiny-llama.onnx"), &onnx_fixture("torch-tiny-llama.reference.json"));
     // The TorchScript exporter keeps module-path names for weights it uses as is and names the
     // transposed copies it folds for MatMul `onnx::MatMul_<n>`.
     assert!(model.tensor("model.model.embed_tokens.weight").is_some());
@@ -282,14 +287,23 @@ fn torch_onnx_io_samples_match_graph_interface() {
 fn hf_sample_prompts_and_logits_are_readable() {
     for name in ["tiny-llama-f32", "tiny-llama-bf16", "tiny-qwen2-f32", "tiny-mistral-tied-f16"] {
         let dir = hf_dir(name);
-        let ids = smelt_formats::npy::read(&dir.join("sample.input_ids.npy")).unwrap_or_else(|e| panic!("{e}"));
-        let logits = smelt_formats::npy::read(&dir.join("sample.logits.npy")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((ids.dtype, ids.shape.as_slice()), (smelt_tensor::DType::I64, &[1u64, 8][..]), "{name} prompt");
+        let ids =
+            smelt_formats::npy::read(&dir.join("sample.input_ids.npy")).unwrap_or_else(|e| panic!("{e}"));
+        let logits =
+            smelt_formats::npy::read(&dir.join("sample.logits.npy")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (ids.dtype, ids.shape.as_slice()),
+            (smelt_tensor::DType::I64, &[1u64, 8][..]),
+            "{name} prompt"
+        );
         assert_eq!(
             (logits.dtype, logits.shape.as_slice()),
             (smelt_tensor::DType::F32, &[1u64, 8, 256][..]),
             "{name} logits"
         );
-        assert!(ids.to_f32().unwrap().iter().all(|&t| (0.0..256.0).contains(&t)), "{name}: token ids within vocab");
+        assert!(
+            ids.to_f32().unwrap().iter().all(|&t| (0.0..256.0).contains(&t)),
+            "{name}: token ids within vocab"
+        );
     }
 }

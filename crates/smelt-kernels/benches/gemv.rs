@@ -21,7 +21,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { threads: 2, quick: false, in_cache: false, shapes: vec![(4096, 4096), (11008, 4096), (4096, 11008)] };
+    let mut a = Args {
+        threads: 2,
+        quick: false,
+        in_cache: false,
+        shapes: vec![(4096, 4096), (11008, 4096), (4096, 11008)],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
@@ -76,11 +81,16 @@ struct Rate {
 /// Best of several passes of a parallel streaming read, in GB/s.
 fn memory_bandwidth(bytes: usize, passes: usize, threads: usize) -> Rate {
     let mut buf = vec![0u64; bytes / 8];
-    buf.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| c.iter_mut().enumerate().for_each(|(j, v)| *v = (i ^ j) as u64));
+    buf.par_chunks_mut(1 << 16)
+        .enumerate()
+        .for_each(|(i, c)| c.iter_mut().enumerate().for_each(|(j, v)| *v = (i ^ j) as u64));
     let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..passes {
         let (t, c) = (Instant::now(), cpu_seconds());
-        let s: u64 = buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b))).reduce(|| 0, u64::wrapping_add);
+        let s: u64 = buf
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+            .reduce(|| 0, u64::wrapping_add);
         black_box(s);
         best = best.min(t.elapsed().as_secs_f64());
         best_cpu = best_cpu.min((cpu_seconds() - c) / threads as f64);
@@ -115,7 +125,13 @@ struct Row {
 fn main() {
     let args = args();
     rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("rayon pool");
-    let rotation: usize = if args.in_cache { 0 } else if args.quick { 96 << 20 } else { 768 << 20 };
+    let rotation: usize = if args.in_cache {
+        0
+    } else if args.quick {
+        96 << 20
+    } else {
+        768 << 20
+    };
     let min_time = Duration::from_millis(if args.quick { 300 } else { 1500 });
     println!("kernels: {}", selected());
     println!("threads: {}", args.threads);
@@ -138,10 +154,20 @@ fn main() {
             let copies = (rotation / per).max(1);
             let mut w = vec![0u8; copies * per];
             fill_bytes(&mut w, 1);
-            let wf: Vec<f32> = w.chunks_exact(4).map(|c| (u32::from_le_bytes(c.try_into().unwrap()) >> 9) as f32 * 1e-7).collect();
+            let wf: Vec<f32> = w
+                .chunks_exact(4)
+                .map(|c| (u32::from_le_bytes(c.try_into().unwrap()) >> 9) as f32 * 1e-7)
+                .collect();
             drop(w);
-            let r = rate(copies, min_time, threads, |c| gemm_f32_bt(1, n, k, &a, &wf[c * n * k..(c + 1) * n * k], &mut y));
-            rows.push(Row { kernel: "f32 gemm_f32_bt".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+            let r = rate(copies, min_time, threads, |c| {
+                gemm_f32_bt(1, n, k, &a, &wf[c * n * k..(c + 1) * n * k], &mut y)
+            });
+            rows.push(Row {
+                kernel: "f32 gemm_f32_bt".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
         // int8 (MatMulInteger, B transposed [n, k], u8 activations with a zero point)
         {
@@ -163,7 +189,12 @@ fn main() {
                     &mut yi,
                 )
             });
-            rows.push(Row { kernel: "int8 matmul_integer_bt (u8·i8)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+            rows.push(Row {
+                kernel: "int8 matmul_integer_bt (u8·i8)".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
         // int4 MatMulNBits, block 32, with zero points
         {
@@ -187,7 +218,12 @@ fn main() {
                 };
                 matmul_nbits_q4_f32(1, &a, &wq, &mut y)
             });
-            rows.push(Row { kernel: "int4 MatMulNBits (bs 32, zp)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+            rows.push(Row {
+                kernel: "int4 MatMulNBits (bs 32, zp)".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
         // NF4 MatMulBnb4, block 64
         {
@@ -199,10 +235,21 @@ fn main() {
             fill_bytes(&mut w, 5);
             let absmax: Vec<f32> = (0..copies * nab).map(|i| 0.01 + (i % 89) as f32 * 1e-4).collect();
             let r = rate(copies, min_time, threads, |c| {
-                let wq = Bnb4Nf4 { n, k, block_size: bs, b: &w[c * codes..(c + 1) * codes], absmax: &absmax[c * nab..(c + 1) * nab] };
+                let wq = Bnb4Nf4 {
+                    n,
+                    k,
+                    block_size: bs,
+                    b: &w[c * codes..(c + 1) * codes],
+                    absmax: &absmax[c * nab..(c + 1) * nab],
+                };
                 matmul_bnb4_nf4_f32(1, &a, &wq, &mut y)
             });
-            rows.push(Row { kernel: "NF4 MatMulBnb4 (bs 64)".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+            rows.push(Row {
+                kernel: "NF4 MatMulBnb4 (bs 64)".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
         // ternary, 2-bit
         {
@@ -216,7 +263,12 @@ fn main() {
                 let t = Ternary2 { n, k, packed: &w[c * per..(c + 1) * per], scale: 0.02 };
                 matmul_ternary2_f32(1, &a, &t, &mut y)
             });
-            rows.push(Row { kernel: "ternary 2-bit".into(), shape: shape.clone(), weight_bytes: per, calls_per_s: r });
+            rows.push(Row {
+                kernel: "ternary 2-bit".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
     }
 
@@ -254,7 +306,12 @@ fn main() {
                 }
             });
             let flops = 2.0 * (m * n * k) as f64;
-            println!("| {name} | {m}×{n}×{k} | {:.1} | {:.1} | {:.1} |", 1e3 / r.wall, flops * r.wall / 1e9, flops * r.cpu / 1e9);
+            println!(
+                "| {name} | {m}×{n}×{k} | {:.1} | {:.1} | {:.1} |",
+                1e3 / r.wall,
+                flops * r.wall / 1e9,
+                flops * r.cpu / 1e9
+            );
         }
     }
 }

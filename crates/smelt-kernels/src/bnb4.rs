@@ -25,8 +25,22 @@ const COL_CHUNK: usize = 64;
 
 /// bitsandbytes' NF4 code, index order (`NF4_CODE[7] == 0.0`), as f32 bit patterns.
 pub const NF4_CODE_BITS: [u32; 16] = [
-    0xBF80_0000, 0xBF32_39B1, 0xBF06_6B30, 0xBECA_32A0, 0xBE91_A24D, 0xBE3D_353F, 0xBDBA_7871, 0x0000_0000,
-    0x3DA2_FAFF, 0x3E24_CAE3, 0x3E7C_04DD, 0x3EAD_033A, 0x3EE1_A4B8, 0x3F10_07AB, 0x3F39_13B3, 0x3F80_0000,
+    0xBF80_0000,
+    0xBF32_39B1,
+    0xBF06_6B30,
+    0xBECA_32A0,
+    0xBE91_A24D,
+    0xBE3D_353F,
+    0xBDBA_7871,
+    0x0000_0000,
+    0x3DA2_FAFF,
+    0x3E24_CAE3,
+    0x3E7C_04DD,
+    0x3EAD_033A,
+    0x3EE1_A4B8,
+    0x3F10_07AB,
+    0x3F39_13B3,
+    0x3F80_0000,
 ];
 
 /// bitsandbytes' NF4 code as f32 values (-1.0 ... 1.0).
@@ -63,7 +77,12 @@ impl Bnb4Nf4<'_> {
             self.block_size
         );
         let numel = self.n * self.k;
-        assert_eq!(self.b.len(), numel.div_ceil(2), "MatMulBnb4: B has {} bytes, expected ceil(n·k/2)", self.b.len());
+        assert_eq!(
+            self.b.len(),
+            numel.div_ceil(2),
+            "MatMulBnb4: B has {} bytes, expected ceil(n·k/2)",
+            self.b.len()
+        );
         assert_eq!(
             self.absmax.len(),
             numel.div_ceil(self.block_size),

@@ -85,7 +85,12 @@ impl ZeroPoints<'_> {
 
     fn check(&self, what: &str, expected: usize) {
         if let ZeroPoints::PerIndex(z) = self {
-            assert_eq!(z.len(), expected, "matmul_integer: {what} has {} zero points, expected {expected}", z.len());
+            assert_eq!(
+                z.len(),
+                expected,
+                "matmul_integer: {what} has {} zero points, expected {expected}",
+                z.len()
+            );
         }
     }
 

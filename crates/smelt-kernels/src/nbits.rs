@@ -59,10 +59,26 @@ impl NBitsQ4<'_> {
             self.block_size
         );
         let kb = self.k_blocks();
-        assert_eq!(self.b.len(), self.n * self.row_bytes(), "MatMulNBits: B has {} bytes, expected n·k_blocks·blob_size", self.b.len());
-        assert_eq!(self.scales.len(), self.n * kb, "MatMulNBits: {} scales, expected n·k_blocks = {}", self.scales.len(), self.n * kb);
+        assert_eq!(
+            self.b.len(),
+            self.n * self.row_bytes(),
+            "MatMulNBits: B has {} bytes, expected n·k_blocks·blob_size",
+            self.b.len()
+        );
+        assert_eq!(
+            self.scales.len(),
+            self.n * kb,
+            "MatMulNBits: {} scales, expected n·k_blocks = {}",
+            self.scales.len(),
+            self.n * kb
+        );
         if let Some(z) = self.zero_points {
-            assert_eq!(z.len(), self.n * kb.div_ceil(2), "MatMulNBits: {} zero-point bytes, expected n·ceil(k_blocks/2)", z.len());
+            assert_eq!(
+                z.len(),
+                self.n * kb.div_ceil(2),
+                "MatMulNBits: {} zero-point bytes, expected n·ceil(k_blocks/2)",
+                z.len()
+            );
         }
     }
 

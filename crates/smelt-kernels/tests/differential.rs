@@ -46,7 +46,13 @@ fn f32_gemm_tiers_match_scalar() {
                     assert_close(&format!("gemm_f32 {isa} m={m} n={n} k={k}"), &c2[off..], &want, &mags, k);
                     let mut c3 = vec![f32::NAN; m * n + off];
                     gemm_f32_bt_with(isa, m, n, k, &a2[off..], &bt2[off..], &mut c3[off..]);
-                    assert_close(&format!("gemm_f32_bt {isa} m={m} n={n} k={k}"), &c3[off..], &want_bt, &mags, k);
+                    assert_close(
+                        &format!("gemm_f32_bt {isa} m={m} n={n} k={k}"),
+                        &c3[off..],
+                        &want_bt,
+                        &mags,
+                        k,
+                    );
                 }
             }
         }
@@ -54,7 +60,17 @@ fn f32_gemm_tiers_match_scalar() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn int8_case(isa: Isa, m: usize, n: usize, k: usize, a: &[u8], b: &[u8], signs: (bool, bool), zps: (&[i32], &[i32]), off: usize) {
+fn int8_case(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[u8],
+    b: &[u8],
+    signs: (bool, bool),
+    zps: (&[i32], &[i32]),
+    off: usize,
+) {
     let (a2, b2) = (at_offset(a, off), at_offset(b, off));
     let am = if signs.0 { Int8Matrix::I8(bytemuck_i8(&a2[off..])) } else { Int8Matrix::U8(&a2[off..]) };
     let bm = if signs.1 { Int8Matrix::I8(bytemuck_i8(&b2[off..])) } else { Int8Matrix::U8(&b2[off..]) };
@@ -64,7 +80,11 @@ fn int8_case(isa: Isa, m: usize, n: usize, k: usize, a: &[u8], b: &[u8], signs: 
     matmul_integer_bt_with(Isa::Scalar, m, n, k, am, za, bm, zb, &mut want);
     let mut got = vec![i32::MIN; m * n + off];
     matmul_integer_bt_with(isa, m, n, k, am, za, bm, zb, &mut got[off..]);
-    assert_eq!(&got[off..], &want[..], "matmul_integer_bt {isa} m={m} n={n} k={k} signs={signs:?} zps={zps:?}");
+    assert_eq!(
+        &got[off..],
+        &want[..],
+        "matmul_integer_bt {isa} m={m} n={n} k={k} signs={signs:?} zps={zps:?}"
+    );
     // The k×n entry point transposes B first: same bits.
     let b_kn = transpose_bytes(n, k, &b2[off..]);
     let bm_kn = if signs.1 { Int8Matrix::I8(bytemuck_i8(&b_kn)) } else { Int8Matrix::U8(&b_kn) };
@@ -88,12 +108,20 @@ fn int8_tiers_match_scalar_bit_for_bit() {
                 let a = rng.bytes(m * k);
                 let b = rng.bytes(n * k);
                 for signs in [(false, true), (true, false), (true, true), (false, false)] {
-                    let za_row: Vec<i32> = (0..m).map(|_| rng.u8() as i32 - if signs.0 { 128 } else { 0 }).collect();
-                    let zb_col: Vec<i32> = (0..n).map(|_| rng.u8() as i32 - if signs.1 { 128 } else { 0 }).collect();
+                    let za_row: Vec<i32> =
+                        (0..m).map(|_| rng.u8() as i32 - if signs.0 { 128 } else { 0 }).collect();
+                    let zb_col: Vec<i32> =
+                        (0..n).map(|_| rng.u8() as i32 - if signs.1 { 128 } else { 0 }).collect();
                     let zero: &[i32] = &[0];
                     let za_t = [rng.u8() as i32];
                     let zb_t = [rng.u8() as i32 - 128];
-                    for zps in [(zero, zero), (&za_t[..], &zb_t[..]), (&za_row[..], &zb_col[..]), (zero, &zb_col[..]), (&za_row[..], zero)] {
+                    for zps in [
+                        (zero, zero),
+                        (&za_t[..], &zb_t[..]),
+                        (&za_row[..], &zb_col[..]),
+                        (zero, &zb_col[..]),
+                        (&za_row[..], zero),
+                    ] {
                         for &isa in &tiers {
                             int8_case(isa, m, n, k, &a, &b, signs, zps, (m + n + k) % 7);
                         }
@@ -122,11 +150,26 @@ fn int8_extremes_do_not_saturate() {
     // And the value the definition gives, independently of both implementations.
     let k = 1000;
     let mut c = [0i32; 1];
-    matmul_integer(1, 1, k, Int8Matrix::U8(&vec![255; k]), ZeroPoints::PerTensor(0), Int8Matrix::I8(&vec![-128; k]), ZeroPoints::PerTensor(0), &mut c);
+    matmul_integer(
+        1,
+        1,
+        k,
+        Int8Matrix::U8(&vec![255; k]),
+        ZeroPoints::PerTensor(0),
+        Int8Matrix::I8(&vec![-128; k]),
+        ZeroPoints::PerTensor(0),
+        &mut c,
+    );
     assert_eq!(c[0], -255 * 128 * 1000);
 }
 
-fn nbits_weight(rng: &mut Rng, n: usize, k: usize, bs: usize, zp: bool) -> (Vec<u8>, Vec<f32>, Option<Vec<u8>>) {
+fn nbits_weight(
+    rng: &mut Rng,
+    n: usize,
+    k: usize,
+    bs: usize,
+    zp: bool,
+) -> (Vec<u8>, Vec<f32>, Option<Vec<u8>>) {
     let kb = k.div_ceil(bs);
     let b = rng.bytes(n * kb * bs / 2);
     let scales = rng.f32s(n * kb);
@@ -144,7 +187,14 @@ fn nbits_q4_tiers_match_scalar() {
                 for &k in &[1usize, 15, 16, 17, 33, 63, 64, 65, 255, 256] {
                     for zp in [false, true] {
                         let (b, scales, zps) = nbits_weight(&mut rng, n, k, bs, zp);
-                        let w = NBitsQ4 { n, k, block_size: bs, b: &b, scales: &scales, zero_points: zps.as_deref() };
+                        let w = NBitsQ4 {
+                            n,
+                            k,
+                            block_size: bs,
+                            b: &b,
+                            scales: &scales,
+                            zero_points: zps.as_deref(),
+                        };
                         let a = rng.f32s(m * k);
                         let deq = dequantize_nbits_q4(&w, None);
                         let mags = magnitudes(m, n, k, &a, &deq);
@@ -159,7 +209,13 @@ fn nbits_q4_tiers_match_scalar() {
                             let a2 = at_offset(&a, off);
                             let mut got = vec![f32::NAN; m * n];
                             matmul_nbits_q4_f32_with(isa, m, &a2[off..], &w, &mut got);
-                            assert_close(&format!("nbits {isa} bs={bs} m={m} n={n} k={k} zp={zp}"), &got, &want, &mags, k);
+                            assert_close(
+                                &format!("nbits {isa} bs={bs} m={m} n={n} k={k} zp={zp}"),
+                                &got,
+                                &want,
+                                &mags,
+                                k,
+                            );
                         }
                     }
                 }
@@ -206,7 +262,12 @@ fn ternary_tiers_match_scalar() {
             for &k in &[0usize, 1, 3, 4, 8, 12, 16, 17, 28, 32, 36, 60, 64, 65, 252, 256] {
                 // Mostly valid codes 0..=2, with the never-written code 3 now and then.
                 let packed: Vec<u8> = (0..(n * k).div_ceil(4))
-                    .map(|_| (0..4).fold(0u8, |b, i| b | (((rng.below(13) % 4) as u8).min(if rng.below(8) == 0 { 3 } else { 2 }) << (2 * i))))
+                    .map(|_| {
+                        (0..4).fold(0u8, |b, i| {
+                            b | (((rng.below(13) % 4) as u8).min(if rng.below(8) == 0 { 3 } else { 2 })
+                                << (2 * i))
+                        })
+                    })
                     .collect();
                 let w = Ternary2 { n, k, packed: &packed, scale: 0.037 };
                 let a = rng.f32s(m * k);

@@ -10,7 +10,9 @@ use smelt_formats::npy::{self, NpyArray};
 use smelt_kernels::*;
 
 fn load(case: &str, name: &str) -> NpyArray {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels").join(format!("{case}.{name}.npy"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/kernels")
+        .join(format!("{case}.{name}.npy"));
     npy::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -30,7 +32,10 @@ fn check(case: &str, got: &[f32], want: &[f32], a: &[f32], w: &[f32], m: usize, 
         for j in 0..n {
             let mag: f32 = (0..k).map(|kk| (a[i * k + kk] * w[j * k + kk]).abs()).sum();
             let (g, r) = (got[i * n + j], want[i * n + j]);
-            assert!((g - r).abs() <= 1e-5 * mag + 1e-6, "{case}: y[{i},{j}] = {g}, numpy {r} (Σ|a||w| = {mag})");
+            assert!(
+                (g - r).abs() <= 1e-5 * mag + 1e-6,
+                "{case}: y[{i},{j}] = {g}, numpy {r} (Σ|a||w| = {mag})"
+            );
         }
     }
 }
@@ -64,10 +69,18 @@ fn matmul_nbits_matches_numpy() {
         let b_arr = load(case, "b");
         let [n, _kb, blob] = dims(&b_arr)[..] else { panic!() };
         let scales = f32s(&load(case, "scales"));
-        let zp_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fixtures/kernels/{case}.zero_points.npy"));
+        let zp_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../fixtures/kernels/{case}.zero_points.npy"));
         let zps = zp_path.exists().then(|| npy::read(&zp_path).unwrap().data.to_vec());
         let y = f32s(&load(case, "y"));
-        let w = NBitsQ4 { n, k, block_size: blob * 2, b: &b_arr.data, scales: &scales, zero_points: zps.as_deref() };
+        let w = NBitsQ4 {
+            n,
+            k,
+            block_size: blob * 2,
+            b: &b_arr.data,
+            scales: &scales,
+            zero_points: zps.as_deref(),
+        };
         let deq = dequantize_nbits_q4(&w, None);
         for isa in tiers() {
             let mut c = vec![0.0; m * n];
@@ -79,7 +92,9 @@ fn matmul_nbits_matches_numpy() {
 
 #[test]
 fn matmul_bnb4_matches_numpy() {
-    for (case, n, k, bs) in [("bnb4_bs64", 29, 256, 64), ("bnb4_bs64_straddle", 13, 100, 64), ("bnb4_bs16_odd", 7, 33, 16)] {
+    for (case, n, k, bs) in
+        [("bnb4_bs64", 29, 256, 64), ("bnb4_bs64_straddle", 13, 100, 64), ("bnb4_bs16_odd", 7, 33, 16)]
+    {
         let a_arr = load(case, "a");
         let m = dims(&a_arr)[0];
         assert_eq!(dims(&a_arr)[1], k);
@@ -135,7 +150,8 @@ fn matmul_integer_matches_numpy() {
             arr.data.iter().map(|&v| if signed { v as i8 as i32 } else { v as i32 }).collect()
         };
         let (za, zb) = (zint(&za_arr), zint(&zb_arr));
-        let y: Vec<i32> = load(case, "y").data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        let y: Vec<i32> =
+            load(case, "y").data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
         for isa in tiers() {
             let mut c = vec![0i32; m * n];
             explicit::matmul_integer_with(isa, m, n, k, mat(&a_arr), zp(&za), mat(&b_arr), zp(&zb), &mut c);

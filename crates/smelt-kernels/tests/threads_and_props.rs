@@ -70,7 +70,17 @@ fn thread_count_does_not_change_bits() {
             let (ai, bi) = (rng.bytes(m * k), rng.bytes(n * k));
             same_bits_for_all_thread_counts(&format!("int8 {isa} m={m}"), || {
                 let mut c = vec![0i32; m * n];
-                matmul_integer_bt_with(isa, m, n, k, Int8Matrix::U8(&ai), ZeroPoints::PerTensor(3), Int8Matrix::I8(bytemuck::cast_slice(&bi)), ZeroPoints::PerTensor(-2), &mut c);
+                matmul_integer_bt_with(
+                    isa,
+                    m,
+                    n,
+                    k,
+                    Int8Matrix::U8(&ai),
+                    ZeroPoints::PerTensor(3),
+                    Int8Matrix::I8(bytemuck::cast_slice(&bi)),
+                    ZeroPoints::PerTensor(-2),
+                    &mut c,
+                );
                 c.iter().map(|&v| v as u32).collect()
             });
         }
@@ -97,8 +107,19 @@ fn column_subsets_compute_the_same_bits() {
         for j in 0..n {
             let mut one = vec![0.0; m];
             gemm_f32_bt_with(isa, m, 1, k, &a, &b[j * k..(j + 1) * k], &mut one);
-            assert_eq!(bits(&one), vec![full[j].to_bits(), full[n + j].to_bits()], "gemm_f32_bt {isa} column {j}");
-            let wj = NBitsQ4 { n: 1, k, block_size: 32, b: &q[j * k / 2..(j + 1) * k / 2], scales: &scales[j * 3..(j + 1) * 3], zero_points: None };
+            assert_eq!(
+                bits(&one),
+                vec![full[j].to_bits(), full[n + j].to_bits()],
+                "gemm_f32_bt {isa} column {j}"
+            );
+            let wj = NBitsQ4 {
+                n: 1,
+                k,
+                block_size: 32,
+                b: &q[j * k / 2..(j + 1) * k / 2],
+                scales: &scales[j * 3..(j + 1) * 3],
+                zero_points: None,
+            };
             let mut one4 = [0.0f32];
             matmul_nbits_q4_f32_with(isa, 1, &a[..k], &wj, &mut one4);
             assert_eq!(one4[0].to_bits(), full4[j].to_bits(), "nbits {isa} column {j}");

@@ -190,8 +190,12 @@ impl Int8Tensor {
             let c = if channels == 0 { 0 } else { k % channels };
             let p = self.params(c).unwrap_or(Int8Params { scale: 1.0, zero_point: 0 });
             match self.mode {
-                Int8Mode::Symmetric => out.extend(run.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale)),
-                Int8Mode::Asymmetric => out.extend(run.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale)),
+                Int8Mode::Symmetric => {
+                    out.extend(run.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale))
+                }
+                Int8Mode::Asymmetric => {
+                    out.extend(run.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale))
+                }
             }
         }
         out

@@ -140,7 +140,14 @@ impl StreamingSum {
     pub fn new(n: usize) -> StreamingSum {
         let rows = if n >= 8 { n / 8 / 4 } else { 0 };
         let level_power = 4usize.max(ceil_log2(rows) / 4);
-        StreamingSum { n, rows, level_step: 1 << level_power, acc: [[[0.0; 8]; 4]; 4], done: 0, pending: Vec::new() }
+        StreamingSum {
+            n,
+            rows,
+            level_step: 1 << level_power,
+            acc: [[[0.0; 8]; 4]; 4],
+            done: 0,
+            pending: Vec::new(),
+        }
     }
 
     /// The next values, in order.
@@ -325,7 +332,8 @@ mod tests {
             let h = k as f32 * 0.5;
             v.extend([h, f32::from_bits(h.to_bits().wrapping_sub(1)), f32::from_bits(h.to_bits() + 1)]);
         }
-        for e in [8_388_607.5f32, 8_388_608.0, 8_388_609.0, 4_194_303.5, 16_777_217.0, 0.49999997, 0.50000006] {
+        for e in [8_388_607.5f32, 8_388_608.0, 8_388_609.0, 4_194_303.5, 16_777_217.0, 0.49999997, 0.50000006]
+        {
             v.extend([e, -e]);
         }
         let mut bits = 0x9E37_79B9u32;
@@ -335,7 +343,10 @@ mod tests {
         }
         for x in v {
             let (got, want) = (round_half_even(x), x.round_ties_even());
-            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{x:e}: {got:e} vs {want:e}");
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{x:e}: {got:e} vs {want:e}"
+            );
         }
     }
 

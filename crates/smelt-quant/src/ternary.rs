@@ -121,11 +121,17 @@ pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
     let fours = codes.chunks_exact(4);
     let tail = fours.remainder();
     let mut out: Vec<u8> = fours
-        .map(|f| ((f[0] + 1) as u8) | ((f[1] + 1) as u8) << 2 | ((f[2] + 1) as u8) << 4 | ((f[3] + 1) as u8) << 6)
+        .map(|f| {
+            ((f[0] + 1) as u8) | ((f[1] + 1) as u8) << 2 | ((f[2] + 1) as u8) << 4 | ((f[3] + 1) as u8) << 6
+        })
         .collect();
     if !tail.is_empty() {
         // Slots past the end hold the code of 0 (1).
-        out.push(tail.iter().enumerate().fold(0x55u8, |b, (i, &q)| (b & !(3 << (2 * i))) | (((q + 1) as u8) << (2 * i))));
+        out.push(
+            tail.iter()
+                .enumerate()
+                .fold(0x55u8, |b, (i, &q)| (b & !(3 << (2 * i))) | (((q + 1) as u8) << (2 * i))),
+        );
     }
     Ok(out)
 }

@@ -41,7 +41,10 @@ fn smelt_q8_0_quantizer_reproduces_the_converters_bytes() {
         let got = ggml::quantize_to_vec(DType::Q8_0, &values).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.len(), want.len(), "{name}: length");
         if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
-            panic!("{name}: smelt's Q8_0 bytes differ from llama.cpp's converter first at byte {i} (block {})", i / 34);
+            panic!(
+                "{name}: smelt's Q8_0 bytes differ from llama.cpp's converter first at byte {i} (block {})",
+                i / 34
+            );
         }
     }
 }

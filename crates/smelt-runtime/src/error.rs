@@ -18,7 +18,11 @@ pub struct UnsupportedOp {
 
 impl fmt::Display for UnsupportedOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "op {} (domain {}, opset {}) at node '{}'", self.op_type, self.domain, self.opset, self.node)
+        write!(
+            f,
+            "op {} (domain {}, opset {}) at node '{}'",
+            self.op_type, self.domain, self.opset, self.node
+        )
     }
 }
 

@@ -9,17 +9,74 @@ use crate::node::{Attr, Node};
 use crate::ops::broadcast::broadcast_shape;
 
 const UNARY: &[&str] = &[
-    "Identity", "Neg", "Abs", "Sign", "Sqrt", "Reciprocal", "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "Cos", "Sin", "Tan",
-    "Floor", "Ceil", "Round", "Softplus", "Softsign", "Gelu", "LeakyRelu", "Elu", "Selu", "HardSigmoid", "HardSwish", "Not",
-    "IsNaN", "IsInf", "Cast", "CastLike", "Softmax", "LogSoftmax", "Clip", "DequantizeLinear", "QuantizeLinear", "CumSum",
-    "Trilu", "LayerNormalization", "BatchNormalization",
+    "Identity",
+    "Neg",
+    "Abs",
+    "Sign",
+    "Sqrt",
+    "Reciprocal",
+    "Exp",
+    "Log",
+    "Erf",
+    "Tanh",
+    "Sigmoid",
+    "Relu",
+    "Cos",
+    "Sin",
+    "Tan",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Softplus",
+    "Softsign",
+    "Gelu",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
+    "HardSwish",
+    "Not",
+    "IsNaN",
+    "IsInf",
+    "Cast",
+    "CastLike",
+    "Softmax",
+    "LogSoftmax",
+    "Clip",
+    "DequantizeLinear",
+    "QuantizeLinear",
+    "CumSum",
+    "Trilu",
+    "LayerNormalization",
+    "BatchNormalization",
 ];
-const BINARY: &[&str] =
-    &["Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "PRelu"];
+const BINARY: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Equal",
+    "Less",
+    "LessOrEqual",
+    "Greater",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "PRelu",
+];
 const VARIADIC: &[&str] = &["Max", "Min", "Sum", "Mean", "Where"];
 
 fn mismatch(node: &Node, what: &str, a: &[usize], b: &[usize]) -> RuntimeError {
-    RuntimeError::ShapeMismatch { node: node.name.clone(), op_type: node.op_type.clone(), what: what.into(), a: a.to_vec(), b: b.to_vec() }
+    RuntimeError::ShapeMismatch {
+        node: node.name.clone(),
+        op_type: node.op_type.clone(),
+        what: what.into(),
+        a: a.to_vec(),
+        b: b.to_vec(),
+    }
 }
 
 /// Propagates `shapes` (indexed by slot, `None` = unknown) through `nodes` in order, failing
@@ -29,7 +86,9 @@ pub(crate) fn infer(nodes: &[Node], shapes: &mut [Option<Vec<usize>>]) -> Result
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             continue;
         }
-        let input = |i: usize| -> Option<Vec<usize>> { node.inputs.get(i).copied().flatten().and_then(|s| shapes[s].clone()) };
+        let input = |i: usize| -> Option<Vec<usize>> {
+            node.inputs.get(i).copied().flatten().and_then(|s| shapes[s].clone())
+        };
         let op = node.op_type.as_str();
         let out: Option<Vec<usize>> = if UNARY.contains(&op) {
             input(0)
@@ -37,7 +96,10 @@ pub(crate) fn infer(nodes: &[Node], shapes: &mut [Option<Vec<usize>>]) -> Result
             let mut acc = input(0);
             for i in 1..node.inputs.len() {
                 acc = match (acc, input(i)) {
-                    (Some(a), Some(b)) => Some(broadcast_shape(&a, &b).ok_or_else(|| mismatch(node, "operands do not broadcast", &a, &b))?),
+                    (Some(a), Some(b)) => Some(
+                        broadcast_shape(&a, &b)
+                            .ok_or_else(|| mismatch(node, "operands do not broadcast", &a, &b))?,
+                    ),
                     _ => None,
                 };
             }

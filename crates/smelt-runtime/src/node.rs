@@ -102,7 +102,11 @@ pub struct OpCtx<'a> {
 impl<'a> OpCtx<'a> {
     /// An error about this node.
     pub fn err(&self, reason: impl Into<String>) -> RuntimeError {
-        RuntimeError::Op { node: self.node.name.clone(), op_type: self.node.op_type.clone(), reason: reason.into() }
+        RuntimeError::Op {
+            node: self.node.name.clone(),
+            op_type: self.node.op_type.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// A shape mismatch at this node.
@@ -218,6 +222,12 @@ pub trait FloatLike {
 
 impl FloatLike for smelt_tensor::DType {
     fn is_float_like(self) -> bool {
-        matches!(self, smelt_tensor::DType::F32 | smelt_tensor::DType::F64 | smelt_tensor::DType::F16 | smelt_tensor::DType::BF16)
+        matches!(
+            self,
+            smelt_tensor::DType::F32
+                | smelt_tensor::DType::F64
+                | smelt_tensor::DType::F16
+                | smelt_tensor::DType::BF16
+        )
     }
 }

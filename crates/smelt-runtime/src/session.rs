@@ -39,7 +39,9 @@ impl InputSpec {
                 let dims: Vec<String> = s
                     .iter()
                     .zip(&self.dim_names)
-                    .map(|(d, n)| d.map_or_else(|| if n.is_empty() { "?".into() } else { n.clone() }, |v| v.to_string()))
+                    .map(|(d, n)| {
+                        d.map_or_else(|| if n.is_empty() { "?".into() } else { n.clone() }, |v| v.to_string())
+                    })
                     .collect();
                 format!("[{}]", dims.join(", "))
             }
@@ -89,10 +91,10 @@ impl Session {
 
     /// Loads `model`'s graph (`path` names it in errors).
     pub fn from_model(model: &Model, path: &Path) -> Result<Session, RuntimeError> {
-        let graph = model
-            .graph
-            .as_ref()
-            .ok_or_else(|| RuntimeError::NoGraph { path: path.display().to_string(), format: model.format.name() })?;
+        let graph = model.graph.as_ref().ok_or_else(|| RuntimeError::NoGraph {
+            path: path.display().to_string(),
+            format: model.format.name(),
+        })?;
         let registry = Registry::new();
         let mut slots: HashMap<String, usize> = HashMap::new();
         let slot_of = |name: &str, slots: &mut HashMap<String, usize>| -> usize {
@@ -116,11 +118,17 @@ impl Session {
             let (dtype, shape, dim_names) = match &vi.ty {
                 ValueType::Tensor { elem, shape, .. } => {
                     let dims = shape.as_ref().map(|s| {
-                        s.iter().map(|d| if let Dim::Fixed(v) = d { Some(*v as usize) } else { None }).collect::<Vec<_>>()
+                        s.iter()
+                            .map(|d| if let Dim::Fixed(v) = d { Some(*v as usize) } else { None })
+                            .collect::<Vec<_>>()
                     });
                     let names = shape
                         .as_ref()
-                        .map(|s| s.iter().map(|d| if let Dim::Symbolic(n) = d { n.to_string() } else { String::new() }).collect())
+                        .map(|s| {
+                            s.iter()
+                                .map(|d| if let Dim::Symbolic(n) = d { n.to_string() } else { String::new() })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     (dtype_of(elem), dims, names)
                 }
@@ -150,7 +158,8 @@ impl Session {
             });
             if pending.len() == before {
                 let i = pending[0];
-                let missing: Vec<&String> = protos[i].input.iter().filter(|n| !n.is_empty() && !available.contains(*n)).collect();
+                let missing: Vec<&String> =
+                    protos[i].input.iter().filter(|n| !n.is_empty() && !available.contains(*n)).collect();
                 return Err(RuntimeError::Graph(format!(
                     "node '{}' ({}) uses {:?}, which no input, initializer or node produces (or the graph has a cycle)",
                     protos[i].name.as_deref().unwrap_or(""),
@@ -261,7 +270,10 @@ impl Session {
     }
 
     /// [`Session::run`], also reporting what the memory plan kept alive.
-    pub fn run_with_stats(&self, feeds: Vec<(String, Value)>) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
+    pub fn run_with_stats(
+        &self,
+        feeds: Vec<(String, Value)>,
+    ) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
         let mut stats = RunStats::default();
         let mut is_const = vec![false; self.slot_count];
         for (s, _) in &self.consts {
@@ -288,7 +300,8 @@ impl Session {
                 }
             }
             if let Some(shape) = &spec.shape {
-                let fits = shape.len() == v.shape.len() && shape.iter().zip(&v.shape).all(|(d, &g)| d.is_none_or(|d| d == g));
+                let fits = shape.len() == v.shape.len()
+                    && shape.iter().zip(&v.shape).all(|(d, &g)| d.is_none_or(|d| d == g));
                 if !fits {
                     return Err(RuntimeError::InputMismatch {
                         name,
@@ -302,7 +315,10 @@ impl Session {
         }
         for spec in &self.inputs {
             if !given.contains(&spec.name) {
-                return Err(RuntimeError::MissingInput { name: spec.name.clone(), expected: self.expected() });
+                return Err(RuntimeError::MissingInput {
+                    name: spec.name.clone(),
+                    expected: self.expected(),
+                });
             }
         }
         for (i, node) in self.nodes.iter().enumerate() {
@@ -311,29 +327,40 @@ impl Session {
                 match s {
                     None => ins.push(None),
                     Some(s) => ins.push(Some(values[*s].as_deref().ok_or_else(|| {
-                        RuntimeError::Graph(format!("node '{}' ({}): an input was freed or never set", node.name, node.op_type))
+                        RuntimeError::Graph(format!(
+                            "node '{}' ({}): an input was freed or never set",
+                            node.name, node.op_type
+                        ))
                     })?)),
                 }
             }
             let ctx = OpCtx { node, inputs: ins };
             // Ops validate their inputs and return errors; should one still panic on a hostile
             // model, the panic becomes an error naming the node instead of ending the process.
-            let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx))).map_err(|_| RuntimeError::Op {
-                node: node.name.clone(),
-                op_type: node.op_type.clone(),
-                reason: "internal error while running this node (its inputs or attributes are inconsistent)".into(),
-            })??;
+            let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx)))
+                .map_err(|_| RuntimeError::Op {
+                    node: node.name.clone(),
+                    op_type: node.op_type.clone(),
+                    reason:
+                        "internal error while running this node (its inputs or attributes are inconsistent)"
+                            .into(),
+                })??;
             drop(ctx);
             for v in &outs {
                 if v.numel() > MAX_VALUE_ELEMENTS {
                     return Err(RuntimeError::Op {
                         node: node.name.clone(),
                         op_type: node.op_type.clone(),
-                        reason: format!("output of shape {:?} exceeds the runner's cap of {MAX_VALUE_ELEMENTS} elements", v.shape),
+                        reason: format!(
+                            "output of shape {:?} exceeds the runner's cap of {MAX_VALUE_ELEMENTS} elements",
+                            v.shape
+                        ),
                     });
                 }
             }
-            if outs.len() < node.outputs.iter().filter(|o| o.is_some()).count().min(node.outputs.len()) && outs.len() < node.outputs.len() {
+            if outs.len() < node.outputs.iter().filter(|o| o.is_some()).count().min(node.outputs.len())
+                && outs.len() < node.outputs.len()
+            {
                 // An op may return fewer outputs than declared only when the rest are unused.
                 if node.outputs[outs.len()..].iter().any(Option::is_some) {
                     return Err(RuntimeError::Graph(format!(
@@ -359,7 +386,9 @@ impl Session {
         }
         let mut out = Vec::with_capacity(self.outputs.len());
         for (name, s) in &self.outputs {
-            let v = values[*s].clone().ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
+            let v = values[*s]
+                .clone()
+                .ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
             out.push((name.clone(), Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())));
         }
         Ok((out, stats))

@@ -38,38 +38,82 @@ elem_int!(i8, i16, i32, i64, u8, u16, u32, u64);
 
 impl Elem for f32 {
     const IS_FLOAT: bool = true;
-    fn to_f64(self) -> f64 { self as f64 }
-    fn from_f64(v: f64) -> Self { v as f32 }
-    fn to_i64(self) -> i64 { self as i64 }
-    fn from_i64(v: i64) -> Self { v as f32 }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v as f32
+    }
 }
 impl Elem for f64 {
     const IS_FLOAT: bool = true;
-    fn to_f64(self) -> f64 { self }
-    fn from_f64(v: f64) -> Self { v }
-    fn to_i64(self) -> i64 { self as i64 }
-    fn from_i64(v: i64) -> Self { v as f64 }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v as f64
+    }
 }
 impl Elem for f16 {
     const IS_FLOAT: bool = true;
-    fn to_f64(self) -> f64 { self.to_f64() }
-    fn from_f64(v: f64) -> Self { f16::from_f64(v) }
-    fn to_i64(self) -> i64 { self.to_f64() as i64 }
-    fn from_i64(v: i64) -> Self { f16::from_f64(v as f64) }
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+    fn to_i64(self) -> i64 {
+        self.to_f64() as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        f16::from_f64(v as f64)
+    }
 }
 impl Elem for bf16 {
     const IS_FLOAT: bool = true;
-    fn to_f64(self) -> f64 { self.to_f64() }
-    fn from_f64(v: f64) -> Self { bf16::from_f64(v) }
-    fn to_i64(self) -> i64 { self.to_f64() as i64 }
-    fn from_i64(v: i64) -> Self { bf16::from_f64(v as f64) }
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+    fn to_i64(self) -> i64 {
+        self.to_f64() as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        bf16::from_f64(v as f64)
+    }
 }
 impl Elem for bool {
     const IS_FLOAT: bool = false;
-    fn to_f64(self) -> f64 { if self { 1.0 } else { 0.0 } }
-    fn from_f64(v: f64) -> Self { v != 0.0 }
-    fn to_i64(self) -> i64 { self as i64 }
-    fn from_i64(v: i64) -> Self { v != 0 }
+    fn to_f64(self) -> f64 {
+        if self {
+            1.0
+        } else {
+            0.0
+        }
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v != 0
+    }
 }
 
 /// A tensor's elements, one variant per element type.
@@ -350,13 +394,16 @@ impl Value {
     /// Builds a value from a formats tensor (the stored bytes are decoded and copied).
     pub fn from_tensor(t: &smelt_formats::Tensor) -> Result<Value, RuntimeError> {
         let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| RuntimeError::BadTensor {
-            name: t.name.clone(),
-            reason: format!("shape {:?} overflows", t.shape),
+        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| {
+            RuntimeError::BadTensor { name: t.name.clone(), reason: format!("shape {:?} overflows", t.shape) }
         })?;
         let data = Data::from_le_bytes(t.dtype, &t.data, numel).ok_or_else(|| RuntimeError::BadTensor {
             name: t.name.clone(),
-            reason: format!("dtype {} is not supported by the runner (or its data is {} bytes)", t.dtype, t.data.len()),
+            reason: format!(
+                "dtype {} is not supported by the runner (or its data is {} bytes)",
+                t.dtype,
+                t.data.len()
+            ),
         })?;
         Ok(Value { shape, data })
     }

@@ -12,7 +12,8 @@ fn values_die_after_their_last_use_and_the_result_is_unchanged() {
     let session = Session::load(&dir.join("torch-tiny-llama.onnx")).unwrap();
     let ids = smelt_formats::npy::read(&dir.join("torch-tiny-llama.input.npy")).unwrap();
     let shape: Vec<usize> = ids.shape.iter().map(|&d| d as usize).collect();
-    let input = Value::new(shape.clone(), Data::from_le_bytes(ids.dtype, &ids.data, shape.iter().product()).unwrap());
+    let input =
+        Value::new(shape.clone(), Data::from_le_bytes(ids.dtype, &ids.data, shape.iter().product()).unwrap());
     let (out, stats) = session.run_with_stats(vec![("input_ids".into(), input)]).unwrap();
     eprintln!("{stats:?} over {} nodes", session.node_count());
     assert!(stats.computed_values > 200, "{stats:?}");

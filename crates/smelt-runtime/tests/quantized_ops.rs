@@ -27,7 +27,9 @@ fn load_npz(p: &Path) -> Vec<(String, Value)> {
 fn check(case: &str) {
     let dir = ops_dir();
     let session = Session::load(&dir.join(format!("{case}.onnx"))).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let got = session.run(load_npz(&dir.join(format!("{case}.inputs.npz")))).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let got = session
+        .run(load_npz(&dir.join(format!("{case}.inputs.npz"))))
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
     let want = load_npz(&dir.join(format!("{case}.ort.npz")));
     assert_eq!(got.len(), want.len());
     for ((gn, g), (wn, w)) in got.iter().zip(&want) {
@@ -37,7 +39,10 @@ fn check(case: &str) {
         match (&g.data, &w.data) {
             (Data::F32(a), Data::F32(b)) => {
                 for (x, y) in a.iter().zip(b) {
-                    assert!((x - y).abs() <= 1e-5 + 1e-6 * y.abs(), "{case}/{gn}: smelt {x} vs onnxruntime {y}");
+                    assert!(
+                        (x - y).abs() <= 1e-5 + 1e-6 * y.abs(),
+                        "{case}/{gn}: smelt {x} vs onnxruntime {y}"
+                    );
                 }
             }
             // Integer outputs (MatMulInteger, QLinearMatMul) are exact.

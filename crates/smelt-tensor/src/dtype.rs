@@ -205,8 +205,8 @@ impl DType {
             String => 0,
             I4 | U4 | F4_E2M1 => 2,
             Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | IQ4_NL | MXFP4 => 32,
-            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K | IQ2_XXS | IQ2_XS | IQ3_XXS | IQ1_S
-            | IQ3_S | IQ2_S | IQ4_XS | IQ1_M | TQ1_0 | TQ2_0 => 256,
+            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K | IQ2_XXS | IQ2_XS | IQ3_XXS | IQ1_S | IQ3_S | IQ2_S
+            | IQ4_XS | IQ1_M | TQ1_0 | TQ2_0 => 256,
             _ => 1,
         }
     }
@@ -264,10 +264,7 @@ impl DType {
     /// True for floating-point element types (not block types).
     pub const fn is_float(self) -> bool {
         use DType::*;
-        matches!(
-            self,
-            F64 | F32 | F16 | BF16 | F8_E4M3 | F8_E5M2 | F8_E4M3_FNUZ | F8_E5M2_FNUZ | F4_E2M1
-        )
+        matches!(self, F64 | F32 | F16 | BF16 | F8_E4M3 | F8_E5M2 | F8_E4M3_FNUZ | F8_E5M2_FNUZ | F4_E2M1)
     }
 
     /// Bits per element, as a float (4.5 for Q4_0); 0 for strings.
@@ -355,10 +352,7 @@ impl DType {
 
     /// Parses a canonical name (case-insensitive), as printed by [`DType::name`].
     pub fn from_name(name: &str) -> Option<DType> {
-        ALL_DTYPES
-            .iter()
-            .copied()
-            .find(|d| d.name().eq_ignore_ascii_case(name))
+        ALL_DTYPES.iter().copied().find(|d| d.name().eq_ignore_ascii_case(name))
     }
 
     /// ggml's type id, if ggml has this type.

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use smelt_formats::blob::{proto, BlobMetadata, BlobWriter, EntryDecl, EntryFlags, Scheme as BlobScheme, TensorSections};
+use smelt_formats::blob::{
+    proto, BlobMetadata, BlobWriter, EntryDecl, EntryFlags, Scheme as BlobScheme, TensorSections,
+};
 use smelt_quant::nf4::Nf4Absmax;
 use smelt_tensor::DType;
 
@@ -43,7 +45,8 @@ fn declare(e: &PlanEntry) -> EntryDecl {
         Scheme::Cast(d) | Scheme::Ggml(d) => EntryDecl::raw(e.name.clone(), d, &e.shape),
         Scheme::Int8 { per_channel, symmetric } => {
             let per_axis = per_channel && !e.shape.is_empty();
-            let flags = if symmetric { EntryFlags::SYMMETRIC } else { 0 } | if per_axis { EntryFlags::PER_AXIS } else { 0 };
+            let flags = if symmetric { EntryFlags::SYMMETRIC } else { 0 }
+                | if per_axis { EntryFlags::PER_AXIS } else { 0 };
             let dtype = if symmetric { DType::I8 } else { DType::U8 };
             decl(BlobScheme::Int8, dtype, 0, per_axis.then_some(0), flags)
         }
@@ -57,8 +60,12 @@ fn declare(e: &PlanEntry) -> EntryDecl {
         Scheme::Int4 { group, symmetric } => {
             decl(BlobScheme::Int4, DType::U8, group, None, if symmetric { EntryFlags::SYMMETRIC } else { 0 })
         }
-        Scheme::Ternary { packing: TernaryPacking::TwoBit } => decl(BlobScheme::Ternary2, DType::U8, 0, None, 0),
-        Scheme::Ternary { packing: TernaryPacking::Base3 } => decl(BlobScheme::Ternary3, DType::U8, 0, None, 0),
+        Scheme::Ternary { packing: TernaryPacking::TwoBit } => {
+            decl(BlobScheme::Ternary2, DType::U8, 0, None, 0)
+        }
+        Scheme::Ternary { packing: TernaryPacking::Base3 } => {
+            decl(BlobScheme::Ternary3, DType::U8, 0, None, 0)
+        }
     }
 }
 
@@ -140,12 +147,7 @@ impl BlobSink {
         let path = ctx.output.to_path_buf();
         let mut writer = BlobWriter::new(file).map_err(|e| write_err(&path, e))?;
         writer.set_metadata(&metadata(ctx)).map_err(|e| write_err(&path, e))?;
-        let pending = ctx
-            .plan
-            .entries
-            .iter()
-            .map(declare)
-            .collect();
+        let pending = ctx.plan.entries.iter().map(declare).collect();
         Ok(BlobSink { writer: Some(writer), path, pending })
     }
 }

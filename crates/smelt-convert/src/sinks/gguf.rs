@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use smelt_formats::gguf::{
-    hf_config_to_gguf_metadata, hf_tensor_name_to_gguf, llama_file_type, permute_qk, tokenizer_to_gguf_metadata,
-    GgufTensorDecl, GgufWriter, HfArch, GGML_QUANT_VERSION,
+    hf_config_to_gguf_metadata, hf_tensor_name_to_gguf, llama_file_type, permute_qk,
+    tokenizer_to_gguf_metadata, GgufTensorDecl, GgufWriter, HfArch, GGML_QUANT_VERSION,
 };
 use smelt_formats::{Format, MetaValue};
 use smelt_tensor::DType;
@@ -83,22 +83,33 @@ impl GgufSink {
                 if quantized {
                     set(&mut meta, "general.quantization_version", MetaValue::U32(GGML_QUANT_VERSION));
                 }
-                let targets = entries.iter().map(|e| Target { name: e.name.clone(), permute_heads: None }).collect();
+                let targets =
+                    entries.iter().map(|e| Target { name: e.name.clone(), permute_heads: None }).collect();
                 (meta, targets)
             }
             Format::Safetensors => {
                 let config = model.config.as_ref().ok_or_else(|| {
-                    write_err(&path, "GGUF output from safetensors needs the checkpoint's config.json (HF Llama family)")
+                    write_err(
+                        &path,
+                        "GGUF output from safetensors needs the checkpoint's config.json (HF Llama family)",
+                    )
                 })?;
                 let arch = HfArch::from_model_type(&config.model_type).ok_or_else(|| {
                     write_err(
                         &path,
-                        format!("GGUF output supports HF llama, mistral and qwen2 checkpoints, not '{}'", config.model_type),
+                        format!(
+                            "GGUF output supports HF llama, mistral and qwen2 checkpoints, not '{}'",
+                            config.model_type
+                        ),
                     )
                 })?;
                 let dir = checkpoint_dir(ctx.input);
-                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-                let mut meta = hf_config_to_gguf_metadata(config, &name, file_type(entries)).map_err(|e| write_err(&path, e))?;
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into());
+                let mut meta = hf_config_to_gguf_metadata(config, &name, file_type(entries))
+                    .map_err(|e| write_err(&path, e))?;
                 if quantized {
                     set(&mut meta, "general.quantization_version", MetaValue::U32(GGML_QUANT_VERSION));
                 }
@@ -109,7 +120,14 @@ impl GgufSink {
                     .iter()
                     .map(|e| {
                         let name = hf_tensor_name_to_gguf(&e.name, arch).ok_or_else(|| {
-                            write_err(&path, format!("tensor '{}' has no GGUF name for the {} architecture", e.name, arch.gguf_arch()))
+                            write_err(
+                                &path,
+                                format!(
+                                    "tensor '{}' has no GGUF name for the {} architecture",
+                                    e.name,
+                                    arch.gguf_arch()
+                                ),
+                            )
                         })?;
                         let permute_heads = if !arch.permutes_qk() {
                             None
@@ -125,7 +143,9 @@ impl GgufSink {
                     .collect::<Result<Vec<_>, ConvertError>>()?;
                 (meta, targets)
             }
-            Format::Onnx => return Err(write_err(&path, "GGUF output from ONNX is not supported; write a .smelt blob")),
+            Format::Onnx => {
+                return Err(write_err(&path, "GGUF output from ONNX is not supported; write a .smelt blob"))
+            }
         };
         let decls: Vec<GgufTensorDecl> = entries
             .iter()
@@ -140,7 +160,10 @@ impl GgufSink {
 impl Sink for GgufSink {
     fn write(&mut self, entry: &PlanEntry, encoded: &Encoded) -> Result<Option<String>, ConvertError> {
         let Encoded::Plain { dtype, data } = encoded else {
-            return Err(write_err(&self.path, format!("tensor '{}': GGUF holds ggml types only", entry.name)));
+            return Err(write_err(
+                &self.path,
+                format!("tensor '{}': GGUF holds ggml types only", entry.name),
+            ));
         };
         let target = &self.targets[self.next];
         self.next += 1;

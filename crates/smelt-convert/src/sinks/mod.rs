@@ -12,7 +12,11 @@ pub(crate) mod onnx;
 mod safetensors;
 
 /// Opens the sink for `format`, writing whatever must precede the first tensor.
-pub fn open(format: OutputFormat, file: AtomicFile, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ConvertError> {
+pub fn open(
+    format: OutputFormat,
+    file: AtomicFile,
+    ctx: &SinkContext<'_>,
+) -> Result<Box<dyn Sink>, ConvertError> {
     match format {
         OutputFormat::Blob => Ok(Box::new(blob::BlobSink::open(file, ctx)?)),
         OutputFormat::Gguf => Ok(Box::new(gguf::GgufSink::open(file, ctx)?)),

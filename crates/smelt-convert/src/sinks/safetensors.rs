@@ -87,11 +87,18 @@ impl SafetensorsSink {
         let writer = SafetensorsWriter::new(file, &budget).map_err(|e| write_err(&path, e))?;
 
         // Side files.
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into());
         let mut side = Vec::new();
         let quant_config = match (nf4, int4) {
             (Some(_), Some(_)) => {
-                return Err(write_err(&path, "a safetensors checkpoint holds NF4 or GPTQ int4 weights, not both"))
+                return Err(write_err(
+                    &path,
+                    "a safetensors checkpoint holds NF4 or GPTQ int4 weights, not both",
+                ))
             }
             (Some(dq), None) => Some(serde_json::json!({
                 "quant_method": "bitsandbytes",
@@ -115,11 +122,14 @@ impl SafetensorsSink {
             }
             (None, None) => None,
         };
-        if let Some(cfg_path) = ctx.model.files.iter().find(|p| p.file_name().is_some_and(|n| n == "config.json")) {
+        if let Some(cfg_path) =
+            ctx.model.files.iter().find(|p| p.file_name().is_some_and(|n| n == "config.json"))
+        {
             let dest = dir.join("config.json");
             if !same_file(cfg_path, &dest) {
                 let text = std::fs::read_to_string(cfg_path).map_err(|e| write_err(cfg_path, e))?;
-                let mut cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| write_err(cfg_path, e))?;
+                let mut cfg: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| write_err(cfg_path, e))?;
                 if let (Some(q), Some(o)) = (quant_config, cfg.as_object_mut()) {
                     o.insert("quantization_config".into(), q);
                 }
@@ -151,7 +161,10 @@ impl Sink for SafetensorsSink {
                 packed.tensors(gptq_prefix(&entry.name))
             }
             Encoded::Int8(_) | Encoded::Ternary(..) => {
-                return Err(write_err(&self.path, format!("tensor '{}': safetensors output cannot hold this scheme", entry.name)))
+                return Err(write_err(
+                    &self.path,
+                    format!("tensor '{}': safetensors output cannot hold this scheme", entry.name),
+                ))
             }
         };
         for t in &tensors {
@@ -163,7 +176,8 @@ impl Sink for SafetensorsSink {
 
     fn finish(mut self: Box<Self>) -> Result<AtomicFile, ConvertError> {
         let w = self.writer.take().expect("safetensors sink finished twice");
-        let file = w.finish(&[("format".to_string(), "pt".to_string())]).map_err(|e| write_err(&self.path, e))?;
+        let file =
+            w.finish(&[("format".to_string(), "pt".to_string())]).map_err(|e| write_err(&self.path, e))?;
         // Side files are complete before the main output is committed; each appears atomically.
         for (p, text) in &self.side {
             let mut f = AtomicFile::create(p).map_err(|e| write_err(p, e))?;

@@ -13,8 +13,10 @@ use smelt_tensor::DType;
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// A field's value runs past the end of its enclosing message (or of the file).
-    #[error("{field} at byte {offset}: needs {needed} bytes but its message has only {available} left \
-             (truncated file?)")]
+    #[error(
+        "{field} at byte {offset}: needs {needed} bytes but its message has only {available} left \
+             (truncated file?)"
+    )]
     Truncated {
         /// `Message.field` being read.
         field: String,
@@ -34,7 +36,9 @@ pub enum OnnxError {
         offset: u64,
     },
     /// A field key with field number 0 or wider than 32 bits.
-    #[error("{message} at byte {offset}: invalid field key {key} (field number 0 or key wider than 32 bits)")]
+    #[error(
+        "{message} at byte {offset}: invalid field key {key} (field number 0 or key wider than 32 bits)"
+    )]
     BadFieldKey {
         /// The message being read.
         message: &'static str,
@@ -87,8 +91,10 @@ pub enum OnnxError {
     },
     /// Decoding would need far more memory than the file's size justifies (e.g. millions of
     /// empty messages, each a few bytes on disk and hundreds in memory).
-    #[error("decoding would take about {estimate} bytes of memory for a {file_len}-byte file \
-             (limit {limit}); refusing a file built to exhaust memory")]
+    #[error(
+        "decoding would take about {estimate} bytes of memory for a {file_len}-byte file \
+             (limit {limit}); refusing a file built to exhaust memory"
+    )]
     DecodeTooLarge {
         /// Estimated bytes the decoded messages would occupy.
         estimate: u64,
@@ -142,7 +148,9 @@ pub enum OnnxError {
         limit: u64,
     },
     /// Two initializers of the main graph share a name.
-    #[error("initializer '{name}' at byte {offset}: name already used by the initializer at byte {first_offset}")]
+    #[error(
+        "initializer '{name}' at byte {offset}: name already used by the initializer at byte {first_offset}"
+    )]
     DuplicateInitializer {
         /// The name.
         name: String,
@@ -152,8 +160,10 @@ pub enum OnnxError {
         first_offset: u64,
     },
     /// `GraphProto.sparse_initializer`, which smelt refuses rather than densify.
-    #[error("sparse initializer '{name}' at byte {offset}: sparse initializers are not supported; \
-             convert them to dense initializers first")]
+    #[error(
+        "sparse initializer '{name}' at byte {offset}: sparse initializers are not supported; \
+             convert them to dense initializers first"
+    )]
     SparseInitializer {
         /// The name of its values tensor.
         name: String,
@@ -227,7 +237,9 @@ pub enum OnnxError {
         offset: u64,
     },
     /// `data_location` other than DEFAULT (0) or EXTERNAL (1).
-    #[error("tensor '{name}' at byte {offset}: data_location {value} is neither DEFAULT (0) nor EXTERNAL (1)")]
+    #[error(
+        "tensor '{name}' at byte {offset}: data_location {value} is neither DEFAULT (0) nor EXTERNAL (1)"
+    )]
     BadDataLocation {
         /// Tensor name.
         name: String,
@@ -345,8 +357,10 @@ pub enum OnnxError {
         value: String,
     },
     /// An absolute `location` (or an empty one).
-    #[error("tensor '{name}' at byte {offset}: external data location '{location}' is not a relative path; \
-             it must name a file inside the model's directory")]
+    #[error(
+        "tensor '{name}' at byte {offset}: external data location '{location}' is not a relative path; \
+             it must name a file inside the model's directory"
+    )]
     ExternalAbsolutePath {
         /// Tensor name.
         name: String,
@@ -356,8 +370,10 @@ pub enum OnnxError {
         location: String,
     },
     /// A `location` with a `..` component.
-    #[error("tensor '{name}' at byte {offset}: external data location '{location}' contains '..'; \
-             external data must stay inside the model's directory")]
+    #[error(
+        "tensor '{name}' at byte {offset}: external data location '{location}' contains '..'; \
+             external data must stay inside the model's directory"
+    )]
     ExternalParentDir {
         /// Tensor name.
         name: String,
@@ -419,8 +435,10 @@ pub enum OnnxError {
         source: std::io::Error,
     },
     /// `offset`/`length` outside the external file.
-    #[error("tensor '{name}' at byte {offset}: external data range of {length} bytes at offset {data_offset} \
-             extends past the end of '{location}' ({file_len} bytes)")]
+    #[error(
+        "tensor '{name}' at byte {offset}: external data range of {length} bytes at offset {data_offset} \
+             extends past the end of '{location}' ({file_len} bytes)"
+    )]
     ExternalOutOfRange {
         /// Tensor name.
         name: String,

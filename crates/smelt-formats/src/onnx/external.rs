@@ -80,7 +80,9 @@ impl ExternalFiles {
     pub fn resolve(&mut self, t: &TensorProto, h: &Header, at: At<'_>) -> Result<Resolved, OnnxError> {
         let name = || at.name.to_string();
         let r = parse_keys(t, at)?;
-        let location = r.location.ok_or_else(|| OnnxError::ExternalMissingLocation { name: name(), offset: at.offset })?;
+        let location = r
+            .location
+            .ok_or_else(|| OnnxError::ExternalMissingLocation { name: name(), offset: at.offset })?;
         if let Some(found) = r.length {
             if found != h.storage {
                 return Err(OnnxError::ExternalLengthMismatch {
@@ -198,7 +200,12 @@ impl ExternalFiles {
         let meta = file.metadata().map_err(io_err)?;
         check_regular_single_link(&meta, location, at)?;
         let bytes = smelt_tensor::storage::map_file(&file).map_err(io_err)?;
-        self.files.push(MappedFile { path: joined, location: location.to_string(), bytes, ranges: Vec::new() });
+        self.files.push(MappedFile {
+            path: joined,
+            location: location.to_string(),
+            bytes,
+            ranges: Vec::new(),
+        });
         let i = self.files.len() - 1;
         self.by_canonical.insert(canonical, i);
         self.by_location.insert(location.to_string(), i);
@@ -208,7 +215,11 @@ impl ExternalFiles {
 
 fn check_regular_single_link(meta: &std::fs::Metadata, location: &str, at: At<'_>) -> Result<(), OnnxError> {
     if !meta.is_file() {
-        return Err(OnnxError::ExternalNotAFile { name: at.name.to_string(), offset: at.offset, location: location.to_string() });
+        return Err(OnnxError::ExternalNotAFile {
+            name: at.name.to_string(),
+            offset: at.offset,
+            location: location.to_string(),
+        });
     }
     #[cfg(unix)]
     {
@@ -235,7 +246,11 @@ fn parse_keys(t: &TensorProto, at: At<'_>) -> Result<ExternalRef, OnnxError> {
         let key = entry.key.as_deref().unwrap_or("");
         let value = entry.value.as_deref().unwrap_or("");
         if !seen.insert(key) {
-            return Err(OnnxError::ExternalDuplicateKey { name: at.name.to_string(), offset: at.offset, key: key.to_string() });
+            return Err(OnnxError::ExternalDuplicateKey {
+                name: at.name.to_string(),
+                offset: at.offset,
+                key: key.to_string(),
+            });
         }
         match key {
             "location" => r.location = Some(value.to_string()),
@@ -250,11 +265,19 @@ fn parse_keys(t: &TensorProto, at: At<'_>) -> Result<ExternalRef, OnnxError> {
 fn parse_number(value: &str, key: &'static str, at: At<'_>) -> Result<u64, OnnxError> {
     // Decimal digits only: no sign, no whitespace, no hex.
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(OnnxError::ExternalBadNumber { name: at.name.to_string(), offset: at.offset, key, value: value.to_string() });
+        return Err(OnnxError::ExternalBadNumber {
+            name: at.name.to_string(),
+            offset: at.offset,
+            key,
+            value: value.to_string(),
+        });
     }
-    value
-        .parse::<u64>()
-        .map_err(|_| OnnxError::ExternalBadNumber { name: at.name.to_string(), offset: at.offset, key, value: value.to_string() })
+    value.parse::<u64>().map_err(|_| OnnxError::ExternalBadNumber {
+        name: at.name.to_string(),
+        offset: at.offset,
+        key,
+        value: value.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -271,16 +294,25 @@ mod tests {
         let at = At { name: "w", offset: 0 };
         assert_eq!(parse_number("4294967296", "offset", at).unwrap(), 1 << 32);
         for bad in ["", "-1", "+1", " 1", "0x10", "1e3", "18446744073709551616"] {
-            assert!(matches!(parse_number(bad, "offset", at), Err(OnnxError::ExternalBadNumber { .. })), "{bad:?}");
+            assert!(
+                matches!(parse_number(bad, "offset", at), Err(OnnxError::ExternalBadNumber { .. })),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn duplicate_keys_are_refused_and_unknown_keys_ignored() {
         let at = At { name: "w", offset: 0 };
-        let t = TensorProto { external_data: vec![entry("location", "a"), entry("basepath", "x"), entry("whatever", "y")], ..Default::default() };
+        let t = TensorProto {
+            external_data: vec![entry("location", "a"), entry("basepath", "x"), entry("whatever", "y")],
+            ..Default::default()
+        };
         assert_eq!(parse_keys(&t, at).unwrap().location.as_deref(), Some("a"));
-        let t = TensorProto { external_data: vec![entry("location", "a"), entry("location", "b")], ..Default::default() };
+        let t = TensorProto {
+            external_data: vec![entry("location", "a"), entry("location", "b")],
+            ..Default::default()
+        };
         assert!(matches!(parse_keys(&t, at), Err(OnnxError::ExternalDuplicateKey { .. })));
     }
 }

@@ -158,7 +158,10 @@ impl OnnxGraph {
         self.model
             .opset_import
             .iter()
-            .map(|o| OpsetImport { domain: o.domain.as_deref().unwrap_or(""), version: o.version.unwrap_or(0) })
+            .map(|o| OpsetImport {
+                domain: o.domain.as_deref().unwrap_or(""),
+                version: o.version.unwrap_or(0),
+            })
             .collect()
     }
 
@@ -202,7 +205,8 @@ impl OnnxGraph {
 
     /// Graph inputs that are not initializers: what a caller must feed.
     pub fn runtime_inputs(&self) -> Vec<ValueInfo<'_>> {
-        let initializers: std::collections::HashSet<&str> = self.initializer_names.iter().map(String::as_str).collect();
+        let initializers: std::collections::HashSet<&str> =
+            self.initializer_names.iter().map(String::as_str).collect();
         self.graph()
             .input
             .iter()

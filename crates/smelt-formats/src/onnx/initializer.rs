@@ -10,7 +10,9 @@ use super::data_type::TypedField;
 use super::error::OnnxError;
 use super::external::ExternalFiles;
 use super::proto::TensorProto;
-use super::tensor_data::{data_location, header, inline_data, nonempty_typed_fields, At, DataLocation, Header};
+use super::tensor_data::{
+    data_location, header, inline_data, nonempty_typed_fields, At, DataLocation, Header,
+};
 use super::wire::TensorSpan;
 use crate::{limits, Location, Tensor};
 
@@ -38,7 +40,11 @@ pub(crate) fn tensor_bytes(
             Ok((bytes, field.map_or(Source::Raw, Source::Typed)))
         }
         DataLocation::External => {
-            let inline = if t.raw_data.is_some() { Some("raw_data") } else { nonempty_typed_fields(t).first().map(|f| f.name()) };
+            let inline = if t.raw_data.is_some() {
+                Some("raw_data")
+            } else {
+                nonempty_typed_fields(t).first().map(|f| f.name())
+            };
             if let Some(field) = inline {
                 return Err(OnnxError::ConflictingData {
                     name: at.name.to_string(),
@@ -92,7 +98,11 @@ pub(crate) fn convert_initializers(
             return Err(OnnxError::UnnamedInitializer { offset });
         }
         if name.len() as u64 > limits::MAX_NAME_LEN {
-            return Err(OnnxError::NameTooLong { offset, len: name.len() as u64, limit: limits::MAX_NAME_LEN });
+            return Err(OnnxError::NameTooLong {
+                offset,
+                len: name.len() as u64,
+                limit: limits::MAX_NAME_LEN,
+            });
         }
         if let Some(&first_offset) = seen.get(&name) {
             return Err(OnnxError::DuplicateInitializer { name, offset, first_offset });
@@ -102,7 +112,9 @@ pub(crate) fn convert_initializers(
         let (data, source) = tensor_bytes(&t, &h, at, ext)?;
         let location = match source {
             Source::Raw => Location { file: 0, offset: offset_within(base, &data).unwrap_or(offset) },
-            Source::Typed(f) => Location { file: 0, offset: span.and_then(|s| s.field_offset(f.number())).unwrap_or(offset) },
+            Source::Typed(f) => {
+                Location { file: 0, offset: span.and_then(|s| s.field_offset(f.number())).unwrap_or(offset) }
+            }
             Source::External { file, offset } => Location { file: file + 1, offset },
         };
         if h.dtype == smelt_tensor::DType::String {

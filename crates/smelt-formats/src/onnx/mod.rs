@@ -59,12 +59,15 @@ fn parse_model(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
         return Err(OnnxError::TooManyTensors { offset, limit: limits::MAX_TENSORS });
     }
     scan.check_decode_size(bytes.len() as u64)?;
-    let mut proto =
-        proto::ModelProto::decode(bytes.clone()).map_err(|e| OnnxError::Protobuf { message: e.to_string() })?;
+    let mut proto = proto::ModelProto::decode(bytes.clone())
+        .map_err(|e| OnnxError::Protobuf { message: e.to_string() })?;
     let graph = proto.graph.as_mut().ok_or(OnnxError::MissingGraph)?;
     if let Some(s) = graph.sparse_initializer.first() {
         let name = s.values.as_ref().and_then(|v| v.name.clone()).unwrap_or_default();
-        return Err(OnnxError::SparseInitializer { name, offset: scan.sparse_initializers.first().copied().unwrap_or(0) });
+        return Err(OnnxError::SparseInitializer {
+            name,
+            offset: scan.sparse_initializers.first().copied().unwrap_or(0),
+        });
     }
     let inits = std::mem::take(&mut graph.initializer);
 
@@ -88,7 +91,10 @@ fn parse_model(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
 /// such as the ONNX backend tests store) into a [`Tensor`], with the same checks as an
 /// initializer. Its data must be inline; `fallback` names it when the proto has no name.
 /// STRING tensors come back with their values beside.
-pub fn tensor_from_proto(t: &proto::TensorProto, fallback: &str) -> Result<(Tensor, Vec<Vec<u8>>), OnnxError> {
+pub fn tensor_from_proto(
+    t: &proto::TensorProto,
+    fallback: &str,
+) -> Result<(Tensor, Vec<Vec<u8>>), OnnxError> {
     let name = t.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| fallback.to_string());
     let at = tensor_data::At { name: &name, offset: 0 };
     let h = tensor_data::header(t, at)?;
@@ -97,7 +103,13 @@ pub fn tensor_from_proto(t: &proto::TensorProto, fallback: &str) -> Result<(Tens
     }
     let (data, _) = tensor_data::inline_data(t, &h, at)?;
     let strings = if h.dtype == smelt_tensor::DType::String { t.string_data.clone() } else { Vec::new() };
-    let tensor = Tensor { name, dtype: h.dtype, shape: h.shape, data, location: crate::Location { file: 0, offset: 0 } };
+    let tensor = Tensor {
+        name,
+        dtype: h.dtype,
+        shape: h.shape,
+        data,
+        location: crate::Location { file: 0, offset: 0 },
+    };
     Ok((tensor, strings))
 }
 
@@ -125,7 +137,10 @@ fn version_string(m: &proto::ModelProto) -> String {
 
 /// The model's own fields as `onnx.*` keys, then `metadata_props` in file order (duplicate
 /// keys refused).
-fn model_metadata(m: &proto::ModelProto, scan: &wire::WireScan) -> Result<Vec<(String, MetaValue)>, OnnxError> {
+fn model_metadata(
+    m: &proto::ModelProto,
+    scan: &wire::WireScan,
+) -> Result<Vec<(String, MetaValue)>, OnnxError> {
     let mut out: Vec<(String, MetaValue)> = Vec::new();
     if let Some(v) = m.ir_version {
         out.push(("onnx.ir_version".into(), MetaValue::I64(v)));

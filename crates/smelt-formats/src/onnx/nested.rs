@@ -20,7 +20,11 @@ use super::tensor_data::{header, At};
 use super::wire::WireScan;
 
 /// Normalizes every nested tensor of `m` (whose main-graph initializers were already taken).
-pub(crate) fn normalize_model(m: &mut ModelProto, scan: &WireScan, ext: &mut ExternalFiles) -> Result<(), OnnxError> {
+pub(crate) fn normalize_model(
+    m: &mut ModelProto,
+    scan: &WireScan,
+    ext: &mut ExternalFiles,
+) -> Result<(), OnnxError> {
     if let Some(g) = &mut m.graph {
         for (i, node) in g.node.iter_mut().enumerate() {
             node_tensors(node, scan.nodes.get(i).copied().unwrap_or(0), ext)?;
@@ -56,7 +60,8 @@ fn graph_tensors(g: &mut GraphProto, at: u64, ext: &mut ExternalFiles) -> Result
 }
 
 fn node_tensors(node: &mut NodeProto, at: u64, ext: &mut ExternalFiles) -> Result<(), OnnxError> {
-    let node_name = node.name.clone().filter(|n| !n.is_empty()).or_else(|| node.op_type.clone()).unwrap_or_default();
+    let node_name =
+        node.name.clone().filter(|n| !n.is_empty()).or_else(|| node.op_type.clone()).unwrap_or_default();
     for a in &mut node.attribute {
         let label = format!("{node_name}/{}", a.name.as_deref().unwrap_or(""));
         if let Some(t) = &mut a.t {
@@ -81,7 +86,12 @@ fn node_tensors(node: &mut NodeProto, at: u64, ext: &mut ExternalFiles) -> Resul
     Ok(())
 }
 
-fn sparse_tensor(s: &mut SparseTensorProto, label: &str, at: u64, ext: &mut ExternalFiles) -> Result<(), OnnxError> {
+fn sparse_tensor(
+    s: &mut SparseTensorProto,
+    label: &str,
+    at: u64,
+    ext: &mut ExternalFiles,
+) -> Result<(), OnnxError> {
     for t in [&mut s.values, &mut s.indices].into_iter().flatten() {
         normalize_tensor(t, label, at, ext)?;
     }
@@ -89,7 +99,12 @@ fn sparse_tensor(s: &mut SparseTensorProto, label: &str, at: u64, ext: &mut Exte
 }
 
 /// Checks `t` and moves its data into `raw_data`. `fallback` names it when it has no name.
-fn normalize_tensor(t: &mut TensorProto, fallback: &str, offset: u64, ext: &mut ExternalFiles) -> Result<(), OnnxError> {
+fn normalize_tensor(
+    t: &mut TensorProto,
+    fallback: &str,
+    offset: u64,
+    ext: &mut ExternalFiles,
+) -> Result<(), OnnxError> {
     let name = t.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| fallback.to_string());
     let at = At { name: &name, offset };
     let h = header(t, at)?;

@@ -51,7 +51,12 @@ pub(crate) fn header(t: &TensorProto, at: At<'_>) -> Result<Header, OnnxError> {
     }
     let mut shape = Vec::with_capacity(t.dims.len());
     for (index, &dim) in t.dims.iter().enumerate() {
-        let d = u64::try_from(dim).map_err(|_| OnnxError::NegativeDim { name: name(), offset: at.offset, index, dim })?;
+        let d = u64::try_from(dim).map_err(|_| OnnxError::NegativeDim {
+            name: name(),
+            offset: at.offset,
+            index,
+            dim,
+        })?;
         shape.push(d);
     }
     let id = t.data_type.unwrap_or(0);
@@ -62,9 +67,11 @@ pub(crate) fn header(t: &TensorProto, at: At<'_>) -> Result<Header, OnnxError> {
         }
         Mapped::Unknown => return Err(OnnxError::UnknownDataType { name: name(), offset: at.offset, id }),
     };
-    let overflow = || OnnxError::ShapeOverflow { name: name(), offset: at.offset, dtype, shape: shape.clone().into() };
+    let overflow =
+        || OnnxError::ShapeOverflow { name: name(), offset: at.offset, dtype, shape: shape.clone().into() };
     let numel = smelt_tensor::numel(&shape).ok_or_else(overflow)?;
-    let storage = if dtype == DType::String { 0 } else { dtype.storage_bytes(&shape).ok_or_else(overflow)? };
+    let storage =
+        if dtype == DType::String { 0 } else { dtype.storage_bytes(&shape).ok_or_else(overflow)? };
     Ok(Header { dtype, shape, numel, storage })
 }
 
@@ -103,15 +110,29 @@ pub(crate) fn nonempty_typed_fields(t: &TensorProto) -> Vec<TypedField> {
 
 /// The stored bytes of an inline tensor, and which field they came from (`None` for
 /// `raw_data`, whose position the caller takes from the slice itself).
-pub(crate) fn inline_data(t: &TensorProto, h: &Header, at: At<'_>) -> Result<(Bytes, Option<TypedField>), OnnxError> {
+pub(crate) fn inline_data(
+    t: &TensorProto,
+    h: &Header,
+    at: At<'_>,
+) -> Result<(Bytes, Option<TypedField>), OnnxError> {
     let name = || at.name.to_string();
     let typed = nonempty_typed_fields(t);
     if let Some(raw) = &t.raw_data {
         if let Some(f) = typed.first() {
-            return Err(OnnxError::ConflictingData { name: name(), offset: at.offset, first: f.name(), second: "raw_data" });
+            return Err(OnnxError::ConflictingData {
+                name: name(),
+                offset: at.offset,
+                first: f.name(),
+                second: "raw_data",
+            });
         }
         if h.dtype == DType::String {
-            return Err(OnnxError::WrongDataField { name: name(), offset: at.offset, field: "raw_data", dtype: h.dtype });
+            return Err(OnnxError::WrongDataField {
+                name: name(),
+                offset: at.offset,
+                field: "raw_data",
+                dtype: h.dtype,
+            });
         }
         if raw.len() as u64 != h.storage {
             return Err(OnnxError::RawDataLength {
@@ -126,12 +147,22 @@ pub(crate) fn inline_data(t: &TensorProto, h: &Header, at: At<'_>) -> Result<(By
         return Ok((raw.clone(), None));
     }
     if let [first, second, ..] = typed[..] {
-        return Err(OnnxError::ConflictingData { name: name(), offset: at.offset, first: first.name(), second: second.name() });
+        return Err(OnnxError::ConflictingData {
+            name: name(),
+            offset: at.offset,
+            first: first.name(),
+            second: second.name(),
+        });
     }
     let want = typed_field_for(h.dtype);
     if let Some(&f) = typed.first() {
         if f != want {
-            return Err(OnnxError::WrongDataField { name: name(), offset: at.offset, field: f.name(), dtype: h.dtype });
+            return Err(OnnxError::WrongDataField {
+                name: name(),
+                offset: at.offset,
+                field: f.name(),
+                dtype: h.dtype,
+            });
         }
     }
     let expected = expected_count(h, want).ok_or_else(|| OnnxError::ShapeOverflow {
@@ -251,7 +282,12 @@ mod tests {
     }
 
     fn tensor(dtype: i32, dims: &[i64]) -> TensorProto {
-        TensorProto { data_type: Some(dtype), dims: dims.to_vec(), name: Some("t".into()), ..Default::default() }
+        TensorProto {
+            data_type: Some(dtype),
+            dims: dims.to_vec(),
+            name: Some("t".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -273,7 +309,10 @@ mod tests {
         let (b, _) = inline_data(&t, &h, at()).unwrap();
         assert_eq!(&b[..], &[0x21, 0x0f]);
         t.int32_data = vec![0x21];
-        assert!(matches!(inline_data(&t, &h, at()), Err(OnnxError::ElementCount { expected: 2, found: 1, .. })));
+        assert!(matches!(
+            inline_data(&t, &h, at()),
+            Err(OnnxError::ElementCount { expected: 2, found: 1, .. })
+        ));
     }
 
     #[test]
@@ -281,7 +320,9 @@ mod tests {
         let mut t = tensor(2, &[1]);
         t.int32_data = vec![256];
         let h = header(&t, at()).unwrap();
-        assert!(matches!(inline_data(&t, &h, at()), Err(OnnxError::ValueOutOfRange { value, .. }) if value == "256"));
+        assert!(
+            matches!(inline_data(&t, &h, at()), Err(OnnxError::ValueOutOfRange { value, .. }) if value == "256")
+        );
         let mut t = tensor(9, &[1]);
         t.int32_data = vec![2];
         let h = header(&t, at()).unwrap();
@@ -308,14 +349,23 @@ mod tests {
         assert_eq!(inline_data(&t, &h, at()).unwrap().0.len(), 0);
         let t = tensor(1, &[]);
         let h = header(&t, at()).unwrap();
-        assert!(matches!(inline_data(&t, &h, at()), Err(OnnxError::ElementCount { expected: 1, found: 0, .. })));
+        assert!(matches!(
+            inline_data(&t, &h, at()),
+            Err(OnnxError::ElementCount { expected: 1, found: 0, .. })
+        ));
     }
 
     #[test]
     fn header_errors() {
-        assert!(matches!(header(&tensor(1, &[2, -1]), at()), Err(OnnxError::NegativeDim { index: 1, dim: -1, .. })));
+        assert!(matches!(
+            header(&tensor(1, &[2, -1]), at()),
+            Err(OnnxError::NegativeDim { index: 1, dim: -1, .. })
+        ));
         assert!(matches!(header(&tensor(0, &[1]), at()), Err(OnnxError::UnknownDataType { id: 0, .. })));
-        assert!(matches!(header(&tensor(24, &[1]), at()), Err(OnnxError::UnsupportedDataType { id: 24, .. })));
+        assert!(matches!(
+            header(&tensor(24, &[1]), at()),
+            Err(OnnxError::UnsupportedDataType { id: 24, .. })
+        ));
         let big = i64::MAX;
         assert!(matches!(header(&tensor(1, &[big, big]), at()), Err(OnnxError::ShapeOverflow { .. })));
         // Element count fits, byte count does not.

@@ -207,7 +207,14 @@ impl Scanner<'_, '_> {
         Ok((start, *pos))
     }
 
-    fn fixed(&self, pos: &mut usize, end: usize, width: usize, msg: &MessageSchema, number: u32) -> Result<(), OnnxError> {
+    fn fixed(
+        &self,
+        pos: &mut usize,
+        end: usize,
+        width: usize,
+        msg: &MessageSchema,
+        number: u32,
+    ) -> Result<(), OnnxError> {
         let available = end - *pos;
         if width > available {
             return Err(OnnxError::Truncated {
@@ -229,7 +236,14 @@ impl Scanner<'_, '_> {
         }
     }
 
-    fn message(&mut self, start: usize, end: usize, index: usize, role: Role, depth: u32) -> Result<(), OnnxError> {
+    fn message(
+        &mut self,
+        start: usize,
+        end: usize,
+        index: usize,
+        role: Role,
+        depth: u32,
+    ) -> Result<(), OnnxError> {
         let msg = &MESSAGES[index];
         let mut pos = start;
         while pos < end {
@@ -258,8 +272,10 @@ impl Scanner<'_, '_> {
                         self.record_tensor_field(number, pos);
                     }
                     let at = pos;
-                    read_varint(self.data, &mut pos, end)
-                        .ok_or_else(|| OnnxError::BadVarint { field: field_label(msg, number), offset: at as u64 })?;
+                    read_varint(self.data, &mut pos, end).ok_or_else(|| OnnxError::BadVarint {
+                        field: field_label(msg, number),
+                        offset: at as u64,
+                    })?;
                     if field.repeated {
                         self.add_estimate(8);
                     }
@@ -288,7 +304,10 @@ impl Scanner<'_, '_> {
                         self.record_tensor_field(number, a);
                     }
                     if field.kind == FieldKind::String && std::str::from_utf8(&self.data[a..b]).is_err() {
-                        return Err(OnnxError::InvalidUtf8 { field: field_label(msg, number), offset: a as u64 });
+                        return Err(OnnxError::InvalidUtf8 {
+                            field: field_label(msg, number),
+                            offset: a as u64,
+                        });
                     }
                     let zero_copy = index == schema::TENSOR_PROTO && number == RAW_DATA;
                     if !zero_copy {
@@ -310,7 +329,8 @@ impl Scanner<'_, '_> {
                     self.add_estimate(MESSAGES[inner].decoded_size as u64);
                     let child = self.child_role(role, number, key_at);
                     if child == Role::MainInitializer {
-                        self.span = Some(TensorSpan { offset: key_at as u64, field_offsets: [None; TENSOR_FIELDS] });
+                        self.span =
+                            Some(TensorSpan { offset: key_at as u64, field_offsets: [None; TENSOR_FIELDS] });
                     }
                     self.message(a, b, inner, child, depth + 1)?;
                     if child == Role::MainInitializer {
@@ -356,7 +376,14 @@ impl Scanner<'_, '_> {
     }
 
     /// Validates a packed payload `a..b` and returns how many values it holds.
-    fn packed(&self, kind: FieldKind, a: usize, b: usize, msg: &MessageSchema, number: u32) -> Result<u64, OnnxError> {
+    fn packed(
+        &self,
+        kind: FieldKind,
+        a: usize,
+        b: usize,
+        msg: &MessageSchema,
+        number: u32,
+    ) -> Result<u64, OnnxError> {
         let width = match kind {
             FieldKind::Fixed32 => 4,
             FieldKind::Fixed64 => 8,
@@ -365,8 +392,10 @@ impl Scanner<'_, '_> {
                 let mut count = 0u64;
                 while pos < b {
                     let at = pos;
-                    read_varint(self.data, &mut pos, b)
-                        .ok_or_else(|| OnnxError::BadVarint { field: field_label(msg, number), offset: at as u64 })?;
+                    read_varint(self.data, &mut pos, b).ok_or_else(|| OnnxError::BadVarint {
+                        field: field_label(msg, number),
+                        offset: at as u64,
+                    })?;
                     count += 1;
                 }
                 return Ok(count);
@@ -374,7 +403,12 @@ impl Scanner<'_, '_> {
         };
         let len = (b - a) as u64;
         if len % width != 0 {
-            return Err(OnnxError::PackedLength { field: field_label(msg, number), offset: a as u64, len, width });
+            return Err(OnnxError::PackedLength {
+                field: field_label(msg, number),
+                offset: a as u64,
+                len,
+                width,
+            });
         }
         Ok(len / width)
     }
@@ -392,8 +426,10 @@ impl Scanner<'_, '_> {
         match wire {
             0 => {
                 let at = *pos;
-                read_varint(self.data, pos, end)
-                    .ok_or_else(|| OnnxError::BadVarint { field: field_label(msg, number), offset: at as u64 })?;
+                read_varint(self.data, pos, end).ok_or_else(|| OnnxError::BadVarint {
+                    field: field_label(msg, number),
+                    offset: at as u64,
+                })?;
             }
             1 => self.fixed(pos, end, 8, msg, number)?,
             2 => {
@@ -460,7 +496,10 @@ mod tests {
     #[test]
     fn wire_errors_carry_offsets() {
         // ModelProto.graph (7, LEN) claiming 5 bytes with 1 left.
-        assert!(matches!(scan(&[0x3a, 0x05, 0x00]), Err(OnnxError::Truncated { offset: 2, needed: 5, available: 1, .. })));
+        assert!(matches!(
+            scan(&[0x3a, 0x05, 0x00]),
+            Err(OnnxError::Truncated { offset: 2, needed: 5, available: 1, .. })
+        ));
         // ModelProto.ir_version (1) sent as LEN.
         assert!(matches!(scan(&[0x0a, 0x00]), Err(OnnxError::BadWireType { offset: 0, found: 2, .. })));
         // Field number 0.

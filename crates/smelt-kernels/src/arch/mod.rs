@@ -165,7 +165,14 @@ pub(crate) fn lut4_group(block_size: usize) -> usize {
 /// elements, first the elements in the bytes' low nibbles, then those in the high nibbles;
 /// zero-padded from `k` to `kp`. `high_first`: the first element of each byte is in its high
 /// nibble (NF4) rather than its low one (MatMulNBits).
-pub(crate) fn permute_nibble_lanes(m: usize, k: usize, a: &[f32], kp: usize, group: usize, high_first: bool) -> Vec<f32> {
+pub(crate) fn permute_nibble_lanes(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    kp: usize,
+    group: usize,
+    high_first: bool,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; m * kp];
     let half = group / 2;
     let (lo_off, hi_off) = if high_first { (1, 0) } else { (0, 1) };

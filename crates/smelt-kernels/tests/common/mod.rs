@@ -45,7 +45,8 @@ pub fn at_offset<T: Copy + Default>(v: &[T], off: usize) -> Vec<T> {
 
 /// The SIMD instruction sets this CPU has; prints the ones it lacks (skipped) once per test.
 pub fn simd_tiers(test: &str) -> Vec<Isa> {
-    let (have, skip): (Vec<Isa>, Vec<Isa>) = Isa::ALL.iter().copied().filter(|&i| i != Isa::Scalar).partition(|i| i.is_available());
+    let (have, skip): (Vec<Isa>, Vec<Isa>) =
+        Isa::ALL.iter().copied().filter(|&i| i != Isa::Scalar).partition(|i| i.is_available());
     let names = |v: &[Isa]| v.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
     eprintln!("{test}: testing scalar + [{}]; skipped (not on this CPU): [{}]", names(&have), names(&skip));
     have

@@ -42,7 +42,11 @@ fn concat_seq(past: &[f64], cur: &[f64], b: usize, h: usize, p: usize, s: usize,
 
 fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let (q, k, v) = (c.input(0)?, c.input(1)?, c.input(2)?);
-    if !q.dtype().is_float_like() || q.shape.len() != k.shape.len() || q.shape.len() != v.shape.len() || !matches!(q.shape.len(), 3 | 4) {
+    if !q.dtype().is_float_like()
+        || q.shape.len() != k.shape.len()
+        || q.shape.len() != v.shape.len()
+        || !matches!(q.shape.len(), 3 | 4)
+    {
         return Err(c.shape_err("Q, K, V must be float and all 3-D or all 4-D", &q.shape, &k.shape));
     }
     let three_d = q.shape.len() == 3;
@@ -67,7 +71,17 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             split_heads(&v.data.to_f64_vec(), b, s, hkv, ev),
         )
     } else {
-        (q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3], q.data.to_f64_vec(), k.data.to_f64_vec(), v.data.to_f64_vec())
+        (
+            q.shape[1],
+            k.shape[1],
+            q.shape[2],
+            k.shape[2],
+            q.shape[3],
+            v.shape[3],
+            q.data.to_f64_vec(),
+            k.data.to_f64_vec(),
+            v.data.to_f64_vec(),
+        )
     };
     if k.shape[0] != b || hkv == 0 || hq % hkv != 0 || (!three_d && (k.shape[3] != e || v.shape[2] != s)) {
         return Err(c.shape_err("K/V do not match Q (batch, heads, head size)", &q.shape, &k.shape));
@@ -78,9 +92,16 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let (kv_all, vv_all) = match (past_k, past_v) {
         (Some(pk), Some(pv)) => {
             if pk.shape != [b, hkv, p, e] || pv.shape.len() != 4 || pv.shape[2] != p {
-                return Err(c.shape_err("past_key must be [batch, kv_heads, past, head]", &pk.shape, &[b, hkv, p, e]));
+                return Err(c.shape_err(
+                    "past_key must be [batch, kv_heads, past, head]",
+                    &pk.shape,
+                    &[b, hkv, p, e],
+                ));
             }
-            (concat_seq(&pk.data.to_f64_vec(), &kv, b, hkv, p, s, e), concat_seq(&pv.data.to_f64_vec(), &vv, b, hkv, p, s, ev))
+            (
+                concat_seq(&pk.data.to_f64_vec(), &kv, b, hkv, p, s, e),
+                concat_seq(&pv.data.to_f64_vec(), &vv, b, hkv, p, s, ev),
+            )
         }
         (None, None) => (kv, vv),
         _ => return Err(c.err("past_key and past_value must be given together")),
@@ -119,7 +140,11 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         let mut mshape = m.shape.clone();
         *mshape.last_mut().unwrap_or(&mut 0) = t;
         if super::broadcast::broadcast_shape(&mshape, &full).as_deref() != Some(&full[..]) {
-            return Err(c.shape_err("attn_mask does not broadcast to [batch, heads, q, total]", &m.shape, &full));
+            return Err(c.shape_err(
+                "attn_mask does not broadcast to [batch, heads, q, total]",
+                &m.shape,
+                &full,
+            ));
         }
         for (o, i) in bias.iter_mut().zip(index_map(&mshape, &full)) {
             *o = padded[i];

@@ -70,7 +70,14 @@ pub fn index_map(shape: &[usize], out: &[usize]) -> Vec<usize> {
 }
 
 /// `f(a, b)` over the broadcast of `a` (shape `ash`) and `b` (shape `bsh`) to `out`.
-pub fn binary<A: Copy, B: Copy, O>(a: &[A], ash: &[usize], b: &[B], bsh: &[usize], out: &[usize], f: impl Fn(A, B) -> O) -> Vec<O> {
+pub fn binary<A: Copy, B: Copy, O>(
+    a: &[A],
+    ash: &[usize],
+    b: &[B],
+    bsh: &[usize],
+    out: &[usize],
+    f: impl Fn(A, B) -> O,
+) -> Vec<O> {
     if ash == out && bsh == out {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }

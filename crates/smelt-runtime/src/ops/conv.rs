@@ -23,10 +23,21 @@ struct Geometry {
     dil: Vec<usize>,
 }
 
-fn geometry(c: &OpCtx<'_>, spatial: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Geometry, RuntimeError> {
+fn geometry(
+    c: &OpCtx<'_>,
+    spatial: &[usize],
+    kernel: &[usize],
+    ceil_mode: bool,
+) -> Result<Geometry, RuntimeError> {
     let n = spatial.len();
-    let strides: Vec<usize> = c.ints("strides").map(|v| v.iter().map(|&s| s.max(1) as usize).collect()).unwrap_or_else(|| vec![1; n]);
-    let dil: Vec<usize> = c.ints("dilations").map(|v| v.iter().map(|&s| s.max(1) as usize).collect()).unwrap_or_else(|| vec![1; n]);
+    let strides: Vec<usize> = c
+        .ints("strides")
+        .map(|v| v.iter().map(|&s| s.max(1) as usize).collect())
+        .unwrap_or_else(|| vec![1; n]);
+    let dil: Vec<usize> = c
+        .ints("dilations")
+        .map(|v| v.iter().map(|&s| s.max(1) as usize).collect())
+        .unwrap_or_else(|| vec![1; n]);
     let mut pads = c.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
     if strides.len() != n || dil.len() != n || pads.len() != 2 * n || kernel.len() != n {
         return Err(c.err("strides/dilations/pads/kernel do not match the spatial rank"));
@@ -41,7 +52,11 @@ fn geometry(c: &OpCtx<'_>, spatial: &[usize], kernel: &[usize], ceil_mode: bool)
             "SAME_UPPER" | "SAME_LOWER" => {
                 let o = (len + s - 1) / s;
                 let total = ((o - 1) * s + ek - len).max(0);
-                let (lo, hi) = if auto == "SAME_UPPER" { (total / 2, total - total / 2) } else { (total - total / 2, total / 2) };
+                let (lo, hi) = if auto == "SAME_UPPER" {
+                    (total / 2, total - total / 2)
+                } else {
+                    (total - total / 2, total / 2)
+                };
                 pads[i] = lo;
                 pads[i + n] = hi;
                 out[i] = o as usize;
@@ -64,7 +79,12 @@ fn geometry(c: &OpCtx<'_>, spatial: &[usize], kernel: &[usize], ceil_mode: bool)
 }
 
 /// Calls `f(out_linear_spatial, [(in_linear_spatial or None for padding, kernel_linear)])`.
-fn for_windows(spatial: &[usize], kernel: &[usize], g: &Geometry, mut f: impl FnMut(usize, &[(Option<usize>, usize)])) {
+fn for_windows(
+    spatial: &[usize],
+    kernel: &[usize],
+    g: &Geometry,
+    mut f: impl FnMut(usize, &[(Option<usize>, usize)]),
+) {
     let n = spatial.len();
     let out_n: usize = g.out.iter().product();
     let k_n: usize = kernel.iter().product();
@@ -103,7 +123,11 @@ fn conv(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let w = c.input(1)?;
     if !x.dtype().is_float_like() || x.shape.len() < 3 || w.shape.len() != x.shape.len() {
-        return Err(c.shape_err("Conv needs float X [N, C, ...] and W [M, C/group, ...] of the same rank", &x.shape, &w.shape));
+        return Err(c.shape_err(
+            "Conv needs float X [N, C, ...] and W [M, C/group, ...] of the same rank",
+            &x.shape,
+            &w.shape,
+        ));
     }
     let group = c.int("group", 1).max(1) as usize;
     let (nb, ch) = (x.shape[0], x.shape[1]);
@@ -157,7 +181,12 @@ fn pool(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
     if x.shape.len() < 3 {
         return Err(c.err("input must be [N, C, spatial...]"));
     }
-    let kernel: Vec<usize> = c.ints("kernel_shape").ok_or_else(|| c.err("kernel_shape is required"))?.iter().map(|&k| k.max(1) as usize).collect();
+    let kernel: Vec<usize> = c
+        .ints("kernel_shape")
+        .ok_or_else(|| c.err("kernel_shape is required"))?
+        .iter()
+        .map(|&k| k.max(1) as usize)
+        .collect();
     let spatial = &x.shape[2..];
     let g = geometry(c, spatial, &kernel, c.int("ceil_mode", 0) != 0)?;
     let count_pad = c.int("count_include_pad", 0) != 0;
@@ -197,7 +226,11 @@ fn pool(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
             }
             out[p * out_sp + o] = if max { acc } else { acc / n.max(1) as f64 };
             if max {
-                let idx = if column_major && spatial.len() == 2 { (best % spatial[1]) * spatial[0] + best / spatial[1] } else { best };
+                let idx = if column_major && spatial.len() == 2 {
+                    (best % spatial[1]) * spatial[0] + best / spatial[1]
+                } else {
+                    best
+                };
                 arg[p * out_sp + o] = (p * in_sp + idx) as i64;
             }
         }
@@ -225,7 +258,11 @@ fn global(c: &OpCtx<'_>, max: bool) -> Result<Vec<Value>, RuntimeError> {
     let out: Vec<f64> = (0..planes)
         .map(|p| {
             let s = &xv[p * sp..(p + 1) * sp];
-            if max { s.iter().copied().fold(f64::NEG_INFINITY, f64::max) } else { s.iter().sum::<f64>() / sp as f64 }
+            if max {
+                s.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                s.iter().sum::<f64>() / sp as f64
+            }
         })
         .collect();
     let mut shape = x.shape[..2].to_vec();

@@ -16,18 +16,37 @@ pub(crate) fn register(r: &mut Registry) {
         if c.int("fmod", 0) == 1 {
             arith(c, |x, y| x % y, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y) })
         } else {
-            arith(c, |x, y| { let r = x % y; if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r } }, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y) })
+            arith(
+                c,
+                |x, y| {
+                    let r = x % y;
+                    if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                        r + y
+                    } else {
+                        r
+                    }
+                },
+                |x, y| if y == 0 { 0 } else { x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y) },
+            )
         }
     });
-    r.onnx("Max", |c| variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }, |x, y| x.max(y)));
-    r.onnx("Min", |c| variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.min(y) }, |x, y| x.min(y)));
+    r.onnx("Max", |c| {
+        variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }, |x, y| x.max(y))
+    });
+    r.onnx("Min", |c| {
+        variadic(c, |x, y| if x.is_nan() || y.is_nan() { f64::NAN } else { x.min(y) }, |x, y| x.min(y))
+    });
     r.onnx("Sum", |c| variadic(c, |x, y| x + y, i64::wrapping_add));
     r.onnx("Mean", mean);
     r.onnx("Equal", |c| compare(c, |o| o == Some(std::cmp::Ordering::Equal)));
     r.onnx("Less", |c| compare(c, |o| o == Some(std::cmp::Ordering::Less)));
-    r.onnx("LessOrEqual", |c| compare(c, |o| matches!(o, Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))));
+    r.onnx("LessOrEqual", |c| {
+        compare(c, |o| matches!(o, Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)))
+    });
     r.onnx("Greater", |c| compare(c, |o| o == Some(std::cmp::Ordering::Greater)));
-    r.onnx("GreaterOrEqual", |c| compare(c, |o| matches!(o, Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))));
+    r.onnx("GreaterOrEqual", |c| {
+        compare(c, |o| matches!(o, Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)))
+    });
     r.onnx("And", |c| logic(c, |x, y| x && y));
     r.onnx("Or", |c| logic(c, |x, y| x || y));
     r.onnx("Xor", |c| logic(c, |x, y| x ^ y));
@@ -47,7 +66,8 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 fn out_shape(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<Vec<usize>, RuntimeError> {
-    broadcast_shape(&a.shape, &b.shape).ok_or_else(|| c.shape_err("operands do not broadcast", &a.shape, &b.shape))
+    broadcast_shape(&a.shape, &b.shape)
+        .ok_or_else(|| c.shape_err("operands do not broadcast", &a.shape, &b.shape))
 }
 
 fn same_dtype(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<(), RuntimeError> {
@@ -88,7 +108,11 @@ pub(crate) fn binary_values(
     Ok(Value::new(out, data))
 }
 
-fn arith(c: &OpCtx<'_>, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+fn arith(
+    c: &OpCtx<'_>,
+    ff: fn(f64, f64) -> f64,
+    fi: fn(i64, i64) -> i64,
+) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
 }
 
@@ -104,7 +128,11 @@ fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, a, &b, f64::powf, ipow)?])
 }
 
-fn variadic(c: &OpCtx<'_>, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+fn variadic(
+    c: &OpCtx<'_>,
+    ff: fn(f64, f64) -> f64,
+    fi: fn(i64, i64) -> i64,
+) -> Result<Vec<Value>, RuntimeError> {
     let mut acc = c.input(0)?.clone();
     for i in 1..c.inputs.len() {
         acc = binary_values(c, &acc, c.input(i)?, ff, fi)?;
@@ -142,7 +170,9 @@ fn logic(c: &OpCtx<'_>, f: fn(bool, bool) -> bool) -> Result<Vec<Value>, Runtime
     let b = c.input(1)?;
     let out = out_shape(c, a, b)?;
     match (&a.data, &b.data) {
-        (Data::Bool(x), Data::Bool(y)) => Ok(vec![Value::new(out.clone(), Data::Bool(binary(x, &a.shape, y, &b.shape, &out, f)))]),
+        (Data::Bool(x), Data::Bool(y)) => {
+            Ok(vec![Value::new(out.clone(), Data::Bool(binary(x, &a.shape, y, &b.shape, &out, f)))])
+        }
         _ => Err(c.err("operands must be bool")),
     }
 }
@@ -154,7 +184,8 @@ fn where_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     same_dtype(c, x, y)?;
     let Data::Bool(cv) = &cond.data else { return Err(c.err("condition must be bool")) };
     let s1 = out_shape(c, cond, x)?;
-    let out = broadcast_shape(&s1, &y.shape).ok_or_else(|| c.shape_err("operands do not broadcast", &s1, &y.shape))?;
+    let out = broadcast_shape(&s1, &y.shape)
+        .ok_or_else(|| c.shape_err("operands do not broadcast", &s1, &y.shape))?;
     let ic = index_map(&cond.shape, &out);
     let ix = index_map(&x.shape, &out);
     let iy = index_map(&y.shape, &out);

@@ -34,7 +34,8 @@ pub(crate) fn matmul_f32(
     }
     let abatch = &ash2[..ash2.len() - 2];
     let bbatch = &bsh2[..bsh2.len() - 2];
-    let batch = broadcast_shape(abatch, bbatch).ok_or_else(|| c.shape_err("batch dimensions do not broadcast", ash, bsh))?;
+    let batch = broadcast_shape(abatch, bbatch)
+        .ok_or_else(|| c.shape_err("batch dimensions do not broadcast", ash, bsh))?;
     let nb: usize = batch.iter().product();
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
@@ -42,7 +43,14 @@ pub(crate) fn matmul_f32(
     for bi in 0..nb {
         let a_off = ia[bi] * m * k;
         let b_off = ib[bi] * k * n;
-        smelt_kernels::gemm_f32(m, n, k, &a[a_off..a_off + m * k], &b[b_off..b_off + k * n], &mut out[bi * m * n..(bi + 1) * m * n]);
+        smelt_kernels::gemm_f32(
+            m,
+            n,
+            k,
+            &a[a_off..a_off + m * k],
+            &b[b_off..b_off + k * n],
+            &mut out[bi * m * n..(bi + 1) * m * n],
+        );
     }
     let mut shape = batch;
     if !a_vec {
@@ -64,7 +72,11 @@ fn as_f32<'v>(c: &OpCtx<'_>, v: &'v Value) -> Result<std::borrow::Cow<'v, [f32]>
 
 fn back(c: &OpCtx<'_>, like: &Value, shape: Vec<usize>, v: Vec<f32>) -> Result<Value, RuntimeError> {
     let data = Data::F32(v);
-    let data = if like.dtype() == smelt_tensor::DType::F32 { data } else { data.cast(like.dtype()).ok_or_else(|| c.err("cast"))? };
+    let data = if like.dtype() == smelt_tensor::DType::F32 {
+        data
+    } else {
+        data.cast(like.dtype()).ok_or_else(|| c.err("cast"))?
+    };
     Ok(Value::new(shape, data))
 }
 
@@ -91,7 +103,8 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let av = as_f32(c, a)?;
     let bv = as_f32(c, b)?;
-    let at: std::borrow::Cow<'_, [f32]> = if ta { std::borrow::Cow::Owned(transpose2(&av, a.shape[0], a.shape[1])) } else { av };
+    let at: std::borrow::Cow<'_, [f32]> =
+        if ta { std::borrow::Cow::Owned(transpose2(&av, a.shape[0], a.shape[1])) } else { av };
     let mut out = vec![0f32; m * n];
     if tb {
         smelt_kernels::gemm_f32_bt(m, n, k, &at, &bv, &mut out);

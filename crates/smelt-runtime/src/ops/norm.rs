@@ -54,7 +54,11 @@ fn lp_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     for o in 0..outer {
         for i in 0..inner {
             let at = |j: usize| o * len * inner + j * inner + i;
-            let n = if p == 1 { (0..len).map(|j| v[at(j)].abs()).sum::<f64>() } else { (0..len).map(|j| v[at(j)] * v[at(j)]).sum::<f64>().sqrt() };
+            let n = if p == 1 {
+                (0..len).map(|j| v[at(j)].abs()).sum::<f64>()
+            } else {
+                (0..len).map(|j| v[at(j)] * v[at(j)]).sum::<f64>().sqrt()
+            };
             for j in 0..len {
                 out[at(j)] = if n == 0.0 { 0.0 } else { v[at(j)] / n };
             }
@@ -67,8 +71,11 @@ fn hardmax(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let default_axis = if c.opset() >= 13 { -1 } else { 1 };
     let axis = c.axis(c.int("axis", default_axis), x.shape.len())?;
-    let (outer, len, inner) =
-        if c.opset() >= 13 { around(&x.shape, axis) } else { (x.shape[..axis].iter().product(), x.shape[axis..].iter().product(), 1) };
+    let (outer, len, inner) = if c.opset() >= 13 {
+        around(&x.shape, axis)
+    } else {
+        (x.shape[..axis].iter().product(), x.shape[axis..].iter().product(), 1)
+    };
     let v = floats(c, x)?;
     let mut out = vec![0f64; v.len()];
     for o in 0..outer {
@@ -108,7 +115,11 @@ fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
     let v = floats(c, x)?;
     // Opset < 13 normalizes over the flattened dims from `axis` on; 13+ over `axis` alone.
     let (outer, len, inner) = if c.opset() >= 13 {
-        (x.shape[..axis].iter().product::<usize>(), x.shape.get(axis).copied().unwrap_or(1), x.shape[axis + 1..].iter().product::<usize>())
+        (
+            x.shape[..axis].iter().product::<usize>(),
+            x.shape.get(axis).copied().unwrap_or(1),
+            x.shape[axis + 1..].iter().product::<usize>(),
+        )
     } else {
         (x.shape[..axis].iter().product::<usize>(), x.shape[axis..].iter().product::<usize>(), 1)
     };
@@ -139,7 +150,11 @@ fn layer_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let expand = |t: &Value| -> Result<Vec<f64>, RuntimeError> {
         let f = floats(c, t)?;
         if super::broadcast::broadcast_shape(&t.shape, norm_shape).as_deref() != Some(norm_shape) {
-            return Err(c.shape_err("scale/bias do not broadcast to the normalized dims", &t.shape, norm_shape));
+            return Err(c.shape_err(
+                "scale/bias do not broadcast to the normalized dims",
+                &t.shape,
+                norm_shape,
+            ));
         }
         Ok(super::broadcast::expand(&f, &t.shape, norm_shape))
     };

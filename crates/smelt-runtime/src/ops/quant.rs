@@ -49,7 +49,13 @@ fn range_of(c: &OpCtx<'_>, d: DType) -> Result<(f32, f32), RuntimeError> {
 /// For every element of `x_shape`, the index of its scale / zero point (shape `p_shape`):
 /// per-tensor (one element), per-axis (1-D along `axis`) or blocked (same rank, `axis` dim
 /// divided into blocks of `block`).
-fn param_index(c: &OpCtx<'_>, x_shape: &[usize], p_shape: &[usize], axis: i64, block: i64) -> Result<Vec<usize>, RuntimeError> {
+fn param_index(
+    c: &OpCtx<'_>,
+    x_shape: &[usize],
+    p_shape: &[usize],
+    axis: i64,
+    block: i64,
+) -> Result<Vec<usize>, RuntimeError> {
     let n: usize = x_shape.iter().product();
     let pn: usize = p_shape.iter().product();
     if pn == 1 {
@@ -59,8 +65,20 @@ fn param_index(c: &OpCtx<'_>, x_shape: &[usize], p_shape: &[usize], axis: i64, b
     let axis = c.axis(axis, rank)?;
     if block > 0 {
         let b = block as usize;
-        if p_shape.len() != rank || (0..rank).any(|d| if d == axis { p_shape[d] != x_shape[d].div_ceil(b) } else { p_shape[d] != x_shape[d] }) {
-            return Err(c.shape_err("blocked scale shape does not match the input and block_size", x_shape, p_shape));
+        if p_shape.len() != rank
+            || (0..rank).any(|d| {
+                if d == axis {
+                    p_shape[d] != x_shape[d].div_ceil(b)
+                } else {
+                    p_shape[d] != x_shape[d]
+                }
+            })
+        {
+            return Err(c.shape_err(
+                "blocked scale shape does not match the input and block_size",
+                x_shape,
+                p_shape,
+            ));
         }
         let inner: usize = x_shape[axis + 1..].iter().product();
         let dim = x_shape[axis];
@@ -111,7 +129,11 @@ fn quantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         .enumerate()
         .map(|(i, &v)| {
             let r = round_even(v / sv[si[i]]) + zv[zi[i]];
-            if r.is_nan() { 0.0 } else { r.clamp(lo, hi) as f64 }
+            if r.is_nan() {
+                0.0
+            } else {
+                r.clamp(lo, hi) as f64
+            }
         })
         .collect();
     let data = Data::F64(q).cast(out_dtype).ok_or_else(|| c.err("cast"))?;
@@ -134,7 +156,8 @@ fn dequantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         None => (vec![0.0], vec![0; x.numel()]),
     };
     let xv = x.data.to_f64_vec();
-    let out: Vec<f64> = xv.iter().enumerate().map(|(i, &q)| ((q as f32 - zv[zi[i]]) * sv[si[i]]) as f64).collect();
+    let out: Vec<f64> =
+        xv.iter().enumerate().map(|(i, &q)| ((q as f32 - zv[zi[i]]) * sv[si[i]]) as f64).collect();
     Ok(vec![Value::new(x.shape.clone(), from_f64(c, scale.dtype(), out)?)])
 }
 
@@ -158,11 +181,17 @@ fn dynamic_quantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 /// Zero points of one MatMulInteger operand: scalar, or one per row (`A`, length `m`) / per
 /// column (`B`, length `n`).
-fn zero_points(c: &OpCtx<'_>, z: Option<&Value>, per: usize) -> Result<(Option<i32>, Vec<i32>), RuntimeError> {
+fn zero_points(
+    c: &OpCtx<'_>,
+    z: Option<&Value>,
+    per: usize,
+) -> Result<(Option<i32>, Vec<i32>), RuntimeError> {
     match z {
         None => Ok((Some(0), Vec::new())),
         Some(z) if z.numel() == 1 => Ok((Some(z.data.to_i64_vec()[0] as i32), Vec::new())),
-        Some(z) if z.numel() == per => Ok((None, z.data.to_i64_vec().into_iter().map(|v| v as i32).collect())),
+        Some(z) if z.numel() == per => {
+            Ok((None, z.data.to_i64_vec().into_iter().map(|v| v as i32).collect()))
+        }
         Some(z) => Err(c.shape_err("zero point must be a scalar or one per row/column", &z.shape, &[per])),
     }
 }
@@ -177,7 +206,13 @@ fn int8<'v>(c: &OpCtx<'_>, v: &'v Value) -> Result<Int8Matrix<'v>, RuntimeError>
 
 /// Batched `(A - za)·(B - zb)` in i32 with numpy matmul shapes; `A`/`B` rank >= 2 after
 /// promotion of 1-D operands.
-fn integer_product(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, b: &Value, bz: Option<&Value>) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
+fn integer_product(
+    c: &OpCtx<'_>,
+    a: &Value,
+    az: Option<&Value>,
+    b: &Value,
+    bz: Option<&Value>,
+) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
     if a.shape.is_empty() || b.shape.is_empty() {
         return Err(c.shape_err("operands must have rank >= 1", &a.shape, &b.shape));
     }
@@ -189,7 +224,8 @@ fn integer_product(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, b: &Value, bz: 
         return Err(c.shape_err("inner dimensions differ", &a.shape, &b.shape));
     }
     let (abatch, bbatch) = (&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]);
-    let batch = broadcast_shape(abatch, bbatch).ok_or_else(|| c.shape_err("batch dimensions do not broadcast", &a.shape, &b.shape))?;
+    let batch = broadcast_shape(abatch, bbatch)
+        .ok_or_else(|| c.shape_err("batch dimensions do not broadcast", &a.shape, &b.shape))?;
     let (az_s, az_v) = zero_points(c, az, m)?;
     let (bz_s, bz_v) = zero_points(c, bz, n)?;
     let za = az_s.map_or(ZeroPoints::PerIndex(&az_v), ZeroPoints::PerTensor);

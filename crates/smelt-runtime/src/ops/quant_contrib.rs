@@ -12,8 +12,22 @@ use crate::value::{Data, Value};
 
 /// bitsandbytes' FP4 code (ONNX Runtime's `fp4_qaunt_map`).
 const FP4_CODE: [f32; 16] = [
-    0.0, 5.208_333_3e-3, 0.666_666_7, 1.0, 0.333_333_33, 0.5, 0.166_666_67, 0.25, -0.0, -5.208_333_3e-3, -0.666_666_7, -1.0, -0.333_333_33,
-    -0.5, -0.166_666_67, -0.25,
+    0.0,
+    5.208_333_3e-3,
+    0.666_666_7,
+    1.0,
+    0.333_333_33,
+    0.5,
+    0.166_666_67,
+    0.25,
+    -0.0,
+    -5.208_333_3e-3,
+    -0.666_666_7,
+    -1.0,
+    -0.333_333_33,
+    -0.5,
+    -0.166_666_67,
+    -0.25,
 ];
 
 pub(crate) fn register(r: &mut Registry) {
@@ -37,7 +51,13 @@ fn activations(c: &OpCtx<'_>, a: &Value, k: usize) -> Result<(usize, Vec<f32>), 
     Ok((a.numel() / k.max(1), a.data.to_f32_vec()))
 }
 
-fn finish(c: &OpCtx<'_>, a: &Value, n: usize, mut y: Vec<f32>, bias: Option<&Value>) -> Result<Vec<Value>, RuntimeError> {
+fn finish(
+    c: &OpCtx<'_>,
+    a: &Value,
+    n: usize,
+    mut y: Vec<f32>,
+    bias: Option<&Value>,
+) -> Result<Vec<Value>, RuntimeError> {
     if let Some(b) = bias {
         let bv = b.data.to_f32_vec();
         if bv.len() != n {
@@ -60,7 +80,9 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let bits = c.int("bits", 4);
     let bs = dim_attr(c, "block_size")?;
     if !matches!(bits, 2 | 4 | 8) || bs < 16 || !bs.is_power_of_two() {
-        return Err(c.err(format!("bits {bits} / block_size {bs} not supported (bits 2, 4 or 8; block a power of two >= 16)")));
+        return Err(c.err(format!(
+            "bits {bits} / block_size {bs} not supported (bits 2, 4 or 8; block a power of two >= 16)"
+        )));
     }
     let bits = bits as usize;
     let a = c.input(0)?;
@@ -70,11 +92,19 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let kb = k.div_ceil(bs);
     let blob = bs * bits / 8;
     if bq.len() != n * kb * blob {
-        return Err(c.shape_err("B must be [N, ceil(K/block_size), block_size*bits/8]", &b.shape, &[n, kb, blob]));
+        return Err(c.shape_err(
+            "B must be [N, ceil(K/block_size), block_size*bits/8]",
+            &b.shape,
+            &[n, kb, blob],
+        ));
     }
     let scales = c.input(2)?.data.to_f32_vec();
     if scales.len() != n * kb {
-        return Err(c.shape_err("scales must have N*ceil(K/block_size) elements", &c.input(2)?.shape, &[n * kb]));
+        return Err(c.shape_err(
+            "scales must have N*ceil(K/block_size) elements",
+            &c.input(2)?.shape,
+            &[n * kb],
+        ));
     }
     let zp = c.opt(3);
     let g_idx: Option<Vec<i32>> = match c.opt(4) {
@@ -91,11 +121,17 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let packed_zp = match zp {
         Some(z) if z.dtype() == smelt_tensor::DType::U8 => {
             if z.numel() != n * zp_row {
-                return Err(c.shape_err("uint8 zero_points must be N*ceil(k_blocks*bits/8)", &z.shape, &[n * zp_row]));
+                return Err(c.shape_err(
+                    "uint8 zero_points must be N*ceil(k_blocks*bits/8)",
+                    &z.shape,
+                    &[n * zp_row],
+                ));
             }
             true
         }
-        Some(z) if z.numel() != n * kb => return Err(c.shape_err("float zero_points must be N*k_blocks", &z.shape, &[n * kb])),
+        Some(z) if z.numel() != n * kb => {
+            return Err(c.shape_err("float zero_points must be N*k_blocks", &z.shape, &[n * kb]))
+        }
         _ => false,
     };
     let mut y = vec![0f32; m * n];
@@ -104,7 +140,14 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         _ => None,
     };
     if bits == 4 && (zp.is_none() || packed_zp) {
-        let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales: &scales, zero_points: zp_bytes.map(|v| v.as_slice()) };
+        let w = NBitsQ4 {
+            n,
+            k,
+            block_size: bs,
+            b: bq,
+            scales: &scales,
+            zero_points: zp_bytes.map(|v| v.as_slice()),
+        };
         if g_idx.is_none() {
             smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
         } else {
@@ -153,7 +196,11 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
     let absmax = c.input(2)?.data.to_f32_vec();
     if bq.len() != (n * k).div_ceil(2) || absmax.len() != (n * k).div_ceil(bs) {
-        return Err(c.shape_err("B must be ceil(N*K/2) bytes and absmax ceil(N*K/block_size)", &b.shape, &[(n * k).div_ceil(2)]));
+        return Err(c.shape_err(
+            "B must be ceil(N*K/2) bytes and absmax ceil(N*K/block_size)",
+            &b.shape,
+            &[(n * k).div_ceil(2)],
+        ));
     }
     let mut y = vec![0f32; m * n];
     if quant_type == 1 {

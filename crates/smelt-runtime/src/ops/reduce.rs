@@ -81,8 +81,28 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
         let a = &mut acc[o];
         *a = match kind {
             Kind::Sum | Kind::Mean | Kind::LogSum => *a + e,
-            Kind::Max => if e.is_nan() || *a > e { if e.is_nan() { e } else { *a } } else { e },
-            Kind::Min => if e.is_nan() || *a < e { if e.is_nan() { e } else { *a } } else { e },
+            Kind::Max => {
+                if e.is_nan() || *a > e {
+                    if e.is_nan() {
+                        e
+                    } else {
+                        *a
+                    }
+                } else {
+                    e
+                }
+            }
+            Kind::Min => {
+                if e.is_nan() || *a < e {
+                    if e.is_nan() {
+                        e
+                    } else {
+                        *a
+                    }
+                } else {
+                    e
+                }
+            }
             Kind::Prod => *a * e,
             Kind::L1 => *a + e.abs(),
             Kind::L2 | Kind::SumSquare => *a + e * e,
@@ -97,7 +117,11 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
             _ => *a,
         };
     }
-    let shape = if keep { kshape } else { x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect() };
+    let shape = if keep {
+        kshape
+    } else {
+        x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+    };
     Ok(vec![Value::new(shape, from_f64(c, x.dtype(), acc)?)])
 }
 
@@ -188,7 +212,11 @@ fn top_k(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             order.sort_by(|&a, &b| {
                 let (x, y) = (v[at(a)], v[at(b)]);
                 let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                if largest { ord.reverse() } else { ord }
+                if largest {
+                    ord.reverse()
+                } else {
+                    ord
+                }
             });
             for (j, &src) in order.iter().take(k).enumerate() {
                 vals[o * k * inner + j * inner + i] = v[at(src)];

@@ -27,9 +27,21 @@ fn original(m: &Mode, x: usize, len: usize, out_len: usize, scale: f64) -> f64 {
     let (len_f, out_f) = (len as f64, out_len as f64);
     match m.coord.as_str() {
         // The spec's length_resized is scale · length here, not the rounded output length.
-        "align_corners" => if out_len == 1 { 0.0 } else { x * (len_f - 1.0) / (scale * len_f - 1.0) },
+        "align_corners" => {
+            if out_len == 1 {
+                0.0
+            } else {
+                x * (len_f - 1.0) / (scale * len_f - 1.0)
+            }
+        }
         "asymmetric" => x / scale,
-        "pytorch_half_pixel" => if out_len > 1 { (x + 0.5) / scale - 0.5 } else { 0.0 },
+        "pytorch_half_pixel" => {
+            if out_len > 1 {
+                (x + 0.5) / scale - 0.5
+            } else {
+                0.0
+            }
+        }
         "half_pixel_symmetric" => {
             let adjustment = out_f / (scale * len_f);
             let center = len_f / 2.0;
@@ -37,7 +49,11 @@ fn original(m: &Mode, x: usize, len: usize, out_len: usize, scale: f64) -> f64 {
         }
         "tf_crop_and_resize" => {
             let (s, e) = m.roi.unwrap_or((0.0, 1.0));
-            if out_len > 1 { s * (len_f - 1.0) + x * (e - s) * (len_f - 1.0) / (out_f - 1.0) } else { 0.5 * (s + e) * (len_f - 1.0) }
+            if out_len > 1 {
+                s * (len_f - 1.0) + x * (e - s) * (len_f - 1.0) / (out_f - 1.0)
+            } else {
+                0.5 * (s + e) * (len_f - 1.0)
+            }
         }
         _ => (x + 0.5) / scale - 0.5,
     }
@@ -52,8 +68,20 @@ fn taps(m: &Mode, x: usize, len: usize, out_len: usize, scale: f64) -> Vec<(usiz
             let i = match m.nearest.as_str() {
                 "floor" => xo.floor(),
                 "ceil" => xo.ceil(),
-                "round_prefer_ceil" => if xo.fract() == 0.5 { xo.ceil() } else { xo.round() },
-                _ => if (xo - xo.floor() - 0.5).abs() < 1e-12 { xo.floor() } else { xo.round() },
+                "round_prefer_ceil" => {
+                    if xo.fract() == 0.5 {
+                        xo.ceil()
+                    } else {
+                        xo.round()
+                    }
+                }
+                _ => {
+                    if (xo - xo.floor() - 0.5).abs() < 1e-12 {
+                        xo.floor()
+                    } else {
+                        xo.round()
+                    }
+                }
             };
             vec![(clamp(i as i64), 1.0)]
         }
@@ -92,7 +120,11 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let (scales_in, sizes_in, roi_in) = if c.opset() >= 11 {
         let nonempty = |i: usize| c.opt(i).filter(|v| v.numel() > 0);
-        (nonempty(2).map(|v| v.data.to_f64_vec()), nonempty(3).map(|v| v.data.to_i64_vec()), nonempty(1).map(|v| v.data.to_f64_vec()))
+        (
+            nonempty(2).map(|v| v.data.to_f64_vec()),
+            nonempty(3).map(|v| v.data.to_i64_vec()),
+            nonempty(1).map(|v| v.data.to_f64_vec()),
+        )
     } else {
         (Some(c.input(1)?.data.to_f64_vec()), None, None)
     };
@@ -117,7 +149,8 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
                 return Err(c.err("sizes must have one entry per axis"));
             }
             let policy = c.string("keep_aspect_ratio_policy", "stretch");
-            let ratios: Vec<f64> = axes.iter().enumerate().map(|(k, &a)| sz[k] as f64 / x.shape[a] as f64).collect();
+            let ratios: Vec<f64> =
+                axes.iter().enumerate().map(|(k, &a)| sz[k] as f64 / x.shape[a] as f64).collect();
             let common = match policy.as_str() {
                 "not_larger" => ratios.iter().copied().fold(f64::INFINITY, f64::min),
                 "not_smaller" => ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -138,7 +171,10 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     c.checked_numel(&out)?;
     let mut mode = Mode {
         kind: c.string("mode", "nearest"),
-        coord: c.string("coordinate_transformation_mode", if c.opset() >= 11 { "half_pixel" } else { "asymmetric" }),
+        coord: c.string(
+            "coordinate_transformation_mode",
+            if c.opset() >= 11 { "half_pixel" } else { "asymmetric" },
+        ),
         nearest: c.string("nearest_mode", "round_prefer_floor"),
         cubic_a: c.float("cubic_coeff_a", -0.75) as f64,
         exclude_outside: c.int("exclude_outside", 0) != 0,
@@ -173,8 +209,11 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         for o in 0..outer {
             for (j, (t, outside)) in tap_table.iter().enumerate() {
                 for i in 0..inner {
-                    next[(o * out[d] + j) * inner + i] =
-                        if *outside { extrapolation } else { t.iter().map(|&(k, w)| w * cur[(o * len + k) * inner + i]).sum() };
+                    next[(o * out[d] + j) * inner + i] = if *outside {
+                        extrapolation
+                    } else {
+                        t.iter().map(|&(k, w)| w * cur[(o * len + k) * inner + i]).sum()
+                    };
                 }
             }
         }

@@ -18,8 +18,20 @@ fn combine<T: Elem>(mode: &str, old: T, new: T) -> T {
     match mode {
         "add" => T::from_f64(old.to_f64() + new.to_f64()),
         "mul" => T::from_f64(old.to_f64() * new.to_f64()),
-        "max" => if new > old { new } else { old },
-        "min" => if new < old { new } else { old },
+        "max" => {
+            if new > old {
+                new
+            } else {
+                old
+            }
+        }
+        "min" => {
+            if new < old {
+                new
+            } else {
+                old
+            }
+        }
         _ => new,
     }
 }
@@ -81,7 +93,11 @@ fn scatter_elements(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let rank = x.shape.len();
     let axis = c.axis(c.int("axis", 0), rank)?;
     if iv.shape != upd.shape || iv.shape.len() != rank || upd.dtype() != x.dtype() {
-        return Err(c.shape_err("indices and updates must have the same shape and the data's rank", &iv.shape, &upd.shape));
+        return Err(c.shape_err(
+            "indices and updates must have the same shape and the data's rank",
+            &iv.shape,
+            &upd.shape,
+        ));
     }
     let idx = c.input_i64s(1)?;
     let mut xs = vec![1usize; rank];
@@ -176,7 +192,8 @@ fn pad(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         before[a] = pads[k];
         after[a] = pads[k + axes.len()];
     }
-    let out: Vec<usize> = (0..rank).map(|d| (x.shape[d] as i64 + before[d] + after[d]).max(0) as usize).collect();
+    let out: Vec<usize> =
+        (0..rank).map(|d| (x.shape[d] as i64 + before[d] + after[d]).max(0) as usize).collect();
     let n = c.checked_numel(&out)?;
     // For every output element, the input element it copies (None: the constant).
     let mut src: Vec<Option<usize>> = Vec::with_capacity(n);
@@ -203,7 +220,11 @@ fn pad(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
                     "reflect" if len > 1 => {
                         let period = 2 * (len - 1);
                         let m = p.rem_euclid(period);
-                        if m >= len { period - m } else { m }
+                        if m >= len {
+                            period - m
+                        } else {
+                            m
+                        }
                     }
                     "reflect" => 0,
                     _ => {

@@ -4,10 +4,10 @@
 
 use super::broadcast::{broadcast_shape, expand};
 use crate::error::RuntimeError;
+use crate::map_data;
 use crate::node::OpCtx;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
-use crate::map_data;
 
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("Reshape", reshape);
@@ -40,7 +40,11 @@ fn reshape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
                 infer = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(*x.shape.get(i).ok_or_else(|| c.shape_err("0 copies a dim the input lacks", &x.shape, &[]))?),
+            0 if !allowzero => out.push(
+                *x.shape
+                    .get(i)
+                    .ok_or_else(|| c.shape_err("0 copies a dim the input lacks", &x.shape, &[]))?,
+            ),
             d if d >= 0 => out.push(d as usize),
             _ => return Err(c.err(format!("invalid target shape {spec:?}"))),
         }
@@ -175,7 +179,8 @@ fn flatten(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 fn expand_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let target: Vec<usize> = c.input_i64s(1)?.iter().map(|&d| d.max(0) as usize).collect();
-    let out = broadcast_shape(&x.shape, &target).ok_or_else(|| c.shape_err("input does not broadcast to the shape", &x.shape, &target))?;
+    let out = broadcast_shape(&x.shape, &target)
+        .ok_or_else(|| c.shape_err("input does not broadcast to the shape", &x.shape, &target))?;
     c.checked_numel(&out)?;
     let data = map_data!(&x.data, v => expand(v, &x.shape, &out));
     Ok(vec![Value::new(out, data)])
@@ -199,8 +204,15 @@ fn concat(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let mut shape = first.shape.clone();
     shape[axis] = 0;
     for p in &parts {
-        if p.shape.len() != rank || p.dtype() != first.dtype() || (0..rank).any(|d| d != axis && p.shape[d] != first.shape[d]) {
-            return Err(c.shape_err("inputs differ outside the concat axis (or in dtype)", &first.shape, &p.shape));
+        if p.shape.len() != rank
+            || p.dtype() != first.dtype()
+            || (0..rank).any(|d| d != axis && p.shape[d] != first.shape[d])
+        {
+            return Err(c.shape_err(
+                "inputs differ outside the concat axis (or in dtype)",
+                &first.shape,
+                &p.shape,
+            ));
         }
         shape[axis] += p.shape[axis];
     }
@@ -263,7 +275,13 @@ fn slice(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     let rank = x.shape.len();
     let (starts, ends, axes, steps) = if c.opset() >= 10 {
-        let opt = |i: usize| -> Result<Option<Vec<i64>>, RuntimeError> { if c.opt(i).is_some() { Ok(Some(c.input_i64s(i)?)) } else { Ok(None) } };
+        let opt = |i: usize| -> Result<Option<Vec<i64>>, RuntimeError> {
+            if c.opt(i).is_some() {
+                Ok(Some(c.input_i64s(i)?))
+            } else {
+                Ok(None)
+            }
+        };
         (c.input_i64s(1)?, c.input_i64s(2)?, opt(3)?, opt(4)?)
     } else {
         (c.ints("starts").unwrap_or_default(), c.ints("ends").unwrap_or_default(), c.ints("axes"), None)
@@ -291,7 +309,11 @@ fn slice(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         } else {
             (norm(starts[k]).clamp(-1, dim - 1), norm(ends[k]).clamp(-1, dim - 1))
         };
-        let count = if step > 0 { (e - s + step - 1).div_euclid(step).max(0) } else { (s - e + (-step) - 1).div_euclid(-step).max(0) };
+        let count = if step > 0 {
+            (e - s + step - 1).div_euclid(step).max(0)
+        } else {
+            (s - e + (-step) - 1).div_euclid(-step).max(0)
+        };
         st[a] = s;
         sp[a] = step;
         counts[a] = count as usize;
@@ -307,7 +329,15 @@ fn split(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let dim = x.shape[axis];
     let n_out = c.node.outputs.len();
     let sizes: Vec<usize> = {
-        let given = if c.opset() >= 13 { if c.opt(1).is_some() { Some(c.input_i64s(1)?) } else { None } } else { c.ints("split") };
+        let given = if c.opset() >= 13 {
+            if c.opt(1).is_some() {
+                Some(c.input_i64s(1)?)
+            } else {
+                None
+            }
+        } else {
+            c.ints("split")
+        };
         match given {
             Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
             None => {
@@ -343,7 +373,8 @@ fn tile(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if reps.len() != x.shape.len() {
         return Err(c.shape_err("repeats must have one entry per dim", &x.shape, &[reps.len()]));
     }
-    let out: Vec<usize> = x.shape.iter().zip(&reps).map(|(&d, &r)| d.saturating_mul(r.max(0) as usize)).collect();
+    let out: Vec<usize> =
+        x.shape.iter().zip(&reps).map(|(&d, &r)| d.saturating_mul(r.max(0) as usize)).collect();
     let n = c.checked_numel(&out)?;
     let rank = out.len();
     let idx: Vec<usize> = (0..n)

@@ -17,12 +17,19 @@ pub(crate) fn map_float(c: &OpCtx<'_>, d: &Data, f: impl Fn(f64) -> f64) -> Resu
         Data::F64(v) => Data::F64(m(v, &f)),
         Data::F16(v) => Data::F16(m(v, &f)),
         Data::BF16(v) => Data::BF16(m(v, &f)),
-        other => return Err(c.err(format!("{} needs a float input, found {}", c.node.op_type, other.dtype()))),
+        other => {
+            return Err(c.err(format!("{} needs a float input, found {}", c.node.op_type, other.dtype())))
+        }
     })
 }
 
 /// Applies `ff` to float data and `fi` to integer data.
-fn map_num(c: &OpCtx<'_>, d: &Data, ff: impl Fn(f64) -> f64, fi: fn(i64) -> i64) -> Result<Data, RuntimeError> {
+fn map_num(
+    c: &OpCtx<'_>,
+    d: &Data,
+    ff: impl Fn(f64) -> f64,
+    fi: fn(i64) -> i64,
+) -> Result<Data, RuntimeError> {
     fn m<T: Elem>(v: &[T], fi: fn(i64) -> i64) -> Vec<T> {
         v.iter().map(|x| T::from_i64(fi(x.to_i64()))).collect()
     }
@@ -70,7 +77,21 @@ fn round_half_even(x: f64) -> f64 {
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("Neg", |c| unary_num(c, |x| -x, i64::wrapping_neg));
     r.onnx("Abs", |c| unary_num(c, f64::abs, i64::wrapping_abs));
-    r.onnx("Sign", |c| unary_num(c, |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }, i64::signum));
+    r.onnx("Sign", |c| {
+        unary_num(
+            c,
+            |x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    x
+                }
+            },
+            i64::signum,
+        )
+    });
     r.onnx("Sqrt", |c| unary(c, f64::sqrt));
     r.onnx("Reciprocal", |c| unary(c, |x| 1.0 / x));
     r.onnx("Exp", |c| unary(c, f64::exp));
@@ -99,7 +120,9 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("HardSwish", |c| unary(c, |x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0)));
     r.onnx("Gelu", |c| {
         if c.string("approximate", "none") == "tanh" {
-            unary(c, |x| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()))
+            unary(c, |x| {
+                0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+            })
         } else {
             unary(c, |x| 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)))
         }
@@ -133,7 +156,13 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("PRelu", |c| {
         let slope = c.input(1)?;
         let x = c.input(0)?;
-        let neg = crate::ops::elementwise::binary_values(c, x, slope, |x, s| if x < 0.0 { x * s } else { x }, |x, s| if x < 0 { x * s } else { x })?;
+        let neg = crate::ops::elementwise::binary_values(
+            c,
+            x,
+            slope,
+            |x, s| if x < 0.0 { x * s } else { x },
+            |x, s| if x < 0 { x * s } else { x },
+        )?;
         Ok(vec![neg])
     });
     r.onnx("Swish", |c| {
@@ -142,7 +171,8 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.onnx("Dropout", |c| {
         // Inference: identity; the mask (when asked for) is all true. training_mode is refused.
-        let training = c.opt(2).map(|t| t.data.to_i64_vec().first().copied().unwrap_or(0) != 0).unwrap_or(false);
+        let training =
+            c.opt(2).map(|t| t.data.to_i64_vec().first().copied().unwrap_or(0) != 0).unwrap_or(false);
         if training {
             return Err(c.err("training_mode=true is not supported (inference only)"));
         }
@@ -155,7 +185,9 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("Not", |c| {
         let x = c.input(0)?;
         match &x.data {
-            Data::Bool(v) => Ok(vec![Value::new(x.shape.clone(), Data::Bool(v.iter().map(|b| !b).collect()))]),
+            Data::Bool(v) => {
+                Ok(vec![Value::new(x.shape.clone(), Data::Bool(v.iter().map(|b| !b).collect()))])
+            }
             _ => Err(c.err("input must be bool")),
         }
     });
@@ -168,7 +200,8 @@ pub(crate) fn register(r: &mut Registry) {
         let x = c.input(0)?;
         let (pos, neg) = (c.int("detect_positive", 1) == 1, c.int("detect_negative", 1) == 1);
         let v = x.data.to_f64_vec();
-        let out = v.iter().map(|x| (pos && *x == f64::INFINITY) || (neg && *x == f64::NEG_INFINITY)).collect();
+        let out =
+            v.iter().map(|x| (pos && *x == f64::INFINITY) || (neg && *x == f64::NEG_INFINITY)).collect();
         Ok(vec![Value::new(x.shape.clone(), Data::Bool(out))])
     });
     r.onnx("Cast", |c| {
@@ -202,7 +235,10 @@ fn clip(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         map_float(c, &x.data, f)?
     } else {
         let v = x.data.to_i64_vec();
-        let (l, h) = (if lo.is_finite() { lo as i64 } else { i64::MIN }, if hi.is_finite() { hi as i64 } else { i64::MAX });
+        let (l, h) = (
+            if lo.is_finite() { lo as i64 } else { i64::MIN },
+            if hi.is_finite() { hi as i64 } else { i64::MAX },
+        );
         let clipped: Vec<i64> = v.into_iter().map(|e| e.max(l).min(h)).collect();
         Data::I64(clipped).cast(x.dtype()).ok_or_else(|| c.err("unsupported dtype"))?
     };

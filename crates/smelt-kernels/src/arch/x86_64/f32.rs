@@ -70,7 +70,17 @@ pub(crate) fn gemm_bt_cols(
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn gemm_avx512(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+unsafe fn gemm_avx512(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
     let mut i = 0;
     while i < m {
         // SAFETY (all four): rows i..i+MR are < m; same bounds as the caller's.
@@ -107,7 +117,8 @@ unsafe fn gemm_tile_avx512<const MR: usize>(
             let bp = b.as_ptr().wrapping_add(kk * n + j);
             // SAFETY: lanes enabled by m0/m1 are columns j..j+w of row kk, inside `b`
             // (j + w ≤ j1 ≤ n); masked-off lanes are not accessed (no fault).
-            let (b0, b1) = unsafe { (_mm512_maskz_loadu_ps(m0, bp), _mm512_maskz_loadu_ps(m1, bp.wrapping_add(16))) };
+            let (b0, b1) =
+                unsafe { (_mm512_maskz_loadu_ps(m0, bp), _mm512_maskz_loadu_ps(m1, bp.wrapping_add(16))) };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(a[(i + r) * k + kk]);
                 acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
@@ -129,7 +140,17 @@ unsafe fn gemm_tile_avx512<const MR: usize>(
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+unsafe fn gemm_avx2(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
     let mut i = 0;
     while i < m {
         // SAFETY (all four): rows i..i+MR are < m; same bounds as the caller's.
@@ -166,7 +187,8 @@ unsafe fn gemm_tile_avx2<const MR: usize>(
             let bp = b.as_ptr().wrapping_add(kk * n + j);
             // SAFETY: lanes enabled by m0/m1 are columns j..j+w of row kk, inside `b`;
             // masked-off lanes are not accessed.
-            let (b0, b1) = unsafe { (_mm256_maskload_ps(bp, m0), _mm256_maskload_ps(bp.wrapping_add(8), m1)) };
+            let (b0, b1) =
+                unsafe { (_mm256_maskload_ps(bp, m0), _mm256_maskload_ps(bp.wrapping_add(8), m1)) };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(a[(i + r) * k + kk]);
                 acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
@@ -189,7 +211,16 @@ unsafe fn gemm_tile_avx2<const MR: usize>(
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn gemm_bt_avx512(m: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+unsafe fn gemm_bt_avx512(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
     let mut i = 0;
     while i < m {
         let mr = 4.min(m - i);
@@ -255,7 +286,16 @@ unsafe fn bt_tile_avx512<const MR: usize, const NC: usize>(
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_bt_avx2(m: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &mut [f32], ld: usize) {
+unsafe fn gemm_bt_avx2(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
     let mut i = 0;
     while i < m {
         let mr = 2.min(m - i);

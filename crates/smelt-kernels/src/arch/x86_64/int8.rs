@@ -211,7 +211,12 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,avxvnni")]
-    unsafe fn tile_avxvnni<const NC: usize, const XOR: bool, const BSUM: bool>(&self, j: usize, d: &mut [i32], bs: &mut [i32]) {
+    unsafe fn tile_avxvnni<const NC: usize, const XOR: bool, const BSUM: bool>(
+        &self,
+        j: usize,
+        d: &mut [i32],
+        bs: &mut [i32],
+    ) {
         let flip = _mm256_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm256_set1_epi8(1);
         let mut acc = [_mm256_setzero_si256(); NC];
@@ -248,7 +253,12 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn tile_avx512bw<const NC: usize, const XOR: bool, const BSUM: bool>(&self, j: usize, d: &mut [i32], bs: &mut [i32]) {
+    unsafe fn tile_avx512bw<const NC: usize, const XOR: bool, const BSUM: bool>(
+        &self,
+        j: usize,
+        d: &mut [i32],
+        bs: &mut [i32],
+    ) {
         let flip = _mm256_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm512_set1_epi16(1);
         let mut acc = [_mm512_setzero_si512(); NC];
@@ -285,7 +295,12 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_avx2<const NC: usize, const XOR: bool, const BSUM: bool>(&self, j: usize, d: &mut [i32], bs: &mut [i32]) {
+    unsafe fn tile_avx2<const NC: usize, const XOR: bool, const BSUM: bool>(
+        &self,
+        j: usize,
+        d: &mut [i32],
+        bs: &mut [i32],
+    ) {
         let flip = _mm_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_si256(); NC];
@@ -294,10 +309,12 @@ impl Main<'_> {
         while kk < self.k_main {
             for half in [0usize, 16] {
                 // SAFETY: kk + half + 16 ≤ kk + 32 ≤ k_main ≤ k = a.len().
-                let u = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(self.a.as_ptr().add(kk + half).cast()) });
+                let u =
+                    _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(self.a.as_ptr().add(kk + half).cast()) });
                 for c in 0..NC {
                     // SAFETY: row j+c < j1 of `b` holds k bytes; kk + half + 16 ≤ k.
-                    let s = unsafe { _mm_loadu_si128(self.b.as_ptr().add((j + c) * self.k + kk + half).cast()) };
+                    let s =
+                        unsafe { _mm_loadu_si128(self.b.as_ptr().add((j + c) * self.k + kk + half).cast()) };
                     let s = _mm256_cvtepi8_epi16(if XOR { _mm_xor_si128(s, flip) } else { s });
                     acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(u, s));
                     if BSUM {

@@ -121,7 +121,12 @@ impl<'a> Tile<'a> {
 /// `blocks·bs` floats.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn tile_avx512<const NC: usize, const G32: bool>(t: &Tile<'_>, ap: &[f32], bs: usize, dst: &mut [f32]) {
+unsafe fn tile_avx512<const NC: usize, const G32: bool>(
+    t: &Tile<'_>,
+    ap: &[f32],
+    bs: usize,
+    dst: &mut [f32],
+) {
     let mut total = [_mm512_setzero_ps(); NC];
     for blk in 0..t.blocks {
         let mut lut = [_mm512_setzero_ps(); NC];
@@ -135,13 +140,19 @@ unsafe fn tile_avx512<const NC: usize, const G32: bool>(t: &Tile<'_>, ap: &[f32]
             let mut g = base;
             while g < base + bs {
                 // SAFETY: g + 32 ≤ blocks·bs = ap.len() (bs is a multiple of 32 here).
-                let (a_lo, a_hi) = unsafe { (_mm512_loadu_ps(ap.as_ptr().add(g)), _mm512_loadu_ps(ap.as_ptr().add(g + 16))) };
+                let (a_lo, a_hi) = unsafe {
+                    (_mm512_loadu_ps(ap.as_ptr().add(g)), _mm512_loadu_ps(ap.as_ptr().add(g + 16)))
+                };
                 for c in 0..NC {
                     // SAFETY: bytes g/2 .. g/2 + 16 ≤ blocks·bs/2 = row length.
                     let bytes = unsafe { _mm_loadu_si128(t.rows[c].as_ptr().add(g / 2).cast()) };
                     let idx = _mm512_cvtepu8_epi32(bytes);
                     acc[c] = _mm512_fmadd_ps(a_lo, _mm512_permutexvar_ps(idx, lut[c]), acc[c]);
-                    acc[c] = _mm512_fmadd_ps(a_hi, _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(idx), lut[c]), acc[c]);
+                    acc[c] = _mm512_fmadd_ps(
+                        a_hi,
+                        _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(idx), lut[c]),
+                        acc[c],
+                    );
                 }
                 g += 32;
             }
@@ -197,7 +208,12 @@ unsafe fn tile_avx2<const NC: usize, const G32: bool>(t: &Tile<'_>, ap: &[f32], 
                 // SAFETY: g + 32 ≤ ap.len().
                 let a4 = unsafe {
                     let p = ap.as_ptr().add(g);
-                    [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))]
+                    [
+                        _mm256_loadu_ps(p),
+                        _mm256_loadu_ps(p.add(8)),
+                        _mm256_loadu_ps(p.add(16)),
+                        _mm256_loadu_ps(p.add(24)),
+                    ]
                 };
                 for c in 0..NC {
                     // SAFETY: bytes g/2 .. g/2 + 16 ≤ row length.
@@ -212,7 +228,8 @@ unsafe fn tile_avx2<const NC: usize, const G32: bool>(t: &Tile<'_>, ap: &[f32], 
                 }
             } else {
                 // SAFETY: g + 16 ≤ ap.len().
-                let (a0, a1) = unsafe { (_mm256_loadu_ps(ap.as_ptr().add(g)), _mm256_loadu_ps(ap.as_ptr().add(g + 8))) };
+                let (a0, a1) =
+                    unsafe { (_mm256_loadu_ps(ap.as_ptr().add(g)), _mm256_loadu_ps(ap.as_ptr().add(g + 8))) };
                 for c in 0..NC {
                     // SAFETY: bytes g/2 .. g/2 + 8 ≤ row length.
                     let v = unsafe { _mm_loadl_epi64(t.rows[c].as_ptr().add(g / 2).cast()) };

@@ -60,7 +60,8 @@ unsafe fn tile_avx512<const NC: usize>(a: &[f32], rows: &[u8], rb: usize, dst: &
     let k = a.len();
     // q for the 4 low bits of a shifted code word: bits 0-1 are the code (0 → -1, 1 → 0,
     // 2 and 3 → +1), bits 2-3 belong to the next code and are ignored.
-    let table = _mm512_setr_ps(-1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0);
+    let table =
+        _mm512_setr_ps(-1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, 1.0);
     let shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let mut acc = [_mm512_setzero_ps(); NC];
     let mut kk = 0;
