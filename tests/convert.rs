@@ -9,7 +9,8 @@ use std::path::Path;
 use support::{fixtures, smelt, stderr, stdout};
 
 fn convert(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args: Vec<&OsStr> = vec![OsStr::new("convert"), input.as_os_str(), OsStr::new("-o"), output.as_os_str()];
+    let mut args: Vec<&OsStr> =
+        vec![OsStr::new("convert"), input.as_os_str(), OsStr::new("-o"), output.as_os_str()];
     args.extend(extra.iter().map(OsStr::new));
     smelt(args)
 }
@@ -18,10 +19,8 @@ fn convert(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output 
 fn write_safetensors_f32(path: &Path, name: &str, shape: &[usize], values: &[f32]) {
     let n: usize = shape.iter().product();
     assert_eq!(n, values.len());
-    let mut header = format!(
-        r#"{{"{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[0,{}]}}}}"#,
-        n * 4
-    );
+    let mut header =
+        format!(r#"{{"{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[0,{}]}}}}"#, n * 4);
     while (8 + header.len()) % 8 != 0 {
         header.push(' ');
     }
@@ -34,8 +33,10 @@ fn write_safetensors_f32(path: &Path, name: &str, shape: &[usize], values: &[f32
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -81,7 +82,11 @@ fn report_has_every_tensor_with_error_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.smelt");
     let report = dir.path().join("report.json");
-    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &out, &["--quant", "q8_0", "--report", report.to_str().unwrap()]);
+    let o = convert(
+        &fixtures().join("hf/tiny-llama-f32"),
+        &out,
+        &["--quant", "q8_0", "--report", report.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).is_empty(), "the table goes to stderr");
     assert!(stderr(&o).contains("SQNR"), "{}", stderr(&o));
@@ -98,7 +103,10 @@ fn report_has_every_tensor_with_error_metrics() {
     assert_eq!(norm["scheme"], "keep");
     assert!(norm["sqnr_db"].is_null());
     assert_eq!(r["output"]["bytes"].as_u64().unwrap(), std::fs::metadata(&out).unwrap().len());
-    assert_eq!(r["output"]["blake3"].as_str().unwrap().len(), 64);
+    let b3 = |p: &std::path::Path| blake3::hash(&std::fs::read(p).unwrap()).to_hex().to_string();
+    assert_eq!(r["output"]["blake3"].as_str().unwrap(), b3(&out));
+    let input = fixtures().join("hf/tiny-llama-f32/model.safetensors");
+    assert_eq!(r["inputs"][0]["blake3"].as_str().unwrap(), b3(&input), "{}", r["inputs"]);
     assert!(r["totals"]["bits_per_weight"].as_f64().unwrap() < 10.0);
 }
 
@@ -136,7 +144,11 @@ fn all_zero_weights_quantize_without_dividing_by_zero() {
 #[test]
 fn missing_output_directory_fails_before_reading_the_input() {
     // The input does not exist either: the destination is checked first.
-    let o = convert(Path::new("/no/such/model.safetensors"), Path::new("/no/such/dir/out.smelt"), &["--quant", "q8_0"]);
+    let o = convert(
+        Path::new("/no/such/model.safetensors"),
+        Path::new("/no/such/dir/out.smelt"),
+        &["--quant", "q8_0"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/no/such/dir"), "{}", stderr(&o));
 }
@@ -148,7 +160,10 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let o = convert(&fixtures().join("hf/tiny-llama-f32"), &out, &["--quant", "q4_0", "--dry-run"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let plan = stdout(&o);
-    assert!(plan.contains("bits per weight") && plan.contains("q4_0") && plan.contains("1-D, kept"), "{plan}");
+    assert!(
+        plan.contains("bits per weight") && plan.contains("q4_0") && plan.contains("1-D, kept"),
+        "{plan}"
+    );
     assert!(files_in(dir.path()).is_empty());
 }
 
@@ -177,7 +192,9 @@ fn recipe_rules_pick_schemes_per_tensor() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let scheme = |name: &str| r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["scheme"].clone();
+    let scheme = |name: &str| {
+        r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["scheme"].clone()
+    };
     assert_eq!(scheme("model.layers.1.mlp.down_proj.weight"), "q8_0");
     assert_eq!(scheme("model.layers.1.mlp.up_proj.weight"), "q4_0");
     assert_eq!(scheme("model.embed_tokens.weight"), "keep");
@@ -214,7 +231,11 @@ fn safetensors_nf4_and_gptq_outputs_decode_with_an_independent_numpy_reader() {
 #[test]
 fn safetensors_output_refuses_schemes_it_cannot_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let o = convert(&fixtures().join("hf/tiny-llama-f32"), &dir.path().join("m.safetensors"), &["--quant", "q4_0"]);
+    let o = convert(
+        &fixtures().join("hf/tiny-llama-f32"),
+        &dir.path().join("m.safetensors"),
+        &["--quant", "q4_0"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("safetensors"), "{}", stderr(&o));
     assert!(files_in(dir.path()).is_empty());

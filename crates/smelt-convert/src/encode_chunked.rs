@@ -26,12 +26,20 @@ use smelt_quant::ternary::{ternary_codes_into, ternary_scale, TernaryTensor};
 use smelt_tensor::DType;
 
 use crate::encode::{Encoded, EncodedTensor, CHUNK_ELEMS};
+
+/// Elements per piece of a chunk in [`Job::plain`]: 8192 f32 values and their decoded copy
+/// take 64 KB, which stays in a core's L2 cache between the steps.
+const PIECE_ELEMS: usize = 8192;
 use crate::scheme::{Scheme, TernaryPacking};
 use crate::ConvertError;
 
 /// Encodes `t` chunk by chunk, or returns `None` when its scheme or dtype needs the
 /// whole-tensor path.
-pub fn encode_chunked(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Option<Result<EncodedTensor, ConvertError>> {
+pub fn encode_chunked(
+    t: &Tensor,
+    scheme: Scheme,
+    allow_nonfinite: bool,
+) -> Option<Result<EncodedTensor, ConvertError>> {
     // Plain float and integer inputs only: a ggml block input is dequantized whole.
     if t.dtype.is_ggml_block() || t.dtype.block_elems() != 1 || t.dtype.block_bytes() == 0 {
         return None;
@@ -57,7 +65,9 @@ pub fn encode_chunked(t: &Tensor, scheme: Scheme, allow_nonfinite: bool) -> Opti
             job.plain(d, be, rows, |v, out| smelt_quant::ggml::quantize(d, v, out).map_err(|e| e.to_string()))
         }
         Scheme::Int8 { per_channel: true, symmetric } if shape.len() >= 2 => job.int8(rows, symmetric),
-        Scheme::Int8 { per_channel: false, symmetric } if n >= CHUNK_ELEMS => job.int8_per_tensor(&shape, n, symmetric),
+        Scheme::Int8 { per_channel: false, symmetric } if n >= CHUNK_ELEMS => {
+            job.int8_per_tensor(&shape, n, symmetric)
+        }
         Scheme::Int4 { group, symmetric } if shape.len() == 2 => job.int4(rows, group as usize, symmetric),
         Scheme::Nf4 { double_quant } => job.nf4(n, &shape, double_quant),
         // Small tensors are cheap to hold whole.
@@ -75,16 +85,33 @@ struct Job<'a> {
 impl Job<'_> {
     /// Elements `[start, start + len)` as f32, checked for NaN/Inf unless allowed.
     fn values(&self, start: usize, len: usize) -> Result<Vec<f32>, ConvertError> {
+        let mut v = vec![0f32; len];
+        self.values_into(start, &mut v)?;
+        Ok(v)
+    }
+
+    /// Elements `[start, start + out.len())` as f32 into `out`, checked for NaN/Inf unless
+    /// allowed.
+    fn values_into(&self, start: usize, out: &mut [f32]) -> Result<(), ConvertError> {
         let size = self.t.dtype.block_bytes() as usize;
-        let bytes = &self.t.data[start * size..(start + len) * size];
-        let v = smelt_tensor::convert::to_f32_vec(self.t.dtype, bytes, len)
-            .ok_or_else(|| ConvertError::NotQuantizable { tensor: self.t.name.clone(), dtype: self.t.dtype })?;
+        let bytes = &self.t.data[start * size..(start + out.len()) * size];
+        let decoded = smelt_tensor::convert::float_to_f32_into(self.t.dtype, bytes, out) || {
+            let v = smelt_tensor::convert::to_f32_vec(self.t.dtype, bytes, out.len());
+            v.map(|v| out.copy_from_slice(&v)).is_some()
+        };
+        if !decoded {
+            return Err(ConvertError::NotQuantizable { tensor: self.t.name.clone(), dtype: self.t.dtype });
+        }
         if !self.allow_nonfinite {
-            if let Some(i) = first_nonfinite(&v) {
-                return Err(ConvertError::NonFinite { tensor: self.t.name.clone(), index: start + i, value: v[i] });
+            if let Some(i) = first_nonfinite(out) {
+                return Err(ConvertError::NonFinite {
+                    tensor: self.t.name.clone(),
+                    index: start + i,
+                    value: out[i],
+                });
             }
         }
-        Ok(v)
+        Ok(())
     }
 
     fn rows_per_chunk(&self) -> usize {
@@ -95,7 +122,9 @@ impl Job<'_> {
         ConvertError::Shape { tensor: self.t.name.clone(), why: message }
     }
 
-    /// Casts and ggml types: every chunk writes its own slice of one output buffer.
+    /// Casts and ggml types: every chunk writes its own slice of one output buffer. Within a
+    /// chunk, pieces of about [`PIECE_ELEMS`] elements go through read, quantize, decode and
+    /// error sums while they are in the core's cache, in two buffers reused piece after piece.
     fn plain(
         &self,
         d: DType,
@@ -103,21 +132,35 @@ impl Job<'_> {
         rows: usize,
         f: impl Fn(&[f32], &mut [u8]) -> Result<(), String> + Sync,
     ) -> Result<EncodedTensor, ConvertError> {
-        let row_bytes = self.cols / block * d.block_bytes() as usize;
+        let block_bytes = d.block_bytes() as usize;
+        let row_bytes = self.cols / block * block_bytes;
         let rpc = self.rows_per_chunk();
+        // Whole blocks per piece (blocks of a ggml type may span rows: the output is one
+        // sequence of blocks over the concatenated rows).
+        let piece = (PIECE_ELEMS / block).max(1) * block;
         let mut out = vec![0u8; rows * row_bytes];
         let parts = out
             .par_chunks_mut(rpc * row_bytes)
             .enumerate()
-            .map(|(c, o)| -> Result<ErrorSums, ConvertError> {
+            .map(|(c, o)| -> Result<Vec<ErrorSums>, ConvertError> {
                 let start = c * rpc * self.cols;
-                let v = self.values(start, o.len() / row_bytes * self.cols)?;
-                f(&v, o).map_err(|m| self.quant_err(m))?;
-                let decoded = decode_plain(d, o, v.len()).ok_or_else(|| self.quant_err(format!("cannot decode {d}")))?;
-                Ok(ErrorSums::of(&v, &decoded))
+                let len = o.len() / row_bytes * self.cols;
+                let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
+                let mut sums = Vec::with_capacity(len.div_ceil(piece));
+                for p in (0..len).step_by(piece) {
+                    let n = piece.min(len - p);
+                    let (v, decoded) = (&mut v[..n], &mut decoded[..n]);
+                    self.values_into(start + p, v)?;
+                    let o = &mut o[p / block * block_bytes..(p + n) / block * block_bytes];
+                    f(v, o).map_err(|m| self.quant_err(m))?;
+                    decode_plain_into(d, o, decoded)
+                        .ok_or_else(|| self.quant_err(format!("cannot decode {d}")))?;
+                    sums.push(ErrorSums::of(v, decoded));
+                }
+                Ok(sums)
             })
             .collect::<Vec<_>>();
-        let sums = first_error(parts)?;
+        let sums = first_error(parts)?.into_iter().flatten().collect();
         Ok(finish(Encoded::Plain { dtype: d, data: Bytes::from(out) }, sums))
     }
 
@@ -129,15 +172,21 @@ impl Job<'_> {
             .map(|c| -> Result<(Int8Tensor, ErrorSums), ConvertError> {
                 let r = rpc.min(rows - c * rpc);
                 let v = self.values(c * rpc * self.cols, r * self.cols)?;
-                let q = smelt_quant::int8::quantize_int8(&v, &[r, self.cols], mode, Int8Granularity::PerChannel { axis: 0 })
-                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
+                let q = smelt_quant::int8::quantize_int8(
+                    &v,
+                    &[r, self.cols],
+                    mode,
+                    Int8Granularity::PerChannel { axis: 0 },
+                )
+                .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
                 let s = ErrorSums::of(&v, &q.dequantize());
                 Ok((q, s))
             })
             .collect::<Vec<_>>();
         let parts = first_error(parts)?;
         let shape: Vec<usize> = self.t.shape.iter().map(|&d| d as usize).collect();
-        let mut all = Int8Tensor { mode, shape, axis: Some(0), codes: vec![], scales: vec![], zero_points: vec![] };
+        let mut all =
+            Int8Tensor { mode, shape, axis: Some(0), codes: vec![], scales: vec![], zero_points: vec![] };
         let mut sums = Vec::with_capacity(parts.len());
         for (q, s) in parts {
             all.codes.extend_from_slice(&q.codes);
@@ -163,7 +212,15 @@ impl Job<'_> {
             })
             .collect::<Vec<_>>();
         let parts = first_error(parts)?;
-        let mut all = Int4Tensor { rows, cols: self.cols, group_size: group, mode, codes: vec![], scales: vec![], zeros: vec![] };
+        let mut all = Int4Tensor {
+            rows,
+            cols: self.cols,
+            group_size: group,
+            mode,
+            codes: vec![],
+            scales: vec![],
+            zeros: vec![],
+        };
         let mut sums = Vec::with_capacity(parts.len());
         for (q, s) in parts {
             all.codes.extend_from_slice(&q.codes);
@@ -227,14 +284,24 @@ impl Job<'_> {
 impl Job<'_> {
     /// Per-tensor INT8 in two passes: the tensor's range (NaN-propagating min and max, which
     /// do not depend on the order they are combined in), then the codes with its parameters.
-    fn int8_per_tensor(&self, shape: &[usize], n: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
+    fn int8_per_tensor(
+        &self,
+        shape: &[usize],
+        n: usize,
+        symmetric: bool,
+    ) -> Result<EncodedTensor, ConvertError> {
         use smelt_quant::int8::{int8_params, nan_max, nan_min, quantize_run, run_min_max};
         let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
         let ranges = (0..n.div_ceil(CHUNK_ELEMS))
             .into_par_iter()
-            .map(|c| self.values(c * CHUNK_ELEMS, CHUNK_ELEMS.min(n - c * CHUNK_ELEMS)).map(|v| run_min_max(&v)))
+            .map(|c| {
+                self.values(c * CHUNK_ELEMS, CHUNK_ELEMS.min(n - c * CHUNK_ELEMS)).map(|v| run_min_max(&v))
+            })
             .collect::<Vec<_>>();
-        let (lo, hi) = first_error(ranges)?.into_iter().reduce(|(a, b), (c, d)| (nan_min(a, c), nan_max(b, d))).unwrap_or((0.0, 0.0));
+        let (lo, hi) = first_error(ranges)?
+            .into_iter()
+            .reduce(|(a, b), (c, d)| (nan_min(a, c), nan_max(b, d)))
+            .unwrap_or((0.0, 0.0));
         let p = int8_params(lo, hi, mode);
         let mut codes = vec![0u8; n];
         let sums = codes
@@ -244,15 +311,26 @@ impl Job<'_> {
                 let v = self.values(c * CHUNK_ELEMS, out.len())?;
                 quantize_run(&v, p, mode, out);
                 let decoded: Vec<f32> = match mode {
-                    Int8Mode::Symmetric => out.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale).collect(),
-                    Int8Mode::Asymmetric => out.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale).collect(),
+                    Int8Mode::Symmetric => {
+                        out.iter().map(|&b| (b as i8 as i32 - p.zero_point) as f32 * p.scale).collect()
+                    }
+                    Int8Mode::Asymmetric => {
+                        out.iter().map(|&b| (b as i32 - p.zero_point) as f32 * p.scale).collect()
+                    }
                 };
                 Ok(ErrorSums::of(&v, &decoded))
             })
             .collect::<Vec<_>>();
         let sums = first_error(sums)?;
         let zp = if symmetric { p.zero_point as i8 as u8 } else { p.zero_point as u8 };
-        let q = Int8Tensor { mode, shape: shape.to_vec(), axis: None, codes, scales: vec![p.scale], zero_points: vec![zp] };
+        let q = Int8Tensor {
+            mode,
+            shape: shape.to_vec(),
+            axis: None,
+            codes,
+            scales: vec![p.scale],
+            zero_points: vec![zp],
+        };
         Ok(finish(Encoded::Int8(q), sums))
     }
 
@@ -272,7 +350,8 @@ impl Job<'_> {
         let mut sum = StreamingSum::new(n);
         let window = rayon::current_num_threads().max(1);
         for first in (0..chunks).step_by(window) {
-            let abs = (first..(first + window).min(chunks)).into_par_iter().map(abs_chunk).collect::<Vec<_>>();
+            let abs =
+                (first..(first + window).min(chunks)).into_par_iter().map(abs_chunk).collect::<Vec<_>>();
             for a in abs {
                 sum.feed(&a?);
             }
@@ -320,13 +399,11 @@ fn finish(encoded: Encoded, sums: Vec<ErrorSums>) -> EncodedTensor {
     EncodedTensor { encoded, metrics: Some(total.metrics()) }
 }
 
-fn decode_plain(d: DType, bytes: &[u8], n: usize) -> Option<Vec<f32>> {
+fn decode_plain_into(d: DType, bytes: &[u8], out: &mut [f32]) -> Option<()> {
     if d.is_ggml_block() {
-        let mut out = vec![0f32; n];
-        smelt_quant::ggml::dequantize(d, bytes, &mut out).ok()?;
-        Some(out)
+        smelt_quant::ggml::dequantize(d, bytes, out).ok()
     } else {
-        smelt_tensor::convert::to_f32_vec(d, bytes, n)
+        smelt_tensor::convert::float_to_f32_into(d, bytes, out).then_some(())
     }
 }
 
@@ -365,7 +442,13 @@ mod tests {
                 x ^= x << 17;
                 let v = ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
                 // a few outliers and exact zeros
-                if i % 997 == 0 { v * 40.0 } else if i % 331 == 0 { 0.0 } else { v }
+                if i % 997 == 0 {
+                    v * 40.0
+                } else if i % 331 == 0 {
+                    0.0
+                } else {
+                    v
+                }
             })
             .map(|v| half::bf16::from_f32(v).to_f32())
             .collect();
@@ -413,7 +496,9 @@ mod tests {
                 let got = got.unwrap();
                 let want = crate::encode::encode_values(&t.name, &values, &[rows, cols], scheme).unwrap();
                 let same = match (&got.encoded, &want.encoded) {
-                    (Encoded::Plain { dtype: a, data: x }, Encoded::Plain { dtype: b, data: y }) => a == b && x == y,
+                    (Encoded::Plain { dtype: a, data: x }, Encoded::Plain { dtype: b, data: y }) => {
+                        a == b && x == y
+                    }
                     (Encoded::Int8(a), Encoded::Int8(b)) => a == b,
                     (Encoded::Int4(a), Encoded::Int4(b)) => a == b,
                     (Encoded::Nf4(a), Encoded::Nf4(b)) => a == b,
@@ -424,7 +509,10 @@ mod tests {
                 let (g, w) = (got.metrics.unwrap(), want.metrics.unwrap());
                 assert_eq!(g.max_abs, w.max_abs, "{scheme}");
                 let close = |a: f64, b: f64, tol: f64| a == b || (a - b).abs() < tol;
-                assert!(close(g.sqnr_db, w.sqnr_db, 1e-9) && close(g.cosine, w.cosine, 1e-10), "{scheme}: {g:?} vs {w:?}");
+                assert!(
+                    close(g.sqnr_db, w.sqnr_db, 1e-9) && close(g.cosine, w.cosine, 1e-10),
+                    "{scheme}: {g:?} vs {w:?}"
+                );
             }
         }
     }
@@ -439,7 +527,8 @@ mod tests {
         t.data = Bytes::from(data);
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let err = pool.install(|| encode_chunked(&t, Scheme::Ggml(DType::Q8_0), false).unwrap().err().unwrap());
+            let err =
+                pool.install(|| encode_chunked(&t, Scheme::Ggml(DType::Q8_0), false).unwrap().err().unwrap());
             assert!(matches!(err, ConvertError::NonFinite { index: 300_001, .. }), "{err:?}");
         }
         assert!(encode_chunked(&t, Scheme::Ggml(DType::Q8_0), true).unwrap().is_ok(), "--allow-nonfinite");

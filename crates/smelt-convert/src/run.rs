@@ -1,8 +1,10 @@
 //! The conversion itself: open, plan, encode tensor after tensor into a format's sink that
 //! writes to an [`AtomicFile`], commit, hash, report.
 
-use std::io::Read;
+use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use smelt_formats::{Model, Tensor};
@@ -11,14 +13,19 @@ use crate::atomic::AtomicFile;
 use crate::encode::{encode, Encoded, EncodedTensor};
 use crate::plan::{OutputFormat, Plan, PlanEntry, Reason};
 use crate::recipe::Recipe;
-use crate::report::{FileHash, Report, Timings, TensorReport, Totals};
+use crate::report::{FileHash, Report, TensorReport, Timings, Totals};
 use crate::ConvertError;
 
 /// Where encoded tensors go: one implementation per output format.
 pub trait Sink: Send {
     /// Encodes one planned tensor. Sinks whose layout needs the values in another orientation
     /// (ONNX MatMul weights are `[K, N]`) override it.
-    fn encode(&self, entry: &PlanEntry, tensor: &Tensor, allow_nonfinite: bool) -> Result<EncodedTensor, ConvertError> {
+    fn encode(
+        &self,
+        entry: &PlanEntry,
+        tensor: &Tensor,
+        allow_nonfinite: bool,
+    ) -> Result<EncodedTensor, ConvertError> {
         encode(tensor, entry.scheme, allow_nonfinite)
     }
     /// Writes one tensor, in plan order. Returns the name it has in the output when the
@@ -69,15 +76,25 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
     let read_s = start.elapsed().as_secs_f64();
 
     let threads = job.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| ConvertError::Write { path: job.output.display().to_string(), message: e.to_string() })?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| {
+        ConvertError::Write { path: job.output.display().to_string(), message: e.to_string() }
+    })?;
+
+    // The inputs are hashed on a thread of their own while the tensors convert: it has the
+    // CPU time the conversion leaves (the sink writes one tensor at a time, in order).
+    // A failed conversion stops it (the guard sets the flag when this function returns).
+    let input_paths = model.files.clone();
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let flag = Arc::clone(&stop.0);
+    let input_hashes = std::thread::spawn(move || {
+        input_paths.iter().map(|p| hash_file(p, false, &flag)).collect::<Result<Vec<_>, _>>()
+    });
 
     let t_convert = Instant::now();
     let file = AtomicFile::create(job.output)
         .map_err(|source| ConvertError::Io { path: job.output.display().to_string(), source })?;
-    let ctx = SinkContext { model: &model, plan: &plan, recipe: job.recipe, input: job.input, output: job.output };
+    let ctx =
+        SinkContext { model: &model, plan: &plan, recipe: job.recipe, input: job.input, output: job.output };
     let mut sink = crate::sinks::open(job.format, file, &ctx)?;
     let mut tensors = Vec::with_capacity(plan.entries.len());
     pool.install(|| -> Result<(), ConvertError> {
@@ -111,15 +128,18 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         }
         Ok(())
     })?;
-    let file = sink.finish()?;
-    file.commit().map_err(|source| ConvertError::Io { path: job.output.display().to_string(), source })?;
+    let mut file = sink.finish()?;
+    let out_io = |source| ConvertError::Io { path: job.output.display().to_string(), source };
+    file.flush().map_err(out_io)?;
     let convert_s = t_convert.elapsed().as_secs_f64();
 
+    // The output is hashed from the finished temporary file (before the rename: a file only
+    // this process knows), with every thread of the pool.
     let t_hash = Instant::now();
-    let (inputs, output) = pool.install(|| {
-        let inputs = model.files.iter().map(|p| hash_file(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, ConvertError>((inputs, hash_file(job.output)?))
-    })?;
+    let mut output = pool.install(|| hash_file(file.temp_path(), true, &AtomicBool::new(false)))?;
+    output.path = job.output.display().to_string();
+    file.commit().map_err(out_io)?;
+    let inputs = input_hashes.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let hash_s = t_hash.elapsed().as_secs_f64();
 
     let parameters = plan.parameters();
@@ -144,26 +164,85 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         recipe: job.recipe.source.clone(),
         threads,
         totals,
-        timings: Timings { read: read_s, convert: convert_s, hash: hash_s, total: start.elapsed().as_secs_f64() },
+        timings: Timings {
+            read: read_s,
+            convert: convert_s,
+            hash: hash_s,
+            total: start.elapsed().as_secs_f64(),
+        },
         tensors,
     })
 }
 
-fn hash_file(path: &Path) -> Result<FileHash, ConvertError> {
-    let io = |source| ConvertError::Io { path: path.display().to_string(), source };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = blake3::Hasher::new();
-    // Large reads hashed with every thread of the pool (BLAKE3's tree makes the hash the
-    // same whatever the split).
-    let mut buf = vec![0u8; 16 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update_rayon(&buf[..n]);
-        bytes += n as u64;
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
-    Ok(FileHash { path: path.display().to_string(), bytes, blake3: h.finalize().to_hex().to_string() })
+}
+
+/// BLAKE3 of a file, read through a map in pieces whose pages are released once hashed (so a
+/// hash adds a piece, not the file, to the resident set). `parallel` hashes each piece with
+/// every thread of the current rayon pool (BLAKE3's tree makes the hash the same whatever
+/// the split).
+fn hash_file(path: &Path, parallel: bool, stop: &AtomicBool) -> Result<FileHash, ConvertError> {
+    hash_file_in_pieces(path, parallel, stop, 32 << 20)
+}
+
+fn hash_file_in_pieces(
+    path: &Path,
+    parallel: bool,
+    stop: &AtomicBool,
+    piece: usize,
+) -> Result<FileHash, ConvertError> {
+    let io = |source| ConvertError::Io { path: path.display().to_string(), source };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let bytes = smelt_tensor::storage::map_file(&f).map_err(io)?;
+    let mut h = blake3::Hasher::new();
+    for piece in bytes.chunks(piece) {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::Interrupted, "conversion stopped")));
+        }
+        if parallel {
+            h.update_rayon(piece);
+        } else {
+            h.update(piece);
+        }
+        smelt_tensor::storage::release_pages(piece);
+    }
+    Ok(FileHash {
+        path: path.display().to_string(),
+        bytes: bytes.len() as u64,
+        blake3: h.finalize().to_hex().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Piecewise hashing, one thread or the pool's, gives BLAKE3's one-shot hash; a set stop
+    /// flag ends it with an error; an empty file hashes as the empty input.
+    #[test]
+    fn hash_in_pieces_is_the_hash_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3_000_017u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let want = blake3::hash(&data).to_hex().to_string();
+        let go = AtomicBool::new(false);
+        for (parallel, piece) in [(false, 1 << 20), (true, 1 << 20), (true, 4096), (false, 32 << 20)] {
+            let h = hash_file_in_pieces(&path, parallel, &go, piece).unwrap();
+            assert_eq!(
+                (h.blake3.as_str(), h.bytes),
+                (want.as_str(), data.len() as u64),
+                "{parallel} {piece}"
+            );
+        }
+        assert!(hash_file_in_pieces(&path, false, &AtomicBool::new(true), 1 << 20).is_err());
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(hash_file(&path, false, &go).unwrap().blake3, blake3::hash(b"").to_hex().to_string());
+    }
 }

@@ -32,6 +32,7 @@ mod f32_gemm;
 mod int8;
 mod nbits;
 mod parallel;
+mod stats;
 mod ternary;
 
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
@@ -39,6 +40,7 @@ pub use dispatch::{selected, Isa, Selection};
 pub use f32_gemm::{gemm_f32, gemm_f32_bt};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
+pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
 pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, Ternary2};
 
 /// The same operations with the instruction set chosen by the caller instead of by
@@ -49,5 +51,6 @@ pub mod explicit {
     pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
     pub use crate::nbits::matmul_nbits_q4_f32_with;
+    pub use crate::stats::error_lanes_with;
     pub use crate::ternary::matmul_ternary2_f32_with;
 }

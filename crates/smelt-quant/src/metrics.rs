@@ -3,7 +3,7 @@
 //! mean absolute error).
 //!
 //! Every sum is accumulated in f64 over the f32 values converted exactly to f64 (so every
-//! product is exact and only the additions round), in four lanes: element `4k + j` goes to
+//! product is exact and only the additions round), in eight lanes: element `8k + j` goes to
 //! lane `j` (which vectorizes), and the lanes are added in lane order at the end of the slice;
 //! a tensor encoded in chunks takes those sums per chunk and adds them in chunk order
 //! ([`ErrorSums`]). The order is fixed by the code, never by the CPU or the thread count, so
@@ -21,6 +21,8 @@
 //!
 //! A NaN in either input makes every figure NaN (a report must not hide it); infinities follow
 //! IEEE arithmetic.
+
+use smelt_kernels::{Isa, ERROR_LANES};
 
 use crate::scheme_error::SchemeError;
 
@@ -67,48 +69,13 @@ impl ErrorSums {
     /// The sums over one chunk (see the module documentation). The slices are zipped: extra
     /// elements of the longer one are ignored (check lengths first).
     pub fn of(reference: &[f32], candidate: &[f32]) -> ErrorSums {
-        const L: usize = 4;
-        let n = reference.len().min(candidate.len());
-        let (r, c) = (&reference[..n], &candidate[..n]);
-        let (mut rr, mut cc, mut rc) = ([0f64; L], [0f64; L], [0f64; L]);
-        let (mut nn, mut ab, mut mx) = ([0f64; L], [0f64; L], [0f64; L]);
-        let (rv, cv) = (r.chunks_exact(L), c.chunks_exact(L));
-        let (rt, ct) = (rv.remainder(), cv.remainder());
-        for (x, y) in rv.zip(cv) {
-            for j in 0..L {
-                let (x, y) = (x[j] as f64, y[j] as f64);
-                let d = x - y;
-                rr[j] += x * x;
-                cc[j] += y * y;
-                rc[j] += x * y;
-                nn[j] += d * d;
-                ab[j] += d.abs();
-                mx[j] = if d.abs() > mx[j] { d.abs() } else { mx[j] };
-            }
-        }
-        for (j, (&x, &y)) in rt.iter().zip(ct).enumerate() {
-            let (x, y) = (x as f64, y as f64);
-            let d = x - y;
-            rr[j] += x * x;
-            cc[j] += y * y;
-            rc[j] += x * y;
-            nn[j] += d * d;
-            ab[j] += d.abs();
-            mx[j] = if d.abs() > mx[j] { d.abs() } else { mx[j] };
-        }
-        let total = |v: [f64; L]| v.iter().fold(0f64, |a, &b| a + b);
-        let noise = total(nn);
-        ErrorSums {
-            n: n as u64,
-            rr: total(rr),
-            cc: total(cc),
-            rc: total(rc),
-            // Σd² is NaN exactly when some difference is (its terms are never negative).
-            nan: noise.is_nan(),
-            noise,
-            abs_sum: total(ab),
-            max_abs: mx.iter().fold(0f64, |a, &b| a.max(b)),
-        }
+        Self::of_with(smelt_kernels::selected().float, reference, candidate)
+    }
+
+    /// [`ErrorSums::of`] with the lanes summed at a given instruction set (the same bits at
+    /// every one: see `smelt_kernels::error_lanes`; for differential tests).
+    pub fn of_with(isa: Isa, reference: &[f32], candidate: &[f32]) -> ErrorSums {
+        sums(isa, reference, candidate)
     }
 
     /// Element by element in f64, left to right: the reference [`ErrorSums::of`] is tested
@@ -145,7 +112,12 @@ impl ErrorSums {
     /// The four figures (see the module documentation).
     pub fn metrics(&self) -> ErrorMetrics {
         if self.nan {
-            return ErrorMetrics { sqnr_db: f64::NAN, cosine: f64::NAN, max_abs: f64::NAN, mean_abs: f64::NAN };
+            return ErrorMetrics {
+                sqnr_db: f64::NAN,
+                cosine: f64::NAN,
+                max_abs: f64::NAN,
+                mean_abs: f64::NAN,
+            };
         }
         let sqnr_db = if self.noise == 0.0 {
             f64::INFINITY
@@ -161,6 +133,24 @@ impl ErrorSums {
         };
         let mean_abs = if self.n == 0 { 0.0 } else { self.abs_sum / self.n as f64 };
         ErrorMetrics { sqnr_db, cosine, max_abs: self.max_abs, mean_abs }
+    }
+}
+
+fn sums(isa: Isa, reference: &[f32], candidate: &[f32]) -> ErrorSums {
+    let n = reference.len().min(candidate.len());
+    let lanes = smelt_kernels::explicit::error_lanes_with(isa, &reference[..n], &candidate[..n]);
+    let total = |v: [f64; ERROR_LANES]| v.iter().fold(0f64, |a, &b| a + b);
+    let noise = total(lanes.nn);
+    ErrorSums {
+        n: n as u64,
+        rr: total(lanes.rr),
+        cc: total(lanes.cc),
+        rc: total(lanes.rc),
+        // Σd² is NaN exactly when some difference is (its terms are never negative).
+        nan: noise.is_nan(),
+        noise,
+        abs_sum: total(lanes.ab),
+        max_abs: lanes.mx.iter().fold(0f64, |a, &b| a.max(b)),
     }
 }
 
@@ -205,7 +195,11 @@ mod tests {
         let parts = r.chunks(64).zip(c.chunks(64)).map(|(a, b)| ErrorSums::of(a, b));
         let merged = parts.fold(ErrorSums::default(), |a, b| a.merge(&b)).metrics();
         assert_eq!(merged.max_abs, whole.max_abs);
-        for (a, b) in [(merged.sqnr_db, whole.sqnr_db), (merged.cosine, whole.cosine), (merged.mean_abs, whole.mean_abs)] {
+        for (a, b) in [
+            (merged.sqnr_db, whole.sqnr_db),
+            (merged.cosine, whole.cosine),
+            (merged.mean_abs, whole.mean_abs),
+        ] {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         }
     }
@@ -228,10 +222,29 @@ mod tests {
             exact.add_exact(&r, &c);
             exact.n = r.len() as u64;
             let (got, want) = (ErrorSums::of(&r, &c), exact);
-            for (a, b) in [(got.rr, want.rr), (got.cc, want.cc), (got.rc, want.rc), (got.noise, want.noise), (got.abs_sum, want.abs_sum)] {
+            for (a, b) in [
+                (got.rr, want.rr),
+                (got.cc, want.cc),
+                (got.rc, want.rc),
+                (got.noise, want.noise),
+                (got.abs_sum, want.abs_sum),
+            ] {
                 assert!(a.is_finite() && (a - b).abs() <= 1e-13 * b.abs(), "scale {scale}: {a} vs {b}");
             }
             assert_eq!(got.max_abs, want.max_abs, "scale {scale}");
+        }
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_same_bits() {
+        let r: Vec<f32> = (0..10_007).map(|i| ((i * 7919 % 1013) as f32 - 500.0) * 1.37e-3).collect();
+        let mut c: Vec<f32> = r.iter().map(|x| (x * 64.0).round() / 64.0).collect();
+        c[17] = f32::MIN_POSITIVE / 3.0;
+        for len in [0, 1, 7, 8, 9, 10_007] {
+            let want = ErrorSums::of_with(Isa::Scalar, &r[..len], &c[..len]);
+            for isa in Isa::ALL {
+                assert_eq!(ErrorSums::of_with(isa, &r[..len], &c[..len]), want, "{isa} len {len}");
+            }
         }
     }
 

@@ -77,18 +77,11 @@ pub fn to_f32_vec(dtype: DType, bytes: &[u8], numel: usize) -> Option<Vec<f32>> 
     let b = &bytes[..need];
     let v: Vec<f32> = match dtype {
         F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        // bf16 is the top half of an f32: a shift, which vectorizes. A NaN gets its quiet bit
-        // set, as `bf16::to_f32` does, so the bits are the same for every input.
-        BF16 => b
-            .chunks_exact(2)
-            .map(|c| {
-                let h = u16::from_le_bytes([c[0], c[1]]);
-                let h = if h & 0x7fff > 0x7f80 { h | 0x0040 } else { h };
-                f32::from_bits((h as u32) << 16)
-            })
-            .collect(),
+        F32 | F16 | BF16 => {
+            let mut v = vec![0f32; numel];
+            float_to_f32_into(dtype, b, &mut v);
+            v
+        }
         F8_E4M3 => b.iter().map(|&x| f8_e4m3_to_f32(x)).collect(),
         F8_E5M2 => b.iter().map(|&x| f8_e5m2_to_f32(x)).collect(),
         F8_E4M3_FNUZ => b.iter().map(|&x| f8_e4m3fnuz_to_f32(x)).collect(),
@@ -116,6 +109,59 @@ pub fn to_f32_vec(dtype: DType, bytes: &[u8], numel: usize) -> Option<Vec<f32>> 
     };
     Some(v)
 }
+
+/// Decodes F32, F16 or BF16 `bytes` into `out`, one value per element, bit for bit as
+/// [`to_f32_vec`] does, with no allocation and in SIMD where the CPU has it (see
+/// [`crate::simd`]). Returns false, writing nothing, for another dtype or when `bytes` does
+/// not hold exactly `out.len()` elements.
+pub fn float_to_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32]) -> bool {
+    float_to_f32_with(crate::simd::tier(), dtype, bytes, out)
+}
+
+/// [`float_to_f32_into`] at a given [`crate::simd::Tier`] (differential tests).
+pub fn float_to_f32_with(tier: crate::simd::Tier, dtype: DType, bytes: &[u8], out: &mut [f32]) -> bool {
+    let width = match dtype {
+        DType::F32 => 4,
+        DType::F16 | DType::BF16 => 2,
+        _ => return false,
+    };
+    if out.len().checked_mul(width) != Some(bytes.len()) {
+        return false;
+    }
+    match dtype {
+        DType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        // half converts slices with F16C where the CPU has it (exact either way).
+        DType::F16 => {
+            use half::slice::HalfFloatSliceExt;
+            match bytemuck::try_cast_slice::<u8, f16>(bytes) {
+                Ok(h) => h.convert_to_f32_slice(out),
+                Err(_) => {
+                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                    }
+                }
+            }
+        }
+        _ => bf16_to_f32(tier, bytes, out),
+    }
+    true
+}
+
+/// bf16 is the top half of an f32: a shift, which vectorizes. A NaN gets its quiet bit set, as
+/// `bf16::to_f32` does, so the bits are the same for every input.
+#[inline(always)]
+fn bf16_to_f32_body(bytes: &[u8], out: &mut [f32]) {
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let h = u16::from_le_bytes([c[0], c[1]]);
+        let h = if h & 0x7fff > 0x7f80 { h | 0x0040 } else { h };
+        *o = f32::from_bits((h as u32) << 16);
+    }
+}
+crate::tiered!(fn bf16_to_f32(bytes: &[u8], out: &mut [f32]) = bf16_to_f32_body);
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +191,38 @@ mod tests {
         for (h, v) in (0..=u16::MAX).zip(got) {
             assert_eq!(v.to_bits(), half::bf16::from_bits(h).to_f32().to_bits(), "{h:#06x}");
         }
+    }
+
+    #[test]
+    fn float_into_matches_half_at_every_level() {
+        let mut bytes: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        bytes.extend((0..4099u32).flat_map(|i| (i.wrapping_mul(2_654_435_761) as u16).to_le_bytes()));
+        for dtype in [DType::BF16, DType::F16, DType::F32] {
+            let n = bytes.len() / dtype.block_bytes() as usize;
+            let bytes = &bytes[..n * dtype.block_bytes() as usize];
+            // Independent references: half's scalar conversions, and the bytes themselves.
+            let want: Vec<f32> = match dtype {
+                DType::BF16 => {
+                    bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+                }
+                DType::F16 => {
+                    bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+                }
+                _ => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            };
+            for tier in crate::simd::Tier::ALL {
+                let mut got = vec![0f32; n];
+                assert!(float_to_f32_with(tier, dtype, bytes, &mut got));
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype} {}",
+                    tier.name()
+                );
+            }
+            let mut short = vec![0f32; n - 1];
+            assert!(!float_to_f32_into(dtype, bytes, &mut short), "length mismatch is refused");
+        }
+        assert!(!float_to_f32_into(DType::I8, &[1], &mut [0.0]));
     }
 
     #[test]

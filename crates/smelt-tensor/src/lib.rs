@@ -10,6 +10,7 @@ compile_error!("smelt reads little-endian file formats in place and supports lit
 
 pub mod convert;
 mod dtype;
+pub mod simd;
 pub mod storage;
 
 pub use bytes::Bytes;

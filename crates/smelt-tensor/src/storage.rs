@@ -20,7 +20,8 @@ pub fn map_file(file: &File) -> io::Result<Bytes> {
     // SAFETY: the mapping is read-only and private to this process. The remaining hazard of
     // file-backed maps — another process truncating or rewriting the file while we read it —
     // is accepted, as every mmap-based model loader (llama.cpp, safetensors) accepts it: smelt
-    // never maps its own outputs, which it writes to a temporary file and renames.
+    // maps its own output only to hash it, as the temporary file it has just written and not
+    // yet renamed.
     let map = unsafe { memmap2::MmapOptions::new().map(file)? };
     #[cfg(unix)]
     {
@@ -70,7 +71,11 @@ pub fn release_pages(bytes: &[u8]) {
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as usize } else { 4096 }
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
 }
 
 /// The address ranges of the live mappings made by [`map_file`].

@@ -52,7 +52,7 @@ fn abs_max_lanes<const N: usize>(x: &[f32; N]) -> (f32, bool) {
 
 /// ggml's `amax` loop of Q8_0, TQ1_0 and TQ2_0: `amax = MAX(amax, fabsf(v))` over the block
 /// from `amax = 0.0`; and whether every weight is finite.
-#[inline]
+#[inline(always)]
 pub fn abs_max<const N: usize>(x: &[f32; N]) -> (f32, bool) {
     let (amax, finite) = abs_max_lanes(x);
     if finite {
@@ -64,7 +64,7 @@ pub fn abs_max<const N: usize>(x: &[f32; N]) -> (f32, bool) {
 /// ggml's `max` of Q4_0 and Q5_0: from `amax = max = 0.0`, `if (amax < fabsf(v)) { amax =
 /// fabsf(v); max = v; }`. That is the first weight of largest magnitude, with its sign, or
 /// +0.0 when every weight is zero or NaN. And whether every weight is finite.
-#[inline]
+#[inline(always)]
 pub fn signed_abs_max(x: &[f32; 32]) -> (f32, bool) {
     let (amax, finite) = abs_max_lanes(x);
     if !finite {
@@ -93,7 +93,7 @@ pub fn signed_abs_max(x: &[f32; 32]) -> (f32, bool) {
 /// min) min = v; if (v > max) max = v;`. NaNs are skipped; of equal values the first in block
 /// order is kept, which decides the sign of a zero minimum or maximum. And whether every
 /// weight is finite.
-#[inline]
+#[inline(always)]
 pub fn min_max(x: &[f32; 32]) -> (f32, f32, bool) {
     let mut lows = [f32::MAX; LANES];
     let mut highs = [-f32::MAX; LANES];
@@ -125,7 +125,7 @@ pub fn min_max(x: &[f32; 32]) -> (f32, f32, bool) {
 
 /// `value` itself, unless it is a zero: then the first zero of the block, whose sign ggml's
 /// sequential scan would have kept.
-#[inline]
+#[inline(always)]
 fn first_equal_zero(x: &[f32; 32], value: f32) -> f32 {
     if value != 0.0 {
         return value;
@@ -217,9 +217,17 @@ mod tests {
         for (i, b) in awkward_blocks().iter().enumerate() {
             let finite = b.iter().all(|v| v.is_finite());
             let (amax, amax_finite) = abs_max(b);
-            assert_eq!((amax.to_bits(), amax_finite), (abs_max_sequential(b).to_bits(), finite), "abs_max {i}");
+            assert_eq!(
+                (amax.to_bits(), amax_finite),
+                (abs_max_sequential(b).to_bits(), finite),
+                "abs_max {i}"
+            );
             let (max, max_finite) = signed_abs_max(b);
-            assert_eq!((max.to_bits(), max_finite), (signed_abs_max_sequential(b).to_bits(), finite), "signed {i}");
+            assert_eq!(
+                (max.to_bits(), max_finite),
+                (signed_abs_max_sequential(b).to_bits(), finite),
+                "signed {i}"
+            );
             let (min, max, min_max_finite) = min_max(b);
             let (want_min, want_max) = min_max_sequential(b);
             assert_eq!(

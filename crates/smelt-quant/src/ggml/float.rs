@@ -44,7 +44,7 @@ pub fn f32_to_f16_bits(f: f32) -> u16 {
         bias = 0x7100_0000;
     }
 
-    base = f32::from_bits((bias >> 1) + 0x0780_0000) + base;
+    base += f32::from_bits((bias >> 1) + 0x0780_0000); // IEEE addition commutes: C order, same bits
     let bits = base.to_bits();
     let exp_bits = (bits >> 13) & 0x0000_7C00;
     let mantissa_bits = bits & 0x0000_0FFF;
@@ -68,8 +68,11 @@ pub fn f32_to_bf16_bits(f: f32) -> u16 {
 /// `src.len()` times the element size).
 pub(crate) fn quantize_float(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     let found = dst.len();
-    let length_error =
-        || QuantError::QuantizedLength { dtype, expected: src.len().saturating_mul(dtype.block_bytes() as usize), found };
+    let length_error = || QuantError::QuantizedLength {
+        dtype,
+        expected: src.len().saturating_mul(dtype.block_bytes() as usize),
+        found,
+    };
     match dtype {
         DType::F32 => {
             let out: &mut [[u8; 4]] = bytemuck::try_cast_slice_mut(dst).map_err(|_| length_error())?;

@@ -29,6 +29,7 @@ impl Block for BlockQ4_0 {
     const DTYPE: DType = DType::Q4_0;
     type Values = [f32; 32];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 32]) {
         let d = f16_le_to_f32(self.d);
         for j in 0..16 {
@@ -59,6 +60,7 @@ impl Block for BlockQ4_1 {
     const DTYPE: DType = DType::Q4_1;
     type Values = [f32; 32];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 32]) {
         let d = f16_le_to_f32(self.d);
         let m = f16_le_to_f32(self.m);
@@ -92,6 +94,7 @@ impl Block for BlockQ5_0 {
     const DTYPE: DType = DType::Q5_0;
     type Values = [f32; 32];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 32]) {
         let d = f16_le_to_f32(self.d);
         let qh = u32::from_le_bytes(self.qh);
@@ -124,6 +127,7 @@ impl Block for BlockQ5_1 {
     const DTYPE: DType = DType::Q5_1;
     type Values = [f32; 32];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 32]) {
         let d = f16_le_to_f32(self.d);
         let m = f16_le_to_f32(self.m);
@@ -160,6 +164,7 @@ impl Block for BlockQ8_0 {
     const DTYPE: DType = DType::Q8_0;
     type Values = [f32; 32];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 32]) {
         let d = f16_le_to_f32(self.d);
         for (o, &q) in out.iter_mut().zip(self.qs.iter()) {

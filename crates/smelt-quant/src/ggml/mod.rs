@@ -40,7 +40,7 @@ mod quantize_ternary;
 pub mod ternary;
 mod x86_conversions;
 
-pub use quantize::{quantize, quantize_to_vec, quantized_len, QuantizeBlock, QUANTIZABLE};
+pub use quantize::{quantize, quantize_to_vec, quantize_with, quantized_len, QuantizeBlock, QUANTIZABLE};
 
 /// One ggml storage block: a fixed number of weights and the scales they share.
 pub trait Block: Pod {
@@ -78,10 +78,28 @@ pub const SUPPORTED: &[DType] = &[
 /// `src.len()` must be a multiple of `dtype.block_bytes()` and `dst.len()` must be the
 /// number of elements those blocks hold; nothing is written otherwise.
 pub fn dequantize(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+    dequantize_with(smelt_tensor::simd::tier(), dtype, src, dst)
+}
+
+/// [`dequantize`] compiled for a given [`smelt_tensor::simd::Tier`]: the same bits at every
+/// one (for differential tests).
+pub fn dequantize_with(
+    tier: smelt_tensor::simd::Tier,
+    dtype: DType,
+    src: &[u8],
+    dst: &mut [f32],
+) -> Result<(), QuantError> {
     let expected = element_count(dtype, src.len())?;
     if dst.len() != expected {
         return Err(QuantError::OutputLength { dtype, expected, found: dst.len() });
     }
+    dequantize_tiered(tier, dtype, src, dst)
+}
+
+smelt_tensor::tiered!(fn dequantize_tiered(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> = dequantize_body);
+
+#[inline(always)]
+fn dequantize_body(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     match dtype {
         DType::F32 => float::dequantize_f32(src, dst),
         DType::F16 => float::dequantize_f16(src, dst),
@@ -130,6 +148,7 @@ pub fn element_count(dtype: DType, src_len: usize) -> Result<usize, QuantError> 
 
 /// Decodes a run of whole blocks of `B` into `dst` (lengths already checked by the caller;
 /// the casts re-check them, so a mismatch is an error, never a panic).
+#[inline(always)]
 fn dequantize_blocks<B: Block>(src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     let dtype = B::DTYPE;
     let blocks: &[B] = bytemuck::try_cast_slice(src).map_err(|_| QuantError::PartialBlock {
@@ -159,6 +178,38 @@ fn dequantize_blocks<B: Block>(src: &[u8], dst: &mut [f32]) -> Result<(), QuantE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every SIMD level decodes random block bytes (NaN and infinite scales included) to the
+    /// bits the baseline copy gives, for every supported type.
+    #[test]
+    fn every_simd_level_decodes_the_same_bits() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let bytes: Vec<u8> = (0..64 * 210)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        for &dtype in SUPPORTED {
+            let bb = dtype.block_bytes() as usize;
+            let src = &bytes[..bytes.len() / bb * bb];
+            let n = element_count(dtype, src.len()).unwrap();
+            let mut want = vec![0f32; n];
+            dequantize_with(Tier::Scalar, dtype, src, &mut want).unwrap();
+            for tier in Tier::ALL {
+                let mut got = vec![0f32; n];
+                dequantize_with(tier, dtype, src, &mut got).unwrap();
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype} at {}",
+                    tier.name()
+                );
+            }
+        }
+    }
 
     fn check_geometry<B: Block>() {
         assert_eq!(std::mem::size_of::<B>() as u64, B::DTYPE.block_bytes(), "{}", B::DTYPE);

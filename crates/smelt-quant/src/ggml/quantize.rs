@@ -73,10 +73,28 @@ pub fn quantized_len(dtype: DType, values: usize) -> Result<usize, QuantError> {
 /// `src.len()` must be a multiple of `dtype.block_elems()` and `dst.len()` must be
 /// [`quantized_len`] of it; nothing is written otherwise.
 pub fn quantize(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    quantize_with(smelt_tensor::simd::tier(), dtype, src, dst)
+}
+
+/// [`quantize`] compiled for a given [`smelt_tensor::simd::Tier`]: the same bytes at every
+/// one (for differential tests).
+pub fn quantize_with(
+    tier: smelt_tensor::simd::Tier,
+    dtype: DType,
+    src: &[f32],
+    dst: &mut [u8],
+) -> Result<(), QuantError> {
     let expected = quantized_len(dtype, src.len())?;
     if dst.len() != expected {
         return Err(QuantError::QuantizedLength { dtype, expected, found: dst.len() });
     }
+    quantize_tiered(tier, dtype, src, dst)
+}
+
+smelt_tensor::tiered!(fn quantize_tiered(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> = quantize_body);
+
+#[inline(always)]
+fn quantize_body(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     match dtype {
         DType::F32 | DType::F16 | DType::BF16 => float::quantize_float(dtype, src, dst),
         DType::Q8_0 => quantize_blocks::<legacy::BlockQ8_0>(src, dst),
@@ -99,6 +117,7 @@ pub fn quantize_to_vec(dtype: DType, src: &[f32]) -> Result<Vec<u8>, QuantError>
 
 /// Encodes whole blocks of `B` (lengths already checked by the caller; the casts re-check
 /// them, so a mismatch is an error, never a panic).
+#[inline(always)]
 fn quantize_blocks<B: QuantizeBlock>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     let dtype = B::DTYPE;
     let block_elems = dtype.block_elems() as usize;
@@ -109,8 +128,11 @@ fn quantize_blocks<B: QuantizeBlock>(src: &[f32], dst: &mut [u8]) -> Result<(), 
     })?;
     let expected = values.len().saturating_mul(std::mem::size_of::<B>());
     let found = dst.len();
-    let blocks: &mut [B] =
-        bytemuck::try_cast_slice_mut(dst).map_err(|_| QuantError::QuantizedLength { dtype, expected, found })?;
+    let blocks: &mut [B] = bytemuck::try_cast_slice_mut(dst).map_err(|_| QuantError::QuantizedLength {
+        dtype,
+        expected,
+        found,
+    })?;
     if blocks.len() != values.len() {
         return Err(QuantError::QuantizedLength { dtype, expected, found });
     }
@@ -153,7 +175,11 @@ mod tests {
                 continue;
             }
             assert_eq!(quantize(dtype, &[], &mut []), Err(QuantError::NoQuantizer { dtype }), "{dtype}");
-            assert_eq!(quantize_to_vec(dtype, &[0.0; 256]), Err(QuantError::NoQuantizer { dtype }), "{dtype}");
+            assert_eq!(
+                quantize_to_vec(dtype, &[0.0; 256]),
+                Err(QuantError::NoQuantizer { dtype }),
+                "{dtype}"
+            );
         }
     }
 
@@ -165,6 +191,55 @@ mod tests {
             assert_eq!(out.len() as u64, dtype.block_bytes() * 3, "{dtype}");
             assert_eq!(super::super::dequantize_to_vec(dtype, &out).unwrap().len(), n, "{dtype}");
             assert_eq!(quantize_to_vec(dtype, &[]).unwrap(), Vec::<u8>::new(), "{dtype}: empty");
+        }
+    }
+
+    /// Every SIMD level writes the bytes the baseline copy writes, and decodes them to the
+    /// same bits, on ordinary weights and on the edge cases of every block path: rounding
+    /// ties, zero and subnormal blocks, huge values, NaN and infinities.
+    #[test]
+    fn every_simd_level_gives_the_same_bytes() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 256 * 48;
+        let mut v: Vec<f32> =
+            (0..n).map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2).collect();
+        // Block 1: exact ties of x * id; block 2: all zero; block 3: subnormals; block 4:
+        // huge; blocks 5-6: NaN and infinity among ordinary weights; block 7: random bits.
+        for i in 0..32 {
+            v[32 + i] = (i as f32 - 16.0) * 0.5;
+            v[64 + i] = 0.0;
+            v[96 + i] = f32::from_bits(1 + i as u32 * 3) * if i % 2 == 0 { 1.0 } else { -1.0 };
+            v[128 + i] = 3.0e38 * (i as f32 / 32.0 - 0.5);
+            v[224 + i] = f32::from_bits(next() as u32);
+        }
+        v[160 + 5] = f32::NAN;
+        v[192 + 9] = f32::INFINITY;
+        v[192 + 10] = f32::NEG_INFINITY;
+        for &dtype in QUANTIZABLE {
+            let len = quantized_len(dtype, n).unwrap();
+            let mut want = vec![0u8; len];
+            quantize_with(Tier::Scalar, dtype, &v, &mut want).unwrap();
+            let mut want_f = vec![0f32; n];
+            super::super::dequantize_with(Tier::Scalar, dtype, &want, &mut want_f).unwrap();
+            for tier in Tier::ALL {
+                let mut got = vec![0u8; len];
+                quantize_with(tier, dtype, &v, &mut got).unwrap();
+                assert!(got == want, "{dtype}: {} bytes differ from scalar", tier.name());
+                let mut got_f = vec![0f32; n];
+                super::super::dequantize_with(tier, dtype, &want, &mut got_f).unwrap();
+                assert!(
+                    got_f.iter().zip(&want_f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype}: {} decoded bits differ",
+                    tier.name()
+                );
+            }
         }
     }
 }

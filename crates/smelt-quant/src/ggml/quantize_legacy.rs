@@ -96,7 +96,7 @@ fn pack_five_bit(codes: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
 
 impl QuantizeBlock for BlockQ8_0 {
     /// `d = amax / 127`, code = `roundf(x / d)` (as `x * (1/d)`), half away from zero.
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 32]) -> Self {
         let (amax, finite) = abs_max(x);
         let d = amax / 127.0;
@@ -115,7 +115,7 @@ impl QuantizeBlock for BlockQ8_0 {
 impl QuantizeBlock for BlockQ4_0 {
     /// `d = max / -8` with `max` the weight of largest magnitude (so it decodes to code 0
     /// exactly), code = `min(15, trunc(x / d + 8.5))`.
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 32]) -> Self {
         let (max, finite) = signed_abs_max(x);
         let d = max / -8.0;
@@ -133,7 +133,7 @@ impl QuantizeBlock for BlockQ4_0 {
 
 impl QuantizeBlock for BlockQ4_1 {
     /// `d = (max - min) / 15`, `m = min`, code = `min(15, trunc((x - min) / d + 0.5))`.
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 32]) -> Self {
         let (min, max, finite) = min_max(x);
         let d = (max - min) / 15.0;
@@ -155,7 +155,7 @@ impl QuantizeBlock for BlockQ4_1 {
 
 impl QuantizeBlock for BlockQ5_0 {
     /// `d = max / -16` (as Q4_0), code = `min(31, trunc(x / d + 16.5))`.
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 32]) -> Self {
         let (max, finite) = signed_abs_max(x);
         let d = max / -16.0;
@@ -175,7 +175,7 @@ impl QuantizeBlock for BlockQ5_0 {
 impl QuantizeBlock for BlockQ5_1 {
     /// `d = (max - min) / 31`, `m = min`, code = `trunc((x - min) / d + 0.5)`, not clamped
     /// (ggml's C has no `MIN` here; the value cannot exceed 31.5 for finite weights).
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 32]) -> Self {
         let (min, max, finite) = min_max(x);
         let d = (max - min) / 31.0;
@@ -188,12 +188,7 @@ impl QuantizeBlock for BlockQ5_1 {
             |v| trunc_i32(v) as u8,
         );
         let (qs, qh) = pack_five_bit(&codes);
-        BlockQ5_1 {
-            d: f32_to_f16_bits(d).to_le_bytes(),
-            m: f32_to_f16_bits(min).to_le_bytes(),
-            qh,
-            qs,
-        }
+        BlockQ5_1 { d: f32_to_f16_bits(d).to_le_bytes(), m: f32_to_f16_bits(min).to_le_bytes(), qh, qs }
     }
 }
 

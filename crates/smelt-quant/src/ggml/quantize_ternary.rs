@@ -41,11 +41,11 @@ fn digits(x: &[f32; 256]) -> ([u8; 256], f32) {
 /// value `q` (< 243) as a fixed-point fraction of 256, rounded up.
 #[inline(always)]
 fn pow3_fraction(q: u8) -> u8 {
-    ((q as u16 * 256 + 242) / 243) as u8
+    (q as u16 * 256).div_ceil(243) as u8
 }
 
 impl QuantizeBlock for BlockTQ1_0 {
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 256]) -> Self {
         let (digits, d) = digits(x);
         let mut qs = [0u8; 48];
@@ -80,7 +80,7 @@ impl QuantizeBlock for BlockTQ1_0 {
 }
 
 impl QuantizeBlock for BlockTQ2_0 {
-    #[inline]
+    #[inline(always)]
     fn quantize(x: &[f32; 256]) -> Self {
         let (digits, d) = digits(x);
         let mut qs = [0u8; 64];

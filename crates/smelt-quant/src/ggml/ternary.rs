@@ -44,6 +44,7 @@ impl Block for BlockTQ1_0 {
     const DTYPE: DType = DType::TQ1_0;
     type Values = [f32; 256];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 256]) {
         let d = f16_le_to_f32(self.d);
         for n in 0..5 {
@@ -83,6 +84,7 @@ impl Block for BlockTQ2_0 {
     const DTYPE: DType = DType::TQ2_0;
     type Values = [f32; 256];
 
+    #[inline(always)]
     fn dequantize(&self, out: &mut [f32; 256]) {
         let d = f16_le_to_f32(self.d);
         for g in 0..2 {
