@@ -85,6 +85,7 @@ pub struct Int4Tensor {
 }
 
 /// GPTQ's `find_params` for one group: `(scale, zero)` with the zero as f32, as GPTQ keeps it.
+#[inline(always)]
 pub fn gptq_params(group: &[f32], mode: Int4Mode) -> (f32, f32) {
     // min(0, min(group)) and max(0, max(group)), NaN propagating (the sign of a zero bound
     // changes no code).
@@ -119,6 +120,7 @@ pub fn quantize_int4_value(x: f32, scale: f32, zero: f32) -> u8 {
     q.clamp(0.0, INT4_MAXQ as f32) as u8
 }
 
+#[inline(always)]
 fn zero_code(zero: f32) -> u8 {
     if zero.is_nan() {
         0
@@ -128,6 +130,7 @@ fn zero_code(zero: f32) -> u8 {
 }
 
 /// torch.minimum / torch.min: NaN propagates.
+#[inline(always)]
 fn torch_minimum(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
@@ -136,6 +139,7 @@ fn torch_minimum(a: f32, b: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn torch_maximum(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
@@ -149,6 +153,19 @@ fn torch_maximum(a: f32, b: f32) -> f32 {
 ///
 /// Errors: `values.len() != rows * cols`; `group_size == 0`.
 pub fn quantize_int4_rtn(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    mode: Int4Mode,
+) -> Result<Int4Tensor, SchemeError> {
+    quantize_int4_rtn_tiered(smelt_tensor::simd::tier(), values, rows, cols, group_size, mode)
+}
+
+smelt_tensor::tiered!(fn quantize_int4_rtn_tiered(values: &[f32], rows: usize, cols: usize, group_size: usize, mode: Int4Mode) -> Result<Int4Tensor, SchemeError> = quantize_int4_rtn_body);
+
+#[inline(always)]
+fn quantize_int4_rtn_body(
     values: &[f32],
     rows: usize,
     cols: usize,
@@ -195,6 +212,11 @@ impl Int4Tensor {
     /// The dequantized weight `scale * (q - zero)`, row-major `[rows, cols]`, as GPTQ
     /// computes it in f32.
     pub fn dequantize(&self) -> Vec<f32> {
+        int4tensor_dequantize_tiered(smelt_tensor::simd::tier(), self)
+    }
+
+    #[inline(always)]
+    fn dequantize_impl(&self) -> Vec<f32> {
         let groups = self.groups();
         let (cols, group_size) = (self.cols.max(1), self.group_size.max(1));
         let mut out = Vec::with_capacity(self.codes.len());
@@ -454,3 +476,9 @@ mod tests {
         assert_eq!(t.codes.len(), 4);
     }
 }
+
+#[inline(always)]
+fn int4tensor_dequantize_body(t: &Int4Tensor) -> Vec<f32> {
+    t.dequantize_impl()
+}
+smelt_tensor::tiered!(fn int4tensor_dequantize_tiered(t: &Int4Tensor) -> Vec<f32> = int4tensor_dequantize_body);

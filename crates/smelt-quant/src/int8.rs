@@ -100,6 +100,7 @@ pub struct Int8Params {
 
 /// The scale and zero point ONNX Runtime's quantization tool computes for values in
 /// `[rmin, rmax]` (see the module documentation).
+#[inline(always)]
 pub fn int8_params(rmin: f32, rmax: f32, mode: Int8Mode) -> Int8Params {
     let (qmin, qmax) = mode.param_range();
     // numpy.minimum / numpy.maximum: NaN propagates.
@@ -184,6 +185,11 @@ impl Int8Tensor {
 
     /// The dequantized values (ONNX DequantizeLinear), row-major.
     pub fn dequantize(&self) -> Vec<f32> {
+        int8tensor_dequantize_tiered(smelt_tensor::simd::tier(), self)
+    }
+
+    #[inline(always)]
+    fn dequantize_impl(&self) -> Vec<f32> {
         let (run_len, channels) = runs(self.codes.len(), &self.shape, self.axis);
         let mut out = Vec::with_capacity(self.codes.len());
         for (k, run) in self.codes.chunks(run_len).enumerate() {
@@ -250,6 +256,18 @@ pub fn quantize_int8(
     mode: Int8Mode,
     granularity: Int8Granularity,
 ) -> Result<Int8Tensor, SchemeError> {
+    quantize_int8_tiered(smelt_tensor::simd::tier(), values, shape, mode, granularity)
+}
+
+smelt_tensor::tiered!(fn quantize_int8_tiered(values: &[f32], shape: &[usize], mode: Int8Mode, granularity: Int8Granularity) -> Result<Int8Tensor, SchemeError> = quantize_int8_body);
+
+#[inline(always)]
+fn quantize_int8_body(
+    values: &[f32],
+    shape: &[usize],
+    mode: Int8Mode,
+    granularity: Int8Granularity,
+) -> Result<Int8Tensor, SchemeError> {
     check_shape(shape, values.len())?;
     let axis = match granularity {
         Int8Granularity::PerTensor => None,
@@ -295,6 +313,13 @@ pub fn quantize_int8(
 /// operations, then the (integral, in-range) result turned into its stored byte by the
 /// 1.5 · 2^23 bit trick instead of a saturating cast.
 pub fn quantize_run(run: &[f32], p: Int8Params, mode: Int8Mode, out: &mut [u8]) {
+    quantize_run_tiered(smelt_tensor::simd::tier(), run, p, mode, out)
+}
+
+smelt_tensor::tiered!(fn quantize_run_tiered(run: &[f32], p: Int8Params, mode: Int8Mode, out: &mut [u8]) = quantize_run_body);
+
+#[inline(always)]
+fn quantize_run_body(run: &[f32], p: Int8Params, mode: Int8Mode, out: &mut [u8]) {
     let (lo, hi) = mode.saturation_range();
     let (lo, hi, zp) = (lo as f32, hi as f32, p.zero_point as f32);
     for (o, &x) in out.iter_mut().zip(run) {
@@ -311,34 +336,34 @@ pub(crate) fn small_int_bits(q: f32) -> i32 {
     (q + SHIFT).to_bits() as i32 - SHIFT.to_bits() as i32
 }
 
-/// NaN-propagating (min, max) of a run, in eight lanes that vectorize; (NaN, NaN) if any
+/// NaN-propagating (min, max) of a run, computed on the bits (see the body); (NaN, NaN) if any
 /// element is NaN, (0, 0) for an empty run. Signed zeros may come out either way, which no
 /// caller distinguishes (ranges are widened to include 0 first).
+#[inline(always)]
 pub fn run_min_max(run: &[f32]) -> (f32, f32) {
-    let Some(&first) = run.first() else { return (0.0, 0.0) };
-    let (mut lo, mut hi, mut nan) = ([first; 8], [first; 8], [false; 8]);
-    let mut chunks = run.chunks_exact(8);
-    for c in &mut chunks {
-        for j in 0..8 {
-            lo[j] = if c[j] < lo[j] { c[j] } else { lo[j] };
-            hi[j] = if c[j] > hi[j] { c[j] } else { hi[j] };
-            nan[j] |= c[j].is_nan();
-        }
+    if run.is_empty() {
+        return (0.0, 0.0);
     }
-    for &x in chunks.remainder() {
-        lo[0] = if x < lo[0] { x } else { lo[0] };
-        hi[0] = if x > hi[0] { x } else { hi[0] };
-        nan[0] |= x.is_nan();
+    // On the bits, so that it vectorizes with no branch: flipping the magnitude bits of the
+    // negative floats makes the i32 order the float order (-0 just below +0), and |x| bits
+    // above infinity's mean a NaN.
+    let key = |i: i32| i ^ (((i >> 31) as u32) >> 1) as i32;
+    let (mut lo, mut hi, mut abs) = (i32::MAX, i32::MIN, 0u32);
+    for &x in run {
+        let k = key(x.to_bits() as i32);
+        lo = lo.min(k);
+        hi = hi.max(k);
+        abs = abs.max(x.to_bits() & 0x7fff_ffff);
     }
-    if nan.iter().any(|&b| b) || first.is_nan() {
+    if abs > 0x7f80_0000 {
         return (f32::NAN, f32::NAN);
     }
-    let lo = lo.iter().fold(lo[0], |a, &b| if b < a { b } else { a });
-    let hi = hi.iter().fold(hi[0], |a, &b| if b > a { b } else { a });
-    (lo, hi)
+    // `key` is its own inverse.
+    (f32::from_bits(key(lo) as u32), f32::from_bits(key(hi) as u32))
 }
 
 /// `numpy.minimum`: NaN propagates.
+#[inline(always)]
 pub fn nan_min(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
@@ -348,6 +373,7 @@ pub fn nan_min(a: f32, b: f32) -> f32 {
 }
 
 /// `numpy.maximum`: NaN propagates.
+#[inline(always)]
 pub fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
@@ -453,3 +479,9 @@ mod tests {
         ));
     }
 }
+
+#[inline(always)]
+fn int8tensor_dequantize_body(t: &Int8Tensor) -> Vec<f32> {
+    t.dequantize_impl()
+}
+smelt_tensor::tiered!(fn int8tensor_dequantize_tiered(t: &Int8Tensor) -> Vec<f32> = int8tensor_dequantize_body);

@@ -161,6 +161,13 @@ pub struct Nf4Tensor {
 /// Errors: `values.len()` is not the element count of `shape`; a block size bitsandbytes
 /// refuses.
 pub fn quantize_nf4(values: &[f32], shape: &[usize], options: Nf4Options) -> Result<Nf4Tensor, SchemeError> {
+    quantize_nf4_tiered(smelt_tensor::simd::tier(), values, shape, options)
+}
+
+smelt_tensor::tiered!(fn quantize_nf4_tiered(values: &[f32], shape: &[usize], options: Nf4Options) -> Result<Nf4Tensor, SchemeError> = quantize_nf4_body);
+
+#[inline(always)]
+fn quantize_nf4_body(values: &[f32], shape: &[usize], options: Nf4Options) -> Result<Nf4Tensor, SchemeError> {
     check_shape(shape, values.len())?;
     let bs = options.block_size;
     if !NF4_BLOCK_SIZES.contains(&bs) {
@@ -169,23 +176,29 @@ pub fn quantize_nf4(values: &[f32], shape: &[usize], options: Nf4Options) -> Res
     let bounds = midpoints();
     let full = values.len() - values.len() % bs;
     let mut absmax = Vec::with_capacity(values.len().div_ceil(bs));
-    let mut codes = Vec::with_capacity(values.len() + 1);
-    for block in values[..full].chunks_exact(bs) {
+    // Plain indexed loops over preallocated buffers (no iterator adapters), so that the
+    // SIMD copies of this function inline and vectorize them whole.
+    let mut codes = vec![ZERO_CODE; values.len() + values.len() % 2];
+    for (block, out) in values[..full].chunks_exact(bs).zip(codes.chunks_exact_mut(bs)) {
         let m = torch_absmax(block);
         absmax.push(m);
         let r = 1.0 / clamp_min(m, ABSMAX_FLOOR);
-        codes.extend(block.iter().map(|&x| bucketize((x * r).clamp(-1.0, 1.0), &bounds)));
+        for (o, &x) in out.iter_mut().zip(block) {
+            *o = bucketize((x * r).clamp(-1.0, 1.0), &bounds);
+        }
     }
     let tail = &values[full..];
     if !tail.is_empty() {
         let m = clamp_min(torch_absmax(tail), ABSMAX_FLOOR);
         absmax.push(m);
-        codes.extend(tail.iter().map(|&x| bucketize((x / m).clamp(-1.0, 1.0), &bounds)));
+        for (o, &x) in codes[full..].iter_mut().zip(tail) {
+            *o = bucketize((x / m).clamp(-1.0, 1.0), &bounds);
+        }
     }
-    if codes.len() % 2 == 1 {
-        codes.push(ZERO_CODE);
+    let mut packed = vec![0u8; codes.len() / 2];
+    for (p, c) in packed.iter_mut().zip(codes.chunks_exact(2)) {
+        *p = (c[0] << 4) | c[1];
     }
-    let packed = codes.chunks_exact(2).map(|p| (p[0] << 4) | p[1]).collect();
     let absmax = if options.double_quant {
         Nf4Absmax::Double(double_quantize(&absmax, options.reduction))
     } else {
@@ -208,28 +221,28 @@ fn midpoints() -> [f32; 15] {
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(b >= x)` is how torch treats NaN
 #[inline(always)]
 fn bucketize(x: f32, bounds: &[f32; 15]) -> u8 {
-    // The bounds ascend, so the bounds below `x` are a prefix: its length by a four-step
-    // binary search with no branch (NaN passes every test and gets 15, as the scan did).
-    let mut i = 0usize;
-    for step in [8, 4, 2, 1] {
-        i += if !(bounds[i + step - 1] >= x) { step } else { 0 };
-    }
-    i as u8
+    // The bounds ascend, so the bounds below `x` are a prefix and its length is the count of
+    // bounds below `x`: fifteen compares with no branch and no data-dependent load, which
+    // vectorize (NaN passes every test and gets 15, as torch's search gives).
+    bounds.iter().fold(0u8, |n, &b| n + u8::from(!(b >= x)))
 }
 
 /// `x.abs().max()` as torch computes it: NaN propagates.
+#[inline(always)]
 fn torch_absmax(block: &[f32]) -> f32 {
-    // From the block's range (eight lanes that vectorize; NaN propagates), not a scan with
-    // an early exit.
-    let (lo, hi) = crate::int8::run_min_max(block);
-    if lo.is_nan() {
+    // On the bits: |x| of non-NaN floats orders as the integer of its bits, and every NaN's
+    // |x| bits lie above infinity's, so an integer max (which vectorizes, with no branch)
+    // gives the largest |x|, or a NaN when there is one.
+    let m = block.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
+    if m > 0x7f80_0000 {
         f32::NAN
     } else {
-        lo.abs().max(hi.abs())
+        f32::from_bits(m)
     }
 }
 
 /// `torch.clamp(x, min=lo)`: NaN stays NaN.
+#[inline(always)]
 fn clamp_min(x: f32, lo: f32) -> f32 {
     if x.is_nan() {
         x
@@ -269,23 +282,31 @@ impl Nf4Tensor {
 
     /// The dequantized values, `NF4_CODE[q] · absmax[block]` in f32, row-major.
     pub fn dequantize(&self) -> Vec<f32> {
+        nf4tensor_dequantize_tiered(smelt_tensor::simd::tier(), self)
+    }
+
+    #[inline(always)]
+    fn dequantize_impl(&self) -> Vec<f32> {
         let absmax = self.block_absmax();
         // A hand-built tensor may claim more elements than it holds codes for.
         let n = self.len().min(self.packed.len().saturating_mul(2));
         let bs = self.block_size.max(1);
-        let mut out = Vec::with_capacity(n + 1);
         if bs % 2 == 0 {
             // Blocks start on whole bytes: two values per byte, high nibble first.
-            for (b, bytes) in self.packed[..n.div_ceil(2)].chunks(bs / 2).enumerate() {
+            let mut out = vec![0f32; n + n % 2];
+            for (b, (bytes, out)) in
+                self.packed[..n.div_ceil(2)].chunks(bs / 2).zip(out.chunks_mut(bs)).enumerate()
+            {
                 let a = absmax.get(b).copied().unwrap_or(f32::NAN);
-                for &byte in bytes {
-                    out.push(NF4_CODE[(byte >> 4) as usize] * a);
-                    out.push(NF4_CODE[(byte & 0xF) as usize] * a);
+                for (&byte, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+                    o[0] = NF4_CODE[(byte >> 4) as usize] * a;
+                    o[1] = NF4_CODE[(byte & 0xF) as usize] * a;
                 }
             }
             out.truncate(n);
             return out;
         }
+        let mut out = Vec::with_capacity(n);
         for (b, start) in (0..n).step_by(bs).enumerate() {
             let a = absmax.get(b).copied().unwrap_or(f32::NAN);
             out.extend((start..n.min(start + bs)).map(|i| {
@@ -408,3 +429,9 @@ mod tests {
         );
     }
 }
+
+#[inline(always)]
+fn nf4tensor_dequantize_body(t: &Nf4Tensor) -> Vec<f32> {
+    t.dequantize_impl()
+}
+smelt_tensor::tiered!(fn nf4tensor_dequantize_tiered(t: &Nf4Tensor) -> Vec<f32> = nf4tensor_dequantize_body);

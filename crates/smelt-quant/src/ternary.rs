@@ -80,6 +80,13 @@ pub fn ternary_scale(abs_sum: f32, n: usize) -> (f32, f32) {
 
 /// The codes of `values` under `scale` (see the module documentation), into `out`.
 pub fn ternary_codes_into(values: &[f32], scale: f32, out: &mut [i8]) {
+    ternary_codes_into_tiered(smelt_tensor::simd::tier(), values, scale, out)
+}
+
+smelt_tensor::tiered!(fn ternary_codes_into_tiered(values: &[f32], scale: f32, out: &mut [i8]) = ternary_codes_into_body);
+
+#[inline(always)]
+fn ternary_codes_into_body(values: &[f32], scale: f32, out: &mut [i8]) {
     for (o, &w) in out.iter_mut().zip(values) {
         *o = ternary_code(w * scale);
     }
@@ -97,6 +104,11 @@ fn ternary_code(x: f32) -> i8 {
 impl TernaryTensor {
     /// The dequantized weights `code / scale`, as BitNet's reference computes them.
     pub fn dequantize(&self) -> Vec<f32> {
+        ternarytensor_dequantize_tiered(smelt_tensor::simd::tier(), self)
+    }
+
+    #[inline(always)]
+    fn dequantize_impl(&self) -> Vec<f32> {
         self.codes.iter().map(|&q| q as f32 / self.scale).collect()
     }
 }
@@ -296,3 +308,9 @@ mod tests {
         }
     }
 }
+
+#[inline(always)]
+fn ternarytensor_dequantize_body(t: &TernaryTensor) -> Vec<f32> {
+    t.dequantize_impl()
+}
+smelt_tensor::tiered!(fn ternarytensor_dequantize_tiered(t: &TernaryTensor) -> Vec<f32> = ternarytensor_dequantize_body);

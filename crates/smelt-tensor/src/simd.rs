@@ -63,8 +63,12 @@ impl Tier {
 }
 
 /// The level this process runs [`tiered!`] loops at: the widest the CPU has, or
-/// [`Tier::Scalar`] under `SMELT_FORCE_SCALAR=1`.
+/// [`Tier::Scalar`] under `SMELT_FORCE_SCALAR=1` (or the level [`with_tier`] set on this
+/// thread).
 pub fn tier() -> Tier {
+    if let Some(t) = OVERRIDE.with(|o| o.get()) {
+        return t;
+    }
     static TIER: OnceLock<Tier> = OnceLock::new();
     *TIER.get_or_init(|| {
         if std::env::var_os("SMELT_FORCE_SCALAR").is_some_and(|v| v == "1") {
@@ -72,6 +76,24 @@ pub fn tier() -> Tier {
         }
         [Tier::Avx512, Tier::Avx2].into_iter().find(|t| t.is_available()).unwrap_or(Tier::Scalar)
     })
+}
+
+thread_local! {
+    static OVERRIDE: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`tier`] returning `t` on the calling thread (other threads, rayon's workers
+/// among them, keep the process's level): for differential tests of functions that dispatch
+/// inside. A level the CPU lacks runs the baseline copy, as [`tiered!`] always does.
+pub fn with_tier<R>(t: Tier, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Tier>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(t))));
+    f()
 }
 
 /// Defines `fn NAME(tier: Tier, args...) -> R` that runs `BODY(args...)` compiled for `tier`
