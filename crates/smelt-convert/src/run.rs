@@ -16,10 +16,10 @@ use crate::recipe::Recipe;
 use crate::report::{FileHash, Report, TensorReport, Timings, Totals};
 use crate::ConvertError;
 
-/// Where encoded tensors go: one implementation per output format.
-pub trait Sink: Send {
-    /// Encodes one planned tensor. Sinks whose layout needs the values in another orientation
-    /// (ONNX MatMul weights are `[K, N]`) override it.
+/// Encodes planned tensors for a sink. It is apart from the [`Sink`] so that the next tensor
+/// encodes while the sink writes the previous one.
+pub trait TensorEncoder: Send + Sync {
+    /// Encodes one planned tensor.
     fn encode(
         &self,
         entry: &PlanEntry,
@@ -27,6 +27,20 @@ pub trait Sink: Send {
         allow_nonfinite: bool,
     ) -> Result<EncodedTensor, ConvertError> {
         encode(tensor, entry.scheme, allow_nonfinite)
+    }
+}
+
+/// The encoder of every format that stores tensors in their own orientation.
+pub struct PlainEncoder;
+
+impl TensorEncoder for PlainEncoder {}
+
+/// Where encoded tensors go: one implementation per output format.
+pub trait Sink: Send {
+    /// The encoder for this sink's tensors. Sinks whose layout needs the values in another
+    /// orientation (ONNX MatMul weights are `[K, N]`) return their own.
+    fn encoder(&self) -> Arc<dyn TensorEncoder> {
+        Arc::new(PlainEncoder)
     }
     /// Writes one tensor, in plan order. Returns the name it has in the output when the
     /// format renames tensors.
@@ -96,38 +110,66 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
     let ctx =
         SinkContext { model: &model, plan: &plan, recipe: job.recipe, input: job.input, output: job.output };
     let mut sink = crate::sinks::open(job.format, file, &ctx)?;
-    let mut tensors = Vec::with_capacity(plan.entries.len());
-    pool.install(|| -> Result<(), ConvertError> {
-        for (i, entry) in plan.entries.iter().enumerate() {
-            if let Some(p) = job.progress {
-                p(i, plan.entries.len(), &entry.name);
+    let encoder = sink.encoder();
+    // Two stages: this thread encodes tensor after tensor (each on the pool) while a writer
+    // thread hands the previous one to the sink; a channel of one keeps at most three encoded
+    // tensors alive (being written, waiting, being encoded). Order is plan order throughout.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, EncodedTensor, f64)>(1);
+    let entries = &plan.entries;
+    let (encoded, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<_, ConvertError> {
+            let mut done = Vec::with_capacity(entries.len());
+            for (i, enc, seconds) in rx {
+                let output_name = sink.write(&entries[i], &enc.encoded)?;
+                done.push((enc.metrics, enc.encoded.stored_bytes(), output_name, seconds));
             }
-            let t0 = Instant::now();
-            let tensor = &model.tensors[entry.index];
-            let enc = sink.encode(entry, tensor, job.recipe.allow_nonfinite)?;
-            let output_name = sink.write(entry, &enc.encoded)?;
-            // Done with this tensor's input: its pages leave the resident set (memory stays
-            // bounded by a few tensors, not by the input file).
-            smelt_tensor::storage::release_pages(&tensor.data);
-            tensors.push(TensorReport {
-                name: entry.name.clone(),
-                output_name,
-                dtype: entry.dtype.name().to_string(),
-                shape: entry.shape.clone(),
-                scheme: entry.scheme.to_string(),
-                reason: entry.reason.to_string(),
-                fallback: matches!(entry.reason, Reason::Fallback { .. }),
-                bytes_in: entry.in_bytes,
-                bytes_out: enc.encoded.stored_bytes(),
-                sqnr_db: enc.metrics.as_ref().map(|m| m.sqnr_db).filter(|v| v.is_finite()),
-                cosine: enc.metrics.as_ref().map(|m| m.cosine),
-                max_abs: enc.metrics.as_ref().map(|m| m.max_abs),
-                mean_abs: enc.metrics.as_ref().map(|m| m.mean_abs),
-                seconds: t0.elapsed().as_secs_f64(),
-            });
-        }
-        Ok(())
-    })?;
+            Ok((sink, done))
+        });
+        let encoded = pool.install(|| -> Result<(), ConvertError> {
+            for (i, entry) in plan.entries.iter().enumerate() {
+                if let Some(p) = job.progress {
+                    p(i, plan.entries.len(), &entry.name);
+                }
+                let t0 = Instant::now();
+                let tensor = &model.tensors[entry.index];
+                let enc = encoder.encode(entry, tensor, job.recipe.allow_nonfinite)?;
+                // Done with this tensor's input: its pages leave the resident set (memory
+                // stays bounded by a few tensors, not by the input file).
+                smelt_tensor::storage::release_pages(&tensor.data);
+                if tx.send((i, enc, t0.elapsed().as_secs_f64())).is_err() {
+                    break; // the writer failed: its error is the one to report
+                }
+            }
+            Ok(())
+        });
+        drop(tx);
+        (encoded, writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    let (sink, written) = match (encoded, written) {
+        (_, Err(e)) | (Err(e), _) => return Err(e),
+        (Ok(()), Ok(w)) => w,
+    };
+    let tensors: Vec<TensorReport> = plan
+        .entries
+        .iter()
+        .zip(written)
+        .map(|(entry, (metrics, bytes_out, output_name, seconds))| TensorReport {
+            name: entry.name.clone(),
+            output_name,
+            dtype: entry.dtype.name().to_string(),
+            shape: entry.shape.clone(),
+            scheme: entry.scheme.to_string(),
+            reason: entry.reason.to_string(),
+            fallback: matches!(entry.reason, Reason::Fallback { .. }),
+            bytes_in: entry.in_bytes,
+            bytes_out,
+            sqnr_db: metrics.as_ref().map(|m| m.sqnr_db).filter(|v| v.is_finite()),
+            cosine: metrics.as_ref().map(|m| m.cosine),
+            max_abs: metrics.as_ref().map(|m| m.max_abs),
+            mean_abs: metrics.as_ref().map(|m| m.mean_abs),
+            seconds,
+        })
+        .collect();
     let mut file = sink.finish()?;
     let out_io = |source| ConvertError::Io { path: job.output.display().to_string(), source };
     file.flush().map_err(out_io)?;

@@ -19,6 +19,7 @@ pub(crate) mod weights;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -32,7 +33,7 @@ use super::write_err;
 use crate::atomic::AtomicFile;
 use crate::encode::{Encoded, EncodedTensor};
 use crate::plan::{OutputFormat, PlanEntry};
-use crate::run::{Sink, SinkContext};
+use crate::run::{Sink, SinkContext, TensorEncoder};
 use crate::ConvertError;
 use rewrite::{Names, QWeight};
 use tensors::{f32_bytes, transpose, Initializers};
@@ -56,7 +57,7 @@ pub(crate) struct OnnxSink {
     path: PathBuf,
     file: Option<AtomicFile>,
     mode: OnnxMode,
-    weights: OnnxWeights,
+    weights: Arc<OnnxWeights>,
     model: ModelProto,
     inits: Initializers,
     quantized: HashMap<String, QWeight>,
@@ -131,7 +132,7 @@ impl OnnxSink {
             path,
             file: Some(file),
             mode,
-            weights: OnnxWeights::analyze(ctx.model),
+            weights: Arc::new(OnnxWeights::analyze(ctx.model)),
             model,
             inits: Initializers::new(external),
             quantized: HashMap::new(),
@@ -310,7 +311,12 @@ impl OnnxSink {
     }
 }
 
-impl Sink for OnnxSink {
+/// ONNX MatMul weights are stored `[K, N]`: quantized ones are encoded from `[N, K]`.
+struct OnnxEncoder {
+    weights: Arc<OnnxWeights>,
+}
+
+impl TensorEncoder for OnnxEncoder {
     fn encode(
         &self,
         entry: &PlanEntry,
@@ -330,6 +336,12 @@ impl Sink for OnnxSink {
             Layout::Nk => values,
         };
         crate::encode::encode_values(&tensor.name, &nk, &[n, k], entry.scheme)
+    }
+}
+
+impl Sink for OnnxSink {
+    fn encoder(&self) -> Arc<dyn TensorEncoder> {
+        Arc::new(OnnxEncoder { weights: Arc::clone(&self.weights) })
     }
 
     fn write(&mut self, entry: &PlanEntry, encoded: &Encoded) -> Result<Option<String>, ConvertError> {
