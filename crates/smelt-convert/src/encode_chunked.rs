@@ -185,8 +185,9 @@ impl Job<'_> {
             .collect::<Vec<_>>();
         let parts = first_error(parts)?;
         let shape: Vec<usize> = self.t.shape.iter().map(|&d| d as usize).collect();
-        let mut all =
-            Int8Tensor { mode, shape, axis: Some(0), codes: vec![], scales: vec![], zero_points: vec![] };
+        let (codes, scales, zero_points) =
+            (Vec::with_capacity(rows * self.cols), Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut all = Int8Tensor { mode, shape, axis: Some(0), codes, scales, zero_points };
         let mut sums = Vec::with_capacity(parts.len());
         for (q, s) in parts {
             all.codes.extend_from_slice(&q.codes);
@@ -212,15 +213,10 @@ impl Job<'_> {
             })
             .collect::<Vec<_>>();
         let parts = first_error(parts)?;
-        let mut all = Int4Tensor {
-            rows,
-            cols: self.cols,
-            group_size: group,
-            mode,
-            codes: vec![],
-            scales: vec![],
-            zeros: vec![],
-        };
+        let groups = rows * self.cols.div_ceil(group);
+        let (codes, scales, zeros) =
+            (Vec::with_capacity(rows * self.cols), Vec::with_capacity(groups), Vec::with_capacity(groups));
+        let mut all = Int4Tensor { rows, cols: self.cols, group_size: group, mode, codes, scales, zeros };
         let mut sums = Vec::with_capacity(parts.len());
         for (q, s) in parts {
             all.codes.extend_from_slice(&q.codes);
