@@ -405,23 +405,8 @@ fn decode_plain_into(d: DType, bytes: &[u8], out: &mut [f32]) -> Option<()> {
 
 /// f32 → F32/F16/BF16 bytes, round to nearest even.
 pub(crate) fn cast_into(values: &[f32], to: DType, out: &mut [u8]) {
-    match to {
-        DType::F16 => {
-            for (dst, x) in out.chunks_exact_mut(2).zip(values) {
-                dst.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
-            }
-        }
-        DType::BF16 => {
-            for (dst, x) in out.chunks_exact_mut(2).zip(values) {
-                dst.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes());
-            }
-        }
-        _ => {
-            for (dst, x) in out.chunks_exact_mut(4).zip(values) {
-                dst.copy_from_slice(&x.to_le_bytes());
-            }
-        }
-    }
+    let done = smelt_tensor::convert::f32_to_float_into(to, values, out);
+    debug_assert!(done, "cast to {to}: the plan only casts to f32, f16 and bf16, with sized buffers");
 }
 
 #[cfg(test)]

@@ -163,6 +163,60 @@ fn bf16_to_f32_body(bytes: &[u8], out: &mut [f32]) {
 }
 crate::tiered!(fn bf16_to_f32(bytes: &[u8], out: &mut [f32]) = bf16_to_f32_body);
 
+/// Encodes f32 `values` as F32, F16 or BF16 little-endian bytes into `out`, rounding to
+/// nearest even, bit for bit as `half`'s scalar `from_f32` does (a NaN stays a NaN with its
+/// sign and top payload bits, quiet), in SIMD where the CPU has it. Returns false, writing
+/// nothing, for another dtype or when `out` does not hold exactly `values.len()` elements.
+pub fn f32_to_float_into(dtype: DType, values: &[f32], out: &mut [u8]) -> bool {
+    f32_to_float_with(crate::simd::tier(), dtype, values, out)
+}
+
+/// [`f32_to_float_into`] at a given [`crate::simd::Tier`] (differential tests).
+pub fn f32_to_float_with(tier: crate::simd::Tier, dtype: DType, values: &[f32], out: &mut [u8]) -> bool {
+    let width = match dtype {
+        DType::F32 => 4,
+        DType::F16 | DType::BF16 => 2,
+        _ => return false,
+    };
+    if values.len().checked_mul(width) != Some(out.len()) {
+        return false;
+    }
+    match dtype {
+        DType::F32 => {
+            for (o, v) in out.chunks_exact_mut(4).zip(values) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        // half converts slices with F16C where the CPU has it (the same rounding).
+        DType::F16 => {
+            use half::slice::HalfFloatSliceExt;
+            match bytemuck::try_cast_slice_mut::<u8, f16>(out) {
+                Ok(h) => h.convert_from_f32_slice(values),
+                Err(_) => {
+                    for (o, v) in out.chunks_exact_mut(2).zip(values) {
+                        o.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
+                    }
+                }
+            }
+        }
+        _ => f32_to_bf16(tier, values, out),
+    }
+    true
+}
+
+/// `half::bf16::from_f32`, in a form that vectorizes: round to nearest even on the bits; a NaN
+/// keeps its top bits with the quiet bit set.
+#[inline(always)]
+fn f32_to_bf16_body(values: &[f32], out: &mut [u8]) {
+    for (o, v) in out.chunks_exact_mut(2).zip(values) {
+        let x = v.to_bits();
+        let rounded = (x >> 16) + u32::from(x & 0x8000 != 0 && x & 0x17fff != 0);
+        let h = if x & 0x7fff_ffff > 0x7f80_0000 { (x >> 16) | 0x0040 } else { rounded };
+        o.copy_from_slice(&(h as u16).to_le_bytes());
+    }
+}
+crate::tiered!(fn f32_to_bf16(values: &[f32], out: &mut [u8]) = f32_to_bf16_body);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +277,39 @@ mod tests {
             assert!(!float_to_f32_into(dtype, bytes, &mut short), "length mismatch is refused");
         }
         assert!(!float_to_f32_into(DType::I8, &[1], &mut [0.0]));
+    }
+
+    #[test]
+    fn float_from_f32_matches_half_at_every_level() {
+        let mut x = 0x9e37_79b9u32;
+        let mut v: Vec<f32> = (0..70_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                f32::from_bits(x)
+            })
+            .collect();
+        // Ties (odd and even), overflow to infinity, signed NaNs, subnormals, zeros.
+        v.extend([1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8), 65520.0, 3.4e38, -0.0, 0.0, 1e-40]);
+        v.extend([f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), f32::INFINITY, f32::NEG_INFINITY]);
+        for dtype in [DType::BF16, DType::F16, DType::F32] {
+            let w = dtype.block_bytes() as usize;
+            let want: Vec<u8> = v
+                .iter()
+                .flat_map(|&f| match dtype {
+                    DType::BF16 => half::bf16::from_f32(f).to_le_bytes().to_vec(),
+                    DType::F16 => f16::from_f32(f).to_le_bytes().to_vec(),
+                    _ => f.to_le_bytes().to_vec(),
+                })
+                .collect();
+            for tier in crate::simd::Tier::ALL {
+                let mut got = vec![0u8; v.len() * w];
+                assert!(f32_to_float_with(tier, dtype, &v, &mut got));
+                assert!(got == want, "{dtype} at {}", tier.name());
+            }
+            assert!(!f32_to_float_into(dtype, &v, &mut vec![0u8; v.len() * w - 1]));
+        }
     }
 
     #[test]
