@@ -32,7 +32,7 @@ echo "== cargo test (all tests, llama.cpp interop included)"
 cargo test --workspace --locked -- --include-ignored
 
 echo "== cargo test, scalar kernels forced (the SIMD-less path every CPU can take)"
-SMELT_FORCE_SCALAR=1 cargo test --locked -p smelt-kernels -p smelt-runtime -- --include-ignored
+SMELT_FORCE_SCALAR=1 cargo test --locked -p smelt-tensor -p smelt-kernels -p smelt-quant -p smelt-convert -p smelt-runtime -- --include-ignored
 
 echo "== ONNX backend node tests through smelt run (tools/conformance)"
 cargo build --locked -p smelt-cli
