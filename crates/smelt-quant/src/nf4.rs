@@ -38,25 +38,9 @@ use crate::named_tensor::NamedTensor;
 use crate::rounding::TorchReduction;
 use crate::scheme_error::{check_shape, SchemeError};
 
-/// bitsandbytes' NF4 code (`get_4bit_type("nf4")`), f32 bit patterns, index order.
-pub const NF4_CODE_BITS: [u32; 16] = [
-    0xBF80_0000,
-    0xBF32_39B1,
-    0xBF06_6B30,
-    0xBECA_32A0,
-    0xBE91_A24D,
-    0xBE3D_353F,
-    0xBDBA_7871,
-    0x0000_0000,
-    0x3DA2_FAFF,
-    0x3E24_CAE3,
-    0x3E7C_04DD,
-    0x3EAD_033A,
-    0x3EE1_A4B8,
-    0x3F10_07AB,
-    0x3F39_13B3,
-    0x3F80_0000,
-];
+/// bitsandbytes' NF4 code (`get_4bit_type("nf4")`), f32 bit patterns, index order (one
+/// table for the quantizer and the kernels that decode it).
+pub use smelt_kernels::NF4_CODE_BITS;
 
 /// The NF4 code as f32 values: -1.0, -0.6961928, ..., 0.0 (index 7), ..., 0.7229568, 1.0.
 pub const NF4_CODE: [f32; 16] = {
