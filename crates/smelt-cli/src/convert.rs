@@ -57,6 +57,15 @@ pub struct ConvertArgs {
     /// Accept NaN and Inf weights instead of refusing them.
     #[arg(long)]
     allow_nonfinite: bool,
+    /// An earlier quantized version of this model (a .smelt blob or a .gguf): keep its blocks
+    /// wherever they still represent the new weights within the bound a fresh quantization
+    /// guarantees, so that the two versions differ only where the weights moved.
+    #[arg(long, value_name = "OLD")]
+    like: Option<PathBuf>,
+    /// With --like: how far past the fresh quantization's bound a reused block may go, as a
+    /// multiple of it (1.0: never worse than fresh quantization guarantees).
+    #[arg(long, value_name = "F", default_value_t = 1.0, requires = "like")]
+    like_tolerance: f32,
 }
 
 impl ConvertArgs {
@@ -134,6 +143,10 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    let like = args
+        .like
+        .as_ref()
+        .map(|old| smelt_convert::like::LikeOptions { old: old.clone(), tolerance: args.like_tolerance });
     let progress = Progress::new();
     let show = |i: usize, n: usize, name: &str| progress.show(i, n, name);
     let job = smelt_convert::run::ConvertJob {
@@ -143,6 +156,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         format,
         threads: args.threads,
         progress: progress.enabled.then_some(&show as &(dyn Fn(usize, usize, &str) + Sync)),
+        like: like.as_ref(),
     };
     let report = smelt_convert::run::convert(&job)?;
     progress.clear();

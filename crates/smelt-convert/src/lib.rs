@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod encode;
 mod encode_chunked;
 pub mod gptq_config;
+pub mod like;
 pub mod plan;
 pub mod recipe;
 pub mod report;
@@ -83,6 +84,9 @@ pub enum ConvertError {
         /// Cause.
         source: std::io::Error,
     },
+    /// `--like` cannot be used as given.
+    #[error(transparent)]
+    Like(#[from] like::LikeError),
     /// The writer refused what it was given.
     #[error("{path}: {message}")]
     Write {

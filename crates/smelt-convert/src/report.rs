@@ -38,6 +38,10 @@ pub struct TensorReport {
     pub mean_abs: Option<f64>,
     /// Seconds spent encoding this tensor.
     pub seconds: f64,
+    /// With `--like`, for quantized tensors: blocks reused from OLD and the error fresh
+    /// quantization would have made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like: Option<crate::like::LikeTensorReport>,
 }
 
 /// A file and its hash.
@@ -108,6 +112,9 @@ pub struct Report {
     pub totals: Totals,
     /// Timings.
     pub timings: Timings,
+    /// With `--like`: OLD, the tolerance and the blocks reused over the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like: Option<crate::like::LikeTotals>,
     /// One entry per tensor, in input order.
     pub tensors: Vec<TensorReport>,
 }
@@ -152,6 +159,9 @@ impl Report {
             s.file_bytes,
             self.timings.total
         );
+        if let Some(like) = &self.like {
+            out.push_str(&crate::like::render_table(like, &self.tensors));
+        }
         out
     }
 }

@@ -11,6 +11,7 @@ use smelt_formats::{Model, Tensor};
 
 use crate::atomic::AtomicFile;
 use crate::encode::{encode, Encoded, EncodedTensor};
+use crate::like::{Like, LikeOptions, LikeTensorReport, StoredAs};
 use crate::plan::{OutputFormat, Plan, PlanEntry, Reason};
 use crate::recipe::Recipe;
 use crate::report::{FileHash, Report, TensorReport, Timings, Totals};
@@ -41,6 +42,12 @@ pub trait Sink: Send {
     /// orientation (ONNX MatMul weights are `[K, N]`) return their own.
     fn encoder(&self) -> Arc<dyn TensorEncoder> {
         Arc::new(PlainEncoder)
+    }
+    /// Where plan entry `index` lands in the output, for `--like` to find it in OLD: the same
+    /// name, rows as encoded, unless the format renames or permutes (GGUF from HF).
+    fn stored_as(&self, index: usize, entry: &PlanEntry) -> StoredAs {
+        let _ = index;
+        StoredAs { name: entry.name.clone(), permute_heads: None }
     }
     /// Writes one tensor, in plan order. Returns the name it has in the output when the
     /// format renames tensors.
@@ -77,6 +84,8 @@ pub struct ConvertJob<'a> {
     pub threads: Option<usize>,
     /// Called before each tensor with (index, count, name), for progress display.
     pub progress: Option<&'a (dyn Fn(usize, usize, &str) + Sync)>,
+    /// Reuse blocks of an earlier quantized version (`--like`).
+    pub like: Option<&'a LikeOptions>,
 }
 
 /// Runs a conversion and returns its report. On any error the output does not exist (not even
@@ -87,6 +96,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         .map_err(|source| ConvertError::Io { path: job.output.display().to_string(), source })?;
     let model = smelt_formats::open(job.input)?;
     let plan = crate::plan::plan(&model, job.recipe, job.format)?;
+    let like = job.like.map(|o| Like::open(o, job.format)).transpose()?;
     let read_s = start.elapsed().as_secs_f64();
 
     let threads = job.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -111,6 +121,18 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         SinkContext { model: &model, plan: &plan, recipe: job.recipe, input: job.input, output: job.output };
     let mut sink = crate::sinks::open(job.format, file, &ctx)?;
     let encoder = sink.encoder();
+    // --like: where each tensor lands in the output (and so in OLD), asked before the sink
+    // moves to the writer thread.
+    let stored: Vec<StoredAs> = match &like {
+        Some(like) => {
+            let stored: Vec<StoredAs> =
+                plan.entries.iter().enumerate().map(|(i, e)| sink.stored_as(i, e)).collect();
+            like.check_plan(&plan, |i| stored[i].clone())?;
+            stored
+        }
+        None => Vec::new(),
+    };
+    let mut like_lines: Vec<Option<LikeTensorReport>> = vec![None; plan.entries.len()];
     // Two stages: this thread encodes tensor after tensor (each on the pool) while a writer
     // thread hands the previous one to the sink; a channel of one keeps at most three encoded
     // tensors alive (being written, waiting, being encoded). Order is plan order throughout.
@@ -133,6 +155,14 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
                 let t0 = Instant::now();
                 let tensor = &model.tensors[entry.index];
                 let enc = encoder.encode(entry, tensor, job.recipe.allow_nonfinite)?;
+                let enc = match &like {
+                    Some(like) => {
+                        let (enc, line) = like.apply(entry, tensor, &stored[i], enc)?;
+                        like_lines[i] = line;
+                        enc
+                    }
+                    None => enc,
+                };
                 // Done with this tensor's input: its pages leave the resident set (memory
                 // stays bounded by a few tensors, not by the input file).
                 smelt_tensor::storage::release_pages(&tensor.data);
@@ -153,7 +183,8 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         .entries
         .iter()
         .zip(written)
-        .map(|(entry, (metrics, bytes_out, output_name, seconds))| TensorReport {
+        .zip(like_lines)
+        .map(|((entry, (metrics, bytes_out, output_name, seconds)), like)| TensorReport {
             name: entry.name.clone(),
             output_name,
             dtype: entry.dtype.name().to_string(),
@@ -168,6 +199,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
             max_abs: metrics.as_ref().map(|m| m.max_abs),
             mean_abs: metrics.as_ref().map(|m| m.mean_abs),
             seconds,
+            like,
         })
         .collect();
     let mut file = sink.finish()?;
@@ -212,6 +244,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
             hash: hash_s,
             total: start.elapsed().as_secs_f64(),
         },
+        like: like.map(|l| l.totals(&tensors)),
         tensors,
     })
 }

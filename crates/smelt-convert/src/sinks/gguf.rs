@@ -15,6 +15,7 @@ use smelt_tensor::DType;
 use super::write_err;
 use crate::atomic::AtomicFile;
 use crate::encode::Encoded;
+use crate::like::StoredAs;
 use crate::plan::PlanEntry;
 use crate::run::{Sink, SinkContext};
 use crate::scheme::Scheme;
@@ -158,6 +159,13 @@ impl GgufSink {
 }
 
 impl Sink for GgufSink {
+    fn stored_as(&self, index: usize, entry: &PlanEntry) -> StoredAs {
+        match self.targets.get(index) {
+            Some(t) => StoredAs { name: t.name.clone(), permute_heads: t.permute_heads },
+            None => StoredAs { name: entry.name.clone(), permute_heads: None },
+        }
+    }
+
     fn write(&mut self, entry: &PlanEntry, encoded: &Encoded) -> Result<Option<String>, ConvertError> {
         let Encoded::Plain { dtype, data } = encoded else {
             return Err(write_err(

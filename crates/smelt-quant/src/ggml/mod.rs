@@ -28,6 +28,7 @@ use smelt_tensor::DType;
 
 use crate::QuantError;
 
+pub mod block_codes;
 mod block_extrema;
 pub mod float;
 pub mod kquants;
