@@ -553,19 +553,24 @@ struct Whole<T> {
     sums: ErrorSums,
 }
 
+/// Stored codes and the grid they index.
+struct Side<'a, T, G> {
+    codes: &'a [T],
+    grid: &'a G,
+}
+
 /// One block over the whole tensor, streamed: each chunk decided under the old grid, the block
 /// kept only when every chunk fits. `code_of`/`store` convert between stored and integer codes.
 fn whole_tensor<T: Copy + Send + Sync + Default, G: Grid + Sync>(
     read: &Reader<'_>,
     tolerance: f32,
-    fresh_codes: &[T],
-    fresh_grid: &G,
-    old_codes: &[T],
-    grid: &G,
+    fresh: Side<'_, T, G>,
+    old: Side<'_, T, G>,
     guarantee: f32,
     code_of: impl Fn(T) -> i32 + Sync,
     store: impl Fn(i32) -> T + Sync,
 ) -> Result<Whole<T>, ConvertError> {
+    let (fresh_codes, fresh_grid, old_codes, grid) = (fresh.codes, fresh.grid, old.codes, old.grid);
     let n = fresh_codes.len();
     let mut codes = vec![T::default(); n];
     let parts = codes
@@ -613,10 +618,8 @@ pub(crate) fn int8_per_tensor(
     let whole = whole_tensor(
         read,
         tolerance,
-        &fresh.codes,
-        &fresh_grid,
-        old.codes,
-        &grid,
+        Side { codes: &fresh.codes, grid: &fresh_grid },
+        Side { codes: old.codes, grid: &grid },
         fresh_grid.scale / 2.0,
         |b| stored_to_i32(b, mode),
         |q| i32_to_stored(q, mode),
@@ -646,10 +649,8 @@ pub(crate) fn ternary(
     let whole = whole_tensor(
         read,
         tolerance,
-        &fresh.codes,
-        &fresh_grid,
-        old_codes,
-        &grid,
+        Side { codes: &fresh.codes, grid: &fresh_grid },
+        Side { codes: old_codes, grid: &grid },
         fresh_grid.value(1).abs() / 2.0,
         |q| q as i32,
         |q| q as i8,
@@ -688,15 +689,15 @@ mod tests {
         let fresh = [0.0, 1.0, 2.0];
         assert_eq!(decide(&w, &fresh, |_| 0.5, 1.0, &old, &Uniform, &mut out), Outcome::Reused);
         assert_eq!(out, [0, 1, 2]);
-        let w = [0.2, 1.4, 3.1];
+        let (w, fresh) = ([0.2, 1.4, 3.1], [0.0, 1.0, 3.0]);
         assert_eq!(decide(&w, &fresh, |_| 0.5, 1.0, &old, &Uniform, &mut out), Outcome::Requantized);
         assert_eq!(out, [0, 1, 3]);
         // A tolerance of 3 keeps the old code of a weight 1.1 away.
         assert_eq!(decide(&w, &fresh, |_| 0.5, 3.0, &old, &Uniform, &mut out), Outcome::Reused);
         // Nothing on the grid is near a weight of 3.7 when the bound is 0.1.
-        let w = [0.0, 1.0, 3.7];
+        let (w, fresh) = ([0.0, 1.0, 3.7], [0.0, 1.0, 3.7]);
         assert_eq!(decide(&w, &fresh, |_| 0.1, 1.0, &old, &Uniform, &mut out), Outcome::Fresh);
-        let w = [0.0, f32::NAN, 2.0];
+        let (w, fresh) = ([0.0, f32::NAN, 2.0], [0.0, 1.0, 2.0]);
         assert_eq!(decide(&w, &fresh, |_| 0.5, 1.0, &old, &Uniform, &mut out), Outcome::Fresh);
     }
 

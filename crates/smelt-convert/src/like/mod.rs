@@ -19,10 +19,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 use smelt_formats::Tensor;
-use smelt_quant::metrics::ErrorSums;
 use smelt_quant::nf4::Nf4Absmax;
 
 pub use blocks::Counts;
+
+#[cfg(test)]
+mod tests;
 
 use crate::encode::{Encoded, EncodedTensor};
 use crate::plan::{OutputFormat, Plan, PlanEntry};
@@ -217,7 +219,7 @@ impl Like {
         if !entry.scheme.is_quantized() {
             return Ok((enc, None));
         }
-        let fresh_metrics = enc.metrics.clone();
+        let fresh_metrics = enc.metrics;
         let mut line = LikeTensorReport {
             old_name: stored_as.name.clone(),
             matched: false,
@@ -234,89 +236,25 @@ impl Like {
             return Ok((enc, Some(line)));
         }
         let old = self.old.load(&stored_as.name, entry.scheme, stored_as.permute_heads)?;
-        let read = |start: usize, len: usize| read_values(tensor, start, len);
-        let tol = self.options.tolerance;
-        let bad = |why: &str| {
+        let layout = |why: &str| {
             ConvertError::from(LikeError::Tensor {
                 path: self.options.old.clone(),
                 tensor: stored_as.name.clone(),
                 why: why.to_string(),
             })
         };
-        let (counts, sums): (Counts, Option<ErrorSums>) = match (&mut enc.encoded, &old) {
-            (Encoded::Plain { dtype, data }, OldTensor::Ggml { data: od }) if dtype.is_ggml_block() => {
-                if od.len() != data.len() {
-                    return Err(bad("data length differs from the plan's"));
-                }
-                let cols = *entry.shape.last().unwrap_or(&1) as usize;
-                let mut bytes = data.to_vec();
-                let (c, s) = blocks::ggml(&entry.name, &read, *dtype, cols, tol, &mut bytes, od)?;
-                *data = Bytes::from(bytes);
-                (c, Some(s))
-            }
-            (Encoded::Int8(t), OldTensor::Int8 { codes, scales, zeros }) => {
-                if codes.len() != t.codes.len()
-                    || scales.len() != t.scales.len()
-                    || zeros.len() != t.scales.len()
-                {
-                    return Err(bad("int8 sections differ in length from the plan's"));
-                }
-                let o = blocks::OldInt8 { codes, scales, zeros };
-                match t.axis {
-                    Some(_) => {
-                        let (c, s) = blocks::int8_per_channel(&read, tol, t, &o)?;
-                        (c, Some(s))
-                    }
-                    None => blocks::int8_per_tensor(&read, tol, t, &o)?,
-                }
-            }
-            (Encoded::Int4(t), OldTensor::Int4 { packed, scales, zeros }) => {
-                if packed.len() != t.rows * t.cols.div_ceil(2)
-                    || scales.len() != t.scales.len()
-                    || zeros.len() != t.zeros.len()
-                {
-                    return Err(bad("int4 sections differ in length from the plan's"));
-                }
-                let (c, s) = blocks::int4(&read, tol, t, &blocks::OldInt4 { packed, scales, zeros })?;
-                (c, Some(s))
-            }
-            (Encoded::Nf4(t), OldTensor::Nf4 { packed, absmax: old_absmax }) => {
-                let n = t.len();
-                let bs = t.block_size;
-                let Nf4Absmax::Plain(absmax) = &mut t.absmax else {
-                    return Err(bad("nf4 with double quantization is not reused"));
-                };
-                if packed.len() != t.packed.len() || old_absmax.len() != absmax.len() {
-                    return Err(bad("nf4 sections differ in length from the plan's"));
-                }
-                let o = blocks::OldNf4 { packed, absmax: old_absmax };
-                let (c, s) = blocks::nf4(&read, tol, n, bs, &mut t.packed, absmax, &o)?;
-                (c, Some(s))
-            }
-            (Encoded::Ternary(t, _), OldTensor::Ternary { codes, multiplier }) => {
-                if codes.len() != t.codes.len() {
-                    return Err(bad("ternary code count differs from the plan's"));
-                }
-                match old::scale_for_multiplier(*multiplier) {
-                    Some(scale) => blocks::ternary(&read, tol, t, codes, scale)?,
-                    None => {
-                        line.matched = true;
-                        line.why_fresh =
-                            Some(format!("OLD's ternary multiplier {multiplier} has no f32 reciprocal"));
-                        return Ok((enc, Some(line)));
-                    }
-                }
-            }
-            _ => return Err(bad("OLD's layout does not match the encoding")),
+        let counts = reuse(tensor, &old, self.options.tolerance, &mut enc, layout)?;
+        old.release();
+        let Some(counts) = counts else {
+            line.matched = true;
+            line.why_fresh = Some("OLD's ternary multiplier has no f32 reciprocal".into());
+            return Ok((enc, Some(line)));
         };
         line.matched = true;
         line.blocks = counts.blocks;
         line.reused = counts.reused;
         line.requantized = counts.requantized;
         line.fresh = counts.fresh;
-        if let Some(s) = sums {
-            enc.metrics = Some(s.metrics());
-        }
         Ok((enc, Some(line)))
     }
 
@@ -354,6 +292,77 @@ impl Like {
         }
         t
     }
+}
+
+/// Applies the rule of [`blocks`] to `enc`, the fresh encoding of `tensor`, against `old`:
+/// `enc` becomes what to write, with its error metrics. `layout` makes the error for an OLD
+/// whose sections do not fit the encoding (a damaged file). `Ok(None)`: nothing reusable (a
+/// ternary multiplier with no f32 reciprocal), `enc` untouched.
+pub(crate) fn reuse(
+    tensor: &Tensor,
+    old: &OldTensor,
+    tol: f32,
+    enc: &mut EncodedTensor,
+    layout: impl Fn(&str) -> ConvertError,
+) -> Result<Option<Counts>, ConvertError> {
+    let read = |start: usize, len: usize| read_values(tensor, start, len);
+    let cols = tensor.shape.last().map_or(1, |&c| c as usize);
+    let (counts, sums) = match (&mut enc.encoded, old) {
+        (Encoded::Plain { dtype, data }, OldTensor::Ggml { data: od }) if dtype.is_ggml_block() => {
+            if od.len() != data.len() {
+                return Err(layout("data length differs from the plan's"));
+            }
+            let mut bytes = data.to_vec();
+            let (c, s) = blocks::ggml(&tensor.name, &read, *dtype, cols, tol, &mut bytes, od)?;
+            *data = Bytes::from(bytes);
+            (c, Some(s))
+        }
+        (Encoded::Int8(t), OldTensor::Int8 { codes, scales, zeros }) => {
+            if codes.len() != t.codes.len() || scales.len() != t.scales.len() || zeros.len() != t.scales.len()
+            {
+                return Err(layout("int8 sections differ in length from the plan's"));
+            }
+            let o = blocks::OldInt8 { codes, scales, zeros };
+            match t.axis {
+                Some(_) => blocks::int8_per_channel(&read, tol, t, &o).map(|(c, s)| (c, Some(s)))?,
+                None => blocks::int8_per_tensor(&read, tol, t, &o)?,
+            }
+        }
+        (Encoded::Int4(t), OldTensor::Int4 { packed, scales, zeros }) => {
+            if packed.len() != t.rows * t.cols.div_ceil(2)
+                || scales.len() != t.scales.len()
+                || zeros.len() != t.zeros.len()
+            {
+                return Err(layout("int4 sections differ in length from the plan's"));
+            }
+            let (c, s) = blocks::int4(&read, tol, t, &blocks::OldInt4 { packed, scales, zeros })?;
+            (c, Some(s))
+        }
+        (Encoded::Nf4(t), OldTensor::Nf4 { packed, absmax: old_absmax }) => {
+            let (n, bs) = (t.len(), t.block_size);
+            let Nf4Absmax::Plain(absmax) = &mut t.absmax else {
+                return Err(layout("nf4 with double quantization is not reused"));
+            };
+            if packed.len() != t.packed.len() || old_absmax.len() != absmax.len() {
+                return Err(layout("nf4 sections differ in length from the plan's"));
+            }
+            let o = blocks::OldNf4 { packed, absmax: old_absmax };
+            let (c, s) = blocks::nf4(&read, tol, n, bs, &mut t.packed, absmax, &o)?;
+            (c, Some(s))
+        }
+        (Encoded::Ternary(t, _), OldTensor::Ternary { codes, multiplier }) => {
+            if codes.len() != t.codes.len() {
+                return Err(layout("ternary code count differs from the plan's"));
+            }
+            let Some(scale) = old::scale_for_multiplier(*multiplier) else { return Ok(None) };
+            blocks::ternary(&read, tol, t, codes, scale)?
+        }
+        _ => return Err(layout("OLD's layout does not match the encoding")),
+    };
+    if let Some(s) = sums {
+        enc.metrics = Some(s.metrics());
+    }
+    Ok(Some(counts))
 }
 
 /// Elements `[start, start + len)` of `t` as f32 (ggml inputs: the covering blocks dequantized).

@@ -16,8 +16,8 @@ use crate::scheme::{Scheme, TernaryPacking};
 
 /// An opened OLD file.
 pub(crate) enum OldFile {
-    Blob(Blob),
-    Gguf(Model),
+    Blob(Box<Blob>),
+    Gguf(Box<Model>),
 }
 
 /// OLD's side of one tensor, in the input's row order.
@@ -32,6 +32,19 @@ pub(crate) enum OldTensor {
     Nf4 { packed: Bytes, absmax: Vec<f32> },
     /// Ternary codes and the multiplier the blob stores (`weight = code × multiplier`).
     Ternary { codes: Vec<i8>, multiplier: f32 },
+}
+
+impl OldTensor {
+    /// Lets the pages of OLD's mapped bytes for this tensor leave the resident set.
+    pub(crate) fn release(&self) {
+        match self {
+            OldTensor::Ggml { data }
+            | OldTensor::Int8 { codes: data, .. }
+            | OldTensor::Int4 { packed: data, .. }
+            | OldTensor::Nf4 { packed: data, .. } => smelt_tensor::storage::release_pages(data),
+            OldTensor::Ternary { .. } => {}
+        }
+    }
 }
 
 /// Opens OLD: a smelt blob or a GGUF; any other file is refused.
@@ -55,19 +68,21 @@ pub(crate) fn open(path: &Path) -> Result<OldFile, LikeError> {
     if n == 8 && magic == smelt_formats::blob::layout::MAGIC {
         // Tensor CRCs are checked one by one as tensors are used.
         return smelt_formats::blob::read_unverified(path)
-            .map(OldFile::Blob)
+            .map(|b| OldFile::Blob(Box::new(b)))
             .map_err(|e| LikeError::open(path, e));
     }
     if magic.starts_with(b"GGUF") {
-        return smelt_formats::gguf::read(path).map(OldFile::Gguf).map_err(|e| LikeError::open(path, e));
+        return smelt_formats::gguf::read(path)
+            .map(|m| OldFile::Gguf(Box::new(m)))
+            .map_err(|e| LikeError::open(path, e));
     }
     match smelt_formats::detect_file(path) {
         Ok(format @ (Format::Safetensors | Format::Onnx)) => {
             Err(LikeError::OldFormat { path: path.to_path_buf(), format: format.name() })
         }
-        Ok(Format::Gguf) => {
-            smelt_formats::gguf::read(path).map(OldFile::Gguf).map_err(|e| LikeError::open(path, e))
-        }
+        Ok(Format::Gguf) => smelt_formats::gguf::read(path)
+            .map(|m| OldFile::Gguf(Box::new(m)))
+            .map_err(|e| LikeError::open(path, e)),
         Err(e) => Err(LikeError::open(path, e)),
     }
 }
