@@ -39,7 +39,18 @@ def main() -> int:
             subprocess.run([args.smelt, "convert", str(w / v), "-o", str(q), "--quant", "q8_0"], check=True,
                            stderr=subprocess.DEVNULL)
         models[("q8_0", v)] = q
+    # The small fine-tune requantized with --like the old version (issue: "with and without
+    # --like"): same checkpoint as `noise`, its blocks reused from base.q8_0.gguf wherever they
+    # stay within the bound (default tolerance, then 1.5).
+    for tol in ["1", "1.5"]:
+        q = w / f"noise.like{tol}.q8_0.gguf"
+        if not q.exists():
+            subprocess.run([args.smelt, "convert", str(w / "noise"), "-o", str(q), "--quant", "q8_0",
+                            "--like", str(models[("q8_0", "base")]), "--like-tolerance", tol], check=True,
+                           stderr=subprocess.DEVNULL)
+        models[("q8_0", f"noise --like {tol}")] = q
     pairs = [(form, v) for form in ["bf16", "q8_0"] for v in ["few", "lora", "noise"]]
+    pairs += [("q8_0", "noise --like 1"), ("q8_0", "noise --like 1.5")]
     tools = {
         "smelt": (lambda o, n, p: [args.smelt, "diff", o, n, "-o", p, "--level", args.level],
                   lambda o, p, n: [args.smelt, "patch", o, p, "-o", n]),
@@ -61,8 +72,9 @@ def main() -> int:
         row["cp"] = size_new / 1e6 / min(run(["cp", str(new), str(cp_out)]) for _ in range(args.repeat))
         cp_out.unlink()
         for name, (mk, ap_) in tools.items():
-            upd = w / f"{form}-{v}.{name}.patch"
-            out = w / f"{form}-{v}.{name}.out"
+            tag = v.replace(" ", "").replace("--", "-")
+            upd = w / f"{form}-{tag}.{name}.patch"
+            out = w / f"{form}-{tag}.{name}.out"
             t_diff = run(mk(str(old), str(new), str(upd)))
             best = min(run(ap_(str(old), str(upd), str(out))) for _ in range(args.repeat))
             same(out, new)
