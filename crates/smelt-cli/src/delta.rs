@@ -124,12 +124,13 @@ pub fn run_patch(args: &PatchArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let old = map(&args.old)?;
     let update = map(&args.update)?;
-    // Damaged update or wrong base: refused here, before the output file exists.
-    smelt_delta::patch::check(&old, &update)
+    // Damaged update or wrong base: refused here, before the output file exists. Checked once:
+    // `apply` does not hash the base and the update again.
+    let u = smelt_delta::patch::check(&old, &update)
         .with_context(|| format!("cannot apply {} to {}", args.update.display(), args.old.display()))?;
     let mut f = AtomicFile::create(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    let stats = smelt_delta::patch(&old, &update, &mut f)
+    let stats = smelt_delta::patch::apply(&old, &update, &u, &mut f)
         .with_context(|| format!("cannot apply {} to {}", args.update.display(), args.old.display()))?;
     f.commit().with_context(|| format!("cannot write {}", args.output.display()))?;
     let secs = start.elapsed().as_secs_f64();

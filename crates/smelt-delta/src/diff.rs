@@ -48,12 +48,14 @@ impl Default for DiffOptions {
 /// The zstd level `diff` uses unless told otherwise.
 pub const DEFAULT_LEVEL: i32 = 19;
 
-/// An update ready to be written.
+/// An update ready to be written. Its payloads wait in an anonymous temporary file (in the
+/// system's temporary directory, gone when the `Diff` is dropped), so memory holds one entry's
+/// candidates at a time, not the update.
 #[derive(Debug)]
 pub struct Diff {
     header: Header,
     entries: Vec<EntryRecord>,
-    payloads: Vec<Vec<u8>>,
+    payloads: std::fs::File,
     /// What each entry holds and how it was coded.
     pub report: DiffReport,
 }
@@ -118,7 +120,15 @@ pub struct EntryReport {
 impl Diff {
     /// Writes the update; returns its length.
     pub fn write_to<W: Write>(&self, out: &mut W) -> std::io::Result<u64> {
-        format::write(out, &self.header, &self.entries, &self.payloads)
+        use std::io::{Seek, SeekFrom};
+        let mut payloads = &self.payloads;
+        payloads.seek(SeekFrom::Start(0))?;
+        format::write(
+            out,
+            &self.header,
+            &self.entries,
+            &mut std::io::BufReader::with_capacity(1 << 20, payloads),
+        )
     }
 }
 
@@ -239,7 +249,7 @@ pub fn diff(
     let nl = segment::layout(new, new_hint);
     let both = ol.kind != FileKind::Bytes && nl.kind != FileKind::Bytes;
     let enc = Encoder { old, opts };
-    let mut out: Vec<(String, EntryKind, Coded, [u8; 32], u64)> = Vec::new();
+    let mut out = Spill::new()?;
 
     if both {
         let old_tensors: HashMap<&str, &Piece> =
@@ -270,7 +280,7 @@ pub fn diff(
                         enc.code(&p.name, nb, xor, same.clone(), &widths)?
                     }
                 };
-                out.push((p.name.clone(), EntryKind::Tensor, coded, hash, p.len()));
+                out.push((p.name.clone(), EntryKind::Tensor, coded, hash, p.len()))?;
             } else {
                 let counterpart = old_gaps.get(gap_index).map(|o| o.start..o.end);
                 gap_index += 1;
@@ -288,11 +298,12 @@ pub fn diff(
         result_hash: *blake3::hash(new).as_bytes(),
         codec: opts.codec,
     };
-    let mut entries = Vec::with_capacity(out.len());
-    let mut payloads = Vec::with_capacity(out.len());
-    let mut rows = Vec::with_capacity(out.len());
+    let (list, payloads) = out.finish()?;
+    let mut entries = Vec::with_capacity(list.len());
+    let mut rows = Vec::with_capacity(list.len());
     let mut dir_len = 0u64;
-    for (name, kind, c, hash, out_len) in out {
+    let mut payload_total = 0u64;
+    for (name, kind, c, hash, out_len) in list {
         let src_used = c.method.uses_source();
         let (src_offset, src_len) = if src_used { (c.src.start, c.src.end - c.src.start) } else { (0, 0) };
         rows.push(EntryReport {
@@ -301,9 +312,10 @@ pub fn diff(
             method: c.method,
             group: c.group,
             bytes_before: out_len,
-            bytes_after: c.payload.len() as u64,
+            bytes_after: c.payload_len,
             old_range: src_used.then_some([c.src.start, c.src.end]),
         });
+        payload_total += c.payload_len;
         dir_len += format::RECORD_FIXED_LEN + name.len() as u64;
         entries.push(EntryRecord {
             name,
@@ -313,12 +325,10 @@ pub fn diff(
             out_len,
             src_offset,
             src_len,
-            payload_len: c.payload.len() as u64,
+            payload_len: c.payload_len,
             hash,
         });
-        payloads.push(c.payload);
     }
-    let payload_total: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     let report = DiffReport {
         schema: "smelt.diff/1",
         old_format: ol.kind,
@@ -354,6 +364,41 @@ fn method_totals(rows: &[EntryReport]) -> Vec<MethodTotal> {
     totals
 }
 
+/// An entry once its payload is in the spill file.
+struct Spilled {
+    method: Method,
+    group: u8,
+    src: Range<u64>,
+    payload_len: u64,
+}
+
+/// The entries coded so far; their payloads, back to back, in an anonymous temporary file.
+struct Spill {
+    file: std::io::BufWriter<std::fs::File>,
+    list: Vec<(String, EntryKind, Spilled, [u8; 32], u64)>,
+}
+
+impl Spill {
+    fn new() -> Result<Spill, DeltaError> {
+        let file = tempfile::tempfile().map_err(DeltaError::Write)?;
+        Ok(Spill { file: std::io::BufWriter::with_capacity(1 << 20, file), list: Vec::new() })
+    }
+
+    fn push(&mut self, e: (String, EntryKind, Coded, [u8; 32], u64)) -> Result<(), DeltaError> {
+        let (name, kind, c, hash, out_len) = e;
+        self.file.write_all(&c.payload).map_err(DeltaError::Write)?;
+        let s = Spilled { method: c.method, group: c.group, src: c.src, payload_len: c.payload.len() as u64 };
+        self.list.push((name, kind, s, hash, out_len));
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn finish(self) -> Result<(Vec<(String, EntryKind, Spilled, [u8; 32], u64)>, std::fs::File), DeltaError> {
+        let file = self.file.into_inner().map_err(|e| DeltaError::Write(e.into_error()))?;
+        Ok((self.list, file))
+    }
+}
+
 /// Codes a byte-level region of the new file in chunks, each against the same position of
 /// the old counterpart region (XOR when it fits, copy when equal) and a window of it around
 /// that position (zstd prefix).
@@ -362,7 +407,7 @@ fn code_region(
     new: &[u8],
     region: Range<u64>,
     counterpart: Option<Range<u64>>,
-    out: &mut Vec<(String, EntryKind, Coded, [u8; 32], u64)>,
+    out: &mut Spill,
 ) -> Result<(), DeltaError> {
     let mut at = region.start;
     while at < region.end {
@@ -381,7 +426,7 @@ fn code_region(
             _ => (None, None),
         };
         let coded = enc.code(&name, nb, xor, prefix, &[1])?;
-        out.push((name, EntryKind::Bytes, coded, *blake3::hash(nb).as_bytes(), len));
+        out.push((name, EntryKind::Bytes, coded, *blake3::hash(nb).as_bytes(), len))?;
         at = end;
     }
     Ok(())

@@ -418,13 +418,14 @@ pub fn verify_trailer(b: &[u8], update: &Update) -> Result<(), DeltaError> {
     Ok(())
 }
 
-/// Writes an update: header, directory, the payloads (in entry order, one per entry, each
-/// exactly `payload_len` bytes), trailer.
-pub fn write<W: Write>(
+/// Writes an update: header, directory, the payloads (read from `payloads`: each entry's
+/// `payload_len` bytes, in entry order, back to back), trailer. Payloads are copied through a
+/// 1 MiB buffer, so they may come from a file much larger than memory.
+pub fn write<W: Write, R: std::io::Read>(
     out: &mut W,
     header: &Header,
     entries: &[EntryRecord],
-    payloads: &[Vec<u8>],
+    payloads: &mut R,
 ) -> std::io::Result<u64> {
     let mut dir = Vec::new();
     for e in entries {
@@ -444,7 +445,7 @@ pub fn write<W: Write>(
         dir.extend_from_slice(&e.hash);
         dir.extend_from_slice(name);
     }
-    let payload_len: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    let payload_len: u64 = entries.iter().map(|e| e.payload_len).sum();
     let mut head = [0u8; HEADER_LEN as usize];
     head[..8].copy_from_slice(&MAGIC);
     head[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -466,8 +467,13 @@ pub fn write<W: Write>(
     };
     put(out, &head)?;
     put(out, &dir)?;
-    for p in payloads {
-        put(out, p)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = payload_len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        payloads.read_exact(&mut buf[..n])?;
+        put(out, &buf[..n])?;
+        left -= n as u64;
     }
     out.write_all(hasher.finalize().as_bytes())?;
     Ok(HEADER_LEN + dir.len() as u64 + payload_len + TRAILER_LEN)

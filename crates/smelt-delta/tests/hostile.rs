@@ -284,3 +284,25 @@ fn each_header_rule_has_its_error() {
     let p = format::parse(&bad_trailer).unwrap();
     assert!(matches!(format::verify_trailer(&bad_trailer, &p), Err(DeltaError::UpdateChecksum { .. })));
 }
+
+/// Copy entries are not hashed on their own (their bytes are the verified base's): a copy
+/// record pointed one byte off, with the trailer re-made, is still refused by the result hash.
+#[test]
+fn a_copy_from_the_wrong_old_range_is_refused_by_the_result_hash() {
+    let (old, _new, u) = sample(CodecFamily::Zstd);
+    let parsed = smelt_delta::format::parse(&u).unwrap();
+    let (i, e) = parsed
+        .entries
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.method == smelt_delta::Method::Copy && e.src_len > 0)
+        .expect("the sample has a copy entry");
+    let at = parsed.record_offsets[i] as usize + 16;
+    let moved = if e.src_offset > 0 { e.src_offset - 1 } else { e.src_offset + 1 };
+    let mut b = u.clone();
+    b[at..at + 8].copy_from_slice(&moved.to_le_bytes());
+    retrail(&mut b);
+    let mut out = Vec::new();
+    let r = smelt_delta::patch(&old, &b, &mut out);
+    assert!(matches!(r, Err(DeltaError::ResultHash { .. })), "{r:?}");
+}
