@@ -29,6 +29,8 @@ def main() -> int:
     ap.add_argument("work", type=pathlib.Path)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--level", default="19")
+    ap.add_argument("--only", default="", help="comma-separated tools to run (default: all), "
+                    "e.g. smelt,smelt-lz4 to re-measure smelt after a change")
     args = ap.parse_args()
     w: pathlib.Path = args.work
     models = {}
@@ -62,6 +64,8 @@ def main() -> int:
         "zstd": (lambda o, n, p: ["zstd", "-q", "-f", "-19", "--long=31", f"--patch-from={o}", n, "-o", p],
                  lambda o, p, n: ["zstd", "-q", "-f", "-d", "--long=31", f"--patch-from={o}", p, "-o", n]),
     }
+    if args.only:
+        tools = {k: t for k, t in tools.items() if k in args.only.split(",")}
     rows = []
     for form, v in pairs:
         old, new = models[(form, "base")], models[(form, v)]

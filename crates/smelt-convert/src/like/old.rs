@@ -49,23 +49,13 @@ impl OldTensor {
 
 /// Opens OLD: a smelt blob or a GGUF; any other file is refused.
 pub(crate) fn open(path: &Path) -> Result<OldFile, LikeError> {
-    let mut magic = [0u8; 8];
-    let n = {
+    let mut magic = Vec::with_capacity(8);
+    {
         use std::io::Read;
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| LikeError::open(path, smelt_formats::Error::io(path, e)))?;
-        let mut n = 0;
-        while n < magic.len() {
-            match f.read(&mut magic[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(LikeError::open(path, smelt_formats::Error::io(path, e))),
-            }
-        }
-        n
-    };
-    if n == 8 && magic == smelt_formats::blob::layout::MAGIC {
+        let io = |e| LikeError::open(path, smelt_formats::Error::io(path, e));
+        std::fs::File::open(path).map_err(io)?.take(8).read_to_end(&mut magic).map_err(io)?;
+    }
+    if magic == smelt_formats::blob::layout::MAGIC {
         // Tensor CRCs are checked one by one as tensors are used.
         return smelt_formats::blob::read_unverified(path)
             .map(|b| OldFile::Blob(Box::new(b)))
