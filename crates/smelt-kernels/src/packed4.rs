@@ -88,7 +88,6 @@ pub struct Packed4Bit {
 /// arch kernels read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tiles4<'a> {
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) tiles: usize,
     /// Blocks per row.
     pub(crate) blocks: usize,

@@ -171,7 +171,6 @@ pub struct PackedTernary2 {
 /// Tiles of a [`PackedTernary2`] (or of a chunk packed on the fly), what the kernels read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TernaryTiles<'a> {
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) tiles: usize,
     /// Words per row: `ceil(k / 16)`.
     pub(crate) groups: usize,

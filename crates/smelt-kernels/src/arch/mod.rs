@@ -5,10 +5,12 @@
 //! `Isa::or_scalar`, so it is one the CPU has: that is what makes calling the
 //! `#[target_feature]` functions of the submodules sound.
 #![allow(clippy::too_many_arguments)]
-// Without x86-64 kernels (e.g. aarch64, scalar only for now) the operand descriptions below
-// are built but never read.
+// Without x86-64 kernels (aarch64 has only the 4-bit and ternary ones) some operand
+// descriptions below are built but never read.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
@@ -115,7 +117,11 @@ pub(crate) fn q4_gemv_tiles(
     {
         x86_64::q4::gemv_tiles(isa, t, m, a, width, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::q4::gemv_tiles(isa, t, m, a, width, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, t, m, a, width, out, ld);
         false
@@ -135,7 +141,11 @@ pub(crate) fn ternary_gemv_tiles(
     {
         x86_64::ternary::gemv_tiles(isa, t, tables, scale, out)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::ternary::gemv_tiles(isa, t, tables, scale, out)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, t, tables, scale, out);
         false

@@ -57,7 +57,7 @@ pub(crate) fn gemv_tiles(
     match isa {
         Isa::Avx512 | Isa::Avx512Vnni => run!(tiles_avx512),
         Isa::Avx2 | Isa::AvxVnni => run!(tiles_avx2),
-        Isa::Scalar => return false,
+        Isa::Scalar | Isa::Neon => return false,
     }
     true
 }

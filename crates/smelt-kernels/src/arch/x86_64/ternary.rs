@@ -32,7 +32,7 @@ pub(crate) fn gemv_tiles(
         let (nt, wide) = match isa {
             Isa::Avx512 | Isa::Avx512Vnni => (NT512, true),
             Isa::Avx2 | Isa::AvxVnni => (NT256, false),
-            Isa::Scalar => return false,
+            Isa::Scalar | Isa::Neon => return false,
         };
         let nt = if t.tiles - tile >= nt { nt } else { 1 };
         let mut y = [0.0f32; NT512 * TERNARY_TILE_ROWS];
