@@ -112,22 +112,19 @@ impl Tiles4<'_> {
         }
     }
 
-    /// Code of element `kk` (padded index) of row `r` of tile `t`.
-    #[inline]
-    fn code(&self, t: usize, r: usize, kk: usize) -> usize {
-        let groups = self.block_size / GROUP;
-        let (blk, g, e) = (kk / self.block_size, (kk % self.block_size) / GROUP, kk % GROUP);
-        let word = self.codes[((t * self.blocks + blk) * groups + g) * TILE_ROWS + r];
-        let nibble = if e % 2 == 0 { e / 2 } else { 8 + e / 2 };
-        ((word >> (4 * nibble)) & 0xF) as usize
-    }
-
     /// Row `r` of tile `t` dequantized, its first `row.len()` (≤ padded k) elements.
     pub(crate) fn dequantize_row(&self, t: usize, r: usize, row: &mut [f32]) {
-        for (kk, v) in row.iter_mut().enumerate() {
-            let blk = kk / self.block_size;
+        let groups = self.block_size / GROUP;
+        for (blk, block) in row.chunks_mut(self.block_size).enumerate() {
+            let table = self.table(t, blk, r);
             let scale = self.scales[(t * self.blocks + blk) * TILE_ROWS + r];
-            *v = self.table(t, blk, r)[self.code(t, r, kk)] * scale;
+            for (g, group) in block.chunks_mut(GROUP).enumerate() {
+                let word = self.codes[((t * self.blocks + blk) * groups + g) * TILE_ROWS + r];
+                for (e, v) in group.iter_mut().enumerate() {
+                    let nibble = if e % 2 == 0 { e / 2 } else { 8 + e / 2 };
+                    *v = table[((word >> (4 * nibble)) & 0xF) as usize] * scale;
+                }
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::arch::aarch64::*;
 
 use crate::dispatch::Isa;
-use crate::packed4::{Code4, Tiles4, GROUP, TILE_ROWS, ZP_TABLES};
+use crate::packed4::{Tiles4, GROUP, TILE_ROWS};
 
 /// For the 4 lanes of float group `f`, the position in the nibble vector of elements
 /// `4f .. 4f + 4`, each repeated for the lane's four bytes (the element order above is its
@@ -100,11 +100,7 @@ unsafe fn tiles_neon<const M: usize>(
         let (tile, r) = (jj / TILE_ROWS, jj % TILE_ROWS);
         let mut acc = [[vdupq_n_f32(0.0); 2]; M];
         for blk in 0..blocks {
-            let table: &[f32; 16] = match (t.code, t.zero_points) {
-                (Code4::Nf4, _) => &crate::bnb4::NF4_CODE,
-                (Code4::Int4, None) => &ZP_TABLES[8],
-                (Code4::Int4, Some(z)) => &ZP_TABLES[((z[tile * blocks + blk] >> (4 * r)) & 0xF) as usize],
-            };
+            let table = t.table(tile, blk, r);
             let scale = t.scales[(tile * blocks + blk) * TILE_ROWS + r];
             // SAFETY: the table holds 16 floats.
             let lut = unsafe {
