@@ -11,9 +11,9 @@ use std::arch::x86_64::*;
 use crate::dispatch::Isa;
 use crate::ternary::{TernaryTiles, TERNARY_TILE_ROWS};
 
-/// Tiles per pass (AVX-512).
+/// Most tiles per pass (AVX-512).
 const NT512: usize = 8;
-/// Tiles per pass (AVX2: 16 registers).
+/// Most tiles per pass (AVX2: 16 registers).
 const NT256: usize = 2;
 
 /// See `arch::ternary_gemv_tiles`.
@@ -34,7 +34,10 @@ pub(crate) fn gemv_tiles(
             Isa::Avx2 | Isa::AvxVnni => (NT256, false),
             Isa::Scalar | Isa::Neon => return false,
         };
-        let nt = if t.tiles - tile >= nt { nt } else { 1 };
+        // Fewer tiles left than a pass holds: the largest power of two that fits (each tile's
+        // sums are the same instruction sequence whatever the pass width).
+        let nt = (t.tiles - tile).min(nt);
+        let nt = 1 << nt.ilog2();
         let mut y = [0.0f32; NT512 * TERNARY_TILE_ROWS];
         let words = &t.words[tile * t.groups * TERNARY_TILE_ROWS..(tile + nt) * t.groups * TERNARY_TILE_ROWS];
         // SAFETY: `isa` is available (arch/mod.rs contract); `words` holds `nt` tiles of
@@ -42,9 +45,11 @@ pub(crate) fn gemv_tiles(
         // `y` room for `nt ≤ 8` tiles of 16 outputs.
         unsafe {
             match (wide, nt) {
-                (true, NT512) => tiles_avx512::<NT512>(words, t.groups, tables, scale, &mut y),
+                (true, 8) => tiles_avx512::<8>(words, t.groups, tables, scale, &mut y),
+                (true, 4) => tiles_avx512::<4>(words, t.groups, tables, scale, &mut y),
+                (true, 2) => tiles_avx512::<2>(words, t.groups, tables, scale, &mut y),
                 (true, _) => tiles_avx512::<1>(words, t.groups, tables, scale, &mut y),
-                (false, NT256) => tiles_avx2::<NT256>(words, t.groups, tables, scale, &mut y),
+                (false, 2) => tiles_avx2::<2>(words, t.groups, tables, scale, &mut y),
                 (false, _) => tiles_avx2::<1>(words, t.groups, tables, scale, &mut y),
             }
         }
