@@ -7,12 +7,21 @@
 //! half, so lanes `2i` and `2i + 1` shift by the same `4i`), `vpermps` looks the weights up and
 //! one FMA per activation row accumulates them. AVX2 does the same 8 lanes at a time, a
 //! 16-entry lookup being two `vpermps` and a blend on bit 3.
+//!
+//! A tile's codes are one sequential stream, which the hardware prefetcher alone follows too
+//! few lines ahead to keep memory busy (measured: about 30% slower from memory than with the
+//! prefetches), so the kernels prefetch [`PREFETCH_BYTES`] ahead of the codes and the
+//! matching distance ahead of the scales.
 
 use std::arch::x86_64::*;
 
 use super::hsum256;
 use crate::dispatch::Isa;
 use crate::packed4::{Code4, Tiles4, GROUP, TILE_ROWS, ZP_TABLES};
+
+/// How far ahead of the codes being read the kernels prefetch (the scales: as many blocks
+/// ahead). Prefetches are hints: past the end of the codes they touch nothing.
+const PREFETCH_BYTES: usize = 4096;
 
 /// See `arch::q4_gemv_tiles`.
 pub(crate) fn gemv_tiles(
@@ -78,6 +87,21 @@ unsafe fn table_ptr<const ZP: bool>(base: *const f32, zps: *const u16, blk: usiz
     }
 }
 
+/// Prefetches the lines [`PREFETCH_BYTES`] ahead of a row-block's codes (`groups · 32`
+/// bytes at `words`) and the block's scales (16 bytes at `scales`) as many blocks ahead.
+#[inline(always)]
+fn prefetch_block(words: *const u64, scales: *const f32, groups: usize) {
+    let codes = words.cast::<i8>();
+    let mut at = 0;
+    while at < groups * 32 {
+        // SAFETY: a prefetch never faults; the address is computed without dereferencing.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(codes.wrapping_add(PREFETCH_BYTES + at)) };
+        at += 64;
+    }
+    // SAFETY: as above.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(scales.cast::<i8>().wrapping_add(PREFETCH_BYTES / (groups * 2))) };
+}
+
 /// The table every block uses when there are no zero-point words.
 fn base_table(t: &Tiles4<'_>) -> *const f32 {
     match t.code {
@@ -120,6 +144,7 @@ unsafe fn tiles_avx512<const M: usize, const ZP: bool>(
                 };
             }
             let words = unsafe { t.codes.as_ptr().add((tile * blocks + blk) * groups * TILE_ROWS) };
+            prefetch_block(words, sc, groups);
             for g in 0..groups {
                 let kk = blk * bs + g * GROUP;
                 let mut av = [_mm512_setzero_ps(); M];
@@ -188,6 +213,7 @@ unsafe fn tiles_avx2<const M: usize, const ZP: bool>(
                 }
             }
             let words = unsafe { t.codes.as_ptr().add((tile * blocks + blk) * groups * TILE_ROWS) };
+            prefetch_block(words, sc, groups);
             for g in 0..groups {
                 let kk = blk * bs + g * GROUP;
                 let mut av = [(_mm256_setzero_ps(), _mm256_setzero_ps()); M];
