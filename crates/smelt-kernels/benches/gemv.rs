@@ -207,19 +207,23 @@ fn main() {
             let mut zp = vec![0u8; copies * nzp];
             fill_bytes(&mut zp, 4);
             let scales: Vec<f32> = (0..copies * nsc).map(|i| 0.001 + (i % 97) as f32 * 1e-5).collect();
-            let r = rate(copies, min_time, threads, |c| {
-                let wq = NBitsQ4 {
-                    n,
-                    k,
-                    block_size: bs,
-                    b: &w[c * codes..(c + 1) * codes],
-                    scales: &scales[c * nsc..(c + 1) * nsc],
-                    zero_points: Some(&zp[c * nzp..(c + 1) * nzp]),
-                };
-                matmul_nbits_q4_f32(1, &a, &wq, &mut y)
-            });
+            // Packed once per copy, as a runtime does when it loads the weight.
+            let packed: Vec<Packed4Bit> = (0..copies)
+                .map(|c| {
+                    Packed4Bit::from_nbits(&NBitsQ4 {
+                        n,
+                        k,
+                        block_size: bs,
+                        b: &w[c * codes..(c + 1) * codes],
+                        scales: &scales[c * nsc..(c + 1) * nsc],
+                        zero_points: Some(&zp[c * nzp..(c + 1) * nzp]),
+                    })
+                })
+                .collect();
+            drop((w, zp, scales));
+            let r = rate(copies, min_time, threads, |c| packed[c].matmul(1, &a, &mut y));
             rows.push(Row {
-                kernel: "int4 MatMulNBits (bs 32, zp)".into(),
+                kernel: "int4 MatMulNBits (bs 32, zp), packed".into(),
                 shape: shape.clone(),
                 weight_bytes: per,
                 calls_per_s: r,
@@ -234,18 +238,22 @@ fn main() {
             let mut w = vec![0u8; copies * codes];
             fill_bytes(&mut w, 5);
             let absmax: Vec<f32> = (0..copies * nab).map(|i| 0.01 + (i % 89) as f32 * 1e-4).collect();
-            let r = rate(copies, min_time, threads, |c| {
-                let wq = Bnb4Nf4 {
-                    n,
-                    k,
-                    block_size: bs,
-                    b: &w[c * codes..(c + 1) * codes],
-                    absmax: &absmax[c * nab..(c + 1) * nab],
-                };
-                matmul_bnb4_nf4_f32(1, &a, &wq, &mut y)
-            });
+            let packed: Vec<Packed4Bit> = (0..copies)
+                .map(|c| {
+                    let wq = Bnb4Nf4 {
+                        n,
+                        k,
+                        block_size: bs,
+                        b: &w[c * codes..(c + 1) * codes],
+                        absmax: &absmax[c * nab..(c + 1) * nab],
+                    };
+                    Packed4Bit::from_nf4(&wq).expect("block_size divides k")
+                })
+                .collect();
+            drop((w, absmax));
+            let r = rate(copies, min_time, threads, |c| packed[c].matmul(1, &a, &mut y));
             rows.push(Row {
-                kernel: "NF4 MatMulBnb4 (bs 64)".into(),
+                kernel: "NF4 MatMulBnb4 (bs 64), packed".into(),
                 shape: shape.clone(),
                 weight_bytes: per,
                 calls_per_s: r,
@@ -259,12 +267,15 @@ fn main() {
             fill_bytes(&mut w, 6);
             // Keep codes valid (0..=2): clear the high bit where both are set.
             w.par_iter_mut().for_each(|b| *b &= !((*b & 0x55) << 1 & (*b & 0xAA)));
-            let r = rate(copies, min_time, threads, |c| {
-                let t = Ternary2 { n, k, packed: &w[c * per..(c + 1) * per], scale: 0.02 };
-                matmul_ternary2_f32(1, &a, &t, &mut y)
-            });
+            let packed: Vec<PackedTernary2> = (0..copies)
+                .map(|c| {
+                    PackedTernary2::new(&Ternary2 { n, k, packed: &w[c * per..(c + 1) * per], scale: 0.02 })
+                })
+                .collect();
+            drop(w);
+            let r = rate(copies, min_time, threads, |c| packed[c].matmul(1, &a, &mut y));
             rows.push(Row {
-                kernel: "ternary 2-bit".into(),
+                kernel: "ternary 2-bit, packed".into(),
                 shape: shape.clone(),
                 weight_bytes: per,
                 calls_per_s: r,

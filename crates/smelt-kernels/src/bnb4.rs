@@ -10,18 +10,16 @@
 //!
 //! Value: `w = NF4[q] · absmax[e / block_size]` in f32, NF4 being bitsandbytes' code
 //! ([`NF4_CODE`], the same bits as smelt-quant's and ONNX Runtime's `nf4_qaunt_map`). The
-//! scalar reference computes that and sums `a·w` in `kk` order. The SIMD version (when
-//! `block_size` divides `k`) looks `NF4[q]` up in a 16-entry table (`vpermps`), sums
-//! `a·NF4[q]` per block in lane partial sums and adds `block_sum · absmax` per block:
-//! `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. Other shapes, and `m > 4`, dequantize 64 rows at a time and
+//! scalar reference computes that and sums `a·w` in `kk` order. The SIMD path (when
+//! `block_size` divides `k`) packs 64 rows at a time into [`crate::Packed4Bit`]'s layout and
+//! runs its kernels (`|y - y_ref| ≤ 2·k·ε·Σ|a||w|`; a runtime that keeps the weight packs it
+//! once with [`crate::Packed4Bit::from_nf4`]). Other shapes dequantize 64 rows at a time and
 //! run the f32 GEMM kernel.
 
-use crate::arch::{self, Lut4Weights};
 use crate::dispatch::{selected, Isa};
 use crate::f32_gemm;
+use crate::packed4::{self, COL_CHUNK};
 use crate::parallel::for_column_ranges;
-
-const COL_CHUNK: usize = 64;
 
 /// bitsandbytes' NF4 code, index order (`NF4_CODE[7] == 0.0`), as f32 bit patterns.
 pub const NF4_CODE_BITS: [u32; 16] = [
@@ -70,7 +68,7 @@ pub struct Bnb4Nf4<'a> {
 }
 
 impl Bnb4Nf4<'_> {
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         assert!(
             self.block_size >= 16 && self.block_size.is_power_of_two(),
             "MatMulBnb4: block_size {} is not a power of two ≥ 16",
@@ -135,25 +133,19 @@ pub fn matmul_bnb4_nf4_f32_with(isa: Isa, m: usize, a: &[f32], w: &Bnb4Nf4<'_>, 
         });
         return;
     }
-    if m > 4 || k % w.block_size != 0 {
-        for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
-            let mut deq = vec![0.0f32; (j1 - j0) * k];
-            for j in j0..j1 {
-                for kk in 0..k {
-                    deq[(j - j0) * k + kk] = w.value(j, kk);
-                }
-            }
-            f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, j1 - j0, out, ld);
-        });
+    if k.is_multiple_of(w.block_size) {
+        packed4::matmul_nf4_simd(isa, m, a, w, c);
         return;
     }
-    let group = arch::lut4_group(w.block_size);
-    let a_perm = arch::permute_nibble_lanes(m, k, a, k, group, true);
-    let weights = Lut4Weights::Nf4(*w);
-    for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
-        if !arch::lut4_gemv_cols(isa, &weights, m, &a_perm, j0, j1, out, ld) {
-            matmul_bnb4_cols_scalar(m, a, w, j0, j1, out, ld);
+    // Blocks straddle rows: dequantize a chunk of rows, then the f32 GEMM.
+    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        let mut deq = vec![0.0f32; (j1 - j0) * k];
+        for j in j0..j1 {
+            for kk in 0..k {
+                deq[(j - j0) * k + kk] = w.value(j, kk);
+            }
         }
+        f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, j1 - j0, out, ld);
     });
 }
 

@@ -20,11 +20,13 @@ pub enum Isa {
     Avx512,
     /// AVX-512 as above + AVX512-VNNI (512-bit `vpdpbusd`).
     Avx512Vnni,
+    /// aarch64 Advanced SIMD (128-bit; the 4-bit and ternary GEMVs).
+    Neon,
 }
 
 impl Isa {
     /// Every level, from the most portable.
-    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni];
+    pub const ALL: [Isa; 6] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni, Isa::Neon];
 
     /// Whether this CPU can run code written for this level.
     pub fn is_available(self) -> bool {
@@ -43,12 +45,14 @@ impl Isa {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Isa::Avx512.is_available() && std::is_x86_feature_detected!("avx512vnni"),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
 
-    /// A short lower-case name (`scalar`, `avx2`, `avx-vnni`, `avx512`, `avx512-vnni`).
+    /// A short lower-case name (`scalar`, `avx2`, `avx-vnni`, `avx512`, `avx512-vnni`, `neon`).
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -56,6 +60,7 @@ impl Isa {
             Isa::AvxVnni => "avx-vnni",
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512-vnni",
+            Isa::Neon => "neon",
         }
     }
 
@@ -78,7 +83,8 @@ impl fmt::Display for Isa {
 /// Which implementation each kernel family uses in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Selection {
-    /// f32 GEMM/GEMV and the dequantize-matmuls (int4, NF4, ternary), which are float FMA.
+    /// f32 GEMM/GEMV and the dequantize-matmuls (int4, NF4, ternary), which are float FMA
+    /// (on aarch64 only the dequantize-matmuls have NEON kernels; the f32 GEMM runs scalar).
     pub float: Isa,
     /// int8 `MatMulInteger`.
     pub int8: Isa,
@@ -109,7 +115,7 @@ fn probe() -> Selection {
     }
     let first = |order: &[Isa]| order.iter().copied().find(|i| i.is_available()).unwrap_or(Isa::Scalar);
     Selection {
-        float: first(&[Isa::Avx512, Isa::Avx2]),
+        float: first(&[Isa::Avx512, Isa::Avx2, Isa::Neon]),
         // 256-bit vpdpbusd does 32 byte products per instruction, as many as the three-instruction
         // widening sequence of plain AVX-512, so AVX-VNNI ranks above it.
         int8: first(&[Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx512, Isa::Avx2]),

@@ -13,7 +13,9 @@
 //! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
 //!   [`matmul_nbits_q4_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
-//! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`].
+//! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`];
+//! - the same three on weights repacked once for the GEMV kernels (what a runtime keeps for a
+//!   constant weight): [`Packed4Bit`] (int4 and NF4) and [`PackedTernary2`].
 //!
 //! Threads: large calls run on rayon's pool, split over output columns only (never over the
 //! reduction dimension) in chunks whose boundaries do not depend on the thread count, and each
@@ -31,6 +33,7 @@ mod dispatch;
 mod f32_gemm;
 mod int8;
 mod nbits;
+mod packed4;
 mod parallel;
 mod stats;
 mod ternary;
@@ -40,8 +43,9 @@ pub use dispatch::{selected, Isa, Selection};
 pub use f32_gemm::{gemm_f32, gemm_f32_bt};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
+pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
-pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, Ternary2};
+pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, PackedTernary2, Ternary2, TERNARY_TILE_ROWS};
 
 /// The same operations with the instruction set chosen by the caller instead of by
 /// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back
@@ -51,6 +55,7 @@ pub mod explicit {
     pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
     pub use crate::nbits::matmul_nbits_q4_f32_with;
+    pub use crate::packed4::matmul_packed4_f32_with;
     pub use crate::stats::error_lanes_with;
-    pub use crate::ternary::matmul_ternary2_f32_with;
+    pub use crate::ternary::{matmul_packed_ternary2_f32_with, matmul_ternary2_f32_with};
 }

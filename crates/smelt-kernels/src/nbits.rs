@@ -11,18 +11,13 @@
 //! - `block_size`: a power of two ≥ 16.
 //!
 //! Value: `w[j, kk] = (q - zp) · scale` in f32. The scalar reference computes exactly that
-//! and then `Σ_kk a·w` in `kk` order. The SIMD version looks `q - zp` up in a 16-entry table
-//! (`vpermps`), sums `a·(q - zp)` per block in 16 or 8 lane partial sums and adds
-//! `block_sum · scale` per block: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. With `m > 4` it dequantizes
-//! 64 rows at a time to f32 and runs the f32 GEMM kernel.
+//! and then `Σ_kk a·w` in `kk` order. The SIMD path packs 64 rows at a time into
+//! [`crate::Packed4Bit`]'s layout and runs its kernels (`|y - y_ref| ≤ 2·k·ε·Σ|a||w|`); a
+//! runtime that keeps the weight packs it once with [`crate::Packed4Bit::from_nbits`].
 
-use crate::arch::{self, Lut4Weights};
 use crate::dispatch::{selected, Isa};
-use crate::f32_gemm;
+use crate::packed4::{self, COL_CHUNK};
 use crate::parallel::for_column_ranges;
-
-/// Column chunk handed to one task (also the dequantization tile for `m > 4`).
-const COL_CHUNK: usize = 64;
 
 /// A `MatMulNBits` (bits = 4) weight: `n` output features, `k` inputs.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +47,7 @@ impl NBitsQ4<'_> {
         self.k_blocks() * self.block_size / 2
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         assert!(
             self.block_size >= 16 && self.block_size.is_power_of_two(),
             "MatMulNBits: block_size {} is not a power of two ≥ 16",
@@ -175,24 +170,7 @@ pub fn matmul_nbits_q4_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ4<'_>, 
         });
         return;
     }
-    if m > 4 {
-        for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
-            let mut deq = vec![0.0f32; (j1 - j0) * k];
-            for j in j0..j1 {
-                w.dequantize_row(j, &mut deq[(j - j0) * k..(j - j0 + 1) * k]);
-            }
-            f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, j1 - j0, out, ld);
-        });
-        return;
-    }
-    let group = arch::lut4_group(w.block_size);
-    let a_perm = arch::permute_nibble_lanes(m, k, a, w.k_blocks() * w.block_size, group, false);
-    let weights = Lut4Weights::NBits(*w);
-    for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
-        if !arch::lut4_gemv_cols(isa, &weights, m, &a_perm, j0, j1, out, ld) {
-            matmul_nbits_cols_scalar(m, a, w, j0, j1, out, ld);
-        }
-    });
+    packed4::matmul_nbits_simd(isa, m, a, w, c);
 }
 
 /// Scalar reference of [`matmul_nbits_q4_f32`] for columns `j0..j1`: each weight row

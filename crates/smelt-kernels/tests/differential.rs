@@ -286,3 +286,138 @@ fn ternary_tiers_match_scalar() {
         }
     }
 }
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn packed4_nbits_tiers_match_scalar() {
+    // The packed layout: scalar on it is the ONNX-layout scalar reference bit for bit, its
+    // dequantization the same values, and every SIMD tier within the float bound.
+    let tiers = simd_tiers("packed4_nbits");
+    let mut rng = Rng::new(6);
+    for &bs in &[16usize, 32, 64, 128] {
+        for &n in &[1usize, 3, 4, 5, 17, 65] {
+            for &k in &[1usize, 15, 16, 17, 33, 63, 64, 65, 255, 256] {
+                for zp in [false, true] {
+                    let (b, scales, zps) = nbits_weight(&mut rng, n, k, bs, zp);
+                    let w =
+                        NBitsQ4 { n, k, block_size: bs, b: &b, scales: &scales, zero_points: zps.as_deref() };
+                    let p = Packed4Bit::from_nbits(&w);
+                    assert_eq!((p.n(), p.k(), p.code()), (n, k, Code4::Int4));
+                    let deq = dequantize_nbits_q4(&w, None);
+                    assert_eq!(bits(&p.dequantize()), bits(&deq), "dequantize bs={bs} n={n} k={k} zp={zp}");
+                    for &m in &[1usize, 2, 3, 4, 5] {
+                        let a = rng.f32s(m * k);
+                        let mags = magnitudes(m, n, k, &a, &deq);
+                        let mut want = vec![0.0; m * n];
+                        matmul_nbits_q4_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+                        let mut got = vec![f32::NAN; m * n];
+                        matmul_packed4_f32_with(Isa::Scalar, m, &a, &p, &mut got);
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "packed scalar bs={bs} m={m} n={n} k={k} zp={zp}"
+                        );
+                        for &isa in &tiers {
+                            let off = (n + k) % 4;
+                            let a2 = at_offset(&a, off);
+                            let mut got = vec![f32::NAN; m * n];
+                            matmul_packed4_f32_with(isa, m, &a2[off..], &p, &mut got);
+                            assert_close(
+                                &format!("packed nbits {isa} bs={bs} m={m} n={n} k={k} zp={zp}"),
+                                &got,
+                                &want,
+                                &mags,
+                                k,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packed4_nf4_tiers_match_scalar() {
+    let tiers = simd_tiers("packed4_nf4");
+    let mut rng = Rng::new(7);
+    for &bs in &[16usize, 32, 64, 128] {
+        for &n in &[1usize, 3, 4, 5, 17, 65] {
+            for &k in &[16usize, 17, 32, 48, 64, 65, 128, 256, 384] {
+                let b = rng.bytes((n * k).div_ceil(2));
+                let absmax: Vec<f32> = rng.f32s((n * k).div_ceil(bs)).iter().map(|v| v.abs()).collect();
+                let w = Bnb4Nf4 { n, k, block_size: bs, b: &b, absmax: &absmax };
+                let Some(p) = Packed4Bit::from_nf4(&w) else {
+                    assert!(k % bs != 0, "from_nf4 refused bs={bs} k={k}");
+                    continue;
+                };
+                assert!(k % bs == 0, "from_nf4 accepted a block straddling rows: bs={bs} k={k}");
+                let deq = dequantize_bnb4_nf4(&w);
+                assert_eq!(bits(&p.dequantize()), bits(&deq), "dequantize bs={bs} n={n} k={k}");
+                for &m in &[1usize, 2, 4, 5] {
+                    let a = rng.f32s(m * k);
+                    let mags = magnitudes(m, n, k, &a, &deq);
+                    let mut want = vec![0.0; m * n];
+                    matmul_bnb4_nf4_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+                    let mut got = vec![f32::NAN; m * n];
+                    matmul_packed4_f32_with(Isa::Scalar, m, &a, &p, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "packed scalar bs={bs} m={m} n={n} k={k}");
+                    for &isa in &tiers {
+                        let mut got = vec![f32::NAN; m * n];
+                        matmul_packed4_f32_with(isa, m, &a, &p, &mut got);
+                        assert_close(
+                            &format!("packed nf4 {isa} bs={bs} m={m} n={n} k={k}"),
+                            &got,
+                            &want,
+                            &mags,
+                            k,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_ternary_tiers_match_scalar() {
+    let tiers = simd_tiers("packed_ternary");
+    let mut rng = Rng::new(8);
+    for &n in &[0usize, 1, 3, 15, 16, 17, 33, 128, 129] {
+        for &k in &[0usize, 1, 3, 4, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256] {
+            // Mostly valid codes 0..=2, with the never-written code 3 now and then.
+            let packed: Vec<u8> = (0..(n * k).div_ceil(4))
+                .map(|_| {
+                    (0..4).fold(0u8, |b, i| {
+                        b | (((rng.below(13) % 4) as u8).min(if rng.below(8) == 0 { 3 } else { 2 })
+                            << (2 * i))
+                    })
+                })
+                .collect();
+            let w = Ternary2 { n, k, packed: &packed, scale: 0.037 };
+            let p = PackedTernary2::new(&w);
+            assert_eq!((p.n(), p.k()), (n, k));
+            let deq = dequantize_ternary2(&w);
+            assert_eq!(bits(&p.dequantize()), bits(&deq), "dequantize n={n} k={k}");
+            for &m in &[1usize, 2, 4, 5] {
+                let a = rng.f32s(m * k);
+                let mags = magnitudes(m, n, k, &a, &deq);
+                let mut want = vec![0.0; m * n];
+                matmul_ternary2_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+                let mut got = vec![f32::NAN; m * n];
+                matmul_packed_ternary2_f32_with(Isa::Scalar, m, &a, &p, &mut got);
+                assert_eq!(bits(&got), bits(&want), "packed scalar m={m} n={n} k={k}");
+                for &isa in &tiers {
+                    let off = (m + k) % 4;
+                    let a2 = at_offset(&a, off);
+                    let mut got = vec![f32::NAN; m * n];
+                    matmul_packed_ternary2_f32_with(isa, m, &a2[off..], &p, &mut got);
+                    assert_close(&format!("packed ternary {isa} m={m} n={n} k={k}"), &got, &want, &mags, k);
+                }
+            }
+        }
+    }
+}

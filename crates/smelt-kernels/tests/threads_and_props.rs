@@ -67,6 +67,23 @@ fn thread_count_does_not_change_bits() {
                 matmul_ternary2_f32_with(isa, m, &a, &t, &mut c);
                 bits(&c)
             });
+            let (p4, pn, pt) =
+                (Packed4Bit::from_nbits(&w), Packed4Bit::from_nf4(&w4).unwrap(), PackedTernary2::new(&t));
+            same_bits_for_all_thread_counts(&format!("packed nbits {isa} m={m}"), || {
+                let mut c = vec![0.0; m * n];
+                matmul_packed4_f32_with(isa, m, &a, &p4, &mut c);
+                bits(&c)
+            });
+            same_bits_for_all_thread_counts(&format!("packed nf4 {isa} m={m}"), || {
+                let mut c = vec![0.0; m * n];
+                matmul_packed4_f32_with(isa, m, &a, &pn, &mut c);
+                bits(&c)
+            });
+            same_bits_for_all_thread_counts(&format!("packed ternary {isa} m={m}"), || {
+                let mut c = vec![0.0; m * n];
+                matmul_packed_ternary2_f32_with(isa, m, &a, &pt, &mut c);
+                bits(&c)
+            });
             let (ai, bi) = (rng.bytes(m * k), rng.bytes(n * k));
             same_bits_for_all_thread_counts(&format!("int8 {isa} m={m}"), || {
                 let mut c = vec![0i32; m * n];
@@ -104,6 +121,14 @@ fn column_subsets_compute_the_same_bits() {
         let w = NBitsQ4 { n, k, block_size: 32, b: &q, scales: &scales, zero_points: None };
         let mut full4 = vec![0.0; n];
         matmul_nbits_q4_f32_with(isa, 1, &a[..k], &w, &mut full4);
+        // The same through the packed layouts: a row computes the same bits in any tile slot.
+        let mut full_p4 = vec![0.0; n];
+        matmul_packed4_f32_with(isa, 1, &a[..k], &Packed4Bit::from_nbits(&w), &mut full_p4);
+        assert_eq!(bits(&full_p4), bits(&full4), "packed nbits {isa} = nbits");
+        let tq: Vec<u8> = q.iter().map(|b| b & 0x66).collect(); // codes 0..=2
+        let tw = Ternary2 { n, k, packed: &tq[..n * k / 4], scale: 0.25 };
+        let mut full_t = vec![0.0; n];
+        matmul_packed_ternary2_f32_with(isa, 1, &a[..k], &PackedTernary2::new(&tw), &mut full_t);
         for j in 0..n {
             let mut one = vec![0.0; m];
             gemm_f32_bt_with(isa, m, 1, k, &a, &b[j * k..(j + 1) * k], &mut one);
@@ -123,6 +148,10 @@ fn column_subsets_compute_the_same_bits() {
             let mut one4 = [0.0f32];
             matmul_nbits_q4_f32_with(isa, 1, &a[..k], &wj, &mut one4);
             assert_eq!(one4[0].to_bits(), full4[j].to_bits(), "nbits {isa} column {j}");
+            let tj = Ternary2 { n: 1, k, packed: &tq[j * k / 4..(j + 1) * k / 4], scale: 0.25 };
+            let mut one_t = [0.0f32];
+            matmul_packed_ternary2_f32_with(isa, 1, &a[..k], &PackedTernary2::new(&tj), &mut one_t);
+            assert_eq!(one_t[0].to_bits(), full_t[j].to_bits(), "packed ternary {isa} column {j}");
         }
     }
 }
@@ -192,6 +221,44 @@ proptest! {
             let mut got = vec![0.0; m * n];
             matmul_nbits_q4_f32_with(isa, m, &a, &w, &mut got);
             assert_close("prop nbits", &got, &want, &mags, k);
+        }
+    }
+
+    #[test]
+    fn prop_packed4(m in 1usize..6, n in 1usize..40, k in 1usize..200, bs_log in 4u32..8, zp in any::<bool>(), seed in any::<u64>()) {
+        let bs = 1usize << bs_log;
+        let mut rng = Rng::new(seed);
+        let kb = k.div_ceil(bs);
+        let q = rng.bytes(n * kb * bs / 2);
+        let scales = rng.f32s(n * kb);
+        let zps = rng.bytes(n * kb.div_ceil(2));
+        let w = NBitsQ4 { n, k, block_size: bs, b: &q, scales: &scales, zero_points: zp.then_some(&zps[..]) };
+        let p = Packed4Bit::from_nbits(&w);
+        let a = rng.f32s(m * k);
+        let mags = magnitudes(m, n, k, &a, &dequantize_nbits_q4(&w, None));
+        let mut want = vec![0.0; m * n];
+        matmul_nbits_q4_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            let mut got = vec![0.0; m * n];
+            matmul_packed4_f32_with(isa, m, &a, &p, &mut got);
+            assert_close("prop packed4", &got, &want, &mags, k);
+        }
+    }
+
+    #[test]
+    fn prop_packed_ternary(m in 1usize..6, n in 1usize..40, k in 0usize..200, seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let packed: Vec<u8> = (0..(n * k).div_ceil(4)).map(|_| (0..4).fold(0u8, |b, i| b | ((rng.below(4) as u8) << (2 * i)))).collect();
+        let w = Ternary2 { n, k, packed: &packed, scale: 1.5 };
+        let p = PackedTernary2::new(&w);
+        let a = rng.f32s(m * k);
+        let mags = magnitudes(m, n, k, &a, &dequantize_ternary2(&w));
+        let mut want = vec![0.0; m * n];
+        matmul_ternary2_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            let mut got = vec![0.0; m * n];
+            matmul_packed_ternary2_f32_with(isa, m, &a, &p, &mut got);
+            assert_close("prop packed ternary", &got, &want, &mags, k);
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Node`]: one graph node resolved for execution (value slots instead of names, attributes
 //! decoded), and [`OpCtx`], what an op implementation sees when it runs.
 
+use std::any::Any;
 use std::collections::HashMap;
 
 use smelt_formats::onnx::proto::{AttributeProto, NodeProto};
@@ -97,9 +98,21 @@ pub struct OpCtx<'a> {
     pub node: &'a Node,
     /// Input values, `None` for omitted optional inputs.
     pub inputs: Vec<Option<&'a Value>>,
+    /// What the op's [`crate::registry::PrepareFn`] made when the session loaded, if anything.
+    pub prepared: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 impl<'a> OpCtx<'a> {
+    /// The prepared state, when there is one of type `T`.
+    pub fn prepared<T: Any>(&self) -> Option<&'a T> {
+        self.prepared.and_then(|p| p.downcast_ref::<T>())
+    }
+
+    /// Whether the node has input `i` (given or computed; not an omitted optional one).
+    pub fn has_input(&self, i: usize) -> bool {
+        self.node.inputs.get(i).copied().flatten().is_some()
+    }
+
     /// An error about this node.
     pub fn err(&self, reason: impl Into<String>) -> RuntimeError {
         RuntimeError::Op {

@@ -2,7 +2,9 @@
 //! covers. Loading a model looks every node up here before anything runs, so an unsupported op
 //! is reported with its domain and opset up front.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::RuntimeError;
 use crate::node::OpCtx;
@@ -10,6 +12,20 @@ use crate::value::Value;
 
 /// An op implementation.
 pub type OpFn = fn(&OpCtx<'_>) -> Result<Vec<Value>, RuntimeError>;
+
+/// Work an op does once, when the session loads: its context holds the node and, as inputs,
+/// only the initializers (a computed input is `None`). Returns `None` when there is nothing
+/// to prepare — the op then works from its inputs on every run, and reports any problem then.
+pub type PrepareFn = fn(&OpCtx<'_>) -> Option<Prepared>;
+
+/// What a [`PrepareFn`] made, handed to the op on every run ([`OpCtx::prepared`]).
+pub struct Prepared {
+    /// The op's own state (e.g. a weight repacked for the kernels).
+    pub state: Arc<dyn Any + Send + Sync>,
+    /// Input indices the op no longer reads when it has `state`: an initializer that only
+    /// such inputs use is released after loading.
+    pub replaces_inputs: Vec<usize>,
+}
 
 /// The default ONNX domain's canonical name in the registry.
 pub const DEFAULT_DOMAIN: &str = "";
@@ -20,6 +36,7 @@ struct Entry {
     since: i64,
     until: i64,
     run: OpFn,
+    prepare: Option<PrepareFn>,
 }
 
 /// Op implementations by (domain, op_type, opset range).
@@ -43,7 +60,25 @@ impl Registry {
 
     /// Registers `run` for `op_type` in `domain` for opsets `since..=until`.
     pub fn add(&mut self, domain: &'static str, op_type: &'static str, since: i64, until: i64, run: OpFn) {
-        self.ops.entry((domain, op_type)).or_default().push(Entry { since, until, run });
+        self.ops.entry((domain, op_type)).or_default().push(Entry { since, until, run, prepare: None });
+    }
+
+    /// [`Registry::add`] with a load-time [`PrepareFn`].
+    pub fn add_prepared(
+        &mut self,
+        domain: &'static str,
+        op_type: &'static str,
+        since: i64,
+        until: i64,
+        run: OpFn,
+        prepare: PrepareFn,
+    ) {
+        self.ops.entry((domain, op_type)).or_default().push(Entry {
+            since,
+            until,
+            run,
+            prepare: Some(prepare),
+        });
     }
 
     /// Registers `run` for a default-domain op for every opset.
@@ -53,8 +88,21 @@ impl Registry {
 
     /// The implementation of `op_type` in `domain` at `opset`.
     pub fn find(&self, domain: &str, op_type: &str, opset: i64) -> Option<OpFn> {
+        self.entry(domain, op_type, opset).map(|(run, _)| run)
+    }
+
+    /// The load-time preparation of `op_type` in `domain` at `opset`, if it has one.
+    pub fn find_prepare(&self, domain: &str, op_type: &str, opset: i64) -> Option<PrepareFn> {
+        self.entry(domain, op_type, opset).and_then(|(_, prepare)| prepare)
+    }
+
+    fn entry(&self, domain: &str, op_type: &str, opset: i64) -> Option<(OpFn, Option<PrepareFn>)> {
         let domain = if domain == "ai.onnx" { DEFAULT_DOMAIN } else { domain };
-        self.ops.get(&(domain, op_type))?.iter().find(|e| e.since <= opset && opset <= e.until).map(|e| e.run)
+        self.ops
+            .get(&(domain, op_type))?
+            .iter()
+            .find(|e| e.since <= opset && opset <= e.until)
+            .map(|e| (e.run, e.prepare))
     }
 
     /// Every registered (domain, op_type), sorted.

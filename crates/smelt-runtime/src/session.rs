@@ -1,7 +1,9 @@
 //! [`Session`]: a loaded graph ready to run — nodes in topological order with their
-//! implementations looked up, value slots, initializers decoded once, and the memory plan
-//! (which slots to free after each node: a value is dropped right after its last use).
+//! implementations looked up, value slots, initializers decoded once, what ops prepare at load
+//! (quantized weights repacked for the kernels), and the memory plan (which slots to free
+//! after each node: a value is dropped right after its last use).
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use smelt_tensor::DType;
 use crate::error::{RuntimeError, UnsupportedOp};
 use crate::node::{Node, OpCtx};
 use crate::registry::{OpFn, Registry};
-use crate::value::Value;
+use crate::value::{Data, Value};
 
 /// A graph input the caller must feed.
 #[derive(Clone, Debug)]
@@ -73,7 +75,11 @@ pub struct Session {
     inputs: Vec<InputSpec>,
     outputs: Vec<(String, usize)>,
     free_after: Vec<Vec<usize>>,
+    /// Per node, what its op prepared at load (see [`crate::registry::PrepareFn`]).
+    prepared: Vec<Option<PreparedState>>,
 }
+
+type PreparedState = Arc<dyn Any + Send + Sync>;
 
 fn dtype_of(e: &ElemType) -> Option<DType> {
     match e {
@@ -219,6 +225,7 @@ impl Session {
         // Memory plan: free each slot after the last node that reads it, unless it is an
         // output. Initializers are shared with the session and cost nothing to drop.
         let keep: HashSet<usize> = outputs.iter().map(|(_, s)| *s).collect();
+        let prepared = prepare_nodes(&registry, &nodes, &mut consts, &keep);
         let mut last_use: HashMap<usize, usize> = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {
             for s in n.inputs.iter().flatten() {
@@ -239,7 +246,7 @@ impl Session {
                 }
             }
         }
-        Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after })
+        Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after, prepared })
     }
 
     /// The inputs a caller must feed.
@@ -255,6 +262,12 @@ impl Session {
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of nodes whose op prepared state when the session loaded (a quantized weight
+    /// repacked for the kernels).
+    pub fn prepared_nodes(&self) -> usize {
+        self.prepared.iter().flatten().count()
     }
 
     fn expected(&self) -> String {
@@ -334,7 +347,7 @@ impl Session {
                     })?)),
                 }
             }
-            let ctx = OpCtx { node, inputs: ins };
+            let ctx = OpCtx { node, inputs: ins, prepared: self.prepared[i].as_deref() };
             // Ops validate their inputs and return errors; should one still panic on a hostile
             // model, the panic becomes an error naming the node instead of ending the process.
             let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx)))
@@ -393,4 +406,43 @@ impl Session {
         }
         Ok((out, stats))
     }
+}
+
+/// Runs every op's load-time preparation on the initializers it reads (never on a slot a node
+/// overwrites), then releases each initializer whose every read is through an input its
+/// node's preparation replaces (and that is not a graph output). A preparation that panics
+/// on a hostile model counts as none: the op then reports the problem when it runs.
+fn prepare_nodes(
+    registry: &Registry,
+    nodes: &[Node],
+    consts: &mut [(usize, Arc<Value>)],
+    keep: &HashSet<usize>,
+) -> Vec<Option<PreparedState>> {
+    let produced: HashSet<usize> = nodes.iter().flat_map(|n| n.outputs.iter().flatten().copied()).collect();
+    let by_slot: HashMap<usize, Arc<Value>> =
+        consts.iter().filter(|(s, _)| !produced.contains(s)).map(|(s, v)| (*s, v.clone())).collect();
+    let (mut reads, mut replaced) = (HashMap::<usize, usize>::new(), HashMap::<usize, usize>::new());
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        for s in node.inputs.iter().flatten() {
+            *reads.entry(*s).or_default() += 1;
+        }
+        let prepared = registry.find_prepare(&node.domain, &node.op_type, node.opset).and_then(|prepare| {
+            let inputs = node.inputs.iter().map(|s| s.and_then(|s| by_slot.get(&s).map(|v| &**v))).collect();
+            let ctx = OpCtx { node, inputs, prepared: None };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&ctx))).ok().flatten()
+        });
+        if let Some(p) = &prepared {
+            for s in p.replaces_inputs.iter().filter_map(|&i| node.inputs.get(i).copied().flatten()) {
+                *replaced.entry(s).or_default() += 1;
+            }
+        }
+        out.push(prepared.map(|p| p.state));
+    }
+    for (s, v) in consts.iter_mut() {
+        if !keep.contains(s) && replaced.get(s).is_some_and(|r| reads.get(s) == Some(r)) {
+            *v = Arc::new(Value::new(vec![0], Data::U8(Vec::new())));
+        }
+    }
+    out
 }

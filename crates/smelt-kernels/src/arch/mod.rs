@@ -3,19 +3,20 @@
 //! Each entry point returns `false` when it has no implementation for the requested [`Isa`]
 //! (the caller then runs the scalar reference). The `Isa` it receives went through
 //! `Isa::or_scalar`, so it is one the CPU has: that is what makes calling the
-//! `#[target_feature]` functions of the submodules sound. Everything here outside the
-//! submodules is safe, portable code shared by the SIMD kernels (operand permutations).
+//! `#[target_feature]` functions of the submodules sound.
 #![allow(clippy::too_many_arguments)]
-// Without x86-64 kernels (e.g. aarch64, scalar only for now) the operand descriptions below
-// are built but never read.
+// Without x86-64 kernels (aarch64 has only the 4-bit and ternary ones) some operand
+// descriptions below are built but never read.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-use crate::bnb4::Bnb4Nf4;
 use crate::dispatch::Isa;
-use crate::nbits::NBitsQ4;
+use crate::packed4::Tiles4;
+use crate::ternary::TernaryTiles;
 
 /// f32 GEMM columns `j0..j1` (see `f32_gemm::gemm_f32_cols_scalar`).
 pub(crate) fn gemm_f32_cols(
@@ -100,138 +101,67 @@ pub(crate) fn int8_dot_cols(
     }
 }
 
-/// A 4-bit weight whose blocks dequantize through a 16-entry table: `MatMulNBits` (table
-/// `(q - zp)·scale`) or `MatMulBnb4` NF4 (table `NF4[q]·absmax`), rows whole blocks.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Lut4Weights<'a> {
-    NBits(NBitsQ4<'a>),
-    Nf4(Bnb4Nf4<'a>),
-}
-
-impl Lut4Weights<'_> {
-    pub(crate) fn block_size(&self) -> usize {
-        match self {
-            Lut4Weights::NBits(w) => w.block_size,
-            Lut4Weights::Nf4(w) => w.block_size,
-        }
-    }
-
-    /// Blocks per row (NF4: `k / block_size`, only used when that divides exactly).
-    pub(crate) fn blocks_per_row(&self) -> usize {
-        match self {
-            Lut4Weights::NBits(w) => w.k_blocks(),
-            Lut4Weights::Nf4(w) => w.k / w.block_size,
-        }
-    }
-
-    /// The packed codes of row `j` (whole blocks).
-    pub(crate) fn row(&self, j: usize) -> &[u8] {
-        match self {
-            Lut4Weights::NBits(w) => &w.b[j * w.row_bytes()..(j + 1) * w.row_bytes()],
-            Lut4Weights::Nf4(w) => &w.b[j * w.k / 2..(j + 1) * w.k / 2],
-        }
-    }
-
-    /// Row `j`'s per-block scales (NF4: absmax) and packed zero points (`None`: NF4, or 8).
-    pub(crate) fn row_params(&self, j: usize) -> (&[f32], Option<&[u8]>) {
-        match self {
-            Lut4Weights::NBits(w) => {
-                let kb = w.k_blocks();
-                let zb = kb.div_ceil(2);
-                (&w.scales[j * kb..(j + 1) * kb], w.zero_points.map(|z| &z[j * zb..(j + 1) * zb]))
-            }
-            Lut4Weights::Nf4(w) => {
-                let nb = w.k / w.block_size;
-                (&w.absmax[j * nb..(j + 1) * nb], None)
-            }
-        }
-    }
-
-    pub(crate) fn is_nf4(&self) -> bool {
-        matches!(self, Lut4Weights::Nf4(_))
-    }
-}
-
-/// Elements per step of the 4-bit kernels: 32 (16 bytes) when a block holds that many, else 16.
-pub(crate) fn lut4_group(block_size: usize) -> usize {
-    if block_size >= 32 {
-        32
-    } else {
-        16
-    }
-}
-
-/// Rows of `A` (`m×k`) reordered to match how the 4-bit kernels load codes: per `group`
-/// elements, first the elements in the bytes' low nibbles, then those in the high nibbles;
-/// zero-padded from `k` to `kp`. `high_first`: the first element of each byte is in its high
-/// nibble (NF4) rather than its low one (MatMulNBits).
-pub(crate) fn permute_nibble_lanes(
-    m: usize,
-    k: usize,
-    a: &[f32],
-    kp: usize,
-    group: usize,
-    high_first: bool,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; m * kp];
-    let half = group / 2;
-    let (lo_off, hi_off) = if high_first { (1, 0) } else { (0, 1) };
-    for i in 0..m {
-        let (src, dst) = (&a[i * k..(i + 1) * k], &mut out[i * kp..(i + 1) * kp]);
-        for g in (0..kp).step_by(group) {
-            for t in 0..half {
-                let (lo, hi) = (g + 2 * t + lo_off, g + 2 * t + hi_off);
-                dst[g + t] = if lo < k { src[lo] } else { 0.0 };
-                dst[g + half + t] = if hi < k { src[hi] } else { 0.0 };
-            }
-        }
-    }
-    out
-}
-
-/// `Σ a·w` for a table-dequantized 4-bit weight, columns `j0..j1`, `a_perm` from
-/// [`permute_nibble_lanes`] (`m` rows of `blocks_per_row · block_size`).
-pub(crate) fn lut4_gemv_cols(
+/// `Σ a·w` for up to 4 rows of `A` (`a`: `m` rows of `blocks · block_size` floats, zero
+/// padded past `k`) against the packed 4-bit tiles `t`, into `width` (≤ tiles · 4) columns of
+/// `out` (row stride `ld`).
+pub(crate) fn q4_gemv_tiles(
     isa: Isa,
-    w: &Lut4Weights<'_>,
+    t: &Tiles4<'_>,
     m: usize,
-    a_perm: &[f32],
-    j0: usize,
-    j1: usize,
+    a: &[f32],
+    width: usize,
     out: &mut [f32],
     ld: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::lut4::gemv_cols(isa, w, m, a_perm, j0, j1, out, ld)
+        x86_64::q4::gemv_tiles(isa, t, m, a, width, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
     {
-        let _ = (isa, w, m, a_perm, j0, j1, out, ld);
+        aarch64::q4::gemv_tiles(isa, t, m, a, width, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (isa, t, m, a, width, out, ld);
         false
     }
 }
 
-/// `Σ a·q` (codes only, no scale) for a 2-bit ternary weight with `k % 4 == 0`, columns
-/// `j0..j1`.
-pub(crate) fn ternary_gemv_cols(
+/// `scale · Σ a·q` for one row of `A` against the packed ternary tiles `t`, `tables` from
+/// `ternary::pair_tables`, into `out` (≤ tiles · 16 columns).
+pub(crate) fn ternary_gemv_tiles(
     isa: Isa,
-    m: usize,
-    k: usize,
-    a: &[f32],
-    packed: &[u8],
-    j0: usize,
-    j1: usize,
+    t: &TernaryTiles<'_>,
+    tables: &[f32],
+    scale: f32,
     out: &mut [f32],
-    ld: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::ternary::gemv_cols(isa, m, k, a, packed, j0, j1, out, ld)
+        x86_64::ternary::gemv_tiles(isa, t, tables, scale, out)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::ternary::gemv_tiles(isa, t, tables, scale, out)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (isa, t, tables, scale, out);
+        false
+    }
+}
+
+/// The pair tables of `ternary::pair_tables` for one row (`a`: `2·pairs` floats, `t`:
+/// `16·pairs`), the same bits as `ternary::pair_tables_scalar`.
+pub(crate) fn ternary_pair_tables(isa: Isa, a: &[f32], t: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::ternary::pair_tables(isa, a, t)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, m, k, a, packed, j0, j1, out, ld);
+        let _ = (isa, a, t);
         false
     }
 }

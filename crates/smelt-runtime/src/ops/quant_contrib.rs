@@ -2,12 +2,19 @@
 //! blocks, packed or float zero points, `g_idx`, bias) and MatMulBnb4 (NF4 and FP4).
 //! Layouts are documented on smelt-kernels' `NBitsQ4` and `Bnb4Nf4`; every size is checked
 //! here before a kernel is called, since the kernels assert on mismatched slices.
+//!
+//! When the weight is an initializer in a layout the 4-bit kernels take (MatMulNBits: 4 bits,
+//! packed or no zero points, no `g_idx`; MatMulBnb4: NF4 with `block_size` dividing `K`), the
+//! session repacks it once at load into smelt-kernels' `Packed4Bit` and releases the original
+//! (the same results: the kernels pack the ONNX layout the same way on the fly).
 
-use smelt_kernels::{Bnb4Nf4, NBitsQ4, NF4_CODE};
+use std::sync::Arc;
+
+use smelt_kernels::{Bnb4Nf4, NBitsQ4, Packed4Bit, NF4_CODE};
 
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
-use crate::registry::{Registry, MS_DOMAIN};
+use crate::registry::{Prepared, Registry, MS_DOMAIN};
 use crate::value::{Data, Value};
 
 /// bitsandbytes' FP4 code (ONNX Runtime's `fp4_qaunt_map`).
@@ -31,8 +38,23 @@ const FP4_CODE: [f32; 16] = [
 ];
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add(MS_DOMAIN, "MatMulNBits", 1, i64::MAX, matmul_nbits);
-    r.add(MS_DOMAIN, "MatMulBnb4", 1, i64::MAX, matmul_bnb4);
+    r.add_prepared(MS_DOMAIN, "MatMulNBits", 1, i64::MAX, matmul_nbits, prepare_matmul_nbits);
+    r.add_prepared(MS_DOMAIN, "MatMulBnb4", 1, i64::MAX, matmul_bnb4, prepare_matmul_bnb4);
+}
+
+/// `Y = A · Wᵀ` on a weight packed at load, then the bias (input `bias`) and the output shape.
+fn matmul_packed(c: &OpCtx<'_>, w: &Packed4Bit, bias: Option<usize>) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, w.k())?;
+    let mut y = vec![0f32; m * w.n()];
+    w.matmul(m, &av, &mut y);
+    finish(c, a, w.n(), y, bias.and_then(|i| c.opt(i)))
+}
+
+/// Whether every input in `inputs` the node has is an initializer (a load-time context holds
+/// only those).
+fn all_constant(c: &OpCtx<'_>, inputs: std::ops::RangeInclusive<usize>) -> bool {
+    inputs.into_iter().all(|i| !c.has_input(i) || c.opt(i).is_some())
 }
 
 fn dim_attr(c: &OpCtx<'_>, name: &str) -> Result<usize, RuntimeError> {
@@ -75,7 +97,43 @@ fn finish(
     Ok(vec![Value::new(shape, data)])
 }
 
-fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+/// MatMulNBits' attributes and weight inputs (B, scales, zero points, g_idx), checked.
+struct NBitsWeight<'v> {
+    k: usize,
+    n: usize,
+    bits: usize,
+    bs: usize,
+    kb: usize,
+    bq: &'v [u8],
+    scales: Vec<f32>,
+    zp: Option<&'v Value>,
+    packed_zp: bool,
+    g_idx: Option<Vec<i32>>,
+}
+
+impl NBitsWeight<'_> {
+    /// The packed zero points, when the zero points are packed u8.
+    fn zp_bytes(&self) -> Option<&[u8]> {
+        match self.zp.map(|z| &z.data) {
+            Some(Data::U8(v)) if self.packed_zp => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The weight the 4-bit kernels take, when it is one.
+    fn q4(&self) -> Option<NBitsQ4<'_>> {
+        (self.bits == 4 && (self.zp.is_none() || self.packed_zp) && self.g_idx.is_none()).then(|| NBitsQ4 {
+            n: self.n,
+            k: self.k,
+            block_size: self.bs,
+            b: self.bq,
+            scales: &self.scales,
+            zero_points: self.zp_bytes(),
+        })
+    }
+}
+
+fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
     let (k, n) = (dim_attr(c, "K")?, dim_attr(c, "N")?);
     let bits = c.int("bits", 4);
     let bs = dim_attr(c, "block_size")?;
@@ -85,8 +143,6 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         )));
     }
     let bits = bits as usize;
-    let a = c.input(0)?;
-    let (m, av) = activations(c, a, k)?;
     let b = c.input(1)?;
     let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
     let kb = k.div_ceil(bs);
@@ -134,26 +190,42 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
         _ => false,
     };
+    Ok(NBitsWeight { k, n, bits, bs, kb, bq, scales, zp, packed_zp, g_idx })
+}
+
+/// At load: a constant 4-bit weight the kernels take, packed (B, scales and zero points are
+/// then not read again).
+fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
+    if !all_constant(c, 1..=4) {
+        return None;
+    }
+    let w = nbits_weight(c).ok()?;
+    let packed = Packed4Bit::from_nbits(&w.q4()?);
+    Some(Prepared { state: Arc::new(packed), replaces_inputs: vec![1, 2, 3] })
+}
+
+fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    if let Some(w) = c.prepared::<Packed4Bit>() {
+        return matmul_packed(c, w, Some(5));
+    }
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
+    let wt = nbits_weight(c)?;
+    let NBitsWeight { k, n, bits, bs, kb, bq, ref scales, zp, packed_zp, ref g_idx } = wt;
+    if let Some(w) = wt.q4() {
+        let mut y = vec![0f32; m * n];
+        smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
+        return finish(c, a, n, y, c.opt(5));
+    }
+    let blob = bs * bits / 8;
+    let zp_row = (kb * bits).div_ceil(8);
     let mut y = vec![0f32; m * n];
-    let zp_bytes: Option<&Vec<u8>> = match zp.map(|z| &z.data) {
-        Some(Data::U8(v)) => Some(v),
-        _ => None,
-    };
+    let zp_bytes = wt.zp_bytes();
     if bits == 4 && (zp.is_none() || packed_zp) {
-        let w = NBitsQ4 {
-            n,
-            k,
-            block_size: bs,
-            b: bq,
-            scales: &scales,
-            zero_points: zp_bytes.map(|v| v.as_slice()),
-        };
-        if g_idx.is_none() {
-            smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
-        } else {
-            let wd = smelt_kernels::dequantize_nbits_q4(&w, g_idx.as_deref());
-            smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
-        }
+        // With g_idx (act order): dequantize with each element's block, then the GEMM.
+        let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales, zero_points: zp_bytes };
+        let wd = smelt_kernels::dequantize_nbits_q4(&w, g_idx.as_deref());
+        smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
         return finish(c, a, n, y, c.opt(5));
     }
     // Other widths and float zero points: dequantize, then GEMM.
@@ -183,15 +255,23 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     finish(c, a, n, y, c.opt(5))
 }
 
-fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+/// MatMulBnb4's attributes and weight inputs, checked.
+struct Bnb4Weight<'v> {
+    k: usize,
+    n: usize,
+    bs: usize,
+    quant_type: i64,
+    bq: &'v [u8],
+    absmax: Vec<f32>,
+}
+
+fn bnb4_weight<'v>(c: &OpCtx<'v>) -> Result<Bnb4Weight<'v>, RuntimeError> {
     let (k, n) = (dim_attr(c, "K")?, dim_attr(c, "N")?);
     let bs = dim_attr(c, "block_size")?;
     let quant_type = c.int("quant_type", 1);
     if bs < 16 || !bs.is_power_of_two() || !matches!(quant_type, 0 | 1) {
         return Err(c.err(format!("block_size {bs} / quant_type {quant_type} not supported")));
     }
-    let a = c.input(0)?;
-    let (m, av) = activations(c, a, k)?;
     let b = c.input(1)?;
     let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
     let absmax = c.input(2)?.data.to_f32_vec();
@@ -202,6 +282,29 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             &[(n * k).div_ceil(2)],
         ));
     }
+    Ok(Bnb4Weight { k, n, bs, quant_type, bq, absmax })
+}
+
+/// At load: a constant NF4 weight whose blocks do not straddle rows, packed.
+fn prepare_matmul_bnb4(c: &OpCtx<'_>) -> Option<Prepared> {
+    if !all_constant(c, 1..=2) {
+        return None;
+    }
+    let Bnb4Weight { k, n, bs, quant_type, bq, absmax } = bnb4_weight(c).ok()?;
+    if quant_type != 1 {
+        return None;
+    }
+    let packed = Packed4Bit::from_nf4(&Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax })?;
+    Some(Prepared { state: Arc::new(packed), replaces_inputs: vec![1, 2] })
+}
+
+fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    if let Some(w) = c.prepared::<Packed4Bit>() {
+        return matmul_packed(c, w, None);
+    }
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
+    let Bnb4Weight { k, n, bs, quant_type, bq, absmax } = bnb4_weight(c)?;
     let mut y = vec![0f32; m * n];
     if quant_type == 1 {
         let w = Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax };

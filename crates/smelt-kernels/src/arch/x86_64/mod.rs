@@ -6,7 +6,7 @@
 
 pub(crate) mod f32;
 pub(crate) mod int8;
-pub(crate) mod lut4;
+pub(crate) mod q4;
 pub(crate) mod ternary;
 
 use std::arch::x86_64::*;

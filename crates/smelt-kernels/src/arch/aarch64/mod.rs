@@ -1,0 +1,9 @@
+//! aarch64 kernels (Advanced SIMD, which every aarch64 CPU has): the 4-bit and ternary GEMVs
+//! over the packed layouts.
+//!
+//! Every `#[target_feature]` function here is private to its module and reached only through
+//! a safe entry point that receives [`Isa::Neon`](crate::Isa::Neon) (see `arch/mod.rs`) and
+//! asserts the slice lengths the raw loads rely on.
+
+pub(crate) mod q4;
+pub(crate) mod ternary;
