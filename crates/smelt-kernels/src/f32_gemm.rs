@@ -11,6 +11,7 @@
 use crate::arch;
 use crate::dispatch::{selected, Isa};
 use crate::parallel::for_column_ranges;
+use crate::transpose::transpose;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
 const COL_CHUNK: usize = 64;
@@ -18,22 +19,6 @@ const COL_CHUNK: usize = 64;
 /// From this many rows of `A` on, [`gemm_f32`]'s SIMD path transposes `B` and runs the
 /// `gemm_f32_bt` kernel.
 const TRANSPOSE_MIN_M: usize = 8;
-
-/// Row-major `rows×cols` to `cols×rows`, in cache-sized tiles.
-fn transpose_f32(rows: usize, cols: usize, src: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; src.len()];
-    const T: usize = 32;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for c in c0..(c0 + T).min(cols) {
-                    out[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-    out
-}
 
 /// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.
 ///
@@ -72,7 +57,7 @@ pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
     if isa != Isa::Scalar && m >= TRANSPOSE_MIN_M {
         // Enough rows to pay for one transposition of B (n·k moves against m·n·k FMAs): the
         // dot-product kernel reads B contiguously.
-        let bt = transpose_f32(k, n, b);
+        let bt = transpose(k, n, b);
         for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
             gemm_f32_bt_cols_isa(isa, m, k, a, &bt[j0 * k..j1 * k], 0, j1 - j0, out, ld);
         });

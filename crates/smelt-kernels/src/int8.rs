@@ -148,19 +148,7 @@ pub fn matmul_integer_bt(
 /// # Panics
 /// When `src.len() != rows·cols`.
 pub fn transpose_bytes(rows: usize, cols: usize, src: &[u8]) -> Vec<u8> {
-    assert_eq!(src.len(), rows * cols, "transpose_bytes: {} bytes, rows·cols = {}", src.len(), rows * cols);
-    let mut out = vec![0u8; src.len()];
-    const T: usize = 32;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for cc in c0..(c0 + T).min(cols) {
-                    out[cc * rows + r] = src[r * cols + cc];
-                }
-            }
-        }
-    }
-    out
+    crate::transpose::transpose(rows, cols, src)
 }
 
 /// [`matmul_integer`] on a chosen instruction set (scalar when the CPU lacks it).

@@ -34,6 +34,7 @@ mod nbits;
 mod parallel;
 mod stats;
 mod ternary;
+mod transpose;
 
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
@@ -42,6 +43,7 @@ pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, Z
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
 pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, Ternary2};
+pub use transpose::transpose;
 
 /// The same operations with the instruction set chosen by the caller instead of by
 /// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back

@@ -12,6 +12,7 @@ use super::broadcast::{broadcast_shape, index_map};
 use super::norm::from_f64;
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
+use crate::prepack::PackedB;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
 
@@ -25,12 +26,7 @@ pub(crate) fn register(r: &mut Registry) {
 
 /// Round half to even.
 pub(crate) fn round_even(x: f32) -> f32 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 {
-        2.0 * (x / 2.0).round()
-    } else {
-        r
-    }
+    x.round_ties_even()
 }
 
 fn range_of(c: &OpCtx<'_>, d: DType) -> Result<(f32, f32), RuntimeError> {
@@ -163,9 +159,11 @@ fn dequantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn dynamic_quantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
-    let xv = x.data.to_f32_vec();
-    let min = xv.iter().copied().fold(0f32, f32::min);
-    let max = xv.iter().copied().fold(0f32, f32::max);
+    let xv: std::borrow::Cow<'_, [f32]> = match &x.data {
+        Data::F32(v) => std::borrow::Cow::Borrowed(v),
+        d => std::borrow::Cow::Owned(d.to_f32_vec()),
+    };
+    let (min, max) = xv.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let scale = (max - min) / 255.0;
     let zp = if scale == 0.0 { 0.0 } else { round_even((0.0 - min) / scale).clamp(0.0, 255.0) };
     let q: Vec<u8> = xv
@@ -204,6 +202,14 @@ fn int8<'v>(c: &OpCtx<'_>, v: &'v Value) -> Result<Int8Matrix<'v>, RuntimeError>
     }
 }
 
+/// Elements `off..off + len` of an 8-bit matrix.
+fn sub(mx: Int8Matrix<'_>, off: usize, len: usize) -> Int8Matrix<'_> {
+    match mx {
+        Int8Matrix::U8(v) => Int8Matrix::U8(&v[off..off + len]),
+        Int8Matrix::I8(v) => Int8Matrix::I8(&v[off..off + len]),
+    }
+}
+
 /// Batched `(A - za)·(B - zb)` in i32 with numpy matmul shapes; `A`/`B` rank >= 2 after
 /// promotion of 1-D operands.
 fn integer_product(
@@ -235,12 +241,6 @@ fn integer_product(
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
     let mut out = vec![0i32; nb * m * n];
-    fn sub<'m>(mx: Int8Matrix<'m>, off: usize, len: usize) -> Int8Matrix<'m> {
-        match mx {
-            Int8Matrix::U8(v) => Int8Matrix::U8(&v[off..off + len]),
-            Int8Matrix::I8(v) => Int8Matrix::I8(&v[off..off + len]),
-        }
-    }
     for bi in 0..nb {
         let aa = sub(am, ia[bi] * m * k, m * k);
         let bb = sub(bm, ib[bi] * k * n, k * n);
@@ -256,8 +256,39 @@ fn integer_product(
     Ok((shape, out))
 }
 
+/// `(A - za)·(B - zb)` with `B` packed at load (`Bᵀ`, [`crate::prepack`]): a per-tensor
+/// `za` runs every row of `A` (batch dims included) in one call, a per-row one each batch.
+fn integer_product_packed(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, packed: &PackedB, bz: Option<&Value>) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
+    let [k, n] = packed.shape();
+    let bt = packed.int8_bt().ok_or_else(|| c.err("internal: B was packed for another op"))?;
+    if a.shape.last() != Some(&k) {
+        return Err(c.shape_err("inner dimensions differ", &a.shape, &[k, n]));
+    }
+    let m = if a.shape.len() >= 2 { a.shape[a.shape.len() - 2] } else { 1 };
+    let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let (az_s, az_v) = zero_points(c, az, m)?;
+    let (bz_s, bz_v) = zero_points(c, bz, n)?;
+    let za = az_s.map_or(ZeroPoints::PerIndex(&az_v), ZeroPoints::PerTensor);
+    let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
+    let am = int8(c, a)?;
+    let block = if az_s.is_some() { rows } else { m };
+    let mut out = vec![0i32; rows * n];
+    if block > 0 {
+        for (bi, o) in out.chunks_mut(block * n).enumerate() {
+            smelt_kernels::matmul_integer_bt(block, n, k, sub(am, bi * block * k, block * k), za, bt, zb, o);
+        }
+    }
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    Ok((shape, out))
+}
+
 fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
-    let (shape, out) = integer_product(c, c.input(0)?, c.opt(2), c.input(1)?, c.opt(3))?;
+    let a = c.input(0)?;
+    let (shape, out) = match c.packed_b() {
+        Some(p) => integer_product_packed(c, a, c.opt(2), p, c.opt(3))?,
+        None => integer_product(c, a, c.opt(2), c.input(1)?, c.opt(3))?,
+    };
     Ok(vec![Value::new(shape, Data::I32(out))])
 }
 
