@@ -102,7 +102,8 @@ fn int8_tiers_match_scalar_bit_for_bit() {
     let tiers = simd_tiers("int8");
     let mut rng = Rng::new(2);
     let ks: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255];
-    for &m in &[0usize, 1, 2, 3] {
+    // m covers the 4- and 2-row passes of the SIMD kernels and their remainders.
+    for &m in &[0usize, 1, 2, 3, 4, 5, 7, 9] {
         for &n in &[0usize, 1, 3, 4, 5, 17, 65] {
             for &k in ks {
                 let a = rng.bytes(m * k);
