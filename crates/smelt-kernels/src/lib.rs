@@ -8,7 +8,7 @@
 //!
 //! Operations, all on row-major contiguous slices with `C` overwritten:
 //! - f32 GEMM/GEMV: [`gemm_f32`] (`B` is `k×n`), [`gemm_f32_bt`] (`B` is `n×k`, a Linear
-//!   weight `[out, in]`);
+//!   weight `[out, in]`), [`gemm_f32_packed`] (a constant `B` packed once, [`PackedF32`]);
 //! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`] and [`matmul_integer_bt`];
 //! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
 //!   [`matmul_nbits_q4_f32`];
@@ -38,7 +38,7 @@ mod transpose;
 
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
-pub use f32_gemm::{gemm_f32, gemm_f32_bt};
+pub use f32_gemm::{gemm_f32, gemm_f32_bt, gemm_f32_packed, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
@@ -50,7 +50,7 @@ pub use transpose::transpose;
 /// to scalar (never executes unsupported instructions).
 pub mod explicit {
     pub use crate::bnb4::matmul_bnb4_nf4_f32_with;
-    pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
+    pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_packed_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
     pub use crate::nbits::matmul_nbits_q4_f32_with;
     pub use crate::stats::error_lanes_with;

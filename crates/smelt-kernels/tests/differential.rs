@@ -8,7 +8,7 @@ use common::{assert_close, at_offset, magnitudes, simd_tiers, Rng};
 use smelt_kernels::explicit::*;
 use smelt_kernels::*;
 
-const MS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9];
+const MS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 17];
 const NS: &[usize] = &[0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 65];
 const KS: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255];
 
@@ -35,6 +35,9 @@ fn f32_gemm_tiers_match_scalar() {
                 let mags = magnitudes(m, n, k, &a, &bt);
                 let mut want = vec![0.0; m * n];
                 gemm_f32_with(Isa::Scalar, m, n, k, &a, &b, &mut want);
+                let mut want_packed = vec![0.0; m * n];
+                gemm_f32_packed_with(Isa::Scalar, m, &a, &PackedF32::new(k, n, &b), &mut want_packed);
+                assert_eq!(want_packed, want, "scalar gemm_f32_packed is gemm_f32's reference, m={m} n={n} k={k}");
                 let mut want_bt = vec![0.0; m * n];
                 gemm_f32_bt_with(Isa::Scalar, m, n, k, &a, &bt, &mut want_bt);
                 assert_close("scalar gemm vs gemm_bt", &want, &want_bt, &mags, k);
@@ -46,13 +49,15 @@ fn f32_gemm_tiers_match_scalar() {
                     assert_close(&format!("gemm_f32 {isa} m={m} n={n} k={k}"), &c2[off..], &want, &mags, k);
                     let mut c3 = vec![f32::NAN; m * n + off];
                     gemm_f32_bt_with(isa, m, n, k, &a2[off..], &bt2[off..], &mut c3[off..]);
-                    assert_close(
-                        &format!("gemm_f32_bt {isa} m={m} n={n} k={k}"),
-                        &c3[off..],
-                        &want_bt,
-                        &mags,
-                        k,
-                    );
+                    assert_close(&format!("gemm_f32_bt {isa} m={m} n={n} k={k}"), &c3[off..], &want_bt, &mags, k);
+                    // Packed B: the same arithmetic as gemm_f32's outer-product kernel.
+                    let packed = PackedF32::new(k, n, &b);
+                    let mut c4 = vec![f32::NAN; m * n + off];
+                    gemm_f32_packed_with(isa, m, &a2[off..], &packed, &mut c4[off..]);
+                    assert_close(&format!("gemm_f32_packed {isa} m={m} n={n} k={k}"), &c4[off..], &want, &mags, k);
+                    if m < 8 {
+                        assert_eq!(c4[off..], c2[off..], "gemm_f32_packed {isa} m={m} n={n} k={k}: not gemm_f32's bits");
+                    }
                 }
             }
         }

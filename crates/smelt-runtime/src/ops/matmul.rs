@@ -1,12 +1,13 @@
 //! MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm, computed in f32
 //! with smelt-kernels' GEMM; f16/bf16/f64 operands are converted to f32 and the result back.
-//! A constant `B` arrives transposed ([`crate::prepack`]) and runs the `gemm_f32_bt` kernel
-//! over all rows of `A` at once.
+//! A constant `B` arrives packed ([`crate::prepack`]) and runs `gemm_f32_packed` over all
+//! rows of `A` at once.
 
 use super::broadcast::{broadcast_shape, index_map};
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
 use crate::prepack::PackedB;
+use smelt_kernels::PackedF32;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
 
@@ -83,30 +84,25 @@ fn back(c: &OpCtx<'_>, like: &Value, shape: Vec<usize>, v: Vec<f32>) -> Result<V
     Ok(Value::new(shape, data))
 }
 
-/// An f32 `B` prepared at load: `[k, n]` in the graph, held as `Bᵀ`.
-struct PackedF32<'v> {
-    k: usize,
-    n: usize,
-    bt: &'v [f32],
-}
-
-fn packed_f32<'v>(c: &OpCtx<'v>) -> Result<Option<PackedF32<'v>>, RuntimeError> {
+/// The f32 `B` prepared at load.
+fn packed_f32<'v>(c: &OpCtx<'v>) -> Result<Option<&'v PackedF32>, RuntimeError> {
     match c.packed_b() {
         None => Ok(None),
-        Some(PackedB::F32 { k, n, bt }) => Ok(Some(PackedF32 { k: *k, n: *n, bt })),
+        Some(PackedB::F32(p)) => Ok(Some(p)),
         Some(PackedB::Int8 { .. }) => Err(c.err("internal: B was packed for another op")),
     }
 }
 
-/// `a · B` with `B` packed: every row of `a` (batch dims included) against the same `Bᵀ`.
-fn matmul_packed(c: &OpCtx<'_>, a: &Value, k: usize, n: usize, bt: &[f32]) -> Result<Value, RuntimeError> {
+/// `a · B` with `B` packed: every row of `a` (batch dims included) against the same `B`.
+fn matmul_packed(c: &OpCtx<'_>, a: &Value, b: &PackedF32) -> Result<Value, RuntimeError> {
+    let [k, n] = b.shape();
     if a.shape.last() != Some(&k) {
         return Err(c.shape_err("inner dimensions differ", &a.shape, &[k, n]));
     }
     let av = as_f32(c, a)?;
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
     let mut out = vec![0f32; rows * n];
-    smelt_kernels::gemm_f32_bt(rows, n, k, &av, bt, &mut out);
+    smelt_kernels::gemm_f32_packed(rows, &av, b, &mut out);
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.push(n);
     back(c, a, shape, out)
@@ -115,7 +111,7 @@ fn matmul_packed(c: &OpCtx<'_>, a: &Value, k: usize, n: usize, bt: &[f32]) -> Re
 fn matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     if let Some(p) = packed_f32(c)? {
-        return Ok(vec![matmul_packed(c, a, p.k, p.n, p.bt)?]);
+        return Ok(vec![matmul_packed(c, a, p)?]);
     }
     let b = c.input(1)?;
     let (shape, out) = matmul_f32(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape)?;
@@ -126,7 +122,7 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let packed = packed_f32(c)?;
     let b_shape = match &packed {
-        Some(p) => vec![p.k, p.n],
+        Some(p) => p.shape().to_vec(),
         None => c.input(1)?.shape.clone(),
     };
     if a.shape.len() != 2 || b_shape.len() != 2 {
@@ -145,7 +141,7 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         if ta { std::borrow::Cow::Owned(smelt_kernels::transpose(a.shape[0], a.shape[1], &av)) } else { av };
     let mut out = vec![0f32; m * n];
     match packed {
-        Some(p) => smelt_kernels::gemm_f32_bt(m, n, k, &at, p.bt, &mut out),
+        Some(p) => smelt_kernels::gemm_f32_packed(m, &at, p, &mut out),
         None if tb => smelt_kernels::gemm_f32_bt(m, n, k, &at, &as_f32(c, c.input(1)?)?, &mut out),
         None => smelt_kernels::gemm_f32(m, n, k, &at, &as_f32(c, c.input(1)?)?, &mut out),
     }
