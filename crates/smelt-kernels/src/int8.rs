@@ -218,15 +218,29 @@ pub fn matmul_integer_bt_with(
             matmul_integer_bt_cols_scalar(m, k, a, a_zero, b, b_zero, j0, j1, out, ld);
             return;
         }
+        if !a_zero.any_nonzero() && !b_zero.any_nonzero() {
+            return;
+        }
+        let ki = k as i32;
         for i in 0..m {
-            let za = a_zero.get(i);
-            for j in j0..j1 {
-                let zb = b_zero.get(j);
-                let o = &mut out[i * ld + (j - j0)];
-                *o = o
-                    .wrapping_sub(zb.wrapping_mul(a_sums[i]))
-                    .wrapping_sub(za.wrapping_mul(b_sums[j - j0]))
-                    .wrapping_add((k as i32).wrapping_mul(za).wrapping_mul(zb));
+            let (za, sa) = (a_zero.get(i), a_sums[i]);
+            let row = &mut out[i * ld..i * ld + w];
+            // The same wrapping terms as the per-element definition, hoisted per row.
+            match b_zero {
+                ZeroPoints::PerTensor(zb) => {
+                    let c = zb.wrapping_mul(sa).wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
+                    for (o, &sb) in row.iter_mut().zip(&b_sums) {
+                        *o = o.wrapping_sub(c).wrapping_sub(za.wrapping_mul(sb));
+                    }
+                }
+                ZeroPoints::PerIndex(zbs) => {
+                    for ((o, &sb), &zb) in row.iter_mut().zip(&b_sums).zip(&zbs[j0..j1]) {
+                        *o = o
+                            .wrapping_sub(zb.wrapping_mul(sa))
+                            .wrapping_sub(za.wrapping_mul(sb))
+                            .wrapping_add(ki.wrapping_mul(za).wrapping_mul(zb));
+                    }
+                }
             }
         }
     });

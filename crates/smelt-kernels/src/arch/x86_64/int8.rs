@@ -110,6 +110,21 @@ fn finish_row(
         sa_main = sa_main.wrapping_sub(a_true(kk));
     }
     let km = k_main as i32;
+    let row = &mut out[i * ld..i * ld + d.len()];
+    if k_main == k && !(i == 0 && need_bsum) {
+        // No scalar tail and Σb already known: one vectorizable pass.
+        let base = beta.wrapping_mul(sa_main).wrapping_add(km.wrapping_mul(alpha).wrapping_mul(beta));
+        if need_bsum {
+            for ((o, &dj), &sb) in row.iter_mut().zip(d).zip(b_sums.iter()) {
+                *o = dj.wrapping_sub(base).wrapping_sub(alpha.wrapping_mul(sb));
+            }
+        } else {
+            for (o, &dj) in row.iter_mut().zip(d) {
+                *o = dj.wrapping_sub(base);
+            }
+        }
+        return;
+    }
     for (jj, &dj) in d.iter().enumerate() {
         let j = j0 + jj;
         let b_true = |kk: usize| -> i32 {
@@ -143,7 +158,7 @@ fn finish_row(
         for kk in k_main..k {
             v = v.wrapping_add(a_true(kk).wrapping_mul(b_true(kk)));
         }
-        out[i * ld + jj] = v;
+        row[jj] = v;
     }
 }
 
