@@ -76,14 +76,14 @@ pub enum ZeroPoints<'a> {
 
 impl ZeroPoints<'_> {
     #[inline]
-    fn get(&self, i: usize) -> i32 {
+    pub(crate) fn get(&self, i: usize) -> i32 {
         match self {
             ZeroPoints::PerTensor(z) => *z,
             ZeroPoints::PerIndex(z) => z[i],
         }
     }
 
-    fn check(&self, what: &str, expected: usize) {
+    pub(crate) fn check(&self, what: &str, expected: usize) {
         if let ZeroPoints::PerIndex(z) = self {
             assert_eq!(
                 z.len(),

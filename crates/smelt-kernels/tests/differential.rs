@@ -96,6 +96,15 @@ fn int8_case(
     let mut got_kn = vec![0i32; m * n];
     matmul_integer_with(isa, m, n, k, am, za, bm_kn, zb, &mut got_kn);
     assert_eq!(got_kn, want, "matmul_integer {isa} m={m} n={n} k={k}");
+    // B packed once (VNNI panels on AVX512-VNNI, Bᵀ otherwise): same bits, on the packing
+    // tier and, for the panels, through the scalar definition too.
+    let packed = PackedInt8::new_for(isa, k, n, bm_kn);
+    let runs: &[Isa] = if isa == Isa::Avx512Vnni { &[isa, Isa::Scalar] } else { &[isa] };
+    for &run_isa in runs {
+        let mut got_p = vec![i32::MIN; m * n];
+        matmul_integer_packed_with(run_isa, m, am, za, &packed, zb, &mut got_p);
+        assert_eq!(got_p, want, "matmul_integer_packed packed for {isa}, run on {run_isa}, m={m} n={n} k={k} signs={signs:?}");
+    }
 }
 
 fn bytemuck_i8(s: &[u8]) -> &[i8] {
@@ -107,9 +116,10 @@ fn int8_tiers_match_scalar_bit_for_bit() {
     let tiers = simd_tiers("int8");
     let mut rng = Rng::new(2);
     let ks: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255];
-    // m covers the 4- and 2-row passes of the SIMD kernels and their remainders.
-    for &m in &[0usize, 1, 2, 3, 4, 5, 7, 9] {
-        for &n in &[0usize, 1, 3, 4, 5, 17, 65] {
+    // m covers the 8-, 4- and 2-row passes of the SIMD kernels and their remainders; n one
+    // and several 32-column panels with tails.
+    for &m in &[0usize, 1, 3, 4, 9, 17] {
+        for &n in &[0usize, 1, 5, 17, 33, 65] {
             for &k in ks {
                 let a = rng.bytes(m * k);
                 let b = rng.bytes(n * k);

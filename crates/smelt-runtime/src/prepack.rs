@@ -2,9 +2,9 @@
 //!
 //! A `MatMul`, `Gemm` (`transB=0`) or `MatMulInteger` whose `B` is a 2-D initializer gets that
 //! `B` repacked when the session loads ([`PackedB`]): f32 into smelt-kernels' column panels
-//! ([`smelt_kernels::PackedF32`], read contiguously by the outer-product kernel), int8
-//! transposed to `[n, k]` for `matmul_integer_bt`. Every run then skips the per-call layout
-//! change (`gemm_f32` transposes `B` from 8 rows on, `matmul_integer` always). The node reads
+//! ([`smelt_kernels::PackedF32`], read contiguously by the outer-product kernel), int8 into
+//! [`smelt_kernels::PackedInt8`] (VNNI panels, or `Bᵀ`). Every run then skips the per-call
+//! layout change (`gemm_f32` transposes `B` from 8 rows on, `matmul_integer` always). The node reads
 //! the packed copy instead of its `B` input, and an initializer no node reads any more is
 //! dropped, so the weights are held once.
 //!
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use smelt_kernels::{transpose, Int8Matrix, PackedF32};
+use smelt_kernels::{Int8Matrix, PackedF32, PackedInt8};
 
 use crate::value::{Data, Value};
 
@@ -24,15 +24,8 @@ use crate::value::{Data, Value};
 pub enum PackedB {
     /// f32 `B` of `MatMul` / `Gemm`, in column panels.
     F32(PackedF32),
-    /// int8 or uint8 `B` of `MatMulInteger`.
-    Int8 {
-        /// Inner dimension.
-        k: usize,
-        /// Output columns.
-        n: usize,
-        /// `Bᵀ`, `n×k` row-major: `Data::I8` or `Data::U8`.
-        bt: Data,
-    },
+    /// int8 or uint8 `B` of `MatMulInteger`, in the int8 kernel's layout.
+    Int8(PackedInt8),
 }
 
 impl PackedB {
@@ -40,16 +33,7 @@ impl PackedB {
     pub fn shape(&self) -> [usize; 2] {
         match self {
             PackedB::F32(p) => p.shape(),
-            PackedB::Int8 { k, n, .. } => [*k, *n],
-        }
-    }
-
-    /// `Bᵀ` as the int8 kernels take it (`None` for f32).
-    pub fn int8_bt(&self) -> Option<Int8Matrix<'_>> {
-        match self {
-            PackedB::Int8 { bt: Data::I8(v), .. } => Some(Int8Matrix::I8(v)),
-            PackedB::Int8 { bt: Data::U8(v), .. } => Some(Int8Matrix::U8(v)),
-            _ => None,
+            PackedB::Int8(p) => p.shape(),
         }
     }
 }
@@ -64,8 +48,8 @@ pub(crate) fn pack(op_type: &str, b: &Value) -> Option<Arc<PackedB>> {
     let [k, n] = b.shape[..] else { return None };
     let packed = match (&b.data, op_type) {
         (Data::F32(v), "MatMul" | "Gemm") => PackedB::F32(PackedF32::new(k, n, v)),
-        (Data::I8(v), "MatMulInteger") => PackedB::Int8 { k, n, bt: Data::I8(transpose(k, n, v)) },
-        (Data::U8(v), "MatMulInteger") => PackedB::Int8 { k, n, bt: Data::U8(transpose(k, n, v)) },
+        (Data::I8(v), "MatMulInteger") => PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::I8(v))),
+        (Data::U8(v), "MatMulInteger") => PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::U8(v))),
         _ => return None,
     };
     Some(Arc::new(packed))
@@ -82,7 +66,7 @@ mod tests {
         assert_eq!(*p, PackedB::F32(PackedF32::new(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])));
         assert_eq!(p.shape(), [2, 3]);
         let q = Value::new(vec![2, 2], Data::I8(vec![1, -2, 3, -4]));
-        assert_eq!(pack("MatMulInteger", &q).unwrap().int8_bt().map(|m| m.len()), Some(4));
+        assert!(matches!(*pack("MatMulInteger", &q).unwrap(), PackedB::Int8(ref p) if p.shape() == [2, 2]));
         assert!(pack("MatMulInteger", &b).is_none(), "f32 B of MatMulInteger");
         assert!(pack("MatMul", &q).is_none(), "int8 B of MatMul");
         assert!(pack("MatMul", &Value::f32(vec![2, 1, 3], vec![0.0; 6])).is_none(), "3-D B");

@@ -266,11 +266,11 @@ fn integer_product(
     Ok((shape, out))
 }
 
-/// `(A - za)·(B - zb)` with `B` packed at load (`Bᵀ`, [`crate::prepack`]): a per-tensor
-/// `za` runs every row of `A` (batch dims included) in one call, a per-row one each batch.
+/// `(A - za)·(B - zb)` with `B` packed at load ([`crate::prepack`]): a per-tensor `za` runs
+/// every row of `A` (batch dims included) in one call, a per-row one each batch.
 fn integer_product_packed(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, packed: &PackedB, bz: Option<&Value>) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
-    let [k, n] = packed.shape();
-    let bt = packed.int8_bt().ok_or_else(|| c.err("internal: B was packed for another op"))?;
+    let PackedB::Int8(b) = packed else { return Err(c.err("internal: B was packed for another op")) };
+    let [k, n] = b.shape();
     if a.shape.last() != Some(&k) {
         return Err(c.shape_err("inner dimensions differ", &a.shape, &[k, n]));
     }
@@ -283,9 +283,9 @@ fn integer_product_packed(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, packed: 
     let am = int8(c, a)?;
     let block = if az_s.is_some() { rows } else { m };
     let mut out = vec![0i32; rows * n];
-    if block > 0 {
+    if block > 0 && n > 0 {
         for (bi, o) in out.chunks_mut(block * n).enumerate() {
-            smelt_kernels::matmul_integer_bt(block, n, k, sub(am, bi * block * k, block * k), za, bt, zb, o);
+            smelt_kernels::matmul_integer_packed(block, sub(am, bi * block * k, block * k), za, b, zb, o);
         }
     }
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
