@@ -119,8 +119,14 @@ fn repeat_times_each_run_and_keeps_the_outputs() {
     let inputs = runtime("torch-tiny-llama.inputs.npz");
     let run = |extra: &[&str], out: &str| {
         let out = dir.path().join(out);
-        let mut args: Vec<std::ffi::OsString> =
-            vec!["run".into(), model.clone().into(), "--inputs".into(), inputs.clone().into(), "-o".into(), out.clone().into()];
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "run".into(),
+            model.clone().into(),
+            "--inputs".into(),
+            inputs.clone().into(),
+            "-o".into(),
+            out.clone().into(),
+        ];
         args.extend(extra.iter().map(Into::into));
         (smelt(args), out)
     };

@@ -120,7 +120,10 @@ pub(crate) fn summary_line(name: &str, v: &Value) -> String {
 /// Runs `smelt run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n as usize).build_global().context("cannot start the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n as usize)
+            .build_global()
+            .context("cannot start the thread pool")?;
     }
     let session = Session::load(&args.model).with_context(|| format!("{}", args.model.display()))?;
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;

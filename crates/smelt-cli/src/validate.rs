@@ -175,8 +175,10 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         None => ValidateRecipe::default(),
     };
     let cli = Thresholds { max_abs: args.max_abs, min_cosine: args.min_cosine, min_top1: args.min_top1 };
-    let reference = Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
-    let candidate = Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
+    let reference =
+        Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
+    let candidate =
+        Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
     if reference.output_names() != candidate.output_names() {
         bail!("the models' outputs differ: {:?} vs {:?}", reference.output_names(), candidate.output_names());
     }

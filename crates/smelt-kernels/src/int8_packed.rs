@@ -97,7 +97,14 @@ impl PackedInt8 {
 /// # Panics
 /// When `a.len() != m·k`, `c.len() != m·n`, or a per-index zero-point slice is not `m` (for
 /// `A`) or `n` (for `B`) long.
-pub fn matmul_integer_packed(m: usize, a: Int8Matrix<'_>, a_zero: ZeroPoints<'_>, b: &PackedInt8, b_zero: ZeroPoints<'_>, c: &mut [i32]) {
+pub fn matmul_integer_packed(
+    m: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: &PackedInt8,
+    b_zero: ZeroPoints<'_>,
+    c: &mut [i32],
+) {
     matmul_integer_packed_with(selected().int8, m, a, a_zero, b, b_zero, c);
 }
 
@@ -137,8 +144,16 @@ pub fn matmul_integer_packed_with(
         }
     }
     let a_sums: Vec<i32> = match a {
-        Int8Matrix::U8(v) => v.chunks(k.max(1)).take(m).map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32))).collect(),
-        Int8Matrix::I8(v) => v.chunks(k.max(1)).take(m).map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32))).collect(),
+        Int8Matrix::U8(v) => v
+            .chunks(k.max(1))
+            .take(m)
+            .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
+            .collect(),
+        Int8Matrix::I8(v) => v
+            .chunks(k.max(1))
+            .take(m)
+            .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
+            .collect(),
     };
     let a_sums = if k == 0 { vec![0; m] } else { a_sums };
     let beta: i32 = if b.signed { 0 } else { -128 };
@@ -161,7 +176,9 @@ pub fn matmul_integer_packed_with(
                 let row = &mut o[i * ld..i * ld + w];
                 match b_zero {
                     ZeroPoints::PerTensor(zb) => {
-                        let c0 = ca.wrapping_add(zb.wrapping_mul(sa)).wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
+                        let c0 = ca
+                            .wrapping_add(zb.wrapping_mul(sa))
+                            .wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
                         for (v, &sb) in row.iter_mut().zip(sums_b) {
                             *v = v.wrapping_sub(c0).wrapping_sub(fa.wrapping_mul(sb));
                         }
@@ -184,7 +201,15 @@ pub fn matmul_integer_packed_with(
 /// `D = Σ a'·b'` of the `m` padded rows `ap` (`m×k4` unsigned bytes) against one VNNI panel,
 /// the first `w` columns into `out` (row stride `ld`): the definition, in i32 wrapping.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn int8_packed_panel_scalar(m: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut [i32], ld: usize) {
+pub(crate) fn int8_packed_panel_scalar(
+    m: usize,
+    k4: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) {
     for i in 0..m {
         for c in 0..w {
             let mut s = 0i32;

@@ -37,7 +37,10 @@ fn f32_gemm_tiers_match_scalar() {
                 gemm_f32_with(Isa::Scalar, m, n, k, &a, &b, &mut want);
                 let mut want_packed = vec![0.0; m * n];
                 gemm_f32_packed_with(Isa::Scalar, m, &a, &PackedF32::new(k, n, &b), &mut want_packed);
-                assert_eq!(want_packed, want, "scalar gemm_f32_packed is gemm_f32's reference, m={m} n={n} k={k}");
+                assert_eq!(
+                    want_packed, want,
+                    "scalar gemm_f32_packed is gemm_f32's reference, m={m} n={n} k={k}"
+                );
                 let mut want_bt = vec![0.0; m * n];
                 gemm_f32_bt_with(Isa::Scalar, m, n, k, &a, &bt, &mut want_bt);
                 assert_close("scalar gemm vs gemm_bt", &want, &want_bt, &mags, k);
@@ -49,14 +52,30 @@ fn f32_gemm_tiers_match_scalar() {
                     assert_close(&format!("gemm_f32 {isa} m={m} n={n} k={k}"), &c2[off..], &want, &mags, k);
                     let mut c3 = vec![f32::NAN; m * n + off];
                     gemm_f32_bt_with(isa, m, n, k, &a2[off..], &bt2[off..], &mut c3[off..]);
-                    assert_close(&format!("gemm_f32_bt {isa} m={m} n={n} k={k}"), &c3[off..], &want_bt, &mags, k);
+                    assert_close(
+                        &format!("gemm_f32_bt {isa} m={m} n={n} k={k}"),
+                        &c3[off..],
+                        &want_bt,
+                        &mags,
+                        k,
+                    );
                     // Packed B: the same arithmetic as gemm_f32's outer-product kernel.
                     let packed = PackedF32::new(k, n, &b);
                     let mut c4 = vec![f32::NAN; m * n + off];
                     gemm_f32_packed_with(isa, m, &a2[off..], &packed, &mut c4[off..]);
-                    assert_close(&format!("gemm_f32_packed {isa} m={m} n={n} k={k}"), &c4[off..], &want, &mags, k);
+                    assert_close(
+                        &format!("gemm_f32_packed {isa} m={m} n={n} k={k}"),
+                        &c4[off..],
+                        &want,
+                        &mags,
+                        k,
+                    );
                     if m < 8 {
-                        assert_eq!(c4[off..], c2[off..], "gemm_f32_packed {isa} m={m} n={n} k={k}: not gemm_f32's bits");
+                        assert_eq!(
+                            c4[off..],
+                            c2[off..],
+                            "gemm_f32_packed {isa} m={m} n={n} k={k}: not gemm_f32's bits"
+                        );
                     }
                 }
             }
@@ -103,7 +122,10 @@ fn int8_case(
     for &run_isa in runs {
         let mut got_p = vec![i32::MIN; m * n];
         matmul_integer_packed_with(run_isa, m, am, za, &packed, zb, &mut got_p);
-        assert_eq!(got_p, want, "matmul_integer_packed packed for {isa}, run on {run_isa}, m={m} n={n} k={k} signs={signs:?}");
+        assert_eq!(
+            got_p, want,
+            "matmul_integer_packed packed for {isa}, run on {run_isa}, m={m} n={n} k={k} signs={signs:?}"
+        );
     }
 }
 

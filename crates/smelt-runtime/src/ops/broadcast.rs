@@ -42,7 +42,8 @@ pub fn index_map(shape: &[usize], out: &[usize]) -> Vec<usize> {
 /// is contiguous, or broadcast, in both becomes a single inner dim).
 fn coalesce(ash: &[usize], bsh: &[usize], out: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
     let (sa, sb) = (strides_for(ash, out), strides_for(bsh, out));
-    let (mut dims, mut xa, mut xb): (Vec<usize>, Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dims, mut xa, mut xb): (Vec<usize>, Vec<usize>, Vec<usize>) =
+        (Vec::new(), Vec::new(), Vec::new());
     for i in 0..out.len() {
         if out[i] == 1 {
             continue;
@@ -67,7 +68,14 @@ fn coalesce(ash: &[usize], bsh: &[usize], out: &[usize]) -> (Vec<usize>, Vec<usi
 /// Row by row over the coalesced output dims: the inner loop reads each operand either
 /// contiguously or as one repeated element, so it vectorizes, and no per-element index is
 /// stored. Elements are computed independently, in output order.
-pub fn binary<A: Copy, B: Copy, O>(a: &[A], ash: &[usize], b: &[B], bsh: &[usize], out: &[usize], f: impl Fn(A, B) -> O) -> Vec<O> {
+pub fn binary<A: Copy, B: Copy, O>(
+    a: &[A],
+    ash: &[usize],
+    b: &[B],
+    bsh: &[usize],
+    out: &[usize],
+    f: impl Fn(A, B) -> O,
+) -> Vec<O> {
     if ash == out && bsh == out {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
@@ -196,7 +204,10 @@ mod tests {
             assert_eq!(binary(&b, bsh, &a, ash, &out, |x, y| x * 1000 + y), swapped, "{bsh:?} with {ash:?}");
             let n: usize = out.iter().product();
             assert_eq!(index_map(ash, &out), (0..n).map(|l| source_index(l, ash, &out)).collect::<Vec<_>>());
-            assert_eq!(expand(&a, ash, &out), (0..n).map(|l| a[source_index(l, ash, &out)]).collect::<Vec<_>>());
+            assert_eq!(
+                expand(&a, ash, &out),
+                (0..n).map(|l| a[source_index(l, ash, &out)]).collect::<Vec<_>>()
+            );
         }
     }
 }

@@ -111,7 +111,11 @@ pub(crate) fn binary_values(
     Ok(Value::new(out, data))
 }
 
-fn arith(c: &OpCtx<'_>, ff: impl Fn(f64, f64) -> f64 + Copy, fi: impl Fn(i64, i64) -> i64 + Copy) -> Result<Vec<Value>, RuntimeError> {
+fn arith(
+    c: &OpCtx<'_>,
+    ff: impl Fn(f64, f64) -> f64 + Copy,
+    fi: impl Fn(i64, i64) -> i64 + Copy,
+) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
 }
 
@@ -126,14 +130,20 @@ fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let ipow = |x: i64, y: i64| if y < 0 { 0 } else { x.wrapping_pow(y.min(u32::MAX as i64) as u32) };
     // x² (RMSNorm's Pow(x, 2)): the f64 square of an f32/f16/bf16 value is exact, and so is
     // powf's result then, so multiplying gives the same bits without a libm call.
-    let squares = matches!(a.dtype(), DType::F32 | DType::F16 | DType::BF16) && b.numel() == 1 && b.data.to_f64_vec()[0] == 2.0;
+    let squares = matches!(a.dtype(), DType::F32 | DType::F16 | DType::BF16)
+        && b.numel() == 1
+        && b.data.to_f64_vec()[0] == 2.0;
     if squares {
         return Ok(vec![binary_values(c, a, &b, |x, _| x * x, ipow)?]);
     }
     Ok(vec![binary_values(c, a, &b, f64::powf, ipow)?])
 }
 
-fn variadic(c: &OpCtx<'_>, ff: impl Fn(f64, f64) -> f64 + Copy, fi: impl Fn(i64, i64) -> i64 + Copy) -> Result<Vec<Value>, RuntimeError> {
+fn variadic(
+    c: &OpCtx<'_>,
+    ff: impl Fn(f64, f64) -> f64 + Copy,
+    fi: impl Fn(i64, i64) -> i64 + Copy,
+) -> Result<Vec<Value>, RuntimeError> {
     let mut acc = c.input(0)?.clone();
     for i in 1..c.inputs.len() {
         acc = binary_values(c, &acc, c.input(i)?, ff, fi)?;

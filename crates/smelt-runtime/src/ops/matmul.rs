@@ -7,9 +7,9 @@ use super::broadcast::{broadcast_shape, index_map};
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
 use crate::prepack::PackedB;
-use smelt_kernels::PackedF32;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
+use smelt_kernels::PackedF32;
 
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("MatMul", matmul);

@@ -268,7 +268,13 @@ fn integer_product(
 
 /// `(A - za)·(B - zb)` with `B` packed at load ([`crate::prepack`]): a per-tensor `za` runs
 /// every row of `A` (batch dims included) in one call, a per-row one each batch.
-fn integer_product_packed(c: &OpCtx<'_>, a: &Value, az: Option<&Value>, packed: &PackedB, bz: Option<&Value>) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
+fn integer_product_packed(
+    c: &OpCtx<'_>,
+    a: &Value,
+    az: Option<&Value>,
+    packed: &PackedB,
+    bz: Option<&Value>,
+) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
     let PackedB::Int8(b) = packed else { return Err(c.err("internal: B was packed for another op")) };
     let [k, n] = b.shape();
     if a.shape.last() != Some(&k) {
@@ -338,8 +344,29 @@ mod tests {
 
     #[test]
     fn round_even_equals_round_ties_even() {
-        let mut cases = vec![0.0f32, -0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 0.49999997, 8_388_607.5, -8_388_607.5, 8_388_608.0, 16_777_215.0, 1e30];
-        cases.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::MAX, f32::MIN]);
+        let mut cases = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_215.0,
+            1e30,
+        ];
+        cases.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ]);
         // Every tie and its neighbours up to 2^12, and a sweep of bit patterns.
         for i in 0..8192 {
             let h = i as f32 + 0.5;
@@ -349,7 +376,10 @@ mod tests {
         cases.extend((0..200_000u32).map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761))));
         for x in cases {
             let (got, want) = (round_even(x), x.round_ties_even());
-            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{x}: {got} vs {want}");
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{x}: {got} vs {want}"
+            );
         }
     }
 }

@@ -76,8 +76,28 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
     };
     let step = |a: f64, e: f64| match kind {
         Kind::Sum | Kind::Mean | Kind::LogSum => a + e,
-        Kind::Max => if e.is_nan() || a > e { if e.is_nan() { e } else { a } } else { e },
-        Kind::Min => if e.is_nan() || a < e { if e.is_nan() { e } else { a } } else { e },
+        Kind::Max => {
+            if e.is_nan() || a > e {
+                if e.is_nan() {
+                    e
+                } else {
+                    a
+                }
+            } else {
+                e
+            }
+        }
+        Kind::Min => {
+            if e.is_nan() || a < e {
+                if e.is_nan() {
+                    e
+                } else {
+                    a
+                }
+            } else {
+                e
+            }
+        }
         Kind::Prod => a * e,
         Kind::L1 => a + e.abs(),
         Kind::L2 | Kind::SumSquare => a + e * e,

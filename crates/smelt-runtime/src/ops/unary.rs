@@ -8,7 +8,11 @@ use crate::registry::Registry;
 use crate::value::{Data, Elem, Value};
 
 /// Applies `f` (computed in f64, rounded to the element type) to every element of float data.
-pub(crate) fn map_float(c: &OpCtx<'_>, d: &Data, f: impl Fn(f64) -> f64 + Sync + Send) -> Result<Data, RuntimeError> {
+pub(crate) fn map_float(
+    c: &OpCtx<'_>,
+    d: &Data,
+    f: impl Fn(f64) -> f64 + Sync + Send,
+) -> Result<Data, RuntimeError> {
     fn m<T: Elem>(v: &[T], f: &impl Fn(f64) -> f64) -> Vec<T> {
         v.iter().map(|x| T::from_f64(f(x.to_f64()))).collect()
     }
@@ -24,7 +28,12 @@ pub(crate) fn map_float(c: &OpCtx<'_>, d: &Data, f: impl Fn(f64) -> f64 + Sync +
 }
 
 /// Applies `ff` to float data and `fi` to integer data.
-fn map_num(c: &OpCtx<'_>, d: &Data, ff: impl Fn(f64) -> f64 + Sync + Send, fi: fn(i64) -> i64) -> Result<Data, RuntimeError> {
+fn map_num(
+    c: &OpCtx<'_>,
+    d: &Data,
+    ff: impl Fn(f64) -> f64 + Sync + Send,
+    fi: fn(i64) -> i64,
+) -> Result<Data, RuntimeError> {
     fn m<T: Elem>(v: &[T], fi: fn(i64) -> i64) -> Vec<T> {
         v.iter().map(|x| T::from_i64(fi(x.to_i64()))).collect()
     }
@@ -46,7 +55,11 @@ fn unary(c: &OpCtx<'_>, f: impl Fn(f64) -> f64 + Sync + Send) -> Result<Vec<Valu
     Ok(vec![Value::new(x.shape.clone(), map_float(c, &x.data, f)?)])
 }
 
-fn unary_num(c: &OpCtx<'_>, ff: impl Fn(f64) -> f64 + Sync + Send, fi: fn(i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+fn unary_num(
+    c: &OpCtx<'_>,
+    ff: impl Fn(f64) -> f64 + Sync + Send,
+    fi: fn(i64) -> i64,
+) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     Ok(vec![Value::new(x.shape.clone(), map_num(c, &x.data, ff, fi)?)])
 }

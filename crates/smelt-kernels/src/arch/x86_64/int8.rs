@@ -50,13 +50,20 @@ pub(crate) fn dot_cols(
     let mut bs = vec![0i32; w];
     let mut i = 0;
     while i < m {
-        let rows = if m - i >= 4 && max_rows >= 4 { 4 } else if m - i >= 2 { 2 } else { 1 };
+        let rows = if m - i >= 4 && max_rows >= 4 {
+            4
+        } else if m - i >= 2 {
+            2
+        } else {
+            1
+        };
         for r in 0..rows {
             for (dst, &src) in arows[r * k..(r + 1) * k].iter_mut().zip(&a[(i + r) * k..(i + r + 1) * k]) {
                 *dst = src ^ (alpha as u8);
             }
         }
-        let main = Main { k, k_main, a: &arows, rows, w, b, j0, j1, b_xor: beta != 0, bsum: need_bsum && i == 0 };
+        let main =
+            Main { k, k_main, a: &arows, rows, w, b, j0, j1, b_xor: beta != 0, bsum: need_bsum && i == 0 };
         // SAFETY: `isa` is available on this CPU (arch/mod.rs contract); `main` reads `arows`
         // (rows·k bytes) and rows j0..j1 of `b` (k bytes each, asserted above) below
         // k_main ≤ k, and writes rows·w sums into `d` and w into `bs`.
@@ -69,7 +76,22 @@ pub(crate) fn dot_cols(
             }
         }
         for r in 0..rows {
-            finish_row(plan, k, k_main, a, b, a_sums, i + r, &d[r * w..(r + 1) * w], &bs, j0, out, ld, b_sums, need_bsum);
+            finish_row(
+                plan,
+                k,
+                k_main,
+                a,
+                b,
+                a_sums,
+                i + r,
+                &d[r * w..(r + 1) * w],
+                &bs,
+                j0,
+                out,
+                ld,
+                b_sums,
+                need_bsum,
+            );
         }
         i += rows;
     }

@@ -9,7 +9,16 @@ use crate::dispatch::Isa;
 use crate::int8_packed::PANEL;
 
 /// See `arch::int8_packed_panel`.
-pub(crate) fn panel(isa: Isa, m: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut [i32], ld: usize) -> bool {
+pub(crate) fn panel(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
     if isa != Isa::Avx512Vnni {
         return false;
     }
@@ -22,7 +31,15 @@ pub(crate) fn panel(isa: Isa, m: usize, k4: usize, ap: &[u8], panel: &[u8], w: u
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn panel_avx512vnni(m: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut [i32], ld: usize) {
+unsafe fn panel_avx512vnni(
+    m: usize,
+    k4: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) {
     let mut i = 0;
     while i < m {
         // SAFETY (all four): rows i..i+R are < m; bounds as the caller's.
@@ -38,12 +55,21 @@ unsafe fn panel_avx512vnni(m: usize, k4: usize, ap: &[u8], panel: &[u8], w: usiz
 /// Rows `i..i + R`; returns `R`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<const R: usize>(i: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut [i32], ld: usize) -> usize {
+unsafe fn tile<const R: usize>(
+    i: usize,
+    k4: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> usize {
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
     for g in 0..k4 / 4 {
         let bp = panel.as_ptr().wrapping_add(g * PANEL * 4);
         // SAFETY: bytes g·128 .. g·128 + 128 of the panel (k4/4 groups of 128, asserted).
-        let (b0, b1) = unsafe { (_mm512_loadu_si512(bp.cast()), _mm512_loadu_si512(bp.wrapping_add(64).cast())) };
+        let (b0, b1) =
+            unsafe { (_mm512_loadu_si512(bp.cast()), _mm512_loadu_si512(bp.wrapping_add(64).cast())) };
         for (r, acc_r) in acc.iter_mut().enumerate() {
             // SAFETY: 4 bytes at (i + r)·k4 + 4g, inside row i + r < m of `ap` (4g + 4 ≤ k4).
             let a4 = unsafe { ap.as_ptr().add((i + r) * k4 + 4 * g).cast::<i32>().read_unaligned() };
