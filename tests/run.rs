@@ -113,6 +113,41 @@ fn npy_input_and_summary_without_output_file() {
 }
 
 #[test]
+fn repeat_times_each_run_and_keeps_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("onnx/torch-tiny-llama.onnx");
+    let inputs = runtime("torch-tiny-llama.inputs.npz");
+    let run = |extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "run".into(),
+            model.clone().into(),
+            "--inputs".into(),
+            inputs.clone().into(),
+            "-o".into(),
+            out.clone().into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        (smelt(args), out)
+    };
+    let (once, once_out) = run(&[], "once.npz");
+    assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
+    assert!(!stderr(&once).contains("median"), "{}", stderr(&once));
+    let (o, out) = run(&["--repeat", "3", "--threads", "2"], "three.npz");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let runs: Vec<&str> = err.lines().filter(|l| l.starts_with("run ")).collect();
+    assert_eq!(runs.len(), 3, "{err}");
+    assert!(runs.iter().all(|l| l.ends_with(" ms")), "{err}");
+    assert!(err.contains("3 runs: median "), "{err}");
+    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(once_out).unwrap());
+    for bad in [["--repeat", "0"], ["--threads", "0"]] {
+        let (o, _) = run(&bad, "bad.npz");
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
 fn unsupported_ops_are_listed_before_running() {
     let o = smelt(["run".as_ref(), runtime("errors/unsupported-op.onnx").as_os_str()]);
     assert_eq!(o.status.code(), Some(2));

@@ -1,7 +1,8 @@
 //! `smelt validate` end to end: its figures for float tiny-llama against each ORT-quantized
 //! version agree with numpy's computed from onnxruntime's outputs
 //! (fixtures/runtime/validate.numpy.json, tools/fixtures/gen_ort_outputs.py); thresholds give
-//! exit 0 / 1; bad input exit 2; random inputs are reproducible from the seed.
+//! exit 0 / 1, from flags or a recipe's [validate] table; bad input exit 2; random inputs are
+//! reproducible from the seed.
 
 mod support;
 
@@ -79,6 +80,67 @@ fn thresholds_decide_the_exit_code() {
     assert_eq!(report["checks"][0]["metric"], "max_abs");
     let o = validate("tiny-llama.ort-bnb4-nf4", &["--min-cosine", "0.999"], &json);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn recipe_thresholds_decide_the_exit_code_and_flags_override_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("v.json");
+    let recipe = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.into_os_string().into_string().unwrap()
+    };
+    // int8 dynamic: cosine ~0.9998, max abs ~0.012 (numpy); the conversion keys share the file.
+    let holds = recipe(
+        "holds.toml",
+        "quant = \"int8\"\n[validate]\nmax_abs = 0.05\nmin_cosine = 0.999\nmin_top1 = 0.5\n",
+    );
+    let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", &holds], &json);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let metrics: Vec<&str> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["metric"].as_str().unwrap()).collect();
+    assert_eq!(metrics, ["max_abs", "cosine", "top1_agreement"]);
+    assert_eq!(report["checks"][0]["threshold"], 0.05);
+
+    let strict = recipe("strict.toml", "[validate]\nmax_abs = 0.001\n");
+    let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", &strict], &json);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAIL logits max_abs"), "{}", stdout(&o));
+    // The flag overrides the recipe's threshold.
+    let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", &strict, "--max-abs", "0.05"], &json);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // A per-output table overrides the recipe's table for that output.
+    let per_output =
+        recipe("per-output.toml", "[validate]\nmax_abs = 0.001\n[validate.outputs.logits]\nmax_abs = 0.05\n");
+    let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", &per_output], &json);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let per_output = recipe("per-output-fails.toml", "[validate.outputs.logits]\nmin_cosine = 0.99999\n");
+    let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", &per_output], &json);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAIL logits cosine"), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_recipe_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("v.json");
+    for (text, wanted) in [
+        ("[validate]\nmax_abs = 0.1\nmin_cosin = 0.9\n", &["min_cosin", "line 3"][..]),
+        ("[validate]\nmin_top1 = 2\n", &["validate.min_top1"][..]),
+        ("[validate.outputs.probs]\nmax_abs = 0.1\n", &["validate.outputs.probs", "no output 'probs'"][..]),
+    ] {
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let o = validate("tiny-llama.ort-int8-dynamic", &["--recipe", p.to_str().unwrap()], &json);
+        assert_eq!(o.status.code(), Some(2), "{text}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        for w in wanted {
+            assert!(stderr(&o).contains(w), "{text}: wanted {w} in {}", stderr(&o));
+        }
+        assert!(stderr(&o).contains("bad.toml"), "{}", stderr(&o));
+    }
 }
 
 #[test]

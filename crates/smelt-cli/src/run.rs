@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use smelt_runtime::{Data, Session, Value};
@@ -25,6 +26,14 @@ pub struct RunArgs {
     /// Write the outputs to this .npz (by output name) instead of printing a summary.
     #[arg(short = 'o', long = "output", value_name = "OUT.npz")]
     output: Option<PathBuf>,
+    /// Run the model N times on the same inputs and print each run's wall time and the
+    /// median on stderr (loading the model and reading the inputs excluded); the outputs are
+    /// the last run's.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// Worker threads of the kernels (default: all cores; RAYON_NUM_THREADS also sets it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
 }
 
 /// A value from a `.npy` array.
@@ -110,9 +119,41 @@ pub(crate) fn summary_line(name: &str, v: &Value) -> String {
 
 /// Runs `smelt run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n as usize)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
     let session = Session::load(&args.model).with_context(|| format!("{}", args.model.display()))?;
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
-    let outputs = session.run(feeds).with_context(|| format!("{}", args.model.display()))?;
+    let mut times = Vec::with_capacity(args.repeat as usize);
+    let mut outputs = Vec::new();
+    for _ in 0..args.repeat {
+        let feeds = feeds.clone();
+        drop(std::mem::take(&mut outputs));
+        let start = Instant::now();
+        outputs = session.run(feeds).with_context(|| format!("{}", args.model.display()))?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    if args.repeat > 1 {
+        for (i, t) in times.iter().enumerate() {
+            eprintln!("run {}: {t:.3} ms", i + 1);
+        }
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = if sorted.len() % 2 == 1 {
+            sorted[sorted.len() / 2]
+        } else {
+            (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+        };
+        eprintln!(
+            "{} runs: median {median:.3} ms, min {:.3} ms, max {:.3} ms (load and input reading excluded)",
+            times.len(),
+            sorted[0],
+            sorted[sorted.len() - 1]
+        );
+    }
     match &args.output {
         Some(p) => write_npz(p, &outputs)?,
         None => {

@@ -2,16 +2,17 @@
 //! inputs (an `.npz`, or N random input sets from a seed) and measures, per output, max and
 //! mean absolute error, cosine similarity and SQNR (smelt-quant's definitions), and for logits
 //! outputs top-1 agreement and the KL divergence of the candidate's softmax from the
-//! reference's. Thresholds turn that into a verdict: exit 0 when all hold, 1 when one fails,
+//! reference's. Thresholds (flags, or a recipe's `[validate]` table, flags winning) turn that into a verdict: exit 0 when all hold, 1 when one fails,
 //! 2 on bad input. A table for people; `--json` (schema `smelt.validate/1`) for machines.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use smelt_convert::recipe::{Recipe, Thresholds, ValidateRecipe};
 use smelt_quant::metrics::ErrorSums;
 use smelt_runtime::{Data, InputSpec, Session, Value};
 use smelt_tensor::DType;
@@ -51,6 +52,10 @@ pub struct ValidateArgs {
     /// contains "logits".
     #[arg(long, value_name = "NAME")]
     logits: Vec<String>,
+    /// Thresholds from a recipe file's [validate] table (and [validate.outputs.NAME] tables
+    /// per output); --max-abs, --min-cosine and --min-top1 override it. See docs/recipe.md.
+    #[arg(long, value_name = "FILE")]
+    recipe: Option<PathBuf>,
     /// Also write the report as JSON (schema smelt.validate/1).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -165,12 +170,26 @@ fn argmax(x: &[f32]) -> usize {
 
 /// Runs `smelt validate`.
 pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
+    let recipe = match &args.recipe {
+        Some(p) => Recipe::from_file(p, None, &|_| {})?.validate,
+        None => ValidateRecipe::default(),
+    };
+    let cli = Thresholds { max_abs: args.max_abs, min_cosine: args.min_cosine, min_top1: args.min_top1 };
     let reference =
         Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
     let candidate =
         Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
     if reference.output_names() != candidate.output_names() {
         bail!("the models' outputs differ: {:?} vs {:?}", reference.output_names(), candidate.output_names());
+    }
+    for (name, _) in &recipe.outputs {
+        if !reference.output_names().contains(&name.as_str()) {
+            bail!(
+                "{}: [validate.outputs.{name}]: the models have no output '{name}' (outputs: {:?})",
+                args.recipe.as_deref().unwrap_or(Path::new("")).display(),
+                reference.output_names()
+            );
+        }
     }
     let sets: Vec<Vec<(String, Value)>> = match (&args.inputs, args.random) {
         (Some(p), _) => vec![load_feeds(&[], Some(p))?],
@@ -245,10 +264,17 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
                 checks.push(Check { output: name.clone(), metric, value, threshold: t, passed });
             }
         };
-        check("max_abs", m.max_abs, args.max_abs, true);
-        check("cosine", m.cosine, args.min_cosine, false);
-        if let Some(t1) = top1 {
-            check("top1_agreement", t1, args.min_top1, false);
+        let t = recipe.for_output(name).overridden_by(cli);
+        check("max_abs", m.max_abs, t.max_abs, true);
+        check("cosine", m.cosine, t.min_cosine, false);
+        match top1 {
+            Some(t1) => check("top1_agreement", t1, t.min_top1, false),
+            None if t.min_top1.is_some()
+                && recipe.outputs.iter().any(|(n, o)| n == name && o.min_top1.is_some()) =>
+            {
+                bail!("[validate.outputs.{name}] sets min_top1, but output '{name}' is not treated as logits (name it with --logits)")
+            }
+            None => {}
         }
         outputs.push(OutputReport {
             name: name.clone(),
@@ -262,8 +288,8 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             kl_divergence: kl,
         });
     }
-    if args.min_top1.is_some() && !outputs.iter().any(|o| o.top1_agreement.is_some()) {
-        bail!("--min-top1 given but no output is treated as logits (name one with --logits NAME)");
+    if cli.min_top1.or(recipe.all.min_top1).is_some() && !outputs.iter().any(|o| o.top1_agreement.is_some()) {
+        bail!("--min-top1 (or the recipe's validate.min_top1) given but no output is treated as logits (name one with --logits NAME)");
     }
     let passed = checks.iter().all(|c| c.passed);
     let report = Report {

@@ -61,6 +61,27 @@ struct RecipeFile {
     defaults: DefaultsFile,
     #[serde(default)]
     rules: Vec<RuleFile>,
+    validate: Option<ValidateFile>,
+}
+
+/// `[validate]`: thresholds for `smelt validate --recipe`, with per-output tables under
+/// `[validate.outputs.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateFile {
+    max_abs: Option<f64>,
+    min_cosine: Option<f64>,
+    min_top1: Option<f64>,
+    #[serde(default)]
+    outputs: std::collections::BTreeMap<String, ThresholdsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdsFile {
+    max_abs: Option<f64>,
+    min_cosine: Option<f64>,
+    min_top1: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +183,72 @@ pub enum Special {
     Scheme(Scheme),
 }
 
+/// Thresholds of `smelt validate`; `None` means the metric is not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Thresholds {
+    /// Largest allowed max absolute error.
+    pub max_abs: Option<f64>,
+    /// Smallest allowed cosine similarity.
+    pub min_cosine: Option<f64>,
+    /// Smallest allowed top-1 agreement of logits outputs (0..=1).
+    pub min_top1: Option<f64>,
+}
+
+impl Thresholds {
+    /// Each threshold from `over` where it has one, else from `self`.
+    pub fn overridden_by(self, over: Thresholds) -> Thresholds {
+        Thresholds {
+            max_abs: over.max_abs.or(self.max_abs),
+            min_cosine: over.min_cosine.or(self.min_cosine),
+            min_top1: over.min_top1.or(self.min_top1),
+        }
+    }
+}
+
+/// The recipe's `[validate]` table: thresholds for every output, and per-output ones that
+/// replace them metric by metric.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValidateRecipe {
+    /// For every output.
+    pub all: Thresholds,
+    /// Per output name (`[validate.outputs.NAME]`), sorted by name.
+    pub outputs: Vec<(String, Thresholds)>,
+}
+
+impl ValidateRecipe {
+    /// The thresholds that apply to output `name`.
+    pub fn for_output(&self, name: &str) -> Thresholds {
+        match self.outputs.iter().find(|(n, _)| n == name) {
+            Some((_, t)) => self.all.overridden_by(*t),
+            None => self.all,
+        }
+    }
+}
+
+/// Checks one table's thresholds are in range (`field` names the table in errors).
+fn thresholds(
+    origin: &str,
+    field: &str,
+    max_abs: Option<f64>,
+    min_cosine: Option<f64>,
+    min_top1: Option<f64>,
+) -> Result<Thresholds, RecipeError> {
+    let bad = |key: &str, v: f64, range: &str| RecipeError::Toml {
+        path: origin.to_string(),
+        message: format!("{field}.{key}: {v} is not {range}"),
+    };
+    if let Some(v) = max_abs.filter(|v| v.is_nan() || *v < 0.0) {
+        return Err(bad("max_abs", v, "a number >= 0"));
+    }
+    if let Some(v) = min_cosine.filter(|v| !(-1.0..=1.0).contains(v)) {
+        return Err(bad("min_cosine", v, "in -1..=1"));
+    }
+    if let Some(v) = min_top1.filter(|v| !(0.0..=1.0).contains(v)) {
+        return Err(bad("min_top1", v, "in 0..=1"));
+    }
+    Ok(Thresholds { max_abs, min_cosine, min_top1 })
+}
+
 /// A parsed recipe: the main scheme, options, defaults and rules.
 #[derive(Clone, Debug)]
 pub struct Recipe {
@@ -182,6 +269,8 @@ pub struct Recipe {
     pub output: Special,
     /// Name rules, first match wins.
     pub rules: Vec<Rule>,
+    /// Thresholds for `smelt validate --recipe` (`[validate]`; all `None` when absent).
+    pub validate: ValidateRecipe,
     /// The recipe text as given (recorded in outputs' provenance), empty when none.
     pub source: String,
 }
@@ -198,6 +287,7 @@ impl Recipe {
             embeddings: Special::Same,
             output: Special::Same,
             rules: Vec::new(),
+            validate: ValidateRecipe::default(),
             source: String::new(),
         }
     }
@@ -288,6 +378,21 @@ impl Recipe {
             };
             rules.push(Rule { matcher, scheme: scheme(&format!("rules[{index}].scheme"), &r.scheme)? });
         }
+        let validate = match &file.validate {
+            None => ValidateRecipe::default(),
+            Some(v) => {
+                let all = thresholds(origin, "validate", v.max_abs, v.min_cosine, v.min_top1)?;
+                let outputs = v
+                    .outputs
+                    .iter()
+                    .map(|(name, t)| {
+                        let field = format!("validate.outputs.{name}");
+                        Ok((name.clone(), thresholds(origin, &field, t.max_abs, t.min_cosine, t.min_top1)?))
+                    })
+                    .collect::<Result<_, RecipeError>>()?;
+                ValidateRecipe { all, outputs }
+            }
+        };
         Ok(Recipe {
             quant,
             format: file.format,
@@ -297,6 +402,7 @@ impl Recipe {
             embeddings,
             output,
             rules,
+            validate,
             source: text.to_string(),
         })
     }
@@ -358,6 +464,43 @@ scheme = "f16"
         assert!(matches!(e, RecipeError::Rule { index: 0, .. }));
         let e = parse("[[rules]]\nregex = \"(\"\nscheme = \"f16\"").unwrap_err();
         assert!(matches!(e, RecipeError::Rule { index: 0, .. }));
+    }
+
+    #[test]
+    fn validate_per_output_thresholds_override_the_table() {
+        let r = parse(
+            "quant = \"int8\"\n[validate]\nmax_abs = 0.5\nmin_cosine = 0.99\n[validate.outputs.logits]\nmin_top1 = 0.9\nmax_abs = 1\n",
+        )
+        .unwrap();
+        assert_eq!(r.validate.all, Thresholds { max_abs: Some(0.5), min_cosine: Some(0.99), min_top1: None });
+        assert_eq!(
+            r.validate.for_output("logits"),
+            Thresholds { max_abs: Some(1.0), min_cosine: Some(0.99), min_top1: Some(0.9) }
+        );
+        assert_eq!(r.validate.for_output("hidden"), r.validate.all);
+        assert_eq!(parse("quant = \"int8\"").unwrap().validate, ValidateRecipe::default());
+    }
+
+    #[test]
+    fn validate_errors_name_the_key() {
+        let e = parse("[validate]\nmax_abz = 0.1").unwrap_err();
+        assert!(
+            matches!(&e, RecipeError::Toml { message, .. } if message.contains("max_abz") && message.contains("line 2")),
+            "{e}"
+        );
+        let e = parse("[validate.outputs.logits]\nmin_top = 0.1").unwrap_err();
+        assert!(matches!(&e, RecipeError::Toml { message, .. } if message.contains("min_top")), "{e}");
+        let e = parse("[validate]\nmin_top1 = 1.5").unwrap_err();
+        assert!(
+            matches!(&e, RecipeError::Toml { message, .. } if message.contains("validate.min_top1")),
+            "{e}"
+        );
+        let e = parse("[validate.outputs.y]\nmax_abs = -1").unwrap_err();
+        assert!(
+            matches!(&e, RecipeError::Toml { message, .. } if message.contains("validate.outputs.y.max_abs")),
+            "{e}"
+        );
+        assert!(matches!(parse("[validate]\nmin_cosine = \"high\""), Err(RecipeError::Toml { .. })));
     }
 
     #[test]

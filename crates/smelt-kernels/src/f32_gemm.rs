@@ -1,5 +1,7 @@
-//! f32 GEMM and GEMV: `C = A · B` with `B` either `k×n` ([`gemm_f32`]) or `n×k`
-//! ([`gemm_f32_bt`], a Linear weight `[out, in]`).
+//! f32 GEMM and GEMV: `C = A · B` with `B` either `k×n` ([`gemm_f32`]), `n×k`
+//! ([`gemm_f32_bt`], a Linear weight `[out, in]`), or a constant `k×n` packed once into
+//! 32-column panels ([`gemm_f32_packed`], the outer-product kernel of `gemm_f32` reading each
+//! panel contiguously, 8 rows of `A` per pass with AVX-512).
 //!
 //! Scalar references: `gemm_f32` accumulates each output over `k` in order (`c += a·b`, two
 //! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
@@ -11,6 +13,7 @@
 use crate::arch;
 use crate::dispatch::{selected, Isa};
 use crate::parallel::for_column_ranges;
+use crate::transpose::transpose;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
 const COL_CHUNK: usize = 64;
@@ -19,20 +22,80 @@ const COL_CHUNK: usize = 64;
 /// `gemm_f32_bt` kernel.
 const TRANSPOSE_MIN_M: usize = 8;
 
-/// Row-major `rows×cols` to `cols×rows`, in cache-sized tiles.
-fn transpose_f32(rows: usize, cols: usize, src: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; src.len()];
-    const T: usize = 32;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for c in c0..(c0 + T).min(cols) {
-                    out[c * rows + r] = src[r * cols + c];
-                }
+/// Columns per panel of a [`PackedF32`] (the width of the outer-product kernels' tiles).
+const PANEL: usize = 32;
+
+/// A constant `B` (`k×n`) repacked for [`gemm_f32_packed`]: panels of 32 columns, each
+/// stored as its own row-major `k×w` matrix (`w` = 32, less in the last panel), so the
+/// outer-product kernel reads `B` contiguously whatever `n` is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedF32 {
+    k: usize,
+    n: usize,
+    panels: Vec<f32>,
+}
+
+impl PackedF32 {
+    /// Packs `b` (`k×n`, row-major).
+    ///
+    /// # Panics
+    /// When `b.len() != k·n`.
+    pub fn new(k: usize, n: usize, b: &[f32]) -> PackedF32 {
+        assert_eq!(b.len(), k * n, "PackedF32: B has {} elements, k·n = {}", b.len(), k * n);
+        let mut panels = Vec::with_capacity(b.len());
+        for j0 in (0..n).step_by(PANEL) {
+            let j1 = (j0 + PANEL).min(n);
+            for kk in 0..k {
+                panels.extend_from_slice(&b[kk * n + j0..kk * n + j1]);
             }
         }
+        PackedF32 { k, n, panels }
     }
-    out
+
+    /// `B`'s shape, `[k, n]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.k, self.n]
+    }
+
+    /// Columns `j0..j0 + w` (`j0` a multiple of 32) as a `k×w` matrix.
+    fn panel(&self, j0: usize) -> (&[f32], usize) {
+        let w = PANEL.min(self.n - j0);
+        (&self.panels[j0 * self.k..(j0 + w) * self.k], w)
+    }
+}
+
+/// `C (m×n) = A (m×k) · B` with `B` packed once by [`PackedF32::new`]. Each output element
+/// is computed exactly as by [`gemm_f32`] with fewer than 8 rows: accumulated over `k` in
+/// order (FMA in the SIMD versions), so results do not depend on `m` or on the threads.
+///
+/// # Panics
+/// When `a.len() != m·k` or `c.len() != m·n` (`[k, n]` = `b.shape()`).
+pub fn gemm_f32_packed(m: usize, a: &[f32], b: &PackedF32, c: &mut [f32]) {
+    gemm_f32_packed_with(selected().float, m, a, b, c);
+}
+
+/// [`gemm_f32_packed`] on a chosen instruction set (scalar when the CPU lacks it).
+///
+/// # Panics
+/// As [`gemm_f32_packed`].
+pub fn gemm_f32_packed_with(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: &mut [f32]) {
+    let [k, n] = b.shape();
+    assert_eq!(a.len(), m * k, "gemm_f32_packed: A has {} elements, m·k = {}", a.len(), m * k);
+    assert_eq!(c.len(), m * n, "gemm_f32_packed: C has {} elements, m·n = {}", c.len(), m * n);
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let isa = isa.or_scalar();
+    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        for p0 in (j0..j1).step_by(PANEL) {
+            let (panel, w) = b.panel(p0);
+            let o = &mut out[p0 - j0..];
+            if !arch::gemm_f32_cols(isa, m, w, k, a, panel, 0, w, o, ld) {
+                gemm_f32_cols_scalar(m, w, k, a, panel, 0, w, o, ld);
+            }
+        }
+    });
 }
 
 /// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.
@@ -72,7 +135,7 @@ pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
     if isa != Isa::Scalar && m >= TRANSPOSE_MIN_M {
         // Enough rows to pay for one transposition of B (n·k moves against m·n·k FMAs): the
         // dot-product kernel reads B contiguously.
-        let bt = transpose_f32(k, n, b);
+        let bt = transpose(k, n, b);
         for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
             gemm_f32_bt_cols_isa(isa, m, k, a, &bt[j0 * k..j1 * k], 0, j1 - j0, out, ld);
         });

@@ -76,14 +76,14 @@ pub enum ZeroPoints<'a> {
 
 impl ZeroPoints<'_> {
     #[inline]
-    fn get(&self, i: usize) -> i32 {
+    pub(crate) fn get(&self, i: usize) -> i32 {
         match self {
             ZeroPoints::PerTensor(z) => *z,
             ZeroPoints::PerIndex(z) => z[i],
         }
     }
 
-    fn check(&self, what: &str, expected: usize) {
+    pub(crate) fn check(&self, what: &str, expected: usize) {
         if let ZeroPoints::PerIndex(z) = self {
             assert_eq!(
                 z.len(),
@@ -148,19 +148,7 @@ pub fn matmul_integer_bt(
 /// # Panics
 /// When `src.len() != rows·cols`.
 pub fn transpose_bytes(rows: usize, cols: usize, src: &[u8]) -> Vec<u8> {
-    assert_eq!(src.len(), rows * cols, "transpose_bytes: {} bytes, rows·cols = {}", src.len(), rows * cols);
-    let mut out = vec![0u8; src.len()];
-    const T: usize = 32;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for cc in c0..(c0 + T).min(cols) {
-                    out[cc * rows + r] = src[r * cols + cc];
-                }
-            }
-        }
-    }
-    out
+    crate::transpose::transpose(rows, cols, src)
 }
 
 /// [`matmul_integer`] on a chosen instruction set (scalar when the CPU lacks it).
@@ -230,15 +218,29 @@ pub fn matmul_integer_bt_with(
             matmul_integer_bt_cols_scalar(m, k, a, a_zero, b, b_zero, j0, j1, out, ld);
             return;
         }
+        if !a_zero.any_nonzero() && !b_zero.any_nonzero() {
+            return;
+        }
+        let ki = k as i32;
         for i in 0..m {
-            let za = a_zero.get(i);
-            for j in j0..j1 {
-                let zb = b_zero.get(j);
-                let o = &mut out[i * ld + (j - j0)];
-                *o = o
-                    .wrapping_sub(zb.wrapping_mul(a_sums[i]))
-                    .wrapping_sub(za.wrapping_mul(b_sums[j - j0]))
-                    .wrapping_add((k as i32).wrapping_mul(za).wrapping_mul(zb));
+            let (za, sa) = (a_zero.get(i), a_sums[i]);
+            let row = &mut out[i * ld..i * ld + w];
+            // The same wrapping terms as the per-element definition, hoisted per row.
+            match b_zero {
+                ZeroPoints::PerTensor(zb) => {
+                    let c = zb.wrapping_mul(sa).wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
+                    for (o, &sb) in row.iter_mut().zip(&b_sums) {
+                        *o = o.wrapping_sub(c).wrapping_sub(za.wrapping_mul(sb));
+                    }
+                }
+                ZeroPoints::PerIndex(zbs) => {
+                    for ((o, &sb), &zb) in row.iter_mut().zip(&b_sums).zip(&zbs[j0..j1]) {
+                        *o = o
+                            .wrapping_sub(zb.wrapping_mul(sa))
+                            .wrapping_sub(za.wrapping_mul(sb))
+                            .wrapping_add(ki.wrapping_mul(za).wrapping_mul(zb));
+                    }
+                }
             }
         }
     });

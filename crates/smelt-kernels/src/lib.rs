@@ -8,8 +8,9 @@
 //!
 //! Operations, all on row-major contiguous slices with `C` overwritten:
 //! - f32 GEMM/GEMV: [`gemm_f32`] (`B` is `k×n`), [`gemm_f32_bt`] (`B` is `n×k`, a Linear
-//!   weight `[out, in]`);
-//! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`] and [`matmul_integer_bt`];
+//!   weight `[out, in]`), [`gemm_f32_packed`] (a constant `B` packed once, [`PackedF32`]);
+//! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`], [`matmul_integer_bt`], and
+//!   [`matmul_integer_packed`] (a constant `B` packed once, [`PackedInt8`]);
 //! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
 //!   [`matmul_nbits_q4_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
@@ -32,28 +33,33 @@ mod bnb4;
 mod dispatch;
 mod f32_gemm;
 mod int8;
+mod int8_packed;
 mod nbits;
 mod packed4;
 mod parallel;
 mod stats;
 mod ternary;
+mod transpose;
 
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
-pub use f32_gemm::{gemm_f32, gemm_f32_bt};
+pub use f32_gemm::{gemm_f32, gemm_f32_bt, gemm_f32_packed, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
+pub use int8_packed::{matmul_integer_packed, PackedInt8};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
 pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, PackedTernary2, Ternary2, TERNARY_TILE_ROWS};
+pub use transpose::transpose;
 
 /// The same operations with the instruction set chosen by the caller instead of by
 /// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back
 /// to scalar (never executes unsupported instructions).
 pub mod explicit {
     pub use crate::bnb4::matmul_bnb4_nf4_f32_with;
-    pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_with};
+    pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_packed_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
+    pub use crate::int8_packed::matmul_integer_packed_with;
     pub use crate::nbits::matmul_nbits_q4_f32_with;
     pub use crate::packed4::matmul_packed4_f32_with;
     pub use crate::stats::error_lanes_with;

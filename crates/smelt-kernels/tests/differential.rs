@@ -8,7 +8,7 @@ use common::{assert_close, at_offset, magnitudes, simd_tiers, Rng};
 use smelt_kernels::explicit::*;
 use smelt_kernels::*;
 
-const MS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9];
+const MS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 17];
 const NS: &[usize] = &[0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 65];
 const KS: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255];
 
@@ -35,6 +35,12 @@ fn f32_gemm_tiers_match_scalar() {
                 let mags = magnitudes(m, n, k, &a, &bt);
                 let mut want = vec![0.0; m * n];
                 gemm_f32_with(Isa::Scalar, m, n, k, &a, &b, &mut want);
+                let mut want_packed = vec![0.0; m * n];
+                gemm_f32_packed_with(Isa::Scalar, m, &a, &PackedF32::new(k, n, &b), &mut want_packed);
+                assert_eq!(
+                    want_packed, want,
+                    "scalar gemm_f32_packed is gemm_f32's reference, m={m} n={n} k={k}"
+                );
                 let mut want_bt = vec![0.0; m * n];
                 gemm_f32_bt_with(Isa::Scalar, m, n, k, &a, &bt, &mut want_bt);
                 assert_close("scalar gemm vs gemm_bt", &want, &want_bt, &mags, k);
@@ -53,6 +59,24 @@ fn f32_gemm_tiers_match_scalar() {
                         &mags,
                         k,
                     );
+                    // Packed B: the same arithmetic as gemm_f32's outer-product kernel.
+                    let packed = PackedF32::new(k, n, &b);
+                    let mut c4 = vec![f32::NAN; m * n + off];
+                    gemm_f32_packed_with(isa, m, &a2[off..], &packed, &mut c4[off..]);
+                    assert_close(
+                        &format!("gemm_f32_packed {isa} m={m} n={n} k={k}"),
+                        &c4[off..],
+                        &want,
+                        &mags,
+                        k,
+                    );
+                    if m < 8 {
+                        assert_eq!(
+                            c4[off..],
+                            c2[off..],
+                            "gemm_f32_packed {isa} m={m} n={n} k={k}: not gemm_f32's bits"
+                        );
+                    }
                 }
             }
         }
@@ -91,6 +115,18 @@ fn int8_case(
     let mut got_kn = vec![0i32; m * n];
     matmul_integer_with(isa, m, n, k, am, za, bm_kn, zb, &mut got_kn);
     assert_eq!(got_kn, want, "matmul_integer {isa} m={m} n={n} k={k}");
+    // B packed once (VNNI panels on AVX512-VNNI, Bᵀ otherwise): same bits, on the packing
+    // tier and, for the panels, through the scalar definition too.
+    let packed = PackedInt8::new_for(isa, k, n, bm_kn);
+    let runs: &[Isa] = if isa == Isa::Avx512Vnni { &[isa, Isa::Scalar] } else { &[isa] };
+    for &run_isa in runs {
+        let mut got_p = vec![i32::MIN; m * n];
+        matmul_integer_packed_with(run_isa, m, am, za, &packed, zb, &mut got_p);
+        assert_eq!(
+            got_p, want,
+            "matmul_integer_packed packed for {isa}, run on {run_isa}, m={m} n={n} k={k} signs={signs:?}"
+        );
+    }
 }
 
 fn bytemuck_i8(s: &[u8]) -> &[i8] {
@@ -102,8 +138,10 @@ fn int8_tiers_match_scalar_bit_for_bit() {
     let tiers = simd_tiers("int8");
     let mut rng = Rng::new(2);
     let ks: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255];
-    for &m in &[0usize, 1, 2, 3] {
-        for &n in &[0usize, 1, 3, 4, 5, 17, 65] {
+    // m covers the 8-, 4- and 2-row passes of the SIMD kernels and their remainders; n one
+    // and several 32-column panels with tails.
+    for &m in &[0usize, 1, 3, 4, 9, 17] {
+        for &n in &[0usize, 1, 5, 17, 33, 65] {
             for &k in ks {
                 let a = rng.bytes(m * k);
                 let b = rng.bytes(n * k);

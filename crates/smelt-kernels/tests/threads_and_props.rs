@@ -45,6 +45,12 @@ fn thread_count_does_not_change_bits() {
                 gemm_f32_bt_with(isa, m, n, k, &a, &b, &mut c);
                 bits(&c)
             });
+            let packed = PackedF32::new(k, n, &b);
+            same_bits_for_all_thread_counts(&format!("gemm_f32_packed {isa} m={m}"), || {
+                let mut c = vec![0.0; m * n];
+                gemm_f32_packed_with(isa, m, &a, &packed, &mut c);
+                bits(&c)
+            });
             let q = rng.bytes(n * k / 2);
             let scales = rng.f32s(n * k / 32);
             let zps = rng.bytes(n * (k / 32).div_ceil(2));

@@ -4,7 +4,8 @@
 //! zero-copy views until decoded here, once), sorts the nodes topologically, looks every node
 //! up in the op [`Registry`] by (domain, op_type, opset) — so an unsupported op is reported
 //! before anything runs — and plans memory: each intermediate value is dropped right after
-//! the last node that reads it. [`Session::run`] checks the inputs against the graph's
+//! the last node that reads it. Constant matmul weights are transposed once at load
+//! ([`prepack`]). [`Session::run`] checks the inputs against the graph's
 //! declared dtypes and shapes and executes the nodes in order.
 //!
 //! Numerics: float ops compute in f64 (or f32 for the matmuls, through smelt-kernels) and
@@ -17,6 +18,7 @@ pub mod error;
 mod infer;
 pub mod node;
 pub mod ops;
+pub mod prepack;
 pub mod registry;
 pub mod session;
 pub mod value;

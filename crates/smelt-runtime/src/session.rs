@@ -213,6 +213,25 @@ impl Session {
         }
         crate::infer::infer(&nodes, &mut shapes)?;
 
+        // Constant matmul weights: transposed once here instead of on every run.
+        let const_slots: HashMap<usize, &Arc<Value>> = consts.iter().map(|(s, v)| (*s, v)).collect();
+        for node in &mut nodes {
+            let trans_b = matches!(node.attrs.get("transB"), Some(crate::node::Attr::Int(t)) if *t != 0);
+            if node.domain.is_empty() && crate::prepack::packs_b(&node.op_type, trans_b) {
+                if let Some(packed) = node
+                    .inputs
+                    .get(1)
+                    .copied()
+                    .flatten()
+                    .and_then(|s| const_slots.get(&s))
+                    .and_then(|b| crate::prepack::pack(&node.op_type, b))
+                {
+                    node.packed_b = Some(packed);
+                    node.inputs[1] = None;
+                }
+            }
+        }
+
         let mut outputs = Vec::new();
         for o in graph.outputs() {
             let s = slots
@@ -246,6 +265,13 @@ impl Session {
                 }
             }
         }
+        // Initializers no node reads (any more: packed weights) and no output names are dropped.
+        let read: HashSet<usize> = nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().flatten().copied())
+            .chain(keep.iter().copied())
+            .collect();
+        consts.retain(|(s, _)| read.contains(s));
         Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after, prepared })
     }
 

@@ -65,6 +65,29 @@ pub(crate) fn gemm_f32_bt_cols(
     }
 }
 
+/// `Σ a'·b'` of `m` padded unsigned rows against one VNNI-packed `B` panel, `w` columns (see
+/// `int8_packed::int8_packed_panel_scalar`).
+pub(crate) fn int8_packed_panel(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_packed::panel(isa, m, k4, ap, panel, w, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k4, ap, panel, w, out, ld);
+        false
+    }
+}
+
 /// Signedness of the int8 operands and whether column sums of `B` are wanted.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Int8Plan {

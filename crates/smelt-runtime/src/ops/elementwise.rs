@@ -5,6 +5,7 @@ use crate::error::RuntimeError;
 use crate::node::OpCtx;
 use crate::registry::Registry;
 use crate::value::{Data, Elem, Value};
+use smelt_tensor::DType;
 
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("Add", |c| arith(c, |x, y| x + y, i64::wrapping_add));
@@ -77,7 +78,7 @@ fn same_dtype(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn arith_elem<T: Elem>(p: T, q: T, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> i64) -> T {
+fn arith_elem<T: Elem>(p: T, q: T, ff: impl Fn(f64, f64) -> f64, fi: impl Fn(i64, i64) -> i64) -> T {
     if T::IS_FLOAT {
         T::from_f64(ff(p.to_f64(), q.to_f64()))
     } else {
@@ -85,13 +86,15 @@ fn arith_elem<T: Elem>(p: T, q: T, ff: fn(f64, f64) -> f64, fi: fn(i64, i64) -> 
     }
 }
 
-/// Applies an elementwise binary op over two same-dtype values with broadcasting.
+/// Applies an elementwise binary op over two same-dtype values with broadcasting. Floats are
+/// computed in f64 and rounded to the element type (for f32 `+ - * /` that is the correctly
+/// rounded f32 result), integers in i64.
 pub(crate) fn binary_values(
     c: &OpCtx<'_>,
     a: &Value,
     b: &Value,
-    ff: fn(f64, f64) -> f64,
-    fi: fn(i64, i64) -> i64,
+    ff: impl Fn(f64, f64) -> f64 + Copy,
+    fi: impl Fn(i64, i64) -> i64 + Copy,
 ) -> Result<Value, RuntimeError> {
     same_dtype(c, a, b)?;
     let out = out_shape(c, a, b)?;
@@ -110,8 +113,8 @@ pub(crate) fn binary_values(
 
 fn arith(
     c: &OpCtx<'_>,
-    ff: fn(f64, f64) -> f64,
-    fi: fn(i64, i64) -> i64,
+    ff: impl Fn(f64, f64) -> f64 + Copy,
+    fi: impl Fn(i64, i64) -> i64 + Copy,
 ) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
 }
@@ -125,13 +128,21 @@ fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         b.clone()
     };
     let ipow = |x: i64, y: i64| if y < 0 { 0 } else { x.wrapping_pow(y.min(u32::MAX as i64) as u32) };
+    // x² (RMSNorm's Pow(x, 2)): the f64 square of an f32/f16/bf16 value is exact, and so is
+    // powf's result then, so multiplying gives the same bits without a libm call.
+    let squares = matches!(a.dtype(), DType::F32 | DType::F16 | DType::BF16)
+        && b.numel() == 1
+        && b.data.to_f64_vec()[0] == 2.0;
+    if squares {
+        return Ok(vec![binary_values(c, a, &b, |x, _| x * x, ipow)?]);
+    }
     Ok(vec![binary_values(c, a, &b, f64::powf, ipow)?])
 }
 
 fn variadic(
     c: &OpCtx<'_>,
-    ff: fn(f64, f64) -> f64,
-    fi: fn(i64, i64) -> i64,
+    ff: impl Fn(f64, f64) -> f64 + Copy,
+    fi: impl Fn(i64, i64) -> i64 + Copy,
 ) -> Result<Vec<Value>, RuntimeError> {
     let mut acc = c.input(0)?.clone();
     for i in 1..c.inputs.len() {

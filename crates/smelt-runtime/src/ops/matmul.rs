@@ -1,11 +1,15 @@
 //! MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm, computed in f32
 //! with smelt-kernels' GEMM; f16/bf16/f64 operands are converted to f32 and the result back.
+//! A constant `B` arrives packed ([`crate::prepack`]) and runs `gemm_f32_packed` over all
+//! rows of `A` at once.
 
 use super::broadcast::{broadcast_shape, index_map};
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
+use crate::prepack::PackedB;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
+use smelt_kernels::PackedF32;
 
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("MatMul", matmul);
@@ -80,8 +84,35 @@ fn back(c: &OpCtx<'_>, like: &Value, shape: Vec<usize>, v: Vec<f32>) -> Result<V
     Ok(Value::new(shape, data))
 }
 
+/// The f32 `B` prepared at load.
+fn packed_f32<'v>(c: &OpCtx<'v>) -> Result<Option<&'v PackedF32>, RuntimeError> {
+    match c.packed_b() {
+        None => Ok(None),
+        Some(PackedB::F32(p)) => Ok(Some(p)),
+        Some(PackedB::Int8 { .. }) => Err(c.err("internal: B was packed for another op")),
+    }
+}
+
+/// `a · B` with `B` packed: every row of `a` (batch dims included) against the same `B`.
+fn matmul_packed(c: &OpCtx<'_>, a: &Value, b: &PackedF32) -> Result<Value, RuntimeError> {
+    let [k, n] = b.shape();
+    if a.shape.last() != Some(&k) {
+        return Err(c.shape_err("inner dimensions differ", &a.shape, &[k, n]));
+    }
+    let av = as_f32(c, a)?;
+    let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let mut out = vec![0f32; rows * n];
+    smelt_kernels::gemm_f32_packed(rows, &av, b, &mut out);
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    back(c, a, shape, out)
+}
+
 fn matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
+    if let Some(p) = packed_f32(c)? {
+        return Ok(vec![matmul_packed(c, a, p)?]);
+    }
     let b = c.input(1)?;
     let (shape, out) = matmul_f32(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape)?;
     Ok(vec![back(c, a, shape, out)?])
@@ -89,27 +120,30 @@ fn matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
-    let b = c.input(1)?;
-    if a.shape.len() != 2 || b.shape.len() != 2 {
-        return Err(c.shape_err("Gemm needs 2-D A and B", &a.shape, &b.shape));
+    let packed = packed_f32(c)?;
+    let b_shape = match &packed {
+        Some(p) => p.shape().to_vec(),
+        None => c.input(1)?.shape.clone(),
+    };
+    if a.shape.len() != 2 || b_shape.len() != 2 {
+        return Err(c.shape_err("Gemm needs 2-D A and B", &a.shape, &b_shape));
     }
     let (ta, tb) = (c.int("transA", 0) != 0, c.int("transB", 0) != 0);
     let alpha = c.float("alpha", 1.0);
     let beta = c.float("beta", 1.0);
     let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    let (k2, n) = if tb { (b_shape[1], b_shape[0]) } else { (b_shape[0], b_shape[1]) };
     if k != k2 {
-        return Err(c.shape_err("inner dimensions differ (after transA/transB)", &a.shape, &b.shape));
+        return Err(c.shape_err("inner dimensions differ (after transA/transB)", &a.shape, &b_shape));
     }
     let av = as_f32(c, a)?;
-    let bv = as_f32(c, b)?;
     let at: std::borrow::Cow<'_, [f32]> =
-        if ta { std::borrow::Cow::Owned(transpose2(&av, a.shape[0], a.shape[1])) } else { av };
+        if ta { std::borrow::Cow::Owned(smelt_kernels::transpose(a.shape[0], a.shape[1], &av)) } else { av };
     let mut out = vec![0f32; m * n];
-    if tb {
-        smelt_kernels::gemm_f32_bt(m, n, k, &at, &bv, &mut out);
-    } else {
-        smelt_kernels::gemm_f32(m, n, k, &at, &bv, &mut out);
+    match packed {
+        Some(p) => smelt_kernels::gemm_f32_packed(m, &at, p, &mut out),
+        None if tb => smelt_kernels::gemm_f32_bt(m, n, k, &at, &as_f32(c, c.input(1)?)?, &mut out),
+        None => smelt_kernels::gemm_f32(m, n, k, &at, &as_f32(c, c.input(1)?)?, &mut out),
     }
     if alpha != 1.0 {
         out.iter_mut().for_each(|x| *x *= alpha);
@@ -125,15 +159,4 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
     }
     Ok(vec![back(c, a, vec![m, n], out)?])
-}
-
-/// Transposes a row-major `rows × cols` matrix.
-pub(crate) fn transpose2(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; v.len()];
-    for r in 0..rows {
-        for col in 0..cols {
-            out[col * rows + r] = v[r * cols + col];
-        }
-    }
-    out
 }

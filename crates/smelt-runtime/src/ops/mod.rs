@@ -9,6 +9,7 @@ mod gather;
 mod generate;
 mod matmul;
 mod norm;
+mod par;
 mod quant;
 mod quant_contrib;
 mod reduce;

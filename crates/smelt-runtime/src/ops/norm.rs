@@ -112,7 +112,6 @@ fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
     let rank = x.shape.len();
     let default_axis = if c.opset() >= 13 { -1 } else { 1 };
     let axis = c.axis(c.int("axis", default_axis), rank)?;
-    let v = floats(c, x)?;
     // Opset < 13 normalizes over the flattened dims from `axis` on; 13+ over `axis` alone.
     let (outer, len, inner) = if c.opset() >= 13 {
         (
@@ -123,6 +122,10 @@ fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
     } else {
         (x.shape[..axis].iter().product::<usize>(), x.shape[axis..].iter().product::<usize>(), 1)
     };
+    if let (Data::F32(v), 1) = (&x.data, inner) {
+        return Ok(vec![Value::new(x.shape.clone(), Data::F32(softmax_rows_f32(v, len, log)))]);
+    }
+    let v = floats(c, x)?;
     let mut out = vec![0f64; v.len()];
     for o in 0..outer {
         for i in 0..inner {
@@ -135,6 +138,33 @@ fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
         }
     }
     Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+/// Softmax (or log-softmax) of each contiguous row of `len` f32 values, computed in f64 as
+/// the general path does (the same operations in the same order, so the same bits), each
+/// exponential once; rows are shared out over the thread pool when there are many.
+fn softmax_rows_f32(v: &[f32], len: usize, log: bool) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    if len == 0 {
+        return out;
+    }
+    let row = |(x, o): (&[f32], &mut [f32])| {
+        let max = x.iter().map(|&e| e as f64).fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = x.iter().map(|&e| (e as f64 - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        if log {
+            let ls = sum.ln();
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = (x as f64 - max - ls) as f32;
+            }
+        } else {
+            for (o, e) in o.iter_mut().zip(e) {
+                *o = (e / sum) as f32;
+            }
+        }
+    };
+    super::par::for_rows(v, &mut out, len, row);
+    out
 }
 
 fn layer_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {

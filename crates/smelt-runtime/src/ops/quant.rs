@@ -12,6 +12,7 @@ use super::broadcast::{broadcast_shape, index_map};
 use super::norm::from_f64;
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
+use crate::prepack::PackedB;
 use crate::registry::Registry;
 use crate::value::{Data, Value};
 
@@ -24,12 +25,17 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// Round half to even.
+///
+/// `round_ties_even` is a libm call on baseline x86-64 (no SSE4.1 `roundps`); this form
+/// vectorizes: below 2²³ adding and removing 2²³ (with `x`'s sign) rounds to an integer, half
+/// to even, in the default rounding mode; from 2²³ on (and for Inf/NaN) `x` is integral.
 pub(crate) fn round_even(x: f32) -> f32 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 {
-        2.0 * (x / 2.0).round()
+    const TWO_23: f32 = 8_388_608.0;
+    if x.abs() < TWO_23 {
+        let big = TWO_23.copysign(x);
+        ((x + big) - big).copysign(x)
     } else {
-        r
+        x
     }
 }
 
@@ -163,9 +169,11 @@ fn dequantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn dynamic_quantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
-    let xv = x.data.to_f32_vec();
-    let min = xv.iter().copied().fold(0f32, f32::min);
-    let max = xv.iter().copied().fold(0f32, f32::max);
+    let xv: std::borrow::Cow<'_, [f32]> = match &x.data {
+        Data::F32(v) => std::borrow::Cow::Borrowed(v),
+        d => std::borrow::Cow::Owned(d.to_f32_vec()),
+    };
+    let (min, max) = xv.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let scale = (max - min) / 255.0;
     let zp = if scale == 0.0 { 0.0 } else { round_even((0.0 - min) / scale).clamp(0.0, 255.0) };
     let q: Vec<u8> = xv
@@ -204,6 +212,14 @@ fn int8<'v>(c: &OpCtx<'_>, v: &'v Value) -> Result<Int8Matrix<'v>, RuntimeError>
     }
 }
 
+/// Elements `off..off + len` of an 8-bit matrix.
+fn sub(mx: Int8Matrix<'_>, off: usize, len: usize) -> Int8Matrix<'_> {
+    match mx {
+        Int8Matrix::U8(v) => Int8Matrix::U8(&v[off..off + len]),
+        Int8Matrix::I8(v) => Int8Matrix::I8(&v[off..off + len]),
+    }
+}
+
 /// Batched `(A - za)·(B - zb)` in i32 with numpy matmul shapes; `A`/`B` rank >= 2 after
 /// promotion of 1-D operands.
 fn integer_product(
@@ -235,12 +251,6 @@ fn integer_product(
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
     let mut out = vec![0i32; nb * m * n];
-    fn sub<'m>(mx: Int8Matrix<'m>, off: usize, len: usize) -> Int8Matrix<'m> {
-        match mx {
-            Int8Matrix::U8(v) => Int8Matrix::U8(&v[off..off + len]),
-            Int8Matrix::I8(v) => Int8Matrix::I8(&v[off..off + len]),
-        }
-    }
     for bi in 0..nb {
         let aa = sub(am, ia[bi] * m * k, m * k);
         let bb = sub(bm, ib[bi] * k * n, k * n);
@@ -256,8 +266,45 @@ fn integer_product(
     Ok((shape, out))
 }
 
+/// `(A - za)·(B - zb)` with `B` packed at load ([`crate::prepack`]): a per-tensor `za` runs
+/// every row of `A` (batch dims included) in one call, a per-row one each batch.
+fn integer_product_packed(
+    c: &OpCtx<'_>,
+    a: &Value,
+    az: Option<&Value>,
+    packed: &PackedB,
+    bz: Option<&Value>,
+) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
+    let PackedB::Int8(b) = packed else { return Err(c.err("internal: B was packed for another op")) };
+    let [k, n] = b.shape();
+    if a.shape.last() != Some(&k) {
+        return Err(c.shape_err("inner dimensions differ", &a.shape, &[k, n]));
+    }
+    let m = if a.shape.len() >= 2 { a.shape[a.shape.len() - 2] } else { 1 };
+    let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let (az_s, az_v) = zero_points(c, az, m)?;
+    let (bz_s, bz_v) = zero_points(c, bz, n)?;
+    let za = az_s.map_or(ZeroPoints::PerIndex(&az_v), ZeroPoints::PerTensor);
+    let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
+    let am = int8(c, a)?;
+    let block = if az_s.is_some() { rows } else { m };
+    let mut out = vec![0i32; rows * n];
+    if block > 0 && n > 0 {
+        for (bi, o) in out.chunks_mut(block * n).enumerate() {
+            smelt_kernels::matmul_integer_packed(block, sub(am, bi * block * k, block * k), za, b, zb, o);
+        }
+    }
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    Ok((shape, out))
+}
+
 fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
-    let (shape, out) = integer_product(c, c.input(0)?, c.opt(2), c.input(1)?, c.opt(3))?;
+    let a = c.input(0)?;
+    let (shape, out) = match c.packed_b() {
+        Some(p) => integer_product_packed(c, a, c.opt(2), p, c.opt(3))?,
+        None => integer_product(c, a, c.opt(2), c.input(1)?, c.opt(3))?,
+    };
     Ok(vec![Value::new(shape, Data::I32(out))])
 }
 
@@ -289,4 +336,50 @@ fn qlinear_matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         .collect();
     let data = Data::F64(q).cast(y_z.dtype()).ok_or_else(|| c.err("cast"))?;
     Ok(vec![Value::new(shape, data)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_even;
+
+    #[test]
+    fn round_even_equals_round_ties_even() {
+        let mut cases = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_215.0,
+            1e30,
+        ];
+        cases.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ]);
+        // Every tie and its neighbours up to 2^12, and a sweep of bit patterns.
+        for i in 0..8192 {
+            let h = i as f32 + 0.5;
+            let (up, down) = (f32::from_bits(h.to_bits() + 1), f32::from_bits(h.to_bits() - 1));
+            cases.extend([h, -h, up, down, -up, -down]);
+        }
+        cases.extend((0..200_000u32).map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761))));
+        for x in cases {
+            let (got, want) = (round_even(x), x.round_ties_even());
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{x}: {got} vs {want}"
+            );
+        }
+    }
 }

@@ -7,7 +7,8 @@ use super::norm::from_f64;
 use crate::error::RuntimeError;
 use crate::node::OpCtx;
 use crate::registry::Registry;
-use crate::value::{Data, Value};
+use crate::value::{Data, Elem, Value};
+use crate::with_data;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -64,7 +65,6 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
     }
     let out_n: usize = kshape.iter().product();
     let count = (x.numel() / out_n.max(1)).max(if x.numel() == 0 { 0 } else { 1 });
-    let v = x.data.to_f64_vec();
     let is_bool = x.dtype() == smelt_tensor::DType::Bool;
     let init = match kind {
         Kind::Max if is_bool => 0.0,
@@ -74,40 +74,52 @@ fn reduce(c: &OpCtx<'_>, kind: Kind, axes_input_since: i64) -> Result<Vec<Value>
         Kind::Prod => 1.0,
         _ => 0.0,
     };
+    let step = |a: f64, e: f64| match kind {
+        Kind::Sum | Kind::Mean | Kind::LogSum => a + e,
+        Kind::Max => {
+            if e.is_nan() || a > e {
+                if e.is_nan() {
+                    e
+                } else {
+                    a
+                }
+            } else {
+                e
+            }
+        }
+        Kind::Min => {
+            if e.is_nan() || a < e {
+                if e.is_nan() {
+                    e
+                } else {
+                    a
+                }
+            } else {
+                e
+            }
+        }
+        Kind::Prod => a * e,
+        Kind::L1 => a + e.abs(),
+        Kind::L2 | Kind::SumSquare => a + e * e,
+        Kind::LogSumExp => a + e.exp(),
+    };
     let mut acc = vec![init; out_n];
-    let map = index_map(&kshape, &x.shape);
-    for (i, &o) in map.iter().enumerate() {
-        let e = v[i];
-        let a = &mut acc[o];
-        *a = match kind {
-            Kind::Sum | Kind::Mean | Kind::LogSum => *a + e,
-            Kind::Max => {
-                if e.is_nan() || *a > e {
-                    if e.is_nan() {
-                        e
-                    } else {
-                        *a
-                    }
-                } else {
-                    e
-                }
-            }
-            Kind::Min => {
-                if e.is_nan() || *a < e {
-                    if e.is_nan() {
-                        e
-                    } else {
-                        *a
-                    }
-                } else {
-                    e
-                }
-            }
-            Kind::Prod => *a * e,
-            Kind::L1 => *a + e.abs(),
-            Kind::L2 | Kind::SumSquare => *a + e * e,
-            Kind::LogSumExp => *a + e.exp(),
-        };
+    let mut distinct = axes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let trailing = distinct.iter().enumerate().all(|(i, &a)| a == rank - distinct.len() + i) && count > 0;
+    if trailing {
+        // Reduced dims are the innermost: each output folds one contiguous run, in the same
+        // order as the general path below.
+        with_data!(&x.data, v => for (a, run) in acc.iter_mut().zip(v.chunks(count)) {
+            *a = run.iter().fold(*a, |a, e| step(a, e.to_f64()));
+        });
+    } else {
+        let v = x.data.to_f64_vec();
+        let map = index_map(&kshape, &x.shape);
+        for (i, &o) in map.iter().enumerate() {
+            acc[o] = step(acc[o], v[i]);
+        }
     }
     for a in &mut acc {
         *a = match kind {

@@ -8,12 +8,16 @@ use crate::registry::Registry;
 use crate::value::{Data, Elem, Value};
 
 /// Applies `f` (computed in f64, rounded to the element type) to every element of float data.
-pub(crate) fn map_float(c: &OpCtx<'_>, d: &Data, f: impl Fn(f64) -> f64) -> Result<Data, RuntimeError> {
+pub(crate) fn map_float(
+    c: &OpCtx<'_>,
+    d: &Data,
+    f: impl Fn(f64) -> f64 + Sync + Send,
+) -> Result<Data, RuntimeError> {
     fn m<T: Elem>(v: &[T], f: &impl Fn(f64) -> f64) -> Vec<T> {
         v.iter().map(|x| T::from_f64(f(x.to_f64()))).collect()
     }
     Ok(match d {
-        Data::F32(v) => Data::F32(v.iter().map(|&x| f(x as f64) as f32).collect()),
+        Data::F32(v) => Data::F32(super::par::map(v, |x| f(x as f64) as f32)),
         Data::F64(v) => Data::F64(m(v, &f)),
         Data::F16(v) => Data::F16(m(v, &f)),
         Data::BF16(v) => Data::BF16(m(v, &f)),
@@ -27,7 +31,7 @@ pub(crate) fn map_float(c: &OpCtx<'_>, d: &Data, f: impl Fn(f64) -> f64) -> Resu
 fn map_num(
     c: &OpCtx<'_>,
     d: &Data,
-    ff: impl Fn(f64) -> f64,
+    ff: impl Fn(f64) -> f64 + Sync + Send,
     fi: fn(i64) -> i64,
 ) -> Result<Data, RuntimeError> {
     fn m<T: Elem>(v: &[T], fi: fn(i64) -> i64) -> Vec<T> {
@@ -46,12 +50,16 @@ fn map_num(
     })
 }
 
-fn unary(c: &OpCtx<'_>, f: impl Fn(f64) -> f64) -> Result<Vec<Value>, RuntimeError> {
+fn unary(c: &OpCtx<'_>, f: impl Fn(f64) -> f64 + Sync + Send) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     Ok(vec![Value::new(x.shape.clone(), map_float(c, &x.data, f)?)])
 }
 
-fn unary_num(c: &OpCtx<'_>, ff: impl Fn(f64) -> f64, fi: fn(i64) -> i64) -> Result<Vec<Value>, RuntimeError> {
+fn unary_num(
+    c: &OpCtx<'_>,
+    ff: impl Fn(f64) -> f64 + Sync + Send,
+    fi: fn(i64) -> i64,
+) -> Result<Vec<Value>, RuntimeError> {
     let x = c.input(0)?;
     Ok(vec![Value::new(x.shape.clone(), map_num(c, &x.data, ff, fi)?)])
 }

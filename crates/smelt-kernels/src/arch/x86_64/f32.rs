@@ -83,14 +83,31 @@ unsafe fn gemm_avx512(
 ) {
     let mut i = 0;
     while i < m {
-        // SAFETY (all four): rows i..i+MR are < m; same bounds as the caller's.
-        match m - i {
-            1 => unsafe { gemm_tile_avx512::<1>(i, n, k, a, b, j0, j1, out, ld) },
-            2 => unsafe { gemm_tile_avx512::<2>(i, n, k, a, b, j0, j1, out, ld) },
-            3 => unsafe { gemm_tile_avx512::<3>(i, n, k, a, b, j0, j1, out, ld) },
-            _ => unsafe { gemm_tile_avx512::<4>(i, n, k, a, b, j0, j1, out, ld) },
-        }
-        i += 4.min(m - i);
+        // Eight rows share each pair of B loads (16 accumulators of the 32 registers).
+        // SAFETY (all five): rows i..i+MR are < m; same bounds as the caller's.
+        let mr = match m - i {
+            1 => unsafe {
+                gemm_tile_avx512::<1>(i, n, k, a, b, j0, j1, out, ld);
+                1
+            },
+            2 => unsafe {
+                gemm_tile_avx512::<2>(i, n, k, a, b, j0, j1, out, ld);
+                2
+            },
+            3 => unsafe {
+                gemm_tile_avx512::<3>(i, n, k, a, b, j0, j1, out, ld);
+                3
+            },
+            4..=7 => unsafe {
+                gemm_tile_avx512::<4>(i, n, k, a, b, j0, j1, out, ld);
+                4
+            },
+            _ => unsafe {
+                gemm_tile_avx512::<8>(i, n, k, a, b, j0, j1, out, ld);
+                8
+            },
+        };
+        i += mr;
     }
 }
 

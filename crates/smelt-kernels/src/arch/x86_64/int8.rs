@@ -1,7 +1,7 @@
 //! int8 dot products for `MatMulInteger`, exact.
 //!
-//! `A` is first rewritten as unsigned `a' = a + α` (α = 128 for i8, else 0) into a scratch
-//! row; `B` is read in place and, when unsigned, flipped to signed in registers
+//! `A` is first rewritten as unsigned `a' = a + α` (α = 128 for i8, else 0) into scratch
+//! rows, up to four at a time so that every vector of `B` loaded serves several rows; `B` is read in place and, when unsigned, flipped to signed in registers
 //! (`b' = b + β`, β = -128 via `xor 0x80`). Then `D = Σ a'·b'` runs on `vpdpbusd` (VNNI) or on
 //! zero/sign extension to i16 and `vpmaddwd` (no i16 saturation is possible: |u8·i8| ≤ 32640
 //! and pairs sum to ≤ 65280 in i32), and
@@ -42,17 +42,31 @@ pub(crate) fn dot_cols(
         _ => 32,
     };
     let k_main = k - k % width;
-    let ki = k as i32;
-    let mut arow = vec![0u8; k];
-    let mut d = vec![0i32; w];
+    // Rows per pass: each loaded vector of `B` meets this many rows of `A` (integer sums are
+    // exact, so the grouping does not change a bit). AVX2 has half the registers.
+    let max_rows = if matches!(isa, Isa::Avx512Vnni | Isa::Avx512) { 4 } else { 2 };
+    let mut arows = vec![0u8; max_rows * k];
+    let mut d = vec![0i32; max_rows * w];
     let mut bs = vec![0i32; w];
-    for i in 0..m {
-        for (dst, &src) in arow.iter_mut().zip(&a[i * k..(i + 1) * k]) {
-            *dst = src ^ (alpha as u8);
+    let mut i = 0;
+    while i < m {
+        let rows = if m - i >= 4 && max_rows >= 4 {
+            4
+        } else if m - i >= 2 {
+            2
+        } else {
+            1
+        };
+        for r in 0..rows {
+            for (dst, &src) in arows[r * k..(r + 1) * k].iter_mut().zip(&a[(i + r) * k..(i + r + 1) * k]) {
+                *dst = src ^ (alpha as u8);
+            }
         }
-        let main = Main { k, k_main, a: &arow, b, j0, j1, b_xor: beta != 0, bsum: need_bsum && i == 0 };
-        // SAFETY: `isa` is available on this CPU (arch/mod.rs contract); `main` reads `arow`
-        // (k bytes) and rows j0..j1 of `b` (k bytes each, asserted above) below k_main ≤ k.
+        let main =
+            Main { k, k_main, a: &arows, rows, w, b, j0, j1, b_xor: beta != 0, bsum: need_bsum && i == 0 };
+        // SAFETY: `isa` is available on this CPU (arch/mod.rs contract); `main` reads `arows`
+        // (rows·k bytes) and rows j0..j1 of `b` (k bytes each, asserted above) below
+        // k_main ≤ k, and writes rows·w sums into `d` and w into `bs`.
         unsafe {
             match isa {
                 Isa::Avx512Vnni => main.run_avx512vnni(&mut d, &mut bs),
@@ -61,64 +75,123 @@ pub(crate) fn dot_cols(
                 _ => main.run_avx2(&mut d, &mut bs),
             }
         }
-        // Σa over the vectorized part, in true values.
-        let a_true = |kk: usize| -> i32 {
-            if plan.a_signed {
-                a[i * k + kk] as i8 as i32
-            } else {
-                a[i * k + kk] as i32
-            }
-        };
-        let mut sa_main = a_sums[i];
-        for kk in k_main..k {
-            sa_main = sa_main.wrapping_sub(a_true(kk));
+        for r in 0..rows {
+            finish_row(
+                plan,
+                k,
+                k_main,
+                a,
+                b,
+                a_sums,
+                i + r,
+                &d[r * w..(r + 1) * w],
+                &bs,
+                j0,
+                out,
+                ld,
+                b_sums,
+                need_bsum,
+            );
         }
-        let km = k_main as i32;
-        for jj in 0..w {
-            let j = j0 + jj;
-            let b_true = |kk: usize| -> i32 {
-                if plan.b_signed {
-                    b[j * k + kk] as i8 as i32
-                } else {
-                    b[j * k + kk] as i32
-                }
-            };
-            if i == 0 && need_bsum {
-                // Σb over the vectorized part from Σb', plus the tail.
-                let mut s = bs[jj].wrapping_sub(km.wrapping_mul(beta));
-                for kk in k_main..k {
-                    s = s.wrapping_add(b_true(kk));
-                }
-                b_sums[jj] = s;
-            }
-            let sb_main = if need_bsum {
-                let mut s = b_sums[jj];
-                for kk in k_main..k {
-                    s = s.wrapping_sub(b_true(kk));
-                }
-                s
-            } else {
-                0
-            };
-            let mut v = d[jj]
-                .wrapping_sub(beta.wrapping_mul(sa_main))
-                .wrapping_sub(alpha.wrapping_mul(sb_main))
-                .wrapping_sub(km.wrapping_mul(alpha).wrapping_mul(beta));
-            for kk in k_main..k {
-                v = v.wrapping_add(a_true(kk).wrapping_mul(b_true(kk)));
-            }
-            out[i * ld + jj] = v;
-        }
+        i += rows;
     }
-    let _ = ki;
     true
 }
 
-/// The vectorized part of one row of `A` against columns `j0..j1`.
+/// Row `i`'s true sums from the vectorized `Σ a'·b'` (`d`, one per column `j0..`) and
+/// `Σ b'` (`bs`, taken on the first row): the sign-flip corrections and the scalar tails.
+#[allow(clippy::too_many_arguments)]
+fn finish_row(
+    plan: Int8Plan,
+    k: usize,
+    k_main: usize,
+    a: &[u8],
+    b: &[u8],
+    a_sums: &[i32],
+    i: usize,
+    d: &[i32],
+    bs: &[i32],
+    j0: usize,
+    out: &mut [i32],
+    ld: usize,
+    b_sums: &mut [i32],
+    need_bsum: bool,
+) {
+    let alpha: i32 = if plan.a_signed { 128 } else { 0 };
+    let beta: i32 = if plan.b_signed { 0 } else { -128 };
+    // Σa over the vectorized part, in true values.
+    let a_true = |kk: usize| -> i32 {
+        if plan.a_signed {
+            a[i * k + kk] as i8 as i32
+        } else {
+            a[i * k + kk] as i32
+        }
+    };
+    let mut sa_main = a_sums[i];
+    for kk in k_main..k {
+        sa_main = sa_main.wrapping_sub(a_true(kk));
+    }
+    let km = k_main as i32;
+    let row = &mut out[i * ld..i * ld + d.len()];
+    if k_main == k && !(i == 0 && need_bsum) {
+        // No scalar tail and Σb already known: one vectorizable pass.
+        let base = beta.wrapping_mul(sa_main).wrapping_add(km.wrapping_mul(alpha).wrapping_mul(beta));
+        if need_bsum {
+            for ((o, &dj), &sb) in row.iter_mut().zip(d).zip(b_sums.iter()) {
+                *o = dj.wrapping_sub(base).wrapping_sub(alpha.wrapping_mul(sb));
+            }
+        } else {
+            for (o, &dj) in row.iter_mut().zip(d) {
+                *o = dj.wrapping_sub(base);
+            }
+        }
+        return;
+    }
+    for (jj, &dj) in d.iter().enumerate() {
+        let j = j0 + jj;
+        let b_true = |kk: usize| -> i32 {
+            if plan.b_signed {
+                b[j * k + kk] as i8 as i32
+            } else {
+                b[j * k + kk] as i32
+            }
+        };
+        if i == 0 && need_bsum {
+            // Σb over the vectorized part from Σb', plus the tail.
+            let mut s = bs[jj].wrapping_sub(km.wrapping_mul(beta));
+            for kk in k_main..k {
+                s = s.wrapping_add(b_true(kk));
+            }
+            b_sums[jj] = s;
+        }
+        let sb_main = if need_bsum {
+            let mut s = b_sums[jj];
+            for kk in k_main..k {
+                s = s.wrapping_sub(b_true(kk));
+            }
+            s
+        } else {
+            0
+        };
+        let mut v = dj
+            .wrapping_sub(beta.wrapping_mul(sa_main))
+            .wrapping_sub(alpha.wrapping_mul(sb_main))
+            .wrapping_sub(km.wrapping_mul(alpha).wrapping_mul(beta));
+        for kk in k_main..k {
+            v = v.wrapping_add(a_true(kk).wrapping_mul(b_true(kk)));
+        }
+        row[jj] = v;
+    }
+}
+
+/// The vectorized part of `rows` rows of `A` (`a`, flipped to unsigned) against columns
+/// `j0..j1`: row `r`'s sums go to `d[r·w ..]`.
 struct Main<'a> {
     k: usize,
     k_main: usize,
     a: &'a [u8],
+    rows: usize,
+    w: usize,
     b: &'a [u8],
     j0: usize,
     j1: usize,
@@ -127,7 +200,7 @@ struct Main<'a> {
 }
 
 macro_rules! run_tiles {
-    ($self:ident, $d:ident, $bs:ident, $tile:ident) => {{
+    ($self:ident, $d:ident, $bs:ident, $tile:ident, $r:literal) => {{
         let mut j = $self.j0;
         while j < $self.j1 {
             let nc = if $self.j1 - j >= 4 { 4 } else { 1 };
@@ -135,17 +208,24 @@ macro_rules! run_tiles {
             // SAFETY: forwarded from the caller (the `run_*` contract); columns j..j+nc ≤ j1.
             unsafe {
                 match (nc, $self.b_xor, $self.bsum) {
-                    (4, false, false) => $self.$tile::<4, false, false>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (4, false, true) => $self.$tile::<4, false, true>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (4, true, false) => $self.$tile::<4, true, false>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (4, true, true) => $self.$tile::<4, true, true>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (_, false, false) => $self.$tile::<1, false, false>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (_, false, true) => $self.$tile::<1, false, true>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (_, true, false) => $self.$tile::<1, true, false>(j, &mut $d[jj..], &mut $bs[jj..]),
-                    (_, true, true) => $self.$tile::<1, true, true>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (4, false, false) => $self.$tile::<$r, 4, false, false>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (4, false, true) => $self.$tile::<$r, 4, false, true>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (4, true, false) => $self.$tile::<$r, 4, true, false>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (4, true, true) => $self.$tile::<$r, 4, true, true>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (_, false, false) => $self.$tile::<$r, 1, false, false>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (_, false, true) => $self.$tile::<$r, 1, false, true>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (_, true, false) => $self.$tile::<$r, 1, true, false>(j, &mut $d[jj..], &mut $bs[jj..]),
+                    (_, true, true) => $self.$tile::<$r, 1, true, true>(j, &mut $d[jj..], &mut $bs[jj..]),
                 }
             }
             j += nc;
+        }
+    }};
+    ($self:ident, $d:ident, $bs:ident, $tile:ident) => {{
+        match $self.rows {
+            4 => run_tiles!($self, $d, $bs, $tile, 4),
+            2 => run_tiles!($self, $d, $bs, $tile, 2),
+            _ => run_tiles!($self, $d, $bs, $tile, 1),
         }
     }};
 }
@@ -160,8 +240,21 @@ fn hsum_epi32_256(v: __m256i) -> i32 {
 }
 
 impl Main<'_> {
+    /// Row `r` of `A` at byte `kk`.
+    #[inline(always)]
+    fn a_at(&self, r: usize, kk: usize) -> *const u8 {
+        self.a.as_ptr().wrapping_add(r * self.k + kk)
+    }
+
+    /// Row `j` of `B` at byte `kk`.
+    #[inline(always)]
+    fn b_at(&self, j: usize, kk: usize) -> *const u8 {
+        self.b.as_ptr().wrapping_add(j * self.k + kk)
+    }
+
     /// # Safety
-    /// The CPU has AVX-512 F/BW/VL and AVX512-VNNI; `a` has `k` bytes, `b` rows `j0..j1`.
+    /// The CPU has AVX-512 F/BW/VL and AVX512-VNNI; `a` has `rows·k` bytes, `b` rows
+    /// `j0..j1`; `d` holds `rows·w` sums.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     unsafe fn run_avx512vnni(&self, d: &mut [i32], bs: &mut [i32]) {
         run_tiles!(self, d, bs, tile_avx512vnni)
@@ -169,7 +262,7 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-    unsafe fn tile_avx512vnni<const NC: usize, const XOR: bool, const BSUM: bool>(
+    unsafe fn tile_avx512vnni<const R: usize, const NC: usize, const XOR: bool, const BSUM: bool>(
         &self,
         j: usize,
         d: &mut [i32],
@@ -177,17 +270,22 @@ impl Main<'_> {
     ) {
         let flip = _mm512_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm512_set1_epi8(1);
-        let mut acc = [_mm512_setzero_si512(); NC];
+        let mut acc = [[_mm512_setzero_si512(); NC]; R];
         let mut sacc = [_mm512_setzero_si512(); NC];
         let mut kk = 0;
         while kk < self.k_main {
-            // SAFETY: kk + 64 ≤ k_main ≤ k = a.len().
-            let u = unsafe { _mm512_loadu_si512(self.a.as_ptr().add(kk).cast()) };
+            let mut u = [_mm512_setzero_si512(); R];
+            for (r, u) in u.iter_mut().enumerate() {
+                // SAFETY: row r < rows of `a` holds k bytes; kk + 64 ≤ k_main ≤ k.
+                *u = unsafe { _mm512_loadu_si512(self.a_at(r, kk).cast()) };
+            }
             for c in 0..NC {
                 // SAFETY: row j+c < j1 of `b` holds k bytes; kk + 64 ≤ k.
-                let s = unsafe { _mm512_loadu_si512(self.b.as_ptr().add((j + c) * self.k + kk).cast()) };
+                let s = unsafe { _mm512_loadu_si512(self.b_at(j + c, kk).cast()) };
                 let s = if XOR { _mm512_xor_si512(s, flip) } else { s };
-                acc[c] = _mm512_dpbusd_epi32(acc[c], u, s);
+                for r in 0..R {
+                    acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u[r], s);
+                }
                 if BSUM {
                     sacc[c] = _mm512_dpbusd_epi32(sacc[c], ones, s);
                 }
@@ -195,7 +293,9 @@ impl Main<'_> {
             kk += 64;
         }
         for c in 0..NC {
-            d[c] = _mm512_reduce_add_epi32(acc[c]);
+            for (r, acc_r) in acc.iter().enumerate() {
+                d[r * self.w + c] = _mm512_reduce_add_epi32(acc_r[c]);
+            }
             if BSUM {
                 bs[c] = _mm512_reduce_add_epi32(sacc[c]);
             }
@@ -203,7 +303,8 @@ impl Main<'_> {
     }
 
     /// # Safety
-    /// The CPU has AVX2 and AVX-VNNI; `a` has `k` bytes, `b` rows `j0..j1`.
+    /// The CPU has AVX2 and AVX-VNNI; `a` has `rows·k` bytes, `b` rows `j0..j1`; `d` holds
+    /// `rows·w` sums.
     #[target_feature(enable = "avx2,fma,avxvnni")]
     unsafe fn run_avxvnni(&self, d: &mut [i32], bs: &mut [i32]) {
         run_tiles!(self, d, bs, tile_avxvnni)
@@ -211,7 +312,7 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,avxvnni")]
-    unsafe fn tile_avxvnni<const NC: usize, const XOR: bool, const BSUM: bool>(
+    unsafe fn tile_avxvnni<const R: usize, const NC: usize, const XOR: bool, const BSUM: bool>(
         &self,
         j: usize,
         d: &mut [i32],
@@ -219,17 +320,22 @@ impl Main<'_> {
     ) {
         let flip = _mm256_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm256_set1_epi8(1);
-        let mut acc = [_mm256_setzero_si256(); NC];
+        let mut acc = [[_mm256_setzero_si256(); NC]; R];
         let mut sacc = [_mm256_setzero_si256(); NC];
         let mut kk = 0;
         while kk < self.k_main {
-            // SAFETY: kk + 32 ≤ k_main ≤ k = a.len().
-            let u = unsafe { _mm256_loadu_si256(self.a.as_ptr().add(kk).cast()) };
+            let mut u = [_mm256_setzero_si256(); R];
+            for (r, u) in u.iter_mut().enumerate() {
+                // SAFETY: row r < rows of `a` holds k bytes; kk + 32 ≤ k_main ≤ k.
+                *u = unsafe { _mm256_loadu_si256(self.a_at(r, kk).cast()) };
+            }
             for c in 0..NC {
                 // SAFETY: row j+c < j1 of `b` holds k bytes; kk + 32 ≤ k.
-                let s = unsafe { _mm256_loadu_si256(self.b.as_ptr().add((j + c) * self.k + kk).cast()) };
+                let s = unsafe { _mm256_loadu_si256(self.b_at(j + c, kk).cast()) };
                 let s = if XOR { _mm256_xor_si256(s, flip) } else { s };
-                acc[c] = _mm256_dpbusd_avx_epi32(acc[c], u, s);
+                for r in 0..R {
+                    acc[r][c] = _mm256_dpbusd_avx_epi32(acc[r][c], u[r], s);
+                }
                 if BSUM {
                     sacc[c] = _mm256_dpbusd_avx_epi32(sacc[c], ones, s);
                 }
@@ -237,7 +343,9 @@ impl Main<'_> {
             kk += 32;
         }
         for c in 0..NC {
-            d[c] = hsum_epi32_256(acc[c]);
+            for (r, acc_r) in acc.iter().enumerate() {
+                d[r * self.w + c] = hsum_epi32_256(acc_r[c]);
+            }
             if BSUM {
                 bs[c] = hsum_epi32_256(sacc[c]);
             }
@@ -245,7 +353,8 @@ impl Main<'_> {
     }
 
     /// # Safety
-    /// The CPU has AVX-512 F/BW/VL; `a` has `k` bytes, `b` rows `j0..j1`.
+    /// The CPU has AVX-512 F/BW/VL; `a` has `rows·k` bytes, `b` rows `j0..j1`; `d` holds
+    /// `rows·w` sums.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     unsafe fn run_avx512bw(&self, d: &mut [i32], bs: &mut [i32]) {
         run_tiles!(self, d, bs, tile_avx512bw)
@@ -253,7 +362,7 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn tile_avx512bw<const NC: usize, const XOR: bool, const BSUM: bool>(
+    unsafe fn tile_avx512bw<const R: usize, const NC: usize, const XOR: bool, const BSUM: bool>(
         &self,
         j: usize,
         d: &mut [i32],
@@ -261,17 +370,22 @@ impl Main<'_> {
     ) {
         let flip = _mm256_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm512_set1_epi16(1);
-        let mut acc = [_mm512_setzero_si512(); NC];
+        let mut acc = [[_mm512_setzero_si512(); NC]; R];
         let mut sacc = [_mm512_setzero_si512(); NC];
         let mut kk = 0;
         while kk < self.k_main {
-            // SAFETY: kk + 32 ≤ k_main ≤ k = a.len().
-            let u = _mm512_cvtepu8_epi16(unsafe { _mm256_loadu_si256(self.a.as_ptr().add(kk).cast()) });
+            let mut u = [_mm512_setzero_si512(); R];
+            for (r, u) in u.iter_mut().enumerate() {
+                // SAFETY: row r < rows of `a` holds k bytes; kk + 32 ≤ k_main ≤ k.
+                *u = _mm512_cvtepu8_epi16(unsafe { _mm256_loadu_si256(self.a_at(r, kk).cast()) });
+            }
             for c in 0..NC {
                 // SAFETY: row j+c < j1 of `b` holds k bytes; kk + 32 ≤ k.
-                let s = unsafe { _mm256_loadu_si256(self.b.as_ptr().add((j + c) * self.k + kk).cast()) };
+                let s = unsafe { _mm256_loadu_si256(self.b_at(j + c, kk).cast()) };
                 let s = _mm512_cvtepi8_epi16(if XOR { _mm256_xor_si256(s, flip) } else { s });
-                acc[c] = _mm512_add_epi32(acc[c], _mm512_madd_epi16(u, s));
+                for r in 0..R {
+                    acc[r][c] = _mm512_add_epi32(acc[r][c], _mm512_madd_epi16(u[r], s));
+                }
                 if BSUM {
                     sacc[c] = _mm512_add_epi32(sacc[c], _mm512_madd_epi16(ones, s));
                 }
@@ -279,7 +393,9 @@ impl Main<'_> {
             kk += 32;
         }
         for c in 0..NC {
-            d[c] = _mm512_reduce_add_epi32(acc[c]);
+            for (r, acc_r) in acc.iter().enumerate() {
+                d[r * self.w + c] = _mm512_reduce_add_epi32(acc_r[c]);
+            }
             if BSUM {
                 bs[c] = _mm512_reduce_add_epi32(sacc[c]);
             }
@@ -287,7 +403,7 @@ impl Main<'_> {
     }
 
     /// # Safety
-    /// The CPU has AVX2; `a` has `k` bytes, `b` rows `j0..j1`.
+    /// The CPU has AVX2; `a` has `rows·k` bytes, `b` rows `j0..j1`; `d` holds `rows·w` sums.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, d: &mut [i32], bs: &mut [i32]) {
         run_tiles!(self, d, bs, tile_avx2)
@@ -295,7 +411,7 @@ impl Main<'_> {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_avx2<const NC: usize, const XOR: bool, const BSUM: bool>(
+    unsafe fn tile_avx2<const R: usize, const NC: usize, const XOR: bool, const BSUM: bool>(
         &self,
         j: usize,
         d: &mut [i32],
@@ -303,20 +419,23 @@ impl Main<'_> {
     ) {
         let flip = _mm_set1_epi8(if XOR { -128 } else { 0 });
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_si256(); NC];
+        let mut acc = [[_mm256_setzero_si256(); NC]; R];
         let mut sacc = [_mm256_setzero_si256(); NC];
         let mut kk = 0;
         while kk < self.k_main {
             for half in [0usize, 16] {
-                // SAFETY: kk + half + 16 ≤ kk + 32 ≤ k_main ≤ k = a.len().
-                let u =
-                    _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(self.a.as_ptr().add(kk + half).cast()) });
+                let mut u = [_mm256_setzero_si256(); R];
+                for (r, u) in u.iter_mut().enumerate() {
+                    // SAFETY: row r < rows of `a` holds k bytes; kk + half + 16 ≤ k_main ≤ k.
+                    *u = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(self.a_at(r, kk + half).cast()) });
+                }
                 for c in 0..NC {
                     // SAFETY: row j+c < j1 of `b` holds k bytes; kk + half + 16 ≤ k.
-                    let s =
-                        unsafe { _mm_loadu_si128(self.b.as_ptr().add((j + c) * self.k + kk + half).cast()) };
+                    let s = unsafe { _mm_loadu_si128(self.b_at(j + c, kk + half).cast()) };
                     let s = _mm256_cvtepi8_epi16(if XOR { _mm_xor_si128(s, flip) } else { s });
-                    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(u, s));
+                    for r in 0..R {
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(u[r], s));
+                    }
                     if BSUM {
                         sacc[c] = _mm256_add_epi32(sacc[c], _mm256_madd_epi16(ones, s));
                     }
@@ -325,7 +444,9 @@ impl Main<'_> {
             kk += 32;
         }
         for c in 0..NC {
-            d[c] = hsum_epi32_256(acc[c]);
+            for (r, acc_r) in acc.iter().enumerate() {
+                d[r * self.w + c] = hsum_epi32_256(acc_r[c]);
+            }
             if BSUM {
                 bs[c] = hsum_epi32_256(sacc[c]);
             }

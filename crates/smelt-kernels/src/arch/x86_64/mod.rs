@@ -6,6 +6,7 @@
 
 pub(crate) mod f32;
 pub(crate) mod int8;
+pub(crate) mod int8_packed;
 pub(crate) mod q4;
 pub(crate) mod ternary;
 

@@ -1,0 +1,118 @@
+"""Benchmark (not a test): end-to-end latency of a Llama-style decoder, float and quantized by
+`smelt convert`, in `smelt run` beside onnxruntime, in the same run, batch 1, 2 threads.
+
+    .venv/bin/python tools/bench/bench_e2e.py target/release/smelt [--runs 10] [--hidden 1024 ...]
+
+The model comes from gen_llama_onnx.py (fixed seed; made once into target/bench/e2e/, reused
+while its arguments stay the same), and is quantized with `smelt convert --quant int8`
+(DynamicQuantizeLinear + MatMulInteger) and `--quant int4 --group-size 32` (MatMulNBits). Two
+steps are timed: decode (1 new token after 127 cached ones) and prefill (128 tokens, empty
+cache). onnxruntime: CPU execution provider, intra_op_num_threads=2, inter_op_num_threads=1,
+sequential execution, all graph optimizations (its default). smelt: `smelt run --repeat N
+--threads 2`, which times each run inside one process, model loading excluded. Each side gets
+one warm-up run, then the median of `--runs` runs is reported. smelt's outputs are checked
+against onnxruntime's (max abs difference of the logits, printed beside the times).
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gen_llama_onnx  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ort_latency(path: Path, feeds: dict, runs: int) -> tuple[float, np.ndarray]:
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = 2
+    o.inter_op_num_threads = 1
+    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    s = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+    out = s.run(["logits"], feeds)[0]
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        s.run(None, feeds)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e3, out
+
+
+def smelt_latency(smelt: str, path: Path, npz: Path, out: Path, runs: int) -> tuple[float, np.ndarray]:
+    p = subprocess.run([smelt, "run", str(path), "--inputs", str(npz), "-o", str(out), "--threads", "2",
+                        "--repeat", str(runs + 1)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"smelt run {path} failed:\n{p.stderr}")
+    times = [float(t) for t in re.findall(r"^run \d+: ([0-9.]+) ms$", p.stderr, re.M)]
+    assert len(times) == runs + 1, p.stderr
+    return float(np.median(times[1:])), np.load(out)["logits"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("smelt")
+    p.add_argument("--runs", type=int, default=10)
+    gen_llama_onnx.add_shape_args(p)
+    p.add_argument("--context", type=int, default=128, help="prefill length; decode runs after context-1 tokens")
+    p.add_argument("--models", default="float,int8,int4", help="comma-separated subset of float,int8,int4")
+    a = p.parse_args()
+
+    shape = gen_llama_onnx.shape_of(a)
+    work = ROOT / "target" / "bench" / "e2e"
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = work / "model.json"
+    src = work / "float.onnx"
+    if not src.exists() or not stamp.exists() or json.loads(stamp.read_text()) != shape:
+        print(f"generating {src} ...", file=sys.stderr)
+        import onnx
+        onnx.save(gen_llama_onnx.build(**shape), str(src))
+        for f in work.glob("q*.onnx"):
+            f.unlink()
+        stamp.write_text(json.dumps(shape))
+    models = {"float": src}
+    for name, args in [("int8", ["--quant", "int8"]), ("int4", ["--quant", "int4", "--group-size", "32"])]:
+        dst = work / f"q-{name}.onnx"
+        if name in a.models.split(",") and not dst.exists():
+            subprocess.run([a.smelt, "convert", str(src), "-o", str(dst), "--threads", "2", *args], check=True, capture_output=True)
+        models[name] = dst
+    hd = a.hidden // a.heads
+    steps = {
+        "decode": gen_llama_onnx.feeds(a.layers, a.kv_heads, hd, a.vocab, 1, a.context - 1),
+        f"prefill {a.context}": gen_llama_onnx.feeds(a.layers, a.kv_heads, hd, a.vocab, a.context, 0),
+    }
+    params = 2 * a.hidden * a.vocab + a.layers * (2 * a.hidden * a.hidden + 2 * a.hidden * a.kv_heads * hd + 3 * a.hidden * a.intermediate)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for step, feeds in steps.items():
+            npz = tmp / "in.npz"
+            np.savez(npz, **feeds)
+            for name in a.models.split(","):
+                path = models[name]
+                o_ms, o_out = ort_latency(path, feeds, a.runs)
+                s_ms, s_out = smelt_latency(a.smelt, path, npz, tmp / "out.npz", a.runs)
+                diff = float(np.abs(s_out - o_out).max())
+                rows.append((name, step, s_ms, o_ms, diff))
+                print(f"{name} {step}: smelt {s_ms:.2f} ms, onnxruntime {o_ms:.2f} ms", file=sys.stderr)
+
+    print(f"Llama-style decoder: hidden {a.hidden}, {a.layers} layers, {a.heads} heads ({a.kv_heads} KV), "
+          f"intermediate {a.intermediate}, vocab {a.vocab}, {params / 1e6:.0f}M parameters; batch 1, 2 threads, "
+          f"median of {a.runs} runs; onnxruntime {ort.__version__}\n")
+    print("| model | step | smelt ms | onnxruntime ms | smelt / ORT | max abs diff of logits |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, step, s_ms, o_ms, diff in rows:
+        print(f"| {name} | {step} | {s_ms:.1f} | {o_ms:.1f} | {s_ms / o_ms:.2f} | {diff:.1e} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
