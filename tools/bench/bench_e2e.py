@@ -1,7 +1,7 @@
 """Benchmark (not a test): end-to-end latency of a Llama-style decoder, float and quantized by
 `smelt convert`, in `smelt run` beside onnxruntime, in the same run, batch 1, 2 threads.
 
-    .venv/bin/python tools/bench/bench_e2e.py target/release/smelt [--runs 10] [--hidden 1024 ...]
+    .venv/bin/python tools/bench/bench_e2e.py target/release/smelt [--runs 5 --rounds 3] [--hidden 1024 ...]
 
 The model comes from gen_llama_onnx.py (fixed seed; made once into target/bench/e2e/, reused
 while its arguments stay the same), and is quantized with `smelt convert --quant int8`
@@ -10,8 +10,10 @@ steps are timed: decode (1 new token after 127 cached ones) and prefill (128 tok
 cache). onnxruntime: CPU execution provider, intra_op_num_threads=2, inter_op_num_threads=1,
 sequential execution, all graph optimizations (its default). smelt: `smelt run --repeat N
 --threads 2`, which times each run inside one process, model loading excluded. Each side gets
-one warm-up run, then the median of `--runs` runs is reported. smelt's outputs are checked
-against onnxruntime's (max abs difference of the logits, printed beside the times).
+one warm-up run per round, then `--runs` timed runs, in `--rounds` rounds that alternate the
+two (a change in the machine's load falls on both); the median of all timed runs is
+reported. smelt's outputs are checked against onnxruntime's (max abs difference of the
+logits, printed beside the times).
 """
 
 import argparse
@@ -32,35 +34,41 @@ import gen_llama_onnx  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ort_latency(path: Path, feeds: dict, runs: int) -> tuple[float, np.ndarray]:
+def ort_session(path: Path) -> ort.InferenceSession:
     o = ort.SessionOptions()
     o.intra_op_num_threads = 2
     o.inter_op_num_threads = 1
     o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    s = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
-    out = s.run(["logits"], feeds)[0]
+    return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+
+
+def ort_times(s: ort.InferenceSession, feeds: dict, runs: int) -> list[float]:
+    """One warm-up run, then `runs` timed ones (ms)."""
+    s.run(None, feeds)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         s.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3, out
+        times.append((time.perf_counter() - t) * 1e3)
+    return times
 
 
-def smelt_latency(smelt: str, path: Path, npz: Path, out: Path, runs: int) -> tuple[float, np.ndarray]:
+def smelt_times(smelt: str, path: Path, npz: Path, out: Path, runs: int) -> list[float]:
+    """One warm-up run, then `runs` timed ones (ms), from `smelt run --repeat` (load excluded)."""
     p = subprocess.run([smelt, "run", str(path), "--inputs", str(npz), "-o", str(out), "--threads", "2",
                         "--repeat", str(runs + 1)], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"smelt run {path} failed:\n{p.stderr}")
     times = [float(t) for t in re.findall(r"^run \d+: ([0-9.]+) ms$", p.stderr, re.M)]
     assert len(times) == runs + 1, p.stderr
-    return float(np.median(times[1:])), np.load(out)["logits"]
+    return times[1:]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("smelt")
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--runs", type=int, default=5, help="timed runs per round and side")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of onnxruntime and smelt")
     gen_llama_onnx.add_shape_args(p)
     p.add_argument("--context", type=int, default=128, help="prefill length; decode runs after context-1 tokens")
     p.add_argument("--models", default="float,int8,int4", help="comma-separated subset of float,int8,int4")
@@ -98,15 +106,23 @@ def main() -> int:
             np.savez(npz, **feeds)
             for name in a.models.split(","):
                 path = models[name]
-                o_ms, o_out = ort_latency(path, feeds, a.runs)
-                s_ms, s_out = smelt_latency(a.smelt, path, npz, tmp / "out.npz", a.runs)
+                session = ort_session(path)
+                o_out = session.run(["logits"], feeds)[0]
+                # Alternate the two in rounds, so that a change in the machine's load during
+                # the run falls on both.
+                o_t, s_t = [], []
+                for _ in range(a.rounds):
+                    o_t += ort_times(session, feeds, a.runs)
+                    s_t += smelt_times(a.smelt, path, npz, tmp / "out.npz", a.runs)
+                s_out = np.load(tmp / "out.npz")["logits"]
+                o_ms, s_ms = float(np.median(o_t)), float(np.median(s_t))
                 diff = float(np.abs(s_out - o_out).max())
                 rows.append((name, step, s_ms, o_ms, diff))
                 print(f"{name} {step}: smelt {s_ms:.2f} ms, onnxruntime {o_ms:.2f} ms", file=sys.stderr)
 
     print(f"Llama-style decoder: hidden {a.hidden}, {a.layers} layers, {a.heads} heads ({a.kv_heads} KV), "
           f"intermediate {a.intermediate}, vocab {a.vocab}, {params / 1e6:.0f}M parameters; batch 1, 2 threads, "
-          f"median of {a.runs} runs; onnxruntime {ort.__version__}\n")
+          f"median of {a.rounds}×{a.runs} runs in alternating rounds; onnxruntime {ort.__version__}\n")
     print("| model | step | smelt ms | onnxruntime ms | smelt / ORT | max abs diff of logits |")
     print("|---|---|---:|---:|---:|---:|")
     for name, step, s_ms, o_ms, diff in rows:
