@@ -213,22 +213,26 @@ impl Session {
         }
         crate::infer::infer(&nodes, &mut shapes)?;
 
-        // Constant matmul weights: transposed once here instead of on every run.
+        // Constant matmul weights: packed once here instead of laid out on every run, and once
+        // per weight however many nodes multiply by it (MatMul and Gemm share the f32 layout).
         let const_slots: HashMap<usize, &Arc<Value>> = consts.iter().map(|(s, v)| (*s, v)).collect();
+        let mut packed_by_slot: HashMap<(usize, bool), Arc<crate::prepack::PackedB>> = HashMap::new();
         for node in &mut nodes {
             let trans_b = matches!(node.attrs.get("transB"), Some(crate::node::Attr::Int(t)) if *t != 0);
-            if node.domain.is_empty() && crate::prepack::packs_b(&node.op_type, trans_b) {
-                if let Some(packed) = node
-                    .inputs
-                    .get(1)
-                    .copied()
-                    .flatten()
-                    .and_then(|s| const_slots.get(&s))
-                    .and_then(|b| crate::prepack::pack(&node.op_type, b))
-                {
-                    node.packed_b = Some(packed);
-                    node.inputs[1] = None;
-                }
+            if !node.domain.is_empty() || !crate::prepack::packs_b(&node.op_type, trans_b) {
+                continue;
+            }
+            let Some(slot) = node.inputs.get(1).copied().flatten() else { continue };
+            let Some(b) = const_slots.get(&slot) else { continue };
+            let key = (slot, node.op_type == "MatMulInteger");
+            let packed = match packed_by_slot.get(&key) {
+                Some(p) => Some(p.clone()),
+                None => crate::prepack::pack(&node.op_type, b),
+            };
+            if let Some(p) = packed {
+                packed_by_slot.insert(key, p.clone());
+                node.packed_b = Some(p);
+                node.inputs[1] = None;
             }
         }
 
