@@ -4,7 +4,7 @@
 //! zero-copy views until decoded here, once), sorts the nodes topologically, looks every node
 //! up in the op [`Registry`] by (domain, op_type, opset) — so an unsupported op is reported
 //! before anything runs — and plans memory: each intermediate value is dropped right after
-//! the last node that reads it. Constant matmul weights are transposed once at load
+//! the last node that reads it. Constant matmul weights are packed once at load
 //! ([`prepack`]). [`Session::run`] checks the inputs against the graph's
 //! declared dtypes and shapes and executes the nodes in order.
 //!

@@ -3,12 +3,10 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use smelt_formats::onnx::proto::{AttributeProto, NodeProto};
 
 use crate::error::RuntimeError;
-use crate::prepack::PackedB;
 use crate::value::Value;
 
 /// A decoded attribute value.
@@ -49,9 +47,6 @@ pub struct Node {
     pub outputs: Vec<Option<usize>>,
     /// Attributes by name.
     pub attrs: HashMap<String, Attr>,
-    /// The constant `B` of a matmul, prepared at load ([`crate::prepack`]); input 1 is then
-    /// `None` and the op reads this instead.
-    pub packed_b: Option<Arc<PackedB>>,
 }
 
 fn decode_attr(node: &str, a: &AttributeProto) -> Result<Attr, RuntimeError> {
@@ -93,7 +88,6 @@ impl Node {
             inputs: Vec::new(),
             outputs: Vec::new(),
             attrs,
-            packed_b: None,
         })
     }
 }
@@ -147,11 +141,6 @@ impl<'a> OpCtx<'a> {
     /// Optional input `i`.
     pub fn opt(&self, i: usize) -> Option<&'a Value> {
         self.inputs.get(i).copied().flatten()
-    }
-
-    /// The node's constant `B`, prepared at load.
-    pub fn packed_b(&self) -> Option<&'a PackedB> {
-        self.node.packed_b.as_deref()
     }
 
     /// The opset version of the node's domain.

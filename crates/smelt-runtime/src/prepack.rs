@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use smelt_kernels::{Int8Matrix, PackedF32, PackedInt8};
 
+use crate::node::OpCtx;
+use crate::registry::Prepared;
 use crate::value::{Data, Value};
 
 /// A matmul's constant `B` (`[k, n]` in the graph), in the layout its kernel reads.
@@ -38,13 +40,18 @@ impl PackedB {
     }
 }
 
-/// Whether `op_type` (default domain) with these attributes reads a packable `B` as input 1.
-pub(crate) fn packs_b(op_type: &str, trans_b: bool) -> bool {
-    matches!(op_type, "MatMul" | "MatMulInteger") || (op_type == "Gemm" && !trans_b)
+/// At load ([`crate::registry::PrepareFn`] of `MatMul`, `Gemm` and `MatMulInteger`): a
+/// constant `B` packed; the op then never reads input 1.
+pub(crate) fn prepare_b(c: &OpCtx<'_>) -> Option<Prepared> {
+    if c.node.op_type == "Gemm" && c.int("transB", 0) != 0 {
+        return None;
+    }
+    let packed = pack(&c.node.op_type, c.opt(1)?)?;
+    Some(Prepared { state: Arc::new(packed), replaces_inputs: vec![1] })
 }
 
 /// `B` packed, when it is a 2-D tensor of a type the op's packed path handles.
-pub(crate) fn pack(op_type: &str, b: &Value) -> Option<Arc<PackedB>> {
+pub(crate) fn pack(op_type: &str, b: &Value) -> Option<PackedB> {
     let [k, n] = b.shape[..] else { return None };
     let packed = match (&b.data, op_type) {
         (Data::F32(v), "MatMul" | "Gemm") => PackedB::F32(PackedF32::new(k, n, v)),
@@ -52,7 +59,7 @@ pub(crate) fn pack(op_type: &str, b: &Value) -> Option<Arc<PackedB>> {
         (Data::U8(v), "MatMulInteger") => PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::U8(v))),
         _ => return None,
     };
-    Some(Arc::new(packed))
+    Some(packed)
 }
 
 #[cfg(test)]
@@ -63,13 +70,12 @@ mod tests {
     fn packs_2d_b_and_nothing_else() {
         let b = Value::f32(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let p = pack("MatMul", &b).unwrap();
-        assert_eq!(*p, PackedB::F32(PackedF32::new(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])));
+        assert_eq!(p, PackedB::F32(PackedF32::new(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])));
         assert_eq!(p.shape(), [2, 3]);
         let q = Value::new(vec![2, 2], Data::I8(vec![1, -2, 3, -4]));
-        assert!(matches!(*pack("MatMulInteger", &q).unwrap(), PackedB::Int8(ref p) if p.shape() == [2, 2]));
+        assert!(matches!(pack("MatMulInteger", &q).unwrap(), PackedB::Int8(ref p) if p.shape() == [2, 2]));
         assert!(pack("MatMulInteger", &b).is_none(), "f32 B of MatMulInteger");
         assert!(pack("MatMul", &q).is_none(), "int8 B of MatMul");
         assert!(pack("MatMul", &Value::f32(vec![2, 1, 3], vec![0.0; 6])).is_none(), "3-D B");
-        assert!(packs_b("Gemm", false) && !packs_b("Gemm", true) && !packs_b("Add", false));
     }
 }

@@ -213,29 +213,6 @@ impl Session {
         }
         crate::infer::infer(&nodes, &mut shapes)?;
 
-        // Constant matmul weights: packed once here instead of laid out on every run, and once
-        // per weight however many nodes multiply by it (MatMul and Gemm share the f32 layout).
-        let const_slots: HashMap<usize, &Arc<Value>> = consts.iter().map(|(s, v)| (*s, v)).collect();
-        let mut packed_by_slot: HashMap<(usize, bool), Arc<crate::prepack::PackedB>> = HashMap::new();
-        for node in &mut nodes {
-            let trans_b = matches!(node.attrs.get("transB"), Some(crate::node::Attr::Int(t)) if *t != 0);
-            if !node.domain.is_empty() || !crate::prepack::packs_b(&node.op_type, trans_b) {
-                continue;
-            }
-            let Some(slot) = node.inputs.get(1).copied().flatten() else { continue };
-            let Some(b) = const_slots.get(&slot) else { continue };
-            let key = (slot, node.op_type == "MatMulInteger");
-            let packed = match packed_by_slot.get(&key) {
-                Some(p) => Some(p.clone()),
-                None => crate::prepack::pack(&node.op_type, b),
-            };
-            if let Some(p) = packed {
-                packed_by_slot.insert(key, p.clone());
-                node.packed_b = Some(p);
-                node.inputs[1] = None;
-            }
-        }
-
         let mut outputs = Vec::new();
         for o in graph.outputs() {
             let s = slots
@@ -269,13 +246,6 @@ impl Session {
                 }
             }
         }
-        // Initializers no node reads (any more: packed weights) and no output names are dropped.
-        let read: HashSet<usize> = nodes
-            .iter()
-            .flat_map(|n| n.inputs.iter().flatten().copied())
-            .chain(keep.iter().copied())
-            .collect();
-        consts.retain(|(s, _)| read.contains(s));
         Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after, prepared })
     }
 

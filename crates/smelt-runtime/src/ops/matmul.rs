@@ -7,13 +7,13 @@ use super::broadcast::{broadcast_shape, index_map};
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
 use crate::prepack::PackedB;
-use crate::registry::Registry;
+use crate::registry::{Registry, DEFAULT_DOMAIN};
 use crate::value::{Data, Value};
 use smelt_kernels::PackedF32;
 
 pub(crate) fn register(r: &mut Registry) {
-    r.onnx("MatMul", matmul);
-    r.onnx("Gemm", gemm);
+    r.add_prepared(DEFAULT_DOMAIN, "MatMul", 1, i64::MAX, matmul, crate::prepack::prepare_b);
+    r.add_prepared(DEFAULT_DOMAIN, "Gemm", 1, i64::MAX, gemm, crate::prepack::prepare_b);
 }
 
 /// `a · b` for f32 data with numpy matmul shape rules; returns the output shape and values.
@@ -86,7 +86,7 @@ fn back(c: &OpCtx<'_>, like: &Value, shape: Vec<usize>, v: Vec<f32>) -> Result<V
 
 /// The f32 `B` prepared at load.
 fn packed_f32<'v>(c: &OpCtx<'v>) -> Result<Option<&'v PackedF32>, RuntimeError> {
-    match c.packed_b() {
+    match c.prepared::<PackedB>() {
         None => Ok(None),
         Some(PackedB::F32(p)) => Ok(Some(p)),
         Some(PackedB::Int8 { .. }) => Err(c.err("internal: B was packed for another op")),

@@ -13,14 +13,14 @@ use super::norm::from_f64;
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
 use crate::prepack::PackedB;
-use crate::registry::Registry;
+use crate::registry::{Registry, DEFAULT_DOMAIN};
 use crate::value::{Data, Value};
 
 pub(crate) fn register(r: &mut Registry) {
     r.onnx("QuantizeLinear", quantize_linear);
     r.onnx("DequantizeLinear", dequantize_linear);
     r.onnx("DynamicQuantizeLinear", dynamic_quantize_linear);
-    r.onnx("MatMulInteger", matmul_integer);
+    r.add_prepared(DEFAULT_DOMAIN, "MatMulInteger", 1, i64::MAX, matmul_integer, crate::prepack::prepare_b);
     r.onnx("QLinearMatMul", qlinear_matmul);
 }
 
@@ -301,7 +301,7 @@ fn integer_product_packed(
 
 fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
-    let (shape, out) = match c.packed_b() {
+    let (shape, out) = match c.prepared::<PackedB>() {
         Some(p) => integer_product_packed(c, a, c.opt(2), p, c.opt(3))?,
         None => integer_product(c, a, c.opt(2), c.input(1)?, c.opt(3))?,
     };
