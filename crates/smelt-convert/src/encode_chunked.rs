@@ -14,7 +14,6 @@
 //! `smelt_quant::rounding::StreamingSum` (the same f32 additions as the whole-tensor sum, so
 //! the same scale to the bit), then both encode chunk by chunk as above.
 
-use bytes::Bytes;
 use rayon::prelude::*;
 use smelt_formats::Tensor;
 use smelt_quant::int4::{Int4Mode, Int4Tensor};
@@ -53,16 +52,18 @@ pub fn encode_chunked(
     let rows = n / cols;
     let job = Job { t, allow_nonfinite, cols };
     Some(match scheme {
-        Scheme::Cast(d) => job.plain(d, 1, rows, |v, out| {
+        Scheme::Cast(d) => job.plain(d, 1, rows, |v, out, decoded| {
             cast_into(v, d, out);
-            Ok(())
+            decode_plain_into(d, out, decoded).ok_or_else(|| format!("cannot decode {d}"))
         }),
         Scheme::Ggml(d) => {
             let be = d.block_elems() as usize;
             if cols % be != 0 {
                 return None; // the whole-tensor path reports the shape error
             }
-            job.plain(d, be, rows, |v, out| smelt_quant::ggml::quantize(d, v, out).map_err(|e| e.to_string()))
+            job.plain(d, be, rows, |v, out, decoded| {
+                smelt_quant::ggml::quantize_decode(d, v, out, decoded).map_err(|e| e.to_string())
+            })
         }
         Scheme::Int8 { per_channel: true, symmetric } if shape.len() >= 2 => job.int8(rows, symmetric),
         Scheme::Int8 { per_channel: false, symmetric } if n >= CHUNK_ELEMS => {
@@ -123,14 +124,15 @@ impl Job<'_> {
     }
 
     /// Casts and ggml types: every chunk writes its own slice of one output buffer. Within a
-    /// chunk, pieces of about [`PIECE_ELEMS`] elements go through read, quantize, decode and
-    /// error sums while they are in the core's cache, in two buffers reused piece after piece.
+    /// chunk, pieces of about [`PIECE_ELEMS`] elements go through read, quantize and decode
+    /// (`f` writes the bytes and the decoded values), and error sums while they are in the
+    /// core's cache, in two buffers reused piece after piece.
     fn plain(
         &self,
         d: DType,
         block: usize,
         rows: usize,
-        f: impl Fn(&[f32], &mut [u8]) -> Result<(), String> + Sync,
+        f: impl Fn(&[f32], &mut [u8], &mut [f32]) -> Result<(), String> + Sync,
     ) -> Result<EncodedTensor, ConvertError> {
         let block_bytes = d.block_bytes() as usize;
         let row_bytes = self.cols / block * block_bytes;
@@ -138,7 +140,7 @@ impl Job<'_> {
         // Whole blocks per piece (blocks of a ggml type may span rows: the output is one
         // sequence of blocks over the concatenated rows).
         let piece = (PIECE_ELEMS / block).max(1) * block;
-        let mut out = vec![0u8; rows * row_bytes];
+        let mut out = crate::buffers::take(rows * row_bytes);
         let parts = out
             .par_chunks_mut(rpc * row_bytes)
             .enumerate()
@@ -152,16 +154,14 @@ impl Job<'_> {
                     let (v, decoded) = (&mut v[..n], &mut decoded[..n]);
                     self.values_into(start + p, v)?;
                     let o = &mut o[p / block * block_bytes..(p + n) / block * block_bytes];
-                    f(v, o).map_err(|m| self.quant_err(m))?;
-                    decode_plain_into(d, o, decoded)
-                        .ok_or_else(|| self.quant_err(format!("cannot decode {d}")))?;
+                    f(v, o, decoded).map_err(|m| self.quant_err(m))?;
                     sums.push(ErrorSums::of(v, decoded));
                 }
                 Ok(sums)
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
-        Ok(finish(Encoded::Plain { dtype: d, data: Bytes::from(out) }, sums))
+        Ok(finish(Encoded::Plain { dtype: d, data: crate::buffers::into_bytes(out) }, sums))
     }
 
     fn int8(&self, rows: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
@@ -412,6 +412,7 @@ pub(crate) fn cast_into(values: &[f32], to: DType, out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use smelt_formats::Location;
 
     fn bf16_tensor(rows: usize, cols: usize, seed: u64) -> (Tensor, Vec<f32>) {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atomic;
+mod buffers;
 pub mod encode;
 mod encode_chunked;
 pub mod gptq_config;

@@ -37,6 +37,7 @@ mod int8_packed;
 mod nbits;
 mod packed4;
 mod parallel;
+mod q8_0;
 mod stats;
 mod ternary;
 mod transpose;
@@ -48,6 +49,7 @@ pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, Z
 pub use int8_packed::{matmul_integer_packed, PackedInt8};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
+pub use q8_0::{Q8_0_BLOCK, Q8_0_BYTES};
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
 pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, PackedTernary2, Ternary2, TERNARY_TILE_ROWS};
 pub use transpose::transpose;
@@ -62,6 +64,7 @@ pub mod explicit {
     pub use crate::int8_packed::matmul_integer_packed_with;
     pub use crate::nbits::matmul_nbits_q4_f32_with;
     pub use crate::packed4::matmul_packed4_f32_with;
+    pub use crate::q8_0::quantize_q8_0_with;
     pub use crate::stats::error_lanes_with;
     pub use crate::ternary::{matmul_packed_ternary2_f32_with, matmul_ternary2_f32_with};
 }

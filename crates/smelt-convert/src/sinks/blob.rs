@@ -1,5 +1,6 @@
 //! The smelt blob sink (docs/blob-format.md): every scheme maps to the blob's sections.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use smelt_formats::blob::{
@@ -71,21 +72,22 @@ fn declare(e: &PlanEntry) -> EntryDecl {
 
 /// The four sections (data, scales, zeros, aux) of an encoded tensor, laid out as
 /// docs/blob-format.md says for its scheme.
-fn sections(e: &Encoded) -> [Vec<u8>; 4] {
-    let none = Vec::new;
+/// Sections the encoding already holds are borrowed, not copied.
+fn sections(e: &Encoded) -> [Cow<'_, [u8]>; 4] {
+    let none = || Cow::Borrowed(&[][..]);
     match e {
-        Encoded::Plain { data, .. } => [data.to_vec(), none(), none(), none()],
+        Encoded::Plain { data, .. } => [Cow::Borrowed(&data[..]), none(), none(), none()],
         Encoded::Int8(t) => {
-            let zeros = if t.dtype() == DType::I8 { none() } else { t.zero_points.clone() };
-            [t.codes.clone(), f32_bytes(&t.scales), zeros, none()]
+            let zeros = if t.dtype() == DType::I8 { none() } else { Cow::Borrowed(&t.zero_points[..]) };
+            [Cow::Borrowed(&t.codes[..]), f32_bytes(&t.scales).into(), zeros, none()]
         }
         Encoded::Nf4(t) => match &t.absmax {
-            Nf4Absmax::Plain(a) => [t.packed.clone(), f32_bytes(a), none(), none()],
+            Nf4Absmax::Plain(a) => [Cow::Borrowed(&t.packed[..]), f32_bytes(a).into(), none(), none()],
             Nf4Absmax::Double(d) => {
                 let mut aux = vec![d.offset];
                 aux.extend_from_slice(&d.nested_absmax);
                 aux.extend_from_slice(&smelt_quant::nf4::blockwise8::dynamic_map_signed());
-                [t.packed.clone(), d.codes.clone(), none(), f32_bytes(&aux)]
+                [Cow::Borrowed(&t.packed[..]), Cow::Borrowed(&d.codes[..]), none(), f32_bytes(&aux).into()]
             }
         },
         Encoded::Int4(t) => {
@@ -101,9 +103,9 @@ fn sections(e: &Encoded) -> [Vec<u8>; 4] {
             }
             let zeros = match t.mode {
                 smelt_quant::int4::Int4Mode::Symmetric => none(),
-                smelt_quant::int4::Int4Mode::Asymmetric => t.zeros.clone(),
+                smelt_quant::int4::Int4Mode::Asymmetric => Cow::Borrowed(&t.zeros[..]),
             };
-            [data, f32_bytes(&t.scales), zeros, none()]
+            [data.into(), f32_bytes(&t.scales).into(), zeros, none()]
         }
         Encoded::Ternary(t, packing) => {
             let data = match packing {
@@ -113,7 +115,7 @@ fn sections(e: &Encoded) -> [Vec<u8>; 4] {
             // Codes are {-1, 0, 1} by construction, so packing cannot fail. Weights are
             // `code / scale`; the blob stores the multiplier 1/scale in f32, which gives
             // exactly the same values for codes in {-1, 0, 1}.
-            [data.unwrap_or_default(), f32_bytes(&[1.0 / t.scale]), none(), none()]
+            [data.unwrap_or_default().into(), f32_bytes(&[1.0 / t.scale]).into(), none(), none()]
         }
     }
 }

@@ -41,7 +41,10 @@ mod quantize_ternary;
 pub mod ternary;
 mod x86_conversions;
 
-pub use quantize::{quantize, quantize_to_vec, quantize_with, quantized_len, QuantizeBlock, QUANTIZABLE};
+pub use quantize::{
+    quantize, quantize_decode, quantize_decode_with, quantize_to_vec, quantize_with, quantized_len,
+    QuantizeBlock, QUANTIZABLE,
+};
 
 /// One ggml storage block: a fixed number of weights and the scales they share.
 pub trait Block: Pod {

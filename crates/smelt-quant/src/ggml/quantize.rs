@@ -108,6 +108,61 @@ fn quantize_body(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantE
     }
 }
 
+/// [`quantize`], and the decoded weights ([`super::dequantize`] of the bytes written) into
+/// `decoded`, which must be as long as `src`: what a converter needs to measure the error. For
+/// Q8_0 on AVX2 or AVX-512 both come from one pass (`smelt_kernels`' explicit kernel, with the
+/// reference taking the blocks it leaves); other types quantize, then decode.
+pub fn quantize_decode(
+    dtype: DType,
+    src: &[f32],
+    dst: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), QuantError> {
+    quantize_decode_with(smelt_tensor::simd::tier(), dtype, src, dst, decoded)
+}
+
+/// [`quantize_decode`] at a given [`smelt_tensor::simd::Tier`]: the same bytes and bits at
+/// every one.
+pub fn quantize_decode_with(
+    tier: smelt_tensor::simd::Tier,
+    dtype: DType,
+    src: &[f32],
+    dst: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), QuantError> {
+    use smelt_tensor::simd::Tier;
+    let expected = quantized_len(dtype, src.len())?;
+    if dst.len() != expected {
+        return Err(QuantError::QuantizedLength { dtype, expected, found: dst.len() });
+    }
+    if decoded.len() != src.len() {
+        return Err(QuantError::QuantizedLength {
+            dtype: DType::F32,
+            expected: src.len() * 4,
+            found: decoded.len() * 4,
+        });
+    }
+    let isa = match tier {
+        Tier::Avx512 => Some(smelt_kernels::Isa::Avx512),
+        Tier::Avx2 => Some(smelt_kernels::Isa::Avx2),
+        Tier::Scalar => None,
+    };
+    if let (DType::Q8_0, Some(isa)) = (dtype, isa) {
+        if let Some(slow) = smelt_kernels::explicit::quantize_q8_0_with(isa, src, dst, Some(&mut *decoded)) {
+            const E: usize = smelt_kernels::Q8_0_BLOCK;
+            const B: usize = smelt_kernels::Q8_0_BYTES;
+            for b in slow {
+                let (x, out) = (&src[b * E..(b + 1) * E], &mut dst[b * B..(b + 1) * B]);
+                quantize_tiered(Tier::Scalar, dtype, x, out)?;
+                super::dequantize_with(Tier::Scalar, dtype, out, &mut decoded[b * E..(b + 1) * E])?;
+            }
+            return Ok(());
+        }
+    }
+    quantize_tiered(tier, dtype, src, dst)?;
+    super::dequantize_with(tier, dtype, dst, decoded)
+}
+
 /// [`quantize`] into a new vector of the right length.
 pub fn quantize_to_vec(dtype: DType, src: &[f32]) -> Result<Vec<u8>, QuantError> {
     let mut out = vec![0u8; quantized_len(dtype, src.len())?];
@@ -194,6 +249,68 @@ mod tests {
         }
     }
 
+    /// Q8_0's explicit kernels (groups of sixteen blocks on AVX-512, one block at a time on
+    /// AVX2) against the reference, over many block counts (every tail length of a group),
+    /// magnitudes from subnormal to huge, exact rounding ties (`x·id = k + 0.5`), signed zeros,
+    /// and NaN or infinite weights anywhere in a group.
+    #[test]
+    fn q8_0_kernels_match_the_reference() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for blocks in [1usize, 2, 15, 16, 17, 31, 33, 64, 100] {
+            for round in 0..8 {
+                let mut v = Vec::with_capacity(blocks * 32);
+                for b in 0..blocks {
+                    let kind = (next() % 8) as u32;
+                    let exp = (next() % 200) as i32 - 130;
+                    let scale = 2f32.powi(exp);
+                    for j in 0..32 {
+                        let r = ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0;
+                        v.push(match kind {
+                            // amax = 127/8 so that d = 1/8 and id = 8: (k + 0.5)/8 ties exactly.
+                            0 if j == 0 => 127.0 / 8.0,
+                            0 => ((next() % 254) as f32 - 127.0 + 0.5) / 8.0,
+                            1 => {
+                                if j % 2 == 0 {
+                                    0.0
+                                } else {
+                                    -0.0
+                                }
+                            }
+                            2 => {
+                                f32::from_bits((next() % 0x80_0000) as u32)
+                                    * if j % 3 == 0 { -1.0 } else { 1.0 }
+                            }
+                            3 if round % 2 == 0 && j == (b * 7) % 32 => f32::NAN,
+                            3 if j == (b * 5) % 32 => f32::INFINITY * if b % 2 == 0 { 1.0 } else { -1.0 },
+                            _ => r * scale,
+                        });
+                    }
+                }
+                let len = quantized_len(DType::Q8_0, v.len()).unwrap();
+                let (mut want, mut want_f) = (vec![0u8; len], vec![0f32; v.len()]);
+                quantize_with(Tier::Scalar, DType::Q8_0, &v, &mut want).unwrap();
+                super::super::dequantize_with(Tier::Scalar, DType::Q8_0, &want, &mut want_f).unwrap();
+                for tier in Tier::ALL {
+                    let (mut got, mut got_f) = (vec![0u8; len], vec![0f32; v.len()]);
+                    quantize_decode_with(tier, DType::Q8_0, &v, &mut got, &mut got_f).unwrap();
+                    assert!(got == want, "{} blocks, round {round}: {} bytes differ", blocks, tier.name());
+                    assert!(
+                        got_f.iter().zip(&want_f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{blocks} blocks, round {round}: {} decoded bits differ",
+                        tier.name()
+                    );
+                }
+            }
+        }
+    }
+
     /// Every SIMD level writes the bytes the baseline copy writes, and decodes them to the
     /// same bits, on ordinary weights and on the edge cases of every block path: rounding
     /// ties, zero and subnormal blocks, huge values, NaN and infinities.
@@ -232,6 +349,14 @@ mod tests {
                 let mut got = vec![0u8; len];
                 quantize_with(tier, dtype, &v, &mut got).unwrap();
                 assert!(got == want, "{dtype}: {} bytes differ from scalar", tier.name());
+                let (mut fused, mut fused_f) = (vec![0u8; len], vec![0f32; n]);
+                quantize_decode_with(tier, dtype, &v, &mut fused, &mut fused_f).unwrap();
+                assert!(fused == want, "{dtype}: {} quantize_decode bytes differ from scalar", tier.name());
+                assert!(
+                    fused_f.iter().zip(&want_f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype}: {} quantize_decode decoded bits differ",
+                    tier.name()
+                );
                 let mut got_f = vec![0f32; n];
                 super::super::dequantize_with(tier, dtype, &want, &mut got_f).unwrap();
                 assert!(
