@@ -44,6 +44,11 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
     buf
 }
 
+/// Hands a buffer back for reuse (one a caller took with [`take`] and no longer needs).
+pub(crate) fn give(buf: Vec<u8>) {
+    drop(Pooled(buf));
+}
+
 /// `buf` as [`Bytes`] that return it to the pool when the last reference is dropped.
 pub(crate) fn into_bytes(buf: Vec<u8>) -> Bytes {
     Bytes::from_owner(Pooled(buf))

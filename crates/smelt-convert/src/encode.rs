@@ -45,6 +45,17 @@ pub enum Encoded {
 }
 
 impl Encoded {
+    /// Done with: its large buffers go back to be reused by the next tensor (a plain
+    /// encoding's buffer returns by itself when its last reference is dropped).
+    pub(crate) fn recycle(self) {
+        match self {
+            Encoded::Int8(t) => crate::buffers::give(t.codes),
+            Encoded::Nf4(t) => crate::buffers::give(t.packed),
+            Encoded::Int4(t) => crate::buffers::give(t.codes),
+            Encoded::Plain { .. } | Encoded::Ternary(..) => {}
+        }
+    }
+
     /// Bytes the encoding occupies (data plus statistics), before any container overhead.
     pub fn stored_bytes(&self) -> u64 {
         match self {

@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 use smelt_formats::Tensor;
 use smelt_quant::int4::{Int4Mode, Int4Tensor};
-use smelt_quant::int8::{Int8Granularity, Int8Mode, Int8Tensor};
+use smelt_quant::int8::{Int8Mode, Int8Tensor};
 use smelt_quant::metrics::ErrorSums;
 use smelt_quant::nf4::{Nf4Absmax, Nf4Options, Nf4Tensor};
 use smelt_quant::rounding::StreamingSum;
@@ -164,38 +164,48 @@ impl Job<'_> {
         Ok(finish(Encoded::Plain { dtype: d, data: crate::buffers::into_bytes(out) }, sums))
     }
 
+    /// Per-row INT8: chunks of whole rows write their slices of the codes, scales and zero
+    /// points; within a chunk, pieces of about [`PIECE_ELEMS`] elements (whole rows) go
+    /// through read, quantize and decode, and error sums in two reused buffers, as in
+    /// [`Job::plain`].
     fn int8(&self, rows: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
         let mode = if symmetric { Int8Mode::Symmetric } else { Int8Mode::Asymmetric };
+        let cols = self.cols;
         let rpc = self.rows_per_chunk();
-        let parts = (0..rows.div_ceil(rpc))
-            .into_par_iter()
-            .map(|c| -> Result<(Int8Tensor, ErrorSums), ConvertError> {
-                let r = rpc.min(rows - c * rpc);
-                let v = self.values(c * rpc * self.cols, r * self.cols)?;
-                let q = smelt_quant::int8::quantize_int8(
-                    &v,
-                    &[r, self.cols],
-                    mode,
-                    Int8Granularity::PerChannel { axis: 0 },
-                )
-                .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
-                let s = ErrorSums::of(&v, &q.dequantize());
-                Ok((q, s))
+        let piece_rows = (PIECE_ELEMS / cols).max(1);
+        let mut codes = crate::buffers::take(rows * cols);
+        let (mut scales, mut zero_points) = (vec![0f32; rows], vec![0u8; rows]);
+        let parts = codes
+            .par_chunks_mut(rpc * cols)
+            .zip(scales.par_chunks_mut(rpc).zip(zero_points.par_chunks_mut(rpc)))
+            .enumerate()
+            .map(|(c, (codes, (scales, zps)))| -> Result<Vec<ErrorSums>, ConvertError> {
+                let r = scales.len();
+                let n = (piece_rows.min(r)) * cols;
+                let (mut v, mut decoded) = (vec![0f32; n], vec![0f32; n]);
+                let mut sums = Vec::with_capacity(r.div_ceil(piece_rows));
+                for p in (0..r).step_by(piece_rows) {
+                    let pr = piece_rows.min(r - p);
+                    let (v, decoded) = (&mut v[..pr * cols], &mut decoded[..pr * cols]);
+                    self.values_into((c * rpc + p) * cols, v)?;
+                    smelt_quant::int8::quantize_rows_into(
+                        v,
+                        cols,
+                        mode,
+                        &mut codes[p * cols..(p + pr) * cols],
+                        &mut scales[p..p + pr],
+                        &mut zps[p..p + pr],
+                        decoded,
+                    );
+                    sums.push(ErrorSums::of(v, decoded));
+                }
+                Ok(sums)
             })
             .collect::<Vec<_>>();
-        let parts = first_error(parts)?;
+        let sums = first_error(parts)?.into_iter().flatten().collect();
         let shape: Vec<usize> = self.t.shape.iter().map(|&d| d as usize).collect();
-        let (codes, scales, zero_points) =
-            (Vec::with_capacity(rows * self.cols), Vec::with_capacity(rows), Vec::with_capacity(rows));
-        let mut all = Int8Tensor { mode, shape, axis: Some(0), codes, scales, zero_points };
-        let mut sums = Vec::with_capacity(parts.len());
-        for (q, s) in parts {
-            all.codes.extend_from_slice(&q.codes);
-            all.scales.extend_from_slice(&q.scales);
-            all.zero_points.extend_from_slice(&q.zero_points);
-            sums.push(s);
-        }
-        Ok(finish(Encoded::Int8(all), sums))
+        let q = Int8Tensor { mode, shape, axis: Some(0), codes, scales, zero_points };
+        Ok(finish(Encoded::Int8(q), sums))
     }
 
     fn int4(&self, rows: usize, group: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {

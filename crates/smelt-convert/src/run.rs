@@ -144,6 +144,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
             for (i, enc, seconds) in rx {
                 let output_name = sink.write(&entries[i], &enc.encoded)?;
                 done.push((enc.metrics, enc.encoded.stored_bytes(), output_name, seconds));
+                enc.encoded.recycle();
             }
             Ok((sink, done))
         });

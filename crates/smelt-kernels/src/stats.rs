@@ -4,8 +4,11 @@
 //!
 //! Lane `j` of [`ERROR_LANES`] takes elements `8k + j`, in order. Each element is converted
 //! exactly to f64, and every lane applies the same operations in the same order at every
-//! instruction-set level (a rounded product, then a rounded sum; no fused multiply-add), so
-//! the lanes are bit-identical whatever the CPU. The caller adds the lanes up.
+//! instruction-set level, so the lanes are bit-identical whatever the CPU. The caller adds the
+//! lanes up. `r²`, `c²` and `r·c` of two f32 values are exact in f64 (48 significant bits at
+//! most, no overflow or underflow), so the SIMD versions fuse them into their sums
+//! (`vfmadd`): the one rounding left is the sum's, as in the reference's product-then-sum.
+//! `(r−c)²` is not always exact and stays a rounded product, then a rounded sum.
 
 use crate::dispatch::Isa;
 
@@ -89,7 +92,7 @@ mod x86 {
 
     /// # Safety
     /// AVX-512 F; `r` and `c` have the same length, a multiple of eight.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn lanes_avx512(r: &[f32], c: &[f32], lanes: &mut ErrorLanes) {
         let abs_mask = _mm512_set1_epi64(0x7fff_ffff_ffff_ffff);
         let (mut rr, mut cc, mut rc) = (_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd());
@@ -99,9 +102,9 @@ mod x86 {
             let x = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(x.as_ptr()) });
             let y = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(y.as_ptr()) });
             let d = _mm512_sub_pd(x, y);
-            rr = _mm512_add_pd(rr, _mm512_mul_pd(x, x));
-            cc = _mm512_add_pd(cc, _mm512_mul_pd(y, y));
-            rc = _mm512_add_pd(rc, _mm512_mul_pd(x, y));
+            rr = _mm512_fmadd_pd(x, x, rr);
+            cc = _mm512_fmadd_pd(y, y, cc);
+            rc = _mm512_fmadd_pd(x, y, rc);
             nn = _mm512_add_pd(nn, _mm512_mul_pd(d, d));
             let a = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(d), abs_mask));
             ab = _mm512_add_pd(ab, a);
@@ -125,7 +128,7 @@ mod x86 {
     ///
     /// # Safety
     /// AVX2; `r` and `c` have the same length, a multiple of eight.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn lanes_avx2(r: &[f32], c: &[f32], lanes: &mut ErrorLanes) {
         let abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
         let z = _mm256_setzero_pd();
@@ -137,9 +140,9 @@ mod x86 {
                 let x = _mm256_cvtps_pd(unsafe { _mm_loadu_ps(x8.as_ptr().add(4 * h)) });
                 let y = _mm256_cvtps_pd(unsafe { _mm_loadu_ps(y8.as_ptr().add(4 * h)) });
                 let d = _mm256_sub_pd(x, y);
-                rr[h] = _mm256_add_pd(rr[h], _mm256_mul_pd(x, x));
-                cc[h] = _mm256_add_pd(cc[h], _mm256_mul_pd(y, y));
-                rc[h] = _mm256_add_pd(rc[h], _mm256_mul_pd(x, y));
+                rr[h] = _mm256_fmadd_pd(x, x, rr[h]);
+                cc[h] = _mm256_fmadd_pd(y, y, cc[h]);
+                rc[h] = _mm256_fmadd_pd(x, y, rc[h]);
                 nn[h] = _mm256_add_pd(nn[h], _mm256_mul_pd(d, d));
                 let a = _mm256_and_pd(d, abs_mask);
                 ab[h] = _mm256_add_pd(ab[h], a);

@@ -329,6 +329,67 @@ fn quantize_run_body(run: &[f32], p: Int8Params, mode: Int8Mode, out: &mut [u8])
     }
 }
 
+/// Per-row (axis 0) INT8 of a row-major `[rows, cols]` block of values, as
+/// [`quantize_int8`] with `PerChannel { axis: 0 }` computes it (the same bytes), written into
+/// the caller's buffers: `codes` (`values.len()`), `scales` and `zero_points` (one per row,
+/// stored as [`Int8Tensor::zero_points`]), and the decoded values
+/// ([`Int8Tensor::dequantize`]) into `decoded` (`values.len()`). For converters that stream
+/// a tensor a few rows at a time into buffers they reuse.
+///
+/// Panics when a buffer's length disagrees or `cols` is 0.
+pub fn quantize_rows_into(
+    values: &[f32],
+    cols: usize,
+    mode: Int8Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zero_points: &mut [u8],
+    decoded: &mut [f32],
+) {
+    assert!(cols > 0 && values.len() % cols == 0, "whole rows");
+    let rows = values.len() / cols;
+    assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
+    assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
+    quantize_rows_tiered(smelt_tensor::simd::tier(), values, cols, mode, codes, scales, zero_points, decoded)
+}
+
+smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, mode: Int8Mode, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn quantize_rows_body(
+    values: &[f32],
+    cols: usize,
+    mode: Int8Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zero_points: &mut [u8],
+    decoded: &mut [f32],
+) {
+    let rows =
+        values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
+    for (((run, out), dec), (scale, zp)) in rows.zip(scales.iter_mut().zip(zero_points.iter_mut())) {
+        let (lo, hi) = run_min_max(run);
+        let p = int8_params(lo, hi, mode);
+        quantize_run_body(run, p, mode, out);
+        // As `dequantize_impl`: (code - zero point) as f32 times the scale.
+        match mode {
+            Int8Mode::Symmetric => {
+                for (y, &b) in dec.iter_mut().zip(out.iter()) {
+                    *y = (b as i8 as i32 - p.zero_point) as f32 * p.scale;
+                }
+            }
+            Int8Mode::Asymmetric => {
+                for (y, &b) in dec.iter_mut().zip(out.iter()) {
+                    *y = (b as i32 - p.zero_point) as f32 * p.scale;
+                }
+            }
+        }
+        *scale = p.scale;
+        *zp = i32_to_stored(p.zero_point, mode);
+    }
+}
+
 /// An integral f32 of magnitude below 2^22 as an i32, without a (saturating, scalar) cast.
 #[inline(always)]
 pub(crate) fn small_int_bits(q: f32) -> i32 {
