@@ -242,28 +242,50 @@ impl Job<'_> {
         // Whole blocks per chunk, and an even element count so no chunk but the last pads a
         // nibble: bitsandbytes' blocks run over the flattened tensor, across rows.
         let per = (CHUNK_ELEMS / opts.block_size).max(1) * opts.block_size;
-        let parts = (0..n.div_ceil(per))
-            .into_par_iter()
-            .map(|c| -> Result<(Nf4Tensor, ErrorSums), ConvertError> {
-                let len = per.min(n - c * per);
-                let v = self.values(c * per, len)?;
-                let q = smelt_quant::nf4::quantize_nf4(&v, &[len], opts)
+        let bs = opts.block_size;
+        // Whole blocks go through the in-place quantizer in pieces of about PIECE_ELEMS, in
+        // slices of one pooled buffer; a last partial block (bitsandbytes divides it by its
+        // absmax instead) takes the whole-tensor quantizer on its own.
+        let full = n / bs * bs;
+        let mut packed = crate::buffers::take(n.div_ceil(2));
+        let mut absmax = vec![0f32; n.div_ceil(bs)];
+        let piece = (PIECE_ELEMS / bs).max(1) * bs;
+        let parts = packed[..full / 2]
+            .par_chunks_mut(per / 2)
+            .zip(absmax[..full / bs].par_chunks_mut(per / bs))
+            .enumerate()
+            .map(|(c, (packed, absmax))| -> Result<Vec<ErrorSums>, ConvertError> {
+                let len = packed.len() * 2;
+                let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
+                let mut sums = Vec::with_capacity(len.div_ceil(piece));
+                for p in (0..len).step_by(piece) {
+                    let m = piece.min(len - p);
+                    let (v, decoded) = (&mut v[..m], &mut decoded[..m]);
+                    self.values_into(c * per + p, v)?;
+                    smelt_quant::nf4::quantize_nf4_blocks_into(
+                        v,
+                        bs,
+                        &mut packed[p / 2..(p + m) / 2],
+                        &mut absmax[p / bs..(p + m) / bs],
+                        decoded,
+                    )
                     .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
-                let s = ErrorSums::of(&v, &q.dequantize());
-                Ok((q, s))
+                    sums.push(ErrorSums::of(v, decoded));
+                }
+                Ok(sums)
             })
             .collect::<Vec<_>>();
-        let parts = first_error(parts)?;
-        let mut packed = Vec::with_capacity(n.div_ceil(2));
-        let mut absmax = Vec::with_capacity(n.div_ceil(opts.block_size));
-        let mut sums = Vec::with_capacity(parts.len());
-        for (q, s) in parts {
-            packed.extend_from_slice(&q.packed);
-            match q.absmax {
-                Nf4Absmax::Plain(a) => absmax.extend_from_slice(&a),
-                Nf4Absmax::Double(_) => unreachable!("chunks are quantized without double quantization"),
+        let mut sums: Vec<ErrorSums> = first_error(parts)?.into_iter().flatten().collect();
+        if full < n {
+            let v = self.values(full, n - full)?;
+            let q = smelt_quant::nf4::quantize_nf4(&v, &[n - full], opts)
+                .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
+            packed[full / 2..].copy_from_slice(&q.packed);
+            match &q.absmax {
+                Nf4Absmax::Plain(a) => absmax[full / bs..].copy_from_slice(a),
+                Nf4Absmax::Double(_) => unreachable!("quantized without double quantization"),
             }
-            sums.push(s);
+            sums.push(ErrorSums::of(&v, &q.dequantize()));
         }
         let absmax = if double_quant {
             Nf4Absmax::Double(smelt_quant::nf4::double_quantize(&absmax, opts.reduction))

@@ -35,6 +35,7 @@ mod f32_gemm;
 mod int8;
 mod int8_packed;
 mod nbits;
+mod nf4_quant;
 mod packed4;
 mod parallel;
 mod q8_0;
@@ -63,6 +64,7 @@ pub mod explicit {
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
     pub use crate::int8_packed::matmul_integer_packed_with;
     pub use crate::nbits::matmul_nbits_q4_f32_with;
+    pub use crate::nf4_quant::quantize_nf4_with;
     pub use crate::packed4::matmul_packed4_f32_with;
     pub use crate::q8_0::quantize_q8_0_with;
     pub use crate::stats::error_lanes_with;

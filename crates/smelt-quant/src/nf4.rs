@@ -191,6 +191,99 @@ fn quantize_nf4_body(values: &[f32], shape: &[usize], options: Nf4Options) -> Re
     Ok(Nf4Tensor { shape: shape.to_vec(), block_size: bs, packed, absmax })
 }
 
+/// Plain NF4 (no double quantization) of whole blocks into the caller's buffers: the bytes
+/// and absmax values [`quantize_nf4`] gives for the same values, and the decoded values
+/// ([`Nf4Tensor::dequantize`]) into `decoded`. For converters that stream a tensor a few blocks
+/// at a time into buffers they reuse. On AVX-512 an explicit kernel does the blocks
+/// (`smelt_kernels`), the reference those holding a NaN or an infinity.
+///
+/// Errors: a block size bitsandbytes refuses, `values` not whole blocks, or buffers whose
+/// lengths disagree (`values.len() / 2` packed bytes, one absmax per block, `values.len()`
+/// decoded values).
+pub fn quantize_nf4_blocks_into(
+    values: &[f32],
+    block_size: usize,
+    packed: &mut [u8],
+    absmax: &mut [f32],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
+    quantize_nf4_blocks_into_with(smelt_tensor::simd::tier(), values, block_size, packed, absmax, decoded)
+}
+
+/// [`quantize_nf4_blocks_into`] at a given [`smelt_tensor::simd::Tier`] (the same bytes and
+/// bits at every one).
+pub fn quantize_nf4_blocks_into_with(
+    tier: smelt_tensor::simd::Tier,
+    values: &[f32],
+    block_size: usize,
+    packed: &mut [u8],
+    absmax: &mut [f32],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
+    let bs = block_size;
+    if !NF4_BLOCK_SIZES.contains(&bs) {
+        return Err(SchemeError::BlockSize { found: bs, allowed: NF4_BLOCK_SIZES });
+    }
+    let n = values.len();
+    if n % bs != 0 {
+        return Err(SchemeError::NotMultiple { what: "values", found: n, multiple: bs });
+    }
+    if packed.len() != n / 2 || absmax.len() != n / bs || decoded.len() != n {
+        return Err(SchemeError::PackedLength { count: n, expected: n / 2, found: packed.len() });
+    }
+    if tier == smelt_tensor::simd::Tier::Avx512 {
+        let bounds = midpoints();
+        let slow = smelt_kernels::explicit::quantize_nf4_with(
+            smelt_kernels::Isa::Avx512,
+            values,
+            bs,
+            &NF4_CODE,
+            &bounds,
+            ABSMAX_FLOOR,
+            packed,
+            absmax,
+            decoded,
+        );
+        if let Some(slow) = slow {
+            for b in slow {
+                nf4_blocks_body(
+                    &values[b * bs..(b + 1) * bs],
+                    bs,
+                    &mut packed[b * bs / 2..(b + 1) * bs / 2],
+                    &mut absmax[b..b + 1],
+                    &mut decoded[b * bs..(b + 1) * bs],
+                );
+            }
+            return Ok(());
+        }
+    }
+    nf4_blocks_tiered(tier, values, bs, packed, absmax, decoded);
+    Ok(())
+}
+
+smelt_tensor::tiered!(fn nf4_blocks_tiered(values: &[f32], bs: usize, packed: &mut [u8], absmax: &mut [f32], decoded: &mut [f32]) = nf4_blocks_body);
+
+/// The reference of [`quantize_nf4_blocks_into`]: [`quantize_nf4_body`]'s block loop and
+/// [`Nf4Tensor::dequantize`]'s, block by block (lengths checked by the caller).
+#[inline(always)]
+fn nf4_blocks_body(values: &[f32], bs: usize, packed: &mut [u8], absmax: &mut [f32], decoded: &mut [f32]) {
+    let bounds = midpoints();
+    let blocks =
+        values.chunks_exact(bs).zip(packed.chunks_exact_mut(bs / 2)).zip(decoded.chunks_exact_mut(bs));
+    for (((block, out), dec), a) in blocks.zip(absmax.iter_mut()) {
+        let m = torch_absmax(block);
+        *a = m;
+        let r = 1.0 / clamp_min(m, ABSMAX_FLOOR);
+        for ((o, x), y) in out.iter_mut().zip(block.chunks_exact(2)).zip(dec.chunks_exact_mut(2)) {
+            let c0 = bucketize((x[0] * r).clamp(-1.0, 1.0), &bounds);
+            let c1 = bucketize((x[1] * r).clamp(-1.0, 1.0), &bounds);
+            *o = (c0 << 4) | c1;
+            y[0] = NF4_CODE[c0 as usize] * m;
+            y[1] = NF4_CODE[c1 as usize] * m;
+        }
+    }
+}
+
 /// The 15 f32 midpoints between consecutive NF4 codes, `(a + b) / 2`.
 fn midpoints() -> [f32; 15] {
     let mut m = [0.0f32; 15];
@@ -319,6 +412,56 @@ impl Nf4Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place block quantizer (explicit AVX-512 kernel, tiered copies) gives the bytes,
+    /// absmax values and decoded bits of `quantize_nf4` and `dequantize`, on every level, over
+    /// random blocks at many scales, all-zero blocks, blocks below the absmax floor, values on
+    /// the midpoints, and blocks holding NaN or infinities.
+    #[test]
+    fn blocks_into_matches_quantize_nf4() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let bounds = midpoints();
+        for bs in [32usize, 64, 128] {
+            let blocks = 37;
+            let mut v = Vec::with_capacity(blocks * bs);
+            for b in 0..blocks {
+                let scale = 2f32.powi((next() % 180) as i32 - 140);
+                for j in 0..bs {
+                    let r = ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0;
+                    v.push(match b % 7 {
+                        0 => 0.0,
+                        1 => r * 1e-39,
+                        // Scaled so that x·r lands on the midpoints (block max 1).
+                        2 if j == 0 => 1.0,
+                        2 => bounds[(next() % 15) as usize] * if j % 2 == 0 { 1.0 } else { -1.0 },
+                        3 if j == 5 => f32::NAN,
+                        4 if j == 9 => f32::NEG_INFINITY,
+                        _ => r * scale,
+                    });
+                }
+            }
+            let want =
+                quantize_nf4(&v, &[v.len()], Nf4Options { block_size: bs, ..Nf4Options::default() }).unwrap();
+            let want_dec = want.dequantize();
+            let Nf4Absmax::Plain(want_absmax) = &want.absmax else { unreachable!() };
+            for tier in Tier::ALL {
+                let (mut packed, mut absmax, mut dec) =
+                    (vec![0u8; v.len() / 2], vec![0f32; blocks], vec![0f32; v.len()]);
+                quantize_nf4_blocks_into_with(tier, &v, bs, &mut packed, &mut absmax, &mut dec).unwrap();
+                assert!(packed == want.packed, "bs {bs} {}: bytes differ", tier.name());
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&absmax), bits(want_absmax), "bs {bs} {}: absmax", tier.name());
+                assert_eq!(bits(&dec), bits(&want_dec), "bs {bs} {}: decoded", tier.name());
+            }
+        }
+    }
 
     #[test]
     fn code_table_is_bitsandbytes_nf4() {
