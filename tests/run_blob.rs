@@ -210,6 +210,7 @@ fn corrupt_graph_metadata_is_refused_naming_the_file_and_field() {
         for w in wants {
             assert!(err.contains(w), "wanted '{w}' in: {err}");
         }
+        eprint!("{err}");
     };
 
     let blob = fresh();
