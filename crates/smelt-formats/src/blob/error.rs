@@ -546,8 +546,10 @@ pub enum BlobError {
     },
     /// An entry of the metadata's `onnx_graph.initializers` that does not fit the blob or the
     /// graph.
-    #[error("metadata field onnx_graph.initializers[{index}] ('{name}'): {reason}")]
+    #[error("metadata at byte {offset}, field onnx_graph.initializers[{index}] ('{name}'): {reason}")]
     GraphInitializer {
+        /// Offset of the metadata (a decoded entry's own position is not kept).
+        offset: u64,
         /// Index in `onnx_graph.initializers`.
         index: usize,
         /// Its `name`.

@@ -64,7 +64,13 @@ impl Blob {
         let mut seen: HashSet<&str> = HashSet::new();
         let mut initializers = Vec::with_capacity(g.initializers.len());
         for (index, i) in g.initializers.iter().enumerate() {
-            let bad = |reason: String| BlobError::GraphInitializer { index, name: i.name.clone(), reason };
+            let meta_offset = self.header().meta_offset;
+            let bad = |reason: String| BlobError::GraphInitializer {
+                offset: meta_offset,
+                index,
+                name: i.name.clone(),
+                reason,
+            };
             if i.name.is_empty() {
                 return Err(bad("the name is empty".into()));
             }
