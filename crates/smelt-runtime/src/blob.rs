@@ -165,7 +165,7 @@ fn dequantize(e: &Entry, data: &[u8], numel: usize) -> Result<Vec<f32>, String> 
         }
         Scheme::Int4 => {
             let cols = *shape.last().ok_or("int4 of rank 0")?;
-            let rows = if cols == 0 { 0 } else { numel / cols };
+            let rows = numel.checked_div(cols).unwrap_or(0);
             let row_bytes = cols.div_ceil(2);
             let mut codes = Vec::with_capacity(numel);
             for row in data.chunks(row_bytes.max(1)).take(rows) {
