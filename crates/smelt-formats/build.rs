@@ -48,6 +48,9 @@ fn compile_blob_metadata(proto_dir: &Path, out: &Path) {
     let fds = protox::compile([&proto], [proto_dir]).unwrap_or_else(|e| panic!("{}: {e}", proto.display()));
     prost_build::Config::new()
         .out_dir(out)
+        // Decoded from the mapped file, the embedded ONNX model is a slice of it, not a copy
+        // (and its offset in the file is known for error messages).
+        .bytes([".smelt.blob.v1.OnnxGraph.model"])
         .compile_fds(fds)
         .expect("prost-build generates the smelt blob metadata types");
 }

@@ -36,7 +36,8 @@ enum Command {
     Diff(delta::DiffArgs),
     /// Rebuild NEW from OLD and an update, checking every hash; nothing is written on a mismatch.
     Patch(delta::PatchArgs),
-    /// Run an ONNX model with smelt's reference interpreter on .npy/.npz/.pb inputs.
+    /// Run an ONNX model (or a smelt blob converted from one) with smelt's reference interpreter
+    /// on .npy/.npz/.pb inputs.
     Run(run::RunArgs),
     /// Run a reference and a candidate model on the same inputs and measure the difference;
     /// exit 1 when a threshold does not hold.

@@ -1,4 +1,4 @@
-//! `smelt run`: runs an ONNX model with smelt's interpreter on inputs from `.npy`, `.npz` or
+//! `smelt run`: runs an ONNX model (or a smelt blob that carries one) with smelt's interpreter on inputs from `.npy`, `.npz` or
 //! ONNX `TensorProto` (`.pb`) files, and writes the outputs to an `.npz` (or prints a
 //! summary of each). Input loading and output writing are shared with `smelt validate`.
 
@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use smelt_runtime::{Data, Session, Value};
+use smelt_runtime::{Data, RuntimeError, Session, Value};
 use smelt_tensor::DType;
 
 /// Arguments of `smelt run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The model (.onnx).
+    /// The model (.onnx, or a .smelt blob converted from an ONNX model, which carries its graph).
     model: PathBuf,
     /// One input: NAME=FILE, FILE being .npy or a TensorProto .pb (a .pb whose tensor is named
     /// may be given as FILE alone). Repeatable.
@@ -117,6 +117,17 @@ pub(crate) fn summary_line(name: &str, v: &Value) -> String {
     format!("{name}  {}  {:?}  [{}{more}]  {stats}", v.dtype(), v.shape, first.join(", "))
 }
 
+/// Loads an ONNX model or a smelt blob that carries a graph. Errors about the file itself
+/// already name it; the others (graph, ops) get its name here.
+pub(crate) fn load_session(path: &Path) -> Result<Session> {
+    Session::load(path).map_err(|e| match e {
+        RuntimeError::Format(_) | RuntimeError::BlobWithoutGraph { .. } | RuntimeError::NoGraph { .. } => {
+            anyhow::Error::new(e)
+        }
+        e => anyhow::Error::new(e).context(path.display().to_string()),
+    })
+}
+
 /// Runs `smelt run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(n) = args.threads {
@@ -125,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the thread pool")?;
     }
-    let session = Session::load(&args.model).with_context(|| format!("{}", args.model.display()))?;
+    let session = load_session(&args.model)?;
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
     let mut times = Vec::with_capacity(args.repeat as usize);
     let mut outputs = Vec::new();

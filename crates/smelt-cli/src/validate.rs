@@ -14,17 +14,18 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use smelt_convert::recipe::{Recipe, Thresholds, ValidateRecipe};
 use smelt_quant::metrics::ErrorSums;
-use smelt_runtime::{Data, InputSpec, Session, Value};
+use smelt_runtime::{Data, InputSpec, Value};
 use smelt_tensor::DType;
 
-use crate::run::load_feeds;
+use crate::run::{load_feeds, load_session};
 
 /// Arguments of `smelt validate`.
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// The reference model (.onnx), e.g. the float export.
+    /// The reference model (.onnx, or a .smelt blob converted from ONNX), e.g. the float export.
     reference: PathBuf,
-    /// The candidate model (.onnx), e.g. the quantized one; same inputs and outputs.
+    /// The candidate model (.onnx, or a .smelt blob converted from ONNX), e.g. the quantized
+    /// one; same inputs and outputs.
     candidate: PathBuf,
     /// Inputs from an .npz (numpy.savez), arrays named after the graph inputs.
     #[arg(long, value_name = "FILE.npz", conflicts_with = "random")]
@@ -175,10 +176,8 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         None => ValidateRecipe::default(),
     };
     let cli = Thresholds { max_abs: args.max_abs, min_cosine: args.min_cosine, min_top1: args.min_top1 };
-    let reference =
-        Session::load(&args.reference).with_context(|| format!("{}", args.reference.display()))?;
-    let candidate =
-        Session::load(&args.candidate).with_context(|| format!("{}", args.candidate.display()))?;
+    let reference = load_session(&args.reference)?;
+    let candidate = load_session(&args.candidate)?;
     if reference.output_names() != candidate.output_names() {
         bail!("the models' outputs differ: {:?} vs {:?}", reference.output_names(), candidate.output_names());
     }

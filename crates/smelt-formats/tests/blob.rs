@@ -334,6 +334,15 @@ fn metadata_round_trips_and_an_empty_message_means_no_section() {
         ),
         recipe: "[default]\n".into(),
         inputs: vec![blob::proto::InputHash { path: "m.gguf".into(), blake3: "ab".repeat(32), size: 9 }],
+        onnx_graph: Some(blob::proto::OnnxGraph {
+            model: Bytes::from_static(b"\x3a\x00"),
+            initializers: vec![blob::proto::GraphInitializer {
+                name: "w".into(),
+                tensor: "w".into(),
+                data_type: 1,
+                dims: vec![1, 2],
+            }],
+        }),
         metadata: vec![
             blob::key_value("general.name", &smelt_formats::MetaValue::Str("x".into())),
             blob::key_value(
@@ -590,6 +599,8 @@ enum Stage {
     Parse,
     Verify,
     Metadata,
+    /// `Blob::onnx_graph`, after the metadata decodes.
+    Graph,
     Decompress(&'static str),
 }
 
@@ -652,6 +663,8 @@ const MALFORMED: &[(&str, &str, Stage)] = &[
     ("metadata-malformed.smelt", "MetadataMalformed", Stage::Metadata),
     ("metadata-too-deep.smelt", "MetadataTooDeep", Stage::Metadata),
     ("metadata-too-large.smelt", "MetadataTooLarge", Stage::Metadata),
+    ("graph-model-malformed.smelt", "GraphModel", Stage::Graph),
+    ("graph-initializer-unknown-tensor.smelt", "GraphInitializer", Stage::Graph),
     ("zstd-garbage.smelt", "Decompression", Stage::Decompress("z")),
     ("zstd-short.smelt", "DecompressedLength", Stage::Decompress("z")),
 ];
@@ -704,11 +717,13 @@ fn variant_name(e: &BlobError) -> &'static str {
         MetadataTooLarge { .. } => "MetadataTooLarge",
         Decompression { .. } => "Decompression",
         DecompressedLength { .. } => "DecompressedLength",
+        GraphModel { .. } => "GraphModel",
+        GraphInitializer { .. } => "GraphInitializer",
     }
 }
 
 /// The number of arms in `variant_name`.
-const ALL_VARIANTS: usize = 45;
+const ALL_VARIANTS: usize = 47;
 
 /// The error a malformed file gives at its stage, after the earlier stages succeed.
 fn malformed_error(name: &str, stage: Stage) -> BlobError {
@@ -734,6 +749,11 @@ fn malformed_error(name: &str, stage: Stage) -> BlobError {
         Stage::Metadata => {
             blob.verify_checksums().unwrap_or_else(|e| panic!("{name}: {e}"));
             blob_error(blob.metadata().expect_err(name))
+        }
+        Stage::Graph => {
+            blob.verify_checksums().unwrap_or_else(|e| panic!("{name}: {e}"));
+            blob.metadata().unwrap_or_else(|e| panic!("{name}: {e}"));
+            blob_error(blob.onnx_graph().expect_err(name))
         }
         Stage::Decompress(entry) => {
             blob.verify_checksums().unwrap_or_else(|e| panic!("{name}: {e}"));

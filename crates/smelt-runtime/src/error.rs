@@ -40,6 +40,17 @@ pub enum RuntimeError {
         /// Its format.
         format: &'static str,
     },
+    /// A smelt blob without a graph (made from safetensors or GGUF, which have none).
+    #[error(
+        "{path}: this smelt blob carries no graph to run (it was made from a {source_format} model; \
+         only blobs converted from an ONNX model carry one)"
+    )]
+    BlobWithoutGraph {
+        /// The blob.
+        path: String,
+        /// The `source_format` its metadata gives.
+        source_format: String,
+    },
     /// Ops the runner does not implement (all of them, listed before anything runs).
     #[error("unsupported ops: {}", .0.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; "))]
     UnsupportedOps(Vec<UnsupportedOp>),

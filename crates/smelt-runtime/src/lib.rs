@@ -1,6 +1,7 @@
 //! smelt's reference runner: an ONNX graph interpreter.
 //!
-//! [`Session::load`] reads a model through smelt-formats' ONNX reader (initializers are
+//! [`Session::load`] reads a model through smelt-formats' ONNX reader (or a smelt blob that
+//! carries an ONNX graph, its tensors dequantized into the initializers: [`blob`]) (initializers are
 //! zero-copy views until decoded here, once), sorts the nodes topologically, looks every node
 //! up in the op [`Registry`] by (domain, op_type, opset) — so an unsupported op is reported
 //! before anything runs — and plans memory: each intermediate value is dropped right after
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod blob;
 pub mod error;
 mod infer;
 pub mod node;

@@ -89,9 +89,14 @@ fn dtype_of(e: &ElemType) -> Option<DType> {
 }
 
 impl Session {
-    /// Reads an ONNX file and loads its graph.
+    /// Reads an ONNX file, or a smelt blob that carries a graph ([`crate::blob`]), and loads
+    /// its graph.
     pub fn load(path: &Path) -> Result<Session, RuntimeError> {
-        let model = smelt_formats::open(path)?;
+        let model = if crate::blob::is_blob(path) {
+            crate::blob::load_blob_model(path)?
+        } else {
+            smelt_formats::open(path)?
+        };
         Session::from_model(&model, path)
     }
 

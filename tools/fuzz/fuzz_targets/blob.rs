@@ -43,6 +43,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = b.verify_checksums();
     let meta = b.metadata().ok().flatten();
+    // The ONNX graph in the metadata: the ONNX reader's checks with external data refused, and
+    // every initializer mapped to an entry of the right dims.
+    if let Ok(Some(g)) = b.onnx_graph() {
+        for i in &g.initializers {
+            assert_eq!(b.entries()[i.entry].dims, i.dims, "{}", i.name);
+        }
+    }
     let _ = b.tensor_summaries();
 
     // Everything that decodes can be written again, and reads back the same.

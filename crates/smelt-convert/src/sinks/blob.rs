@@ -141,7 +141,29 @@ fn metadata(ctx: &SinkContext<'_>) -> BlobMetadata {
             })
             .collect(),
         metadata: ctx.model.metadata.iter().map(|(k, v)| smelt_formats::blob::key_value(k, v)).collect(),
+        onnx_graph: onnx_graph(ctx),
     }
+}
+
+/// For an ONNX input, its graph: the `ModelProto` as read (the reader took the main graph's
+/// initializers out of it, and holds every tensor left inside it inline), and for each
+/// initializer the blob tensor holding it, which has the initializer's name and dims.
+fn onnx_graph(ctx: &SinkContext<'_>) -> Option<proto::OnnxGraph> {
+    let graph = ctx.model.graph.as_ref()?;
+    let model = bytes::Bytes::from(prost::Message::encode_to_vec(graph.proto()));
+    let initializers = ctx
+        .plan
+        .entries
+        .iter()
+        .map(|e| proto::GraphInitializer {
+            name: e.name.clone(),
+            tensor: e.name.clone(),
+            // Every dtype an ONNX initializer can have has an id (0 would be refused on reading).
+            data_type: smelt_formats::onnx::onnx_type_id(e.dtype).unwrap_or(0),
+            dims: e.shape.clone(),
+        })
+        .collect();
+    Some(proto::OnnxGraph { model, initializers })
 }
 
 impl BlobSink {

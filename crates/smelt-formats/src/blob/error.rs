@@ -534,6 +534,29 @@ pub enum BlobError {
         /// The limit for this size.
         max: u64,
     },
+    /// The ONNX model in the metadata's `onnx_graph.model` does not read (the reason's byte
+    /// offsets count from the start of the embedded model, which is at `offset`).
+    #[error("metadata field onnx_graph.model (embedded ONNX model at byte {offset}): {source}")]
+    GraphModel {
+        /// Absolute offset of the embedded model's first byte (of the metadata when it is empty).
+        offset: u64,
+        /// What the ONNX reader refused.
+        #[source]
+        source: Box<crate::onnx::OnnxError>,
+    },
+    /// An entry of the metadata's `onnx_graph.initializers` that does not fit the blob or the
+    /// graph.
+    #[error("metadata at byte {offset}, field onnx_graph.initializers[{index}] ('{name}'): {reason}")]
+    GraphInitializer {
+        /// Offset of the metadata (a decoded entry's own position is not kept).
+        offset: u64,
+        /// Index in `onnx_graph.initializers`.
+        index: usize,
+        /// Its `name`.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A compressed data section does not decode.
     #[error("tensor '{name}' data at byte {offset}: {codec} data does not decode: {reason}")]
     Decompression {

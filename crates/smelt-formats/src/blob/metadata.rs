@@ -24,10 +24,11 @@ pub fn encode_metadata(meta: &BlobMetadata) -> Vec<u8> {
 }
 
 /// Decodes a metadata section whose bytes start at absolute `offset`, after checking its wire
-/// structure, nesting and decoded size.
-pub(crate) fn decode_metadata(bytes: &[u8], offset: u64) -> Result<BlobMetadata, BlobError> {
+/// structure, nesting and decoded size. `OnnxGraph.model` comes out as a slice of `bytes`.
+pub(crate) fn decode_metadata(bytes: &bytes::Bytes, offset: u64) -> Result<BlobMetadata, BlobError> {
     scan_metadata(bytes, offset)?;
-    BlobMetadata::decode(bytes).map_err(|e| BlobError::MetadataMalformed { offset, reason: e.to_string() })
+    BlobMetadata::decode(bytes.clone())
+        .map_err(|e| BlobError::MetadataMalformed { offset, reason: e.to_string() })
 }
 
 /// A metadata entry as a `KeyValue`, keeping GGUF's type name so the exact type comes back.

@@ -24,6 +24,10 @@ enum Kind {
     Varint,
     Fixed64,
     Str,
+    /// Length-delimited bytes (no UTF-8 check).
+    Bytes,
+    /// A packed repeated varint field.
+    PackedVarint,
     Msg(Message),
 }
 
@@ -35,6 +39,8 @@ enum Message {
     KeyValue,
     Value,
     Array,
+    OnnxGraph,
+    GraphInitializer,
 }
 
 impl Message {
@@ -50,7 +56,12 @@ impl Message {
                 (5, Str, false),
                 (6, Msg(Message::InputHash), true),
                 (7, Msg(Message::KeyValue), true),
+                (8, Msg(Message::OnnxGraph), false),
             ],
+            Message::OnnxGraph => &[(1, Bytes, false), (2, Msg(Message::GraphInitializer), true)],
+            Message::GraphInitializer => {
+                &[(1, Str, false), (2, Str, false), (3, Varint, false), (4, PackedVarint, true)]
+            }
             Message::ArchConfig => &[
                 (1, Str, false),
                 (2, Str, false),
@@ -91,6 +102,8 @@ impl Message {
             Message::KeyValue => std::mem::size_of::<proto::KeyValue>(),
             Message::Value => std::mem::size_of::<proto::Value>(),
             Message::Array => std::mem::size_of::<proto::Array>(),
+            Message::OnnxGraph => std::mem::size_of::<proto::OnnxGraph>(),
+            Message::GraphInitializer => std::mem::size_of::<proto::GraphInitializer>(),
         };
         size as u64
     }
@@ -171,8 +184,14 @@ impl Scan<'_> {
             let expected_wire = match kind {
                 Kind::Varint => 0,
                 Kind::Fixed64 => 1,
-                Kind::Str | Kind::Msg(_) => 2,
+                Kind::Str | Kind::Bytes | Kind::PackedVarint | Kind::Msg(_) => 2,
             };
+            // prost also accepts a repeated scalar written unpacked, one varint per key.
+            if kind == Kind::PackedVarint && wire == 0 {
+                self.varint(&mut pos, end)?;
+                self.estimate = self.estimate.saturating_add(8);
+                continue;
+            }
             if wire != expected_wire {
                 return Err(self.malformed(
                     key_at,
@@ -192,6 +211,24 @@ impl Scan<'_> {
                         return Err(self.malformed(at + e.valid_up_to(), "string is not valid UTF-8"));
                     }
                     self.estimate = self.estimate.saturating_add(len);
+                }
+                Kind::Bytes => {
+                    let len = self.varint(&mut pos, end)?;
+                    self.skip(&mut pos, end, len, key_at)?;
+                    // Decoded from the mapped file, bytes are a slice of it; from a plain
+                    // buffer, a copy.
+                    self.estimate = self.estimate.saturating_add(len);
+                }
+                Kind::PackedVarint => {
+                    let len = self.varint(&mut pos, end)?;
+                    let at = pos;
+                    self.skip(&mut pos, end, len, key_at)?;
+                    let mut p = at;
+                    while p < pos {
+                        self.varint(&mut p, pos)?;
+                        // Each value a u64, twice over for the Vec's growth.
+                        self.estimate = self.estimate.saturating_add(16);
+                    }
                 }
                 Kind::Msg(inner) => {
                     let len = self.varint(&mut pos, end)?;
@@ -306,6 +343,15 @@ mod tests {
                     }),
                 },
             ],
+            onnx_graph: Some(proto::OnnxGraph {
+                model: bytes::Bytes::from_static(b"\x08\x07\x3a\x00"),
+                initializers: vec![proto::GraphInitializer {
+                    name: "w".into(),
+                    tensor: "w".into(),
+                    data_type: 1,
+                    dims: vec![3, 300],
+                }],
+            }),
         }
     }
 
@@ -327,6 +373,15 @@ mod tests {
         let e = scan_metadata(&[0x0a, 0x05, b'a'], 100).unwrap_err();
         assert!(matches!(e, BlobError::MetadataMalformed { offset: 100, .. }), "{e}");
         let e = scan_metadata(&[0x0a, 0x02, 0xff, 0xfe], 0).unwrap_err();
+        assert!(matches!(e, BlobError::MetadataMalformed { offset: 2, .. }), "{e}");
+        // GraphInitializer.dims (packed) whose last varint runs past its field.
+        let init = [0x22u8, 0x02, 0x03, 0x80];
+        let graph = [vec![0x12, init.len() as u8], init.to_vec()].concat();
+        let meta = [vec![0x42, graph.len() as u8], graph].concat();
+        let e = scan_metadata(&meta, 10).unwrap_err();
+        assert!(matches!(e, BlobError::MetadataMalformed { offset: 17, .. }), "{e}");
+        // OnnxGraph.model longer than its message.
+        let e = scan_metadata(&[0x42, 0x03, 0x0a, 0x05, 0x00], 0).unwrap_err();
         assert!(matches!(e, BlobError::MetadataMalformed { offset: 2, .. }), "{e}");
         // Unknown fields are skipped.
         scan_metadata(&[0xf8, 0x01, 0x05, 0x8a, 0x02, 0x01, 0x00], 0).unwrap();

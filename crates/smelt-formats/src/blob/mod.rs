@@ -10,13 +10,15 @@
 //!   also verifies every tensor's CRC; [`read_unverified`] leaves that to
 //!   [`Blob::verify_checksums`], as a device that checks lazily would.
 //! - The metadata is decoded only by [`Blob::metadata`]: a corrupt metadata section is an error
-//!   for the caller who asks for it, and the tensors stay readable.
+//!   for the caller who asks for it, and the tensors stay readable. [`Blob::onnx_graph`] reads
+//!   the ONNX graph a blob made from an ONNX model carries there.
 //!
 //! The reference C reader in tools/c-reader makes the same checks in the same order.
 
 mod codes;
 mod entry;
 mod error;
+mod graph;
 pub mod layout;
 mod metadata;
 mod metadata_scan;
@@ -33,6 +35,7 @@ use smelt_tensor::DType;
 pub use codes::{dtype_code, dtype_from_code, storable_dtypes, Codec, EntryFlags, Scheme};
 pub use entry::{Entry, Section};
 pub use error::{BlobError, Region};
+pub use graph::{BlobGraph, BlobInitializer};
 pub use layout::Header;
 pub use metadata::{encode_metadata, key_value, meta_entry, proto, BlobMetadata};
 pub use scheme_rules::{SchemeRuleError, SectionKind};

@@ -326,6 +326,18 @@ pub enum OnnxError {
         /// The dtype.
         dtype: DType,
     },
+    /// External data in a model that may not have any: the graph a smelt blob embeds, whose
+    /// weights are the blob's tensors (a `location` there would make reading a blob open
+    /// other files).
+    #[error(
+        "tensor '{name}' at byte {offset}: external data is not allowed in a model embedded in a smelt blob"
+    )]
+    ExternalNotAllowed {
+        /// Tensor name.
+        name: String,
+        /// Where its `TensorProto` starts.
+        offset: u64,
+    },
     /// `data_location = EXTERNAL` without a `location` key.
     #[error("tensor '{name}' at byte {offset}: external data has no 'location'")]
     ExternalMissingLocation {

@@ -45,6 +45,8 @@ pub(crate) struct ExternalFiles {
     by_canonical: HashMap<PathBuf, usize>,
     /// Locations already resolved (a model names the same file for every tensor).
     by_location: HashMap<String, usize>,
+    /// False for a model embedded in a smelt blob: every external reference is refused.
+    allowed: bool,
 }
 
 /// A resolved external tensor: its bytes and where they are.
@@ -68,7 +70,14 @@ impl ExternalFiles {
             files: Vec::new(),
             by_canonical: HashMap::new(),
             by_location: HashMap::new(),
+            allowed: true,
         }
+    }
+
+    /// For a model that may not use external data: [`ExternalFiles::resolve`] refuses every
+    /// reference, before looking at its keys.
+    pub fn forbidden(model_path: &Path) -> ExternalFiles {
+        ExternalFiles { allowed: false, ..ExternalFiles::new(model_path) }
     }
 
     /// The paths of the files mapped so far, in first-use order.
@@ -79,6 +88,9 @@ impl ExternalFiles {
     /// Resolves the external data of `t`, whose header is `h`.
     pub fn resolve(&mut self, t: &TensorProto, h: &Header, at: At<'_>) -> Result<Resolved, OnnxError> {
         let name = || at.name.to_string();
+        if !self.allowed {
+            return Err(OnnxError::ExternalNotAllowed { name: name(), offset: at.offset });
+        }
         let r = parse_keys(t, at)?;
         let location = r
             .location

@@ -132,6 +132,12 @@ impl OnnxGraph {
         OnnxGraph { model, initializer_names, string_values }
     }
 
+    /// Declares more initializers held elsewhere (a smelt blob's tensors), so that
+    /// [`OnnxGraph::runtime_inputs`] leaves them out.
+    pub(crate) fn add_initializer_names(&mut self, names: impl IntoIterator<Item = String>) {
+        self.initializer_names.extend(names);
+    }
+
     /// The decoded model, without the main graph's initializers (see
     /// [`OnnxGraph::initializer_names`]).
     pub fn proto(&self) -> &ModelProto {

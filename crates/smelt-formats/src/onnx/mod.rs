@@ -49,10 +49,17 @@ pub fn read(path: &Path) -> Result<Model, Error> {
 /// Parses the bytes of an `.onnx` file. `path` names the file in errors and locates external
 /// data (relative to its directory); it is not read.
 pub fn parse(bytes: Bytes, path: &Path) -> Result<Model, Error> {
-    parse_model(bytes, path).map_err(|e| Error::new(path, e))
+    parse_model(bytes, path, external::ExternalFiles::new(path)).map_err(|e| Error::new(path, e))
 }
 
-fn parse_model(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
+/// Parses a serialized `ModelProto` embedded in another file (a smelt blob's graph) with the
+/// same checks as [`parse`], refusing external data (`path` only names the file in errors;
+/// the model's [`Model::files`] is `[path]`).
+pub fn parse_embedded(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
+    parse_model(bytes, path, external::ExternalFiles::forbidden(path))
+}
+
+fn parse_model(bytes: Bytes, path: &Path, mut ext: external::ExternalFiles) -> Result<Model, OnnxError> {
     let scan = wire::scan(&bytes)?;
     if scan.initializers.len() as u64 > limits::MAX_TENSORS {
         let offset = scan.initializers.get(limits::MAX_TENSORS as usize).map_or(0, |s| s.offset);
@@ -71,7 +78,6 @@ fn parse_model(bytes: Bytes, path: &Path) -> Result<Model, OnnxError> {
     }
     let inits = std::mem::take(&mut graph.initializer);
 
-    let mut ext = external::ExternalFiles::new(path);
     let (tensors, strings) = initializer::convert_initializers(inits, &scan.initializers, &bytes, &mut ext)?;
     nested::normalize_model(&mut proto, &scan, &mut ext)?;
     ext.check_overlaps()?;
