@@ -208,33 +208,47 @@ impl Job<'_> {
         Ok(finish(Encoded::Int8(q), sums))
     }
 
+    /// Block int4: as [`Job::int8`], chunks of whole rows into slices of reused buffers.
     fn int4(&self, rows: usize, group: usize, symmetric: bool) -> Result<EncodedTensor, ConvertError> {
         let mode = if symmetric { Int4Mode::Symmetric } else { Int4Mode::Asymmetric };
+        let cols = self.cols;
+        let gpr = cols.div_ceil(group);
         let rpc = self.rows_per_chunk();
-        let parts = (0..rows.div_ceil(rpc))
-            .into_par_iter()
-            .map(|c| -> Result<(Int4Tensor, ErrorSums), ConvertError> {
-                let r = rpc.min(rows - c * rpc);
-                let v = self.values(c * rpc * self.cols, r * self.cols)?;
-                let q = smelt_quant::int4::quantize_int4_rtn(&v, r, self.cols, group, mode)
+        let piece_rows = (PIECE_ELEMS / cols).max(1);
+        let mut codes = crate::buffers::take(rows * cols);
+        let (mut scales, mut zeros) = (vec![0f32; rows * gpr], vec![0u8; rows * gpr]);
+        let parts = codes
+            .par_chunks_mut(rpc * cols)
+            .zip(scales.par_chunks_mut(rpc * gpr).zip(zeros.par_chunks_mut(rpc * gpr)))
+            .enumerate()
+            .map(|(c, (codes, (scales, zeros)))| -> Result<Vec<ErrorSums>, ConvertError> {
+                let r = codes.len() / cols;
+                let n = piece_rows.min(r) * cols;
+                let (mut v, mut decoded) = (vec![0f32; n], vec![0f32; n]);
+                let mut sums = Vec::with_capacity(r.div_ceil(piece_rows));
+                for p in (0..r).step_by(piece_rows) {
+                    let pr = piece_rows.min(r - p);
+                    let (v, decoded) = (&mut v[..pr * cols], &mut decoded[..pr * cols]);
+                    self.values_into((c * rpc + p) * cols, v)?;
+                    smelt_quant::int4::quantize_int4_rows_into(
+                        v,
+                        cols,
+                        group,
+                        mode,
+                        &mut codes[p * cols..(p + pr) * cols],
+                        &mut scales[p * gpr..(p + pr) * gpr],
+                        &mut zeros[p * gpr..(p + pr) * gpr],
+                        decoded,
+                    )
                     .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
-                let s = ErrorSums::of(&v, &q.dequantize());
-                Ok((q, s))
+                    sums.push(ErrorSums::of(v, decoded));
+                }
+                Ok(sums)
             })
             .collect::<Vec<_>>();
-        let parts = first_error(parts)?;
-        let groups = rows * self.cols.div_ceil(group);
-        let (codes, scales, zeros) =
-            (Vec::with_capacity(rows * self.cols), Vec::with_capacity(groups), Vec::with_capacity(groups));
-        let mut all = Int4Tensor { rows, cols: self.cols, group_size: group, mode, codes, scales, zeros };
-        let mut sums = Vec::with_capacity(parts.len());
-        for (q, s) in parts {
-            all.codes.extend_from_slice(&q.codes);
-            all.scales.extend_from_slice(&q.scales);
-            all.zeros.extend_from_slice(&q.zeros);
-            sums.push(s);
-        }
-        Ok(finish(Encoded::Int4(all), sums))
+        let sums = first_error(parts)?.into_iter().flatten().collect();
+        let q = Int4Tensor { rows, cols, group_size: group, mode, codes, scales, zeros };
+        Ok(finish(Encoded::Int4(q), sums))
     }
 
     fn nf4(&self, n: usize, shape: &[usize], double_quant: bool) -> Result<EncodedTensor, ConvertError> {

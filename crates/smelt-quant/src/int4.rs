@@ -203,6 +203,96 @@ fn quantize_int4_rtn_body(
     Ok(Int4Tensor { rows, cols, group_size, mode, codes, scales, zeros })
 }
 
+/// [`quantize_int4_rtn`] of whole rows into the caller's buffers (the same codes, scales and
+/// zeros), and the decoded values ([`Int4Tensor::dequantize`]) into `decoded`: for
+/// converters that stream a tensor a few rows at a time into buffers they reuse.
+///
+/// Errors: a group size of 0, `values` not whole rows of `cols`, or buffers whose lengths
+/// disagree (`values.len()` codes and decoded values, one scale and zero per group).
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_int4_rows_into(
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    mode: Int4Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
+    if group_size == 0 {
+        return Err(SchemeError::GroupSize { found: group_size });
+    }
+    if cols == 0 || values.len() % cols != 0 {
+        return Err(SchemeError::NotMultiple { what: "values", found: values.len(), multiple: cols });
+    }
+    let groups = (values.len() / cols) * cols.div_ceil(group_size);
+    if codes.len() != values.len()
+        || decoded.len() != values.len()
+        || scales.len() != groups
+        || zeros.len() != groups
+    {
+        return Err(SchemeError::PackedLength {
+            count: values.len(),
+            expected: values.len(),
+            found: codes.len(),
+        });
+    }
+    int4_rows_tiered(
+        smelt_tensor::simd::tier(),
+        values,
+        cols,
+        group_size,
+        mode,
+        codes,
+        scales,
+        zeros,
+        decoded,
+    );
+    Ok(())
+}
+
+smelt_tensor::tiered!(fn int4_rows_tiered(values: &[f32], cols: usize, group_size: usize, mode: Int4Mode, codes: &mut [u8], scales: &mut [f32], zeros: &mut [u8], decoded: &mut [f32]) = int4_rows_body);
+
+/// [`quantize_int4_rtn_body`]'s loop and [`Int4Tensor::dequantize`]'s, group by group.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn int4_rows_body(
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    mode: Int4Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    decoded: &mut [f32],
+) {
+    let rows =
+        values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
+    let mut k = 0;
+    for ((row, out), dec) in rows {
+        for ((group, out), dec) in
+            row.chunks(group_size).zip(out.chunks_mut(group_size)).zip(dec.chunks_mut(group_size))
+        {
+            let (scale, zero) = gptq_params(group, mode);
+            let zc = zero_code(zero);
+            scales[k] = scale;
+            zeros[k] = zc;
+            k += 1;
+            for ((o, y), &x) in out.iter_mut().zip(dec.iter_mut()).zip(group) {
+                let q = round_half_even(x / scale) + zero;
+                let c = if q.is_nan() {
+                    zc
+                } else {
+                    crate::int8::small_int_bits(q.clamp(0.0, INT4_MAXQ as f32)) as u8
+                };
+                *o = c;
+                *y = scale * (c as f32 - zc as f32);
+            }
+        }
+    }
+}
+
 impl Int4Tensor {
     /// Groups per row: `ceil(cols / group_size)`.
     pub fn groups(&self) -> usize {
@@ -384,6 +474,40 @@ impl GptqPacked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place row quantizer gives `quantize_int4_rtn`'s codes, scales and zeros and
+    /// `dequantize`'s bits, for both modes, groups that do and do not divide the row, zero
+    /// groups and NaN weights.
+    #[test]
+    fn rows_into_matches_quantize_int4_rtn() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (rows, cols, group) in [(5usize, 96usize, 32usize), (3, 100, 32), (4, 256, 128), (2, 7, 64)] {
+            let mut v: Vec<f32> =
+                (0..rows * cols).map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.3).collect();
+            v[..group.min(cols)].iter_mut().for_each(|x| *x = 0.0);
+            v[cols + 3] = f32::NAN;
+            for mode in [Int4Mode::Symmetric, Int4Mode::Asymmetric] {
+                let want = quantize_int4_rtn(&v, rows, cols, group, mode).unwrap();
+                let want_dec = want.dequantize();
+                let g = rows * cols.div_ceil(group);
+                let (mut codes, mut scales, mut zeros, mut dec) =
+                    (vec![0u8; v.len()], vec![0f32; g], vec![0u8; g], vec![0f32; v.len()]);
+                quantize_int4_rows_into(&v, cols, group, mode, &mut codes, &mut scales, &mut zeros, &mut dec)
+                    .unwrap();
+                assert_eq!(codes, want.codes, "{rows}x{cols} g{group} {mode:?}");
+                assert_eq!(zeros, want.zeros);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&scales), bits(&want.scales));
+                assert_eq!(bits(&dec), bits(&want_dec));
+            }
+        }
+    }
 
     #[test]
     fn all_zero_group_gets_scale_two_fifteenths() {

@@ -96,8 +96,12 @@ fn sections(e: &Encoded) -> [Cow<'_, [u8]>; 4] {
             let mut data = vec![0u8; t.rows * row_bytes];
             if t.cols > 0 {
                 for (codes, out) in t.codes.chunks(t.cols).zip(data.chunks_mut(row_bytes)) {
-                    for (pair, o) in codes.chunks(2).zip(out) {
-                        *o = (pair[0] & 0x0f) | (pair.get(1).map_or(0, |q| q & 0x0f) << 4);
+                    let pairs = codes.chunks_exact(2);
+                    if let [last] = pairs.remainder() {
+                        out[row_bytes - 1] = last & 0x0f;
+                    }
+                    for (pair, o) in pairs.zip(out.iter_mut()) {
+                        *o = (pair[0] & 0x0f) | ((pair[1] & 0x0f) << 4);
                     }
                 }
             }
