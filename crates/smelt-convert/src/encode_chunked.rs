@@ -21,7 +21,7 @@ use smelt_quant::int8::{Int8Mode, Int8Tensor};
 use smelt_quant::metrics::ErrorSums;
 use smelt_quant::nf4::{Nf4Absmax, Nf4Options, Nf4Tensor};
 use smelt_quant::rounding::StreamingSum;
-use smelt_quant::ternary::{ternary_codes_into, ternary_scale, TernaryTensor};
+use smelt_quant::ternary::{ternary_codes_decode_into, ternary_scale, TernaryTensor};
 use smelt_tensor::DType;
 
 use crate::encode::{Encoded, EncodedTensor, CHUNK_ELEMS};
@@ -404,14 +404,22 @@ impl Job<'_> {
         let sums = codes
             .par_chunks_mut(CHUNK_ELEMS)
             .enumerate()
-            .map(|(c, out)| -> Result<ErrorSums, ConvertError> {
-                let v = self.values(c * CHUNK_ELEMS, out.len())?;
-                ternary_codes_into(&v, scale, out);
-                let decoded: Vec<f32> = out.iter().map(|&q| q as f32 / scale).collect();
-                Ok(ErrorSums::of(&v, &decoded))
+            .map(|(c, out)| -> Result<Vec<ErrorSums>, ConvertError> {
+                let len = out.len();
+                let (mut v, mut decoded) =
+                    (vec![0f32; PIECE_ELEMS.min(len)], vec![0f32; PIECE_ELEMS.min(len)]);
+                let mut sums = Vec::with_capacity(len.div_ceil(PIECE_ELEMS));
+                for p in (0..len).step_by(PIECE_ELEMS) {
+                    let m = PIECE_ELEMS.min(len - p);
+                    let (v, decoded) = (&mut v[..m], &mut decoded[..m]);
+                    self.values_into(c * CHUNK_ELEMS + p, v)?;
+                    ternary_codes_decode_into(v, scale, &mut out[p..p + m], decoded);
+                    sums.push(ErrorSums::of(v, decoded));
+                }
+                Ok(sums)
             })
             .collect::<Vec<_>>();
-        let sums = first_error(sums)?;
+        let sums = first_error(sums)?.into_iter().flatten().collect();
         Ok(finish(Encoded::Ternary(TernaryTensor { codes, mean_abs, scale }, packing), sums))
     }
 }

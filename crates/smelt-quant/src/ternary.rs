@@ -92,6 +92,34 @@ fn ternary_codes_into_body(values: &[f32], scale: f32, out: &mut [i8]) {
     }
 }
 
+/// [`ternary_codes_into`], and the decoded weights ([`TernaryTensor::dequantize`]'s
+/// `code / scale`, the same bits) into `decoded`, in one pass.
+///
+/// Panics when the lengths differ.
+pub fn ternary_codes_decode_into(values: &[f32], scale: f32, out: &mut [i8], decoded: &mut [f32]) {
+    assert!(out.len() == values.len() && decoded.len() == values.len(), "ternary buffer lengths");
+    ternary_codes_decode_tiered(smelt_tensor::simd::tier(), values, scale, out, decoded)
+}
+
+smelt_tensor::tiered!(fn ternary_codes_decode_tiered(values: &[f32], scale: f32, out: &mut [i8], decoded: &mut [f32]) = ternary_codes_decode_body);
+
+#[inline(always)]
+fn ternary_codes_decode_body(values: &[f32], scale: f32, out: &mut [i8], decoded: &mut [f32]) {
+    // code / scale is ±(1 / scale) or 0 / scale: the same values from one division.
+    let (plus, minus, zero) = (1.0 / scale, -1.0 / scale, 0.0 / scale);
+    for ((o, y), &w) in out.iter_mut().zip(decoded.iter_mut()).zip(values) {
+        let q = ternary_code(w * scale);
+        *o = q;
+        *y = if q > 0 {
+            plus
+        } else if q < 0 {
+            minus
+        } else {
+            zero
+        };
+    }
+}
+
 /// `round_half_even(x)` clipped to {-1, 0, 1}; NaN gives 0.
 #[inline(always)]
 fn ternary_code(x: f32) -> i8 {
@@ -132,11 +160,13 @@ pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
     }
     let fours = codes.chunks_exact(4);
     let tail = fours.remainder();
-    let mut out: Vec<u8> = fours
-        .map(|f| {
-            ((f[0] + 1) as u8) | ((f[1] + 1) as u8) << 2 | ((f[2] + 1) as u8) << 4 | ((f[3] + 1) as u8) << 6
-        })
-        .collect();
+    let mut out = vec![0u8; codes.len() / 4];
+    // Four codes plus one (0..=2) as the bytes of one little-endian word, then the four 2-bit
+    // fields gathered: a loop over words that vectorizes.
+    for (o, f) in out.iter_mut().zip(fours) {
+        let w = u32::from_le_bytes([(f[0] + 1) as u8, (f[1] + 1) as u8, (f[2] + 1) as u8, (f[3] + 1) as u8]);
+        *o = ((w & 0x3) | ((w >> 6) & 0xC) | ((w >> 12) & 0x30) | ((w >> 18) & 0xC0)) as u8;
+    }
     if !tail.is_empty() {
         // Slots past the end hold the code of 0 (1).
         out.push(
@@ -234,6 +264,25 @@ fn check_packed_len(bytes: &[u8], count: usize, expected: usize) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Codes and decoded values in one pass equal `ternary_codes_into` and `code / scale`,
+    /// bit for bit, at every SIMD level (zeros, ties at ±0.5, NaN, huge values).
+    #[test]
+    fn codes_decode_into_matches_codes_then_dequantize() {
+        let mut v: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 3.7e-3).collect();
+        v.extend([0.0, -0.0, 0.5 / 1.7, -0.5 / 1.7, 1.5 / 1.7, f32::NAN, 3e38, -3e38]);
+        for scale in [1.7f32, 1e-30, 1e30] {
+            let mut want = vec![0i8; v.len()];
+            ternary_codes_into(&v, scale, &mut want);
+            let want_dec: Vec<u32> = want.iter().map(|&q| (q as f32 / scale).to_bits()).collect();
+            for tier in smelt_tensor::simd::Tier::ALL {
+                let (mut got, mut dec) = (vec![0i8; v.len()], vec![0f32; v.len()]);
+                ternary_codes_decode_tiered(tier, &v, scale, &mut got, &mut dec);
+                assert_eq!(got, want, "{} scale {scale}", tier.name());
+                assert_eq!(dec.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want_dec, "{}", tier.name());
+            }
+        }
+    }
 
     #[test]
     fn absmean_codes_and_eps() {
