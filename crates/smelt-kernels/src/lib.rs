@@ -29,6 +29,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod blocked;
 mod bnb4;
 mod dispatch;
 mod f32_gemm;
