@@ -161,3 +161,36 @@ fn blocked_nf4_matches_scalar_and_dequantized_f32() {
         }
     }
 }
+
+#[test]
+fn tiled_int8_packed_matches_scalar_bit_for_bit() {
+    // Many rows: A in tiles of 8 rows, k in blocks of 1024 (AVX512-VNNI); other tiers run
+    // their own layout. Exact integers: the scalar definition's bits.
+    let mut tiers = simd_tiers("tiled_int8");
+    tiers.push(Isa::Scalar);
+    let mut rng = Rng::new(24);
+    for &(m, n, k) in &[(8usize, 1usize, 1usize), (9, 33, 5), (16, 64, 1024), (17, 40, 1100), (33, 65, 2051)]
+    {
+        let (a, b) = (rng.bytes(m * k), rng.bytes(k * n));
+        for signs in [(false, true), (true, false), (false, false), (true, true)] {
+            let am = if signs.0 { Int8Matrix::I8(bytemuck::cast_slice(&a)) } else { Int8Matrix::U8(&a) };
+            let bm = if signs.1 { Int8Matrix::I8(bytemuck::cast_slice(&b)) } else { Int8Matrix::U8(&b) };
+            let zas: Vec<i32> = (0..m as i32).map(|i| i * 7 - 20).collect();
+            let zbs: Vec<i32> = (0..n as i32).map(|j| 3 - j).collect();
+            for (za, zb) in [
+                (ZeroPoints::PerTensor(0), ZeroPoints::PerTensor(0)),
+                (ZeroPoints::PerTensor(-3), ZeroPoints::PerIndex(&zbs)),
+                (ZeroPoints::PerIndex(&zas), ZeroPoints::PerTensor(5)),
+            ] {
+                let mut want = vec![0i32; m * n];
+                matmul_integer_with(Isa::Scalar, m, n, k, am, za, bm, zb, &mut want);
+                for &isa in &tiers {
+                    let packed = PackedInt8::new_for(isa, k, n, bm);
+                    let mut got = vec![i32::MIN; m * n];
+                    matmul_integer_packed_with(isa, m, am, za, &packed, zb, &mut got);
+                    assert_eq!(got, want, "matmul_integer_packed {isa} m={m} n={n} k={k} signs={signs:?}");
+                }
+            }
+        }
+    }
+}

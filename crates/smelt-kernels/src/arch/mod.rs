@@ -149,6 +149,55 @@ pub(crate) fn int8_packed_panel(
     }
 }
 
+/// [`int8_packed_panel`] with `A` packed in tiles of 8 rows (`int8_packed::tile_a`): the
+/// same sums, blocked along `k` for many rows.
+pub(crate) fn int8_packed_panel_tiled(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_packed::panel_tiled(isa, m, k4, apt, panel, w, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k4, apt, panel, w, out, ld);
+        false
+    }
+}
+
+/// Leading elements of [`crate::sigmoid_f32`] done with SIMD (whole vectors; 0 without).
+pub(crate) fn sigmoid_f32(isa: Isa, x: &[f32], out: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::exp::sigmoid_f32(isa, x, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, x, out);
+        0
+    }
+}
+
+/// Leading elements of [`crate::exp_shifted_f64`] done with SIMD (whole vectors; 0 without).
+pub(crate) fn exp_shifted_f64(isa: Isa, x: &[f32], shift: f64, out: &mut [f64]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::exp::exp_shifted_f64(isa, x, shift, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, x, shift, out);
+        0
+    }
+}
+
 /// Signedness of the int8 operands and whether column sums of `B` are wanted.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Int8Plan {

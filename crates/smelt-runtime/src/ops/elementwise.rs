@@ -93,12 +93,28 @@ pub(crate) fn binary_values(
     c: &OpCtx<'_>,
     a: &Value,
     b: &Value,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Value, RuntimeError> {
     same_dtype(c, a, b)?;
     let out = out_shape(c, a, b)?;
     let (ash, bsh) = (&a.shape, &b.shape);
+    // f32 with equal shapes or a one-element operand (scales, biases of a whole tensor):
+    // shared out over the pool, each element computed as below.
+    if let (Data::F32(x), Data::F32(y)) = (&a.data, &b.data) {
+        let f = |p: f32, q: f32| arith_elem(p, q, ff, fi);
+        if *ash == out && *bsh == out {
+            return Ok(Value::new(out, Data::F32(super::par::zip_map(x, y, f))));
+        }
+        if *ash == out && y.len() == 1 {
+            let q = y[0];
+            return Ok(Value::new(out, Data::F32(super::par::map(x, |p| f(p, q)))));
+        }
+        if *bsh == out && x.len() == 1 {
+            let p = x[0];
+            return Ok(Value::new(out, Data::F32(super::par::map(y, |q| f(p, q)))));
+        }
+    }
     macro_rules! go {
         ($($var:ident),*) => {
             match (&a.data, &b.data) {
@@ -113,8 +129,8 @@ pub(crate) fn binary_values(
 
 fn arith(
     c: &OpCtx<'_>,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
 }
@@ -141,8 +157,8 @@ fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn variadic(
     c: &OpCtx<'_>,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Vec<Value>, RuntimeError> {
     let mut acc = c.input(0)?.clone();
     for i in 1..c.inputs.len() {

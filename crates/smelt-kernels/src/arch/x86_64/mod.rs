@@ -5,6 +5,7 @@
 //! `arch/mod.rs`) and that asserts the slice lengths the raw loads rely on.
 
 pub(crate) mod blocked;
+pub(crate) mod exp;
 pub(crate) mod f32;
 pub(crate) mod int8;
 pub(crate) mod int8_packed;
