@@ -7,7 +7,8 @@
 //! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
 //! use FMA (one rounding per step) and, for `gemm_f32_bt` (and `gemm_f32` with 8 rows or
 //! more, which transposes `B` first), split each dot product into lane partial sums added at
-//! the end. Both stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
+//! the end (`gemm_f32` with 8 rows or more packs `B` and runs `gemm_f32_packed`'s blocked
+//! kernels where they exist). All stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
 //! of the reference, the bound the tests check.
 
 use crate::arch;
@@ -145,6 +146,12 @@ pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
         return;
     }
     let isa = isa.or_scalar();
+    if m >= blocked::MIN_ROWS && arch::blocked_row_tile(isa).is_some() {
+        // Many rows: B packed into panels (k·n moves against m·n·k FMAs) and the blocked
+        // kernels, the same arithmetic as `gemm_f32_packed`.
+        gemm_f32_packed_with(isa, m, a, &PackedF32::new(k, n, b), c);
+        return;
+    }
     if isa != Isa::Scalar && m >= TRANSPOSE_MIN_M {
         // Enough rows to pay for one transposition of B (n·k moves against m·n·k FMAs): the
         // dot-product kernel reads B contiguously.
