@@ -114,6 +114,30 @@ pub(crate) fn binary_values(
             let p = x[0];
             return Ok(Value::new(out, Data::F32(super::par::map(y, |q| f(p, q)))));
         }
+        // One operand repeated along the other's leading dims (per-channel scales, biases,
+        // norm weights): row by row.
+        let trailing = |small: &[usize]| {
+            let s = &small[small.iter().take_while(|&&d| d == 1).count()..];
+            !s.is_empty() && out.ends_with(s)
+        };
+        if *ash == out && trailing(bsh) && !y.is_empty() {
+            let mut o = vec![0f32; x.len()];
+            super::par::for_rows(x, &mut o, y.len(), |(xr, or)| {
+                for ((o, &p), &q) in or.iter_mut().zip(xr).zip(y) {
+                    *o = f(p, q);
+                }
+            });
+            return Ok(Value::new(out, Data::F32(o)));
+        }
+        if *bsh == out && trailing(ash) && !x.is_empty() {
+            let mut o = vec![0f32; y.len()];
+            super::par::for_rows(y, &mut o, x.len(), |(yr, or)| {
+                for ((o, &q), &p) in or.iter_mut().zip(yr).zip(x) {
+                    *o = f(p, q);
+                }
+            });
+            return Ok(Value::new(out, Data::F32(o)));
+        }
     }
     macro_rules! go {
         ($($var:ident),*) => {
