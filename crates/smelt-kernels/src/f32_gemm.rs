@@ -7,10 +7,12 @@
 //! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
 //! use FMA (one rounding per step) and, for `gemm_f32_bt` (and `gemm_f32` with 8 rows or
 //! more, which transposes `B` first), split each dot product into lane partial sums added at
-//! the end. Both stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
+//! the end (`gemm_f32` with 8 rows or more packs `B` and runs `gemm_f32_packed`'s blocked
+//! kernels where they exist). All stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
 //! of the reference, the bound the tests check.
 
 use crate::arch;
+use crate::blocked;
 use crate::dispatch::{selected, Isa};
 use crate::parallel::for_column_ranges;
 use crate::transpose::transpose;
@@ -26,8 +28,8 @@ const TRANSPOSE_MIN_M: usize = 8;
 const PANEL: usize = 32;
 
 /// A constant `B` (`k×n`) repacked for [`gemm_f32_packed`]: panels of 32 columns, each
-/// stored as its own row-major `k×w` matrix (`w` = 32, less in the last panel), so the
-/// outer-product kernel reads `B` contiguously whatever `n` is.
+/// stored as its own row-major `k×32` matrix (the last one zero-padded past `n`), so the
+/// outer-product kernels read `B` contiguously whatever `n` is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedF32 {
     k: usize,
@@ -42,11 +44,11 @@ impl PackedF32 {
     /// When `b.len() != k·n`.
     pub fn new(k: usize, n: usize, b: &[f32]) -> PackedF32 {
         assert_eq!(b.len(), k * n, "PackedF32: B has {} elements, k·n = {}", b.len(), k * n);
-        let mut panels = Vec::with_capacity(b.len());
-        for j0 in (0..n).step_by(PANEL) {
-            let j1 = (j0 + PANEL).min(n);
+        let mut panels = vec![0.0f32; n.div_ceil(PANEL) * PANEL * k];
+        for (p, panel) in panels.chunks_mut((PANEL * k).max(1)).enumerate() {
+            let (j0, j1) = (p * PANEL, ((p + 1) * PANEL).min(n));
             for kk in 0..k {
-                panels.extend_from_slice(&b[kk * n + j0..kk * n + j1]);
+                panel[kk * PANEL..kk * PANEL + (j1 - j0)].copy_from_slice(&b[kk * n + j0..kk * n + j1]);
             }
         }
         PackedF32 { k, n, panels }
@@ -57,16 +59,18 @@ impl PackedF32 {
         [self.k, self.n]
     }
 
-    /// Columns `j0..j0 + w` (`j0` a multiple of 32) as a `k×w` matrix.
+    /// Columns `j0..j0 + w` (`j0` a multiple of 32) as a `k×32` matrix (zeros past `w`).
     fn panel(&self, j0: usize) -> (&[f32], usize) {
         let w = PANEL.min(self.n - j0);
-        (&self.panels[j0 * self.k..(j0 + w) * self.k], w)
+        (&self.panels[j0 * self.k..(j0 + PANEL) * self.k], w)
     }
 }
 
 /// `C (m×n) = A (m×k) · B` with `B` packed once by [`PackedF32::new`]. Each output element
 /// is computed exactly as by [`gemm_f32`] with fewer than 8 rows: accumulated over `k` in
 /// order (FMA in the SIMD versions), so results do not depend on `m` or on the threads.
+/// From 8 rows on the SIMD tiers run the cache-blocked kernels (`blocked.rs`), which keep
+/// that arithmetic bit for bit.
 ///
 /// # Panics
 /// When `a.len() != m·k` or `c.len() != m·n` (`[k, n]` = `b.shape()`).
@@ -87,12 +91,22 @@ pub fn gemm_f32_packed_with(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: &mu
         return;
     }
     let isa = isa.or_scalar();
+    if m >= blocked::MIN_ROWS {
+        if let Some(pa) = blocked::packed_a(isa, m, k, a) {
+            for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+                let panels = blocked::Panels::F32(&b.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k]);
+                let done = blocked::gemm_cols(isa, m, k, &pa, panels, j1 - j0, out, ld);
+                debug_assert!(done, "blocked kernels exist for {isa}");
+            });
+            return;
+        }
+    }
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
         for p0 in (j0..j1).step_by(PANEL) {
             let (panel, w) = b.panel(p0);
             let o = &mut out[p0 - j0..];
-            if !arch::gemm_f32_cols(isa, m, w, k, a, panel, 0, w, o, ld) {
-                gemm_f32_cols_scalar(m, w, k, a, panel, 0, w, o, ld);
+            if !arch::gemm_f32_cols(isa, m, PANEL, k, a, panel, 0, w, o, ld) {
+                gemm_f32_cols_scalar(m, PANEL, k, a, panel, 0, w, o, ld);
             }
         }
     });
@@ -132,6 +146,12 @@ pub fn gemm_f32_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
         return;
     }
     let isa = isa.or_scalar();
+    if m >= blocked::MIN_ROWS && arch::blocked_row_tile(isa).is_some() {
+        // Many rows: B packed into panels (k·n moves against m·n·k FMAs) and the blocked
+        // kernels, the same arithmetic as `gemm_f32_packed`.
+        gemm_f32_packed_with(isa, m, a, &PackedF32::new(k, n, b), c);
+        return;
+    }
     if isa != Isa::Scalar && m >= TRANSPOSE_MIN_M {
         // Enough rows to pay for one transposition of B (n·k moves against m·n·k FMAs): the
         // dot-product kernel reads B contiguously.

@@ -160,12 +160,15 @@ pub fn matmul_integer_packed_with(
     let ki = k as i32;
     let isa = isa.or_scalar();
     let panel_len = k4 / 4 * PANEL * 4;
+    // Many rows: A in tiles of 8 rows for the k-blocked kernel.
+    let apt = if m >= TILED_MIN_ROWS && isa == Isa::Avx512Vnni { tile_a(m, k4, &ap) } else { Vec::new() };
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
         for p0 in (j0..j1).step_by(PANEL) {
             let panel = &panels[p0 / PANEL * panel_len..(p0 / PANEL + 1) * panel_len];
             let w = PANEL.min(n - p0);
             let o = &mut out[p0 - j0..];
-            if !arch::int8_packed_panel(isa, m, k4, &ap, panel, w, o, ld) {
+            let done = !apt.is_empty() && arch::int8_packed_panel_tiled(isa, m, k4, &apt, panel, w, o, ld);
+            if !done && !arch::int8_packed_panel(isa, m, k4, &ap, panel, w, o, ld) {
                 int8_packed_panel_scalar(m, k4, &ap, panel, w, o, ld);
             }
             let sums_b = &col_sums[p0..p0 + w];
@@ -196,6 +199,26 @@ pub fn matmul_integer_packed_with(
             }
         }
     });
+}
+
+/// From this many rows of `A` on, the VNNI path packs `A` in tiles ([`tile_a`]).
+const TILED_MIN_ROWS: usize = 8;
+/// Rows per tile of [`tile_a`].
+const TILE_ROWS: usize = 8;
+
+/// The padded rows `ap` (`m×k4`) in tiles of 8 rows: tile `t`, group `g` (4 `k`) holds the 4
+/// bytes of rows `8t..8t + 8` side by side (32 bytes), rows past `m` zero.
+fn tile_a(m: usize, k4: usize, ap: &[u8]) -> Vec<u8> {
+    let tiles = m.div_ceil(TILE_ROWS);
+    let mut out = vec![0u8; tiles * TILE_ROWS * k4];
+    for i in 0..m {
+        let (t, r) = (i / TILE_ROWS, i % TILE_ROWS);
+        for g in 0..k4 / 4 {
+            let at = t * TILE_ROWS * k4 + g * TILE_ROWS * 4 + r * 4;
+            out[at..at + 4].copy_from_slice(&ap[i * k4 + 4 * g..i * k4 + 4 * g + 4]);
+        }
+    }
+    out
 }
 
 /// `D = Σ a'·b'` of the `m` padded rows `ap` (`m×k4` unsigned bytes) against one VNNI panel,

@@ -33,6 +33,7 @@
 use rayon::prelude::*;
 
 use crate::arch;
+use crate::blocked;
 use crate::bnb4::{Bnb4Nf4, NF4_CODE};
 use crate::dispatch::{selected, Isa};
 use crate::f32_gemm;
@@ -382,9 +383,17 @@ pub fn matmul_packed4_f32_with(isa: Isa, m: usize, a: &[f32], w: &Packed4Bit, c:
     });
 }
 
-/// `A` with rows zero-padded to `kp` (what the SIMD GEMV reads); empty when not needed.
+/// `A` as the SIMD kernels read it: with more than [`GEMV_MAX_ROWS`] rows, packed for the
+/// blocked GEMM (`blocked::pack_a`, empty when `isa` has no blocked kernels); otherwise rows
+/// zero-padded to `kp` for the GEMV (empty when `kp == k`). Empty on the scalar path.
 pub(crate) fn padded_rows(m: usize, k: usize, kp: usize, a: &[f32], isa: Isa) -> Vec<f32> {
-    if isa == Isa::Scalar || m > GEMV_MAX_ROWS || kp == k {
+    if isa == Isa::Scalar {
+        return Vec::new();
+    }
+    if m > GEMV_MAX_ROWS {
+        return blocked::packed_a(isa, m, k, a).unwrap_or_default();
+    }
+    if kp == k {
         return Vec::new();
     }
     let mut out = vec![0.0f32; m * kp];
@@ -394,8 +403,9 @@ pub(crate) fn padded_rows(m: usize, k: usize, kp: usize, a: &[f32], isa: Isa) ->
     out
 }
 
-/// `width` output columns from whole tiles: the GEMV kernels (`m ≤ 4`), the f32 GEMM on
-/// dequantized rows (`m > 4`), or the scalar reference. `a_pad` is [`padded_rows`]'s.
+/// `width` output columns from whole tiles: the GEMV kernels (`m ≤ 4`), the blocked f32 GEMM
+/// on panels dequantized `KC` elements at a time (`m > 4`; without blocked kernels, the f32
+/// GEMM on dequantized rows), or the scalar reference. `a_pad` is [`padded_rows`]'s.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tiles_cols(
     isa: Isa,
@@ -421,6 +431,11 @@ pub(crate) fn tiles_cols(
                 out[i * ld + jj] = s;
             }
         }
+        return;
+    }
+    if m > GEMV_MAX_ROWS && !a_pad.is_empty() {
+        let done = blocked::gemm_cols(isa, m, k, a_pad, blocked::Panels::Q4(t), width, out, ld);
+        debug_assert!(done, "blocked kernels exist for {isa}");
         return;
     }
     if m > GEMV_MAX_ROWS {
@@ -471,8 +486,10 @@ pub(crate) fn matmul_nbits_simd(isa: Isa, m: usize, a: &[f32], w: &NBitsQ4<'_>, 
 pub(crate) fn matmul_nf4_simd(isa: Isa, m: usize, a: &[f32], w: &Bnb4Nf4<'_>, c: &mut [f32]) {
     debug_assert!(w.k.is_multiple_of(w.block_size));
     let (n, k) = (w.n, w.k);
+    // k is whole blocks: the GEMV needs no padding, the blocked GEMM its packed A.
+    let a_pad = padded_rows(m, k, k, a, isa);
     for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
-        cols_from_source(isa, Source::Nf4(w), m, a, &[], j0, j1, out, ld);
+        cols_from_source(isa, Source::Nf4(w), m, a, &a_pad, j0, j1, out, ld);
     });
 }
 

@@ -37,23 +37,28 @@ where
         });
         return;
     }
-    // Several rows: each task computes its column block into its own buffer, copied into
-    // place afterwards (m × n extra writes against m × n × k multiply-adds).
-    let chunks = n.div_ceil(chunk);
-    let blocks: Vec<Vec<T>> = (0..chunks)
-        .into_par_iter()
-        .map(|i| {
-            let (j0, j1) = (i * chunk, ((i + 1) * chunk).min(n));
-            let mut buf = vec![T::default(); m * (j1 - j0)];
-            f(j0, j1, &mut buf, j1 - j0);
-            buf
-        })
-        .collect();
-    for (i, buf) in blocks.iter().enumerate() {
-        let j0 = i * chunk;
-        let w = buf.len() / m;
+    // Several rows: each task computes its column block into its own buffer (freed right
+    // away, so the allocator hands the same memory to the next task instead of fresh pages)
+    // and copies it into place (m × n extra writes against m × n × k multiply-adds).
+    let dst = SharedOut(c.as_mut_ptr());
+    let dst = &dst;
+    (0..n.div_ceil(chunk)).into_par_iter().for_each(|i| {
+        let (j0, j1) = (i * chunk, ((i + 1) * chunk).min(n));
+        let w = j1 - j0;
+        let mut buf = vec![T::default(); m * w];
+        f(j0, j1, &mut buf, w);
         for r in 0..m {
-            c[r * n + j0..r * n + j0 + w].copy_from_slice(&buf[r * w..(r + 1) * w]);
+            // SAFETY: `dst` points at `c` (m × n), borrowed mutably for this whole call and
+            // written only here, through raw pointers: row r, columns j0..j1, which no other
+            // task writes (the column ranges are disjoint); `buf` holds m × w elements.
+            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr().add(r * w), dst.0.add(r * n + j0), w) };
         }
-    }
+    });
 }
+
+/// `C`'s base pointer, shared by the tasks that write its disjoint column blocks.
+struct SharedOut<T>(*mut T);
+
+// SAFETY: the tasks write disjoint elements through it (see `for_column_ranges`), and `T` is
+// `Send`.
+unsafe impl<T: Send> Sync for SharedOut<T> {}

@@ -42,6 +42,67 @@ pub(crate) fn gemm_f32_cols(
     }
 }
 
+/// Rows of `A` per packed tile of the blocked f32 GEMM on `isa`, `None` without one.
+pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::blocked::row_tile(isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        None
+    }
+}
+
+/// The blocked GEMM's micro-kernels over one `kc × 32` panel `b` (row stride 32): for every
+/// row `i < m`, `out[i, 0..w] (+)= Σ_{kk < kc} A[i, kc0 + kk]·b[kk, 0..w]`, `A` packed in row
+/// tiles by `blocked::pack_a` (`pa`, `k` columns), accumulating onto `out` when `kc0 > 0`.
+pub(crate) fn blocked_panel(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    kc0: usize,
+    kc: usize,
+    pa: &[f32],
+    b: &[f32],
+    w: usize,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::blocked::panel(isa, m, k, kc0, kc, pa, b, w, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k, kc0, kc, pa, b, w, out, ld);
+        false
+    }
+}
+
+/// Rows of tiles `tile0..tile0 + 8` of `t` (32 weight rows, zeros past `t.tiles`) dequantized
+/// into a `B` panel of the blocked GEMM: `buf[kk - kc0][c]` = element `kk` of row `c`, for
+/// `kk` in `kc0..` the end of the 16-element group holding `kc0 + kc - 1`.
+pub(crate) fn q4_dequant_panel(
+    isa: Isa,
+    t: &Tiles4<'_>,
+    tile0: usize,
+    kc0: usize,
+    kc: usize,
+    buf: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::blocked::q4_dequant_panel(isa, t, tile0, kc0, kc, buf)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, t, tile0, kc0, kc, buf);
+        false
+    }
+}
+
 /// f32 GEMM with `B` as `n×k`, columns `j0..j1` (see `f32_gemm::gemm_f32_bt_cols_scalar`).
 pub(crate) fn gemm_f32_bt_cols(
     isa: Isa,
@@ -85,6 +146,55 @@ pub(crate) fn int8_packed_panel(
     {
         let _ = (isa, m, k4, ap, panel, w, out, ld);
         false
+    }
+}
+
+/// [`int8_packed_panel`] with `A` packed in tiles of 8 rows (`int8_packed::tile_a`): the
+/// same sums, blocked along `k` for many rows.
+pub(crate) fn int8_packed_panel_tiled(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_packed::panel_tiled(isa, m, k4, apt, panel, w, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k4, apt, panel, w, out, ld);
+        false
+    }
+}
+
+/// Leading elements of [`crate::sigmoid_f32`] done with SIMD (whole vectors; 0 without).
+pub(crate) fn sigmoid_f32(isa: Isa, x: &[f32], out: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::exp::sigmoid_f32(isa, x, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, x, out);
+        0
+    }
+}
+
+/// Leading elements of [`crate::exp_shifted_f64`] done with SIMD (whole vectors; 0 without).
+pub(crate) fn exp_shifted_f64(isa: Isa, x: &[f32], shift: f64, out: &mut [f64]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::exp::exp_shifted_f64(isa, x, shift, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, x, shift, out);
+        0
     }
 }
 

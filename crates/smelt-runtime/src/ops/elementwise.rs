@@ -93,12 +93,52 @@ pub(crate) fn binary_values(
     c: &OpCtx<'_>,
     a: &Value,
     b: &Value,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Value, RuntimeError> {
     same_dtype(c, a, b)?;
     let out = out_shape(c, a, b)?;
     let (ash, bsh) = (&a.shape, &b.shape);
+    // f32 with equal shapes or a one-element operand (scales, biases of a whole tensor):
+    // shared out over the pool, each element computed as below.
+    if let (Data::F32(x), Data::F32(y)) = (&a.data, &b.data) {
+        let f = |p: f32, q: f32| arith_elem(p, q, ff, fi);
+        if *ash == out && *bsh == out {
+            return Ok(Value::new(out, Data::F32(super::par::zip_map(x, y, f))));
+        }
+        if *ash == out && y.len() == 1 {
+            let q = y[0];
+            return Ok(Value::new(out, Data::F32(super::par::map(x, |p| f(p, q)))));
+        }
+        if *bsh == out && x.len() == 1 {
+            let p = x[0];
+            return Ok(Value::new(out, Data::F32(super::par::map(y, |q| f(p, q)))));
+        }
+        // One operand repeated along the other's leading dims (per-channel scales, biases,
+        // norm weights): row by row.
+        let trailing = |small: &[usize]| {
+            let s = &small[small.iter().take_while(|&&d| d == 1).count()..];
+            !s.is_empty() && out.ends_with(s)
+        };
+        if *ash == out && trailing(bsh) && !y.is_empty() {
+            let mut o = vec![0f32; x.len()];
+            super::par::for_rows(x, &mut o, y.len(), |(xr, or)| {
+                for ((o, &p), &q) in or.iter_mut().zip(xr).zip(y) {
+                    *o = f(p, q);
+                }
+            });
+            return Ok(Value::new(out, Data::F32(o)));
+        }
+        if *bsh == out && trailing(ash) && !x.is_empty() {
+            let mut o = vec![0f32; y.len()];
+            super::par::for_rows(y, &mut o, x.len(), |(yr, or)| {
+                for ((o, &q), &p) in or.iter_mut().zip(yr).zip(x) {
+                    *o = f(p, q);
+                }
+            });
+            return Ok(Value::new(out, Data::F32(o)));
+        }
+    }
     macro_rules! go {
         ($($var:ident),*) => {
             match (&a.data, &b.data) {
@@ -113,8 +153,8 @@ pub(crate) fn binary_values(
 
 fn arith(
     c: &OpCtx<'_>,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Vec<Value>, RuntimeError> {
     Ok(vec![binary_values(c, c.input(0)?, c.input(1)?, ff, fi)?])
 }
@@ -141,8 +181,8 @@ fn pow(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 
 fn variadic(
     c: &OpCtx<'_>,
-    ff: impl Fn(f64, f64) -> f64 + Copy,
-    fi: impl Fn(i64, i64) -> i64 + Copy,
+    ff: impl Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Vec<Value>, RuntimeError> {
     let mut acc = c.input(0)?.clone();
     for i in 1..c.inputs.len() {

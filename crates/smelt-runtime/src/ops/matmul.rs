@@ -44,17 +44,16 @@ pub(crate) fn matmul_f32(
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
     let mut out = vec![0f32; nb * m * n];
-    for bi in 0..nb {
-        let a_off = ia[bi] * m * k;
-        let b_off = ib[bi] * k * n;
-        smelt_kernels::gemm_f32(
-            m,
-            n,
-            k,
-            &a[a_off..a_off + m * k],
-            &b[b_off..b_off + k * n],
-            &mut out[bi * m * n..(bi + 1) * m * n],
-        );
+    let one = |(bi, o): (usize, &mut [f32])| {
+        let (a_off, b_off) = (ia[bi] * m * k, ib[bi] * k * n);
+        smelt_kernels::gemm_f32(m, n, k, &a[a_off..a_off + m * k], &b[b_off..b_off + k * n], o);
+    };
+    if nb > 1 && m * n > 0 && m * n * k >= 1 << 16 {
+        // Batched (attention heads): the batch items over the pool, each computed as alone.
+        use rayon::prelude::*;
+        out.par_chunks_mut(m * n).enumerate().for_each(one);
+    } else if m * n > 0 {
+        out.chunks_mut(m * n).enumerate().for_each(one);
     }
     let mut shape = batch;
     if !a_vec {

@@ -150,7 +150,8 @@ fn softmax_rows_f32(v: &[f32], len: usize, log: bool) -> Vec<f32> {
     }
     let row = |(x, o): (&[f32], &mut [f32])| {
         let max = x.iter().map(|&e| e as f64).fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = x.iter().map(|&e| (e as f64 - max).exp()).collect();
+        let mut e = vec![0f64; x.len()];
+        smelt_kernels::exp_shifted_f64(x, max, &mut e);
         let sum: f64 = e.iter().sum();
         if log {
             let ls = sum.ln();

@@ -76,11 +76,18 @@ pub(crate) fn permute<T: Copy>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let st: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let mut out = Vec::with_capacity(n);
-    let mut idx = vec![0usize; rank];
+    // Row by row along the last output dim (a slice copy when it is the input's last dim too),
+    // an odometer over the others.
+    let (inner, ist) = (out_shape[rank - 1], st[rank - 1]);
+    let mut idx = vec![0usize; rank - 1];
     let mut off = 0usize;
-    for _ in 0..n {
-        out.push(v[off]);
-        let mut d = rank;
+    for _ in 0..n / inner {
+        if ist == 1 {
+            out.extend_from_slice(&v[off..off + inner]);
+        } else {
+            out.extend((0..inner).map(|j| v[off + j * ist]));
+        }
+        let mut d = rank - 1;
         while d > 0 {
             d -= 1;
             idx[d] += 1;

@@ -106,7 +106,18 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("Log", |c| unary(c, f64::ln));
     r.onnx("Erf", |c| unary(c, libm::erf));
     r.onnx("Tanh", |c| unary(c, f64::tanh));
-    r.onnx("Sigmoid", |c| unary(c, sigmoid));
+    r.onnx("Sigmoid", |c| {
+        let x = c.input(0)?;
+        match &x.data {
+            // The same formula in f64 with a SIMD exp (smelt-kernels), in chunks over the pool.
+            Data::F32(v) => {
+                let mut out = vec![0f32; v.len()];
+                super::par::for_rows(v, &mut out, 1024, |(x, o)| smelt_kernels::sigmoid_f32(x, o));
+                Ok(vec![Value::new(x.shape.clone(), Data::F32(out))])
+            }
+            _ => unary(c, sigmoid),
+        }
+    });
     r.onnx("Relu", |c| unary_num(c, |x| if x > 0.0 { x } else { 0.0 }, |x| x.max(0)));
     r.onnx("Cos", |c| unary(c, f64::cos));
     r.onnx("Sin", |c| unary(c, f64::sin));
@@ -225,6 +236,11 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 fn cast_to(c: &OpCtx<'_>, x: &Value, dtype: DType) -> Result<Vec<Value>, RuntimeError> {
+    if let (Data::I32(v), DType::F32) = (&x.data, dtype) {
+        // MatMulInteger's output on its way to the scales: shared out over the pool (i32 → f32
+        // rounds to nearest, as through f64).
+        return Ok(vec![Value::new(x.shape.clone(), Data::F32(super::par::map(v, |e| e as f32)))]);
+    }
     let data = x.data.cast(dtype).ok_or_else(|| c.err(format!("Cast to {dtype} is not supported")))?;
     Ok(vec![Value::new(x.shape.clone(), data)])
 }

@@ -1,6 +1,11 @@
 //! The outer-product `vpdpbusd` kernel over a VNNI-packed `B` panel (see `int8_packed.rs`):
 //! up to 8 rows of `A` × 32 columns in 16 accumulators, one broadcast of 4 bytes of `a'` per
 //! row and two 64-byte loads of the panel per group of 4 `k`. Integer and exact.
+//!
+//! With many rows (`tiled`), `A` comes packed in tiles of 8 rows (the 4 bytes of each row for
+//! a group side by side, 32 bytes per group) and `k` is taken in blocks of [`KG`] groups, so a
+//! block of the panel (32 KiB) stays in L1 while every tile runs over it; the i32 sums carry
+//! across blocks through `out` (exact, so the same bits).
 
 use std::arch::x86_64::*;
 
@@ -49,6 +54,83 @@ unsafe fn panel_avx512vnni(
             4..=7 => unsafe { tile::<4>(i, k4, ap, panel, w, out, ld) },
             _ => unsafe { tile::<8>(i, k4, ap, panel, w, out, ld) },
         };
+    }
+}
+
+/// Groups of 4 `k` per block of the tiled kernel (`KG · 128` bytes of the panel).
+const KG: usize = 256;
+/// Rows per tile of the tiled layout.
+pub(crate) const TILE: usize = 8;
+
+/// See `arch::int8_packed_panel_tiled`.
+pub(crate) fn panel_tiled(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
+    if isa != Isa::Avx512Vnni {
+        return false;
+    }
+    assert!(k4 & 3 == 0 && apt.len() >= m.div_ceil(TILE) * TILE * k4);
+    assert!(panel.len() >= k4 / 4 * PANEL * 4 && w <= PANEL);
+    assert!(m == 0 || (out.len() >= (m - 1) * ld + w && ld >= w));
+    // SAFETY: the CPU has AVX512-VNNI (`isa` went through `or_scalar`, arch/mod.rs contract);
+    // the assertions above bound every load and store below.
+    unsafe { tiled_avx512vnni(m, k4, apt, panel, w, out, ld) };
+    true
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tiled_avx512vnni(
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) {
+    let groups = k4 / 4;
+    let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
+    for g0 in (0..groups).step_by(KG) {
+        let g1 = (g0 + KG).min(groups);
+        for t in 0..m.div_ceil(TILE) {
+            let rows = (m - t * TILE).min(TILE);
+            // SAFETY (whole body): bounds asserted by `panel_tiled`.
+            let op = unsafe { out.as_mut_ptr().add(t * TILE * ld) };
+            let ap = unsafe { apt.as_ptr().add(t * TILE * k4) };
+            let mut acc = [[_mm512_setzero_si512(); 2]; TILE];
+            if g0 > 0 {
+                for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                    unsafe {
+                        acc_r[0] = _mm512_maskz_loadu_epi32(m0, op.add(r * ld).cast());
+                        acc_r[1] = _mm512_maskz_loadu_epi32(m1, op.add(r * ld + 16).cast());
+                    }
+                }
+            }
+            for g in g0..g1 {
+                let bp = unsafe { panel.as_ptr().add(g * PANEL * 4) };
+                let (b0, b1) =
+                    unsafe { (_mm512_loadu_si512(bp.cast()), _mm512_loadu_si512(bp.add(64).cast())) };
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let a4 = unsafe { ap.add(g * TILE * 4 + r * 4).cast::<i32>().read_unaligned() };
+                    let av = _mm512_set1_epi32(a4);
+                    acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
+                    acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                unsafe {
+                    _mm512_mask_storeu_epi32(op.add(r * ld).cast(), m0, acc_r[0]);
+                    _mm512_mask_storeu_epi32(op.add(r * ld + 16).cast(), m1, acc_r[1]);
+                }
+            }
+        }
     }
 }
 

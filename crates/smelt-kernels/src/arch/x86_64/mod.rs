@@ -4,6 +4,8 @@
 //! a safe `*_cols` function that receives an [`Isa`](crate::Isa) the CPU has (see
 //! `arch/mod.rs`) and that asserts the slice lengths the raw loads rely on.
 
+pub(crate) mod blocked;
+pub(crate) mod exp;
 pub(crate) mod f32;
 pub(crate) mod int8;
 pub(crate) mod int8_packed;

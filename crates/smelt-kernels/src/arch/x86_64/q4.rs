@@ -173,7 +173,7 @@ unsafe fn tiles_avx512<const M: usize, const ZP: bool>(
 /// Lookup of the low 4 bits of each lane in a 16-entry table held as two 8-entry halves.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn lookup16(idx: __m256i, lo: __m256, hi: __m256) -> __m256 {
+pub(super) fn lookup16(idx: __m256i, lo: __m256, hi: __m256) -> __m256 {
     let from_lo = _mm256_permutevar8x32_ps(lo, idx);
     let from_hi = _mm256_permutevar8x32_ps(hi, idx);
     _mm256_blendv_ps(from_lo, from_hi, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(idx)))

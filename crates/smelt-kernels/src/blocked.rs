@@ -1,0 +1,91 @@
+//! Cache-blocked f32 GEMM over 32-column `B` panels, for matmuls with several rows of `A`
+//! (prefill): [`crate::gemm_f32_packed`] from [`MIN_ROWS`] rows on, and the 4-bit weights
+//! ([`crate::Packed4Bit`]) with more than `GEMV_MAX_ROWS` rows, whose panels are dequantized
+//! here, `KC` elements at a time, into a buffer that stays in L1 while every row of `A` runs
+//! over it (the dequantization is paid once per call, not once per row).
+//!
+//! Loop nest (per column chunk of a task, as in BLIS): `kc` blocks of [`KC`] along `k`, then
+//! 32-column panels (a `KC × 32` panel is 32 KiB), then row tiles of `A` (packed once per call
+//! by [`pack_a`] so that a tile's `kk` step is one contiguous run of floats). The micro-kernels
+//! (arch) carry each output's FMA chain across `kc` blocks through `C`, so an element is the
+//! same chain of in-order FMAs as the unblocked kernel's: blocking changes no bit.
+
+use crate::arch;
+use crate::dispatch::Isa;
+use crate::packed4::Tiles4;
+
+/// Elements of `k` per block: a multiple of 16 (the 4-bit groups).
+pub(crate) const KC: usize = 256;
+/// Columns per panel.
+pub(crate) const NR: usize = 32;
+/// From this many rows of `A` on, [`crate::gemm_f32_packed`] runs the blocked kernels.
+pub(crate) const MIN_ROWS: usize = 8;
+
+/// `A` (`m×k`) packed in tiles of `mr` rows for the micro-kernels: tile `t` holds
+/// `[kk][r]` = `A[t·mr + r, kk]`, rows past `m` zero.
+pub(crate) fn pack_a(m: usize, k: usize, a: &[f32], mr: usize) -> Vec<f32> {
+    let tiles = m.div_ceil(mr);
+    let mut out = vec![0.0f32; tiles * mr * k];
+    for (t, tile) in out.chunks_mut((mr * k).max(1)).enumerate().take(tiles) {
+        for r in 0..mr.min(m - t * mr) {
+            let row = &a[(t * mr + r) * k..(t * mr + r + 1) * k];
+            for (kk, &v) in row.iter().enumerate() {
+                tile[kk * mr + r] = v;
+            }
+        }
+    }
+    out
+}
+
+/// `A` packed for the blocked kernels of `isa`, or `None` when `isa` has none.
+pub(crate) fn packed_a(isa: Isa, m: usize, k: usize, a: &[f32]) -> Option<Vec<f32>> {
+    arch::blocked_row_tile(isa).map(|mr| pack_a(m, k, a, mr))
+}
+
+/// Where the panels of `B` come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Panels<'a> {
+    /// `k × 32` panels, contiguous (a [`crate::PackedF32`]'s, from the chunk's first column).
+    F32(&'a [f32]),
+    /// Whole 4-bit tiles from the chunk's first column, dequantized panel by panel.
+    Q4(&'a Tiles4<'a>),
+}
+
+/// `width` columns of `C = A·B` into `out` (row stride `ld`) with `A` packed by [`packed_a`]
+/// for `isa` (which has blocked kernels). Returns `false` if a kernel is missing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_cols(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    pa: &[f32],
+    b: Panels<'_>,
+    width: usize,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    let panels = width.div_ceil(NR);
+    let mut buf = match b {
+        Panels::Q4(_) => vec![0.0f32; KC * NR],
+        Panels::F32(_) => Vec::new(),
+    };
+    for kc0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - kc0);
+        for p in 0..panels {
+            let w = NR.min(width - p * NR);
+            let panel: &[f32] = match b {
+                Panels::F32(all) => &all[(p * k + kc0) * NR..(p * k + kc0 + kc) * NR],
+                Panels::Q4(t) => {
+                    if !arch::q4_dequant_panel(isa, t, p * NR / crate::TILE_ROWS, kc0, kc, &mut buf) {
+                        return false;
+                    }
+                    &buf[..kc * NR]
+                }
+            };
+            if !arch::blocked_panel(isa, m, k, kc0, kc, pa, panel, w, &mut out[p * NR..], ld) {
+                return false;
+            }
+        }
+    }
+    true
+}
