@@ -284,7 +284,8 @@ mod tests {
         assert_eq!(p[1], 122);
         assert_eq!(unpack_base3(&p, 6).unwrap(), vec![1, -1, 0, 1, 0, 1]);
         // Every byte 0..=242 is one combination of five digits, and back.
-        let all: Vec<i8> = (0..243 * 5).map(|i| ((i / 5) / 3usize.pow((i % 5) as u32) % 3) as i8 - 1).collect();
+        let all: Vec<i8> =
+            (0..243 * 5).map(|i| ((i / 5) / 3usize.pow((i % 5) as u32) % 3) as i8 - 1).collect();
         let packed = pack_base3(&all).unwrap();
         assert_eq!(packed, (0..=242u8).collect::<Vec<_>>());
         assert_eq!(unpack_base3(&packed, all.len()).unwrap(), all);

@@ -142,9 +142,10 @@ fn generator_ternary_blobs_decode_to_the_generator_values() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/blob");
     let path = root.join("quant-schemes.smelt");
     let blob = smelt_formats::blob::read(&path).unwrap();
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("quant-schemes.smelt.reference.json")).unwrap())
-            .unwrap();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("quant-schemes.smelt.reference.json")).unwrap(),
+    )
+    .unwrap();
     let mut checked = 0;
     for t in reference["tensors"].as_array().unwrap() {
         let Some(want) = t.get("values") else { continue };
