@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use serde::Serialize;
-use smelt_formats::blob::{self, layout, Blob, BlobMetadata, Entry};
+use smelt_formats::blob::{self, layout, BlobMetadata, Entry};
 
 use super::{arch_line, graph_summary, meta_entry, Architecture, GraphSummary, InspectArgs, MetaEntry};
 use crate::size;
