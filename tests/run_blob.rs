@@ -88,6 +88,7 @@ fn quantized_blobs_match_onnxruntime_on_independently_dequantized_weights() {
         ("nf4", &["--quant", "nf4"], "nf4"),
         ("nf4-dq", &["--quant", "nf4", "--double-quant"], "nf4"),
         ("ternary", &["--quant", "ternary"], "ternary2"),
+        ("ternary-base3", &["--quant", "ternary", "--base3"], "ternary3"),
         ("f16", &["--quant", "f16"], "raw"),
         ("bf16", &["--quant", "bf16"], "raw"),
     ];

@@ -14,6 +14,8 @@ use smelt_formats::{MetaValue, Model};
 
 use crate::size;
 
+mod blob;
+
 /// Arrays longer than this are summarised (type and length) rather than listed, in both
 /// renderings, unless `--full-metadata` is given.
 const ARRAY_INLINE_MAX: usize = 16;
@@ -21,8 +23,8 @@ const ARRAY_INLINE_MAX: usize = 16;
 /// Arguments of `smelt inspect`.
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// A model file (.safetensors, model.safetensors.index.json, .onnx, .gguf) or a checkpoint
-    /// directory.
+    /// A model file (.safetensors, model.safetensors.index.json, .onnx, .gguf, a smelt blob
+    /// .smelt) or a checkpoint directory.
     path: PathBuf,
     /// Add a table of every tensor: name, dtype, shape, bytes, file offset.
     #[arg(long)]
@@ -139,9 +141,20 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     if let Some(code) = crate::delta::inspect_update(&args.path, args.json)? {
         return Ok(code);
     }
+    let mut out = String::new();
+    if blob::is_blob(&args.path) {
+        let report = blob::build(args)?;
+        if args.json {
+            out = serde_json::to_string_pretty(&report)?;
+            out.push('\n');
+        } else {
+            blob::render_text(&report, &mut out);
+        }
+        print!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let model = smelt_formats::open(&args.path)?;
     let report = build(&model, args);
-    let mut out = String::new();
     if args.json {
         out = serde_json::to_string_pretty(&report)?;
         out.push('\n');

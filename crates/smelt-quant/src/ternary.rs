@@ -24,15 +24,13 @@
 //!   `4k + i` in bits `2i .. 2i + 2` of byte `k` (first element in the lowest bits). This is
 //!   TQ2_0's per-weight code but not its order: TQ2_0 interleaves 32 bytes per 128 weights
 //!   inside 256-weight blocks with an f16 scale each.
-//! - [`pack_base3`]: five weights per byte. The byte encoding is ggml TQ1_0's: digits `q + 1`,
-//!   the first element the most significant base-3 digit, `v = Σ d_n · 3^(4 - n)` (0..=242)
-//!   stored as `ceil(v · 256 / 243)`, a fixed-point fraction from which digit `n` comes back
-//!   as `((byte · 3^n) mod 256 · 3) >> 8` with no division
-//!   ([`crate::ggml::ternary::tq1_digit`], shared with the TQ1_0 decoder). The element order
-//!   is not TQ1_0's: byte `k` holds elements `5k .. 5k + 5` in sequence, where TQ1_0 strides
-//!   by 32 and 16 bytes and puts the last 16 weights of each 256-block four to a byte in `qh`.
-//!   Plain `Σ d_i · 3^i` would need a division per digit to decode; this encoding decodes with
-//!   a multiply and a shift, in SIMD, exactly as the TQ1_0 kernels do.
+//! - [`pack_base3`]: five weights per byte in plain base 3, as docs/blob-format.md specifies
+//!   for the blob's `ternary3` scheme: digits `d = q + 1` in {0, 1, 2}, byte `k` holds elements
+//!   `5k .. 5k + 5` as `Σ d_i · 3^i` (0..=242, the first element the least significant digit),
+//!   so digit `i` is `byte / 3^i mod 3`. This is not ggml TQ1_0's byte encoding (first
+//!   element most significant, stored as the fixed-point fraction `ceil(v · 256 / 243)`; see
+//!   [`crate::ggml::ternary`]): the blob's format is read by plain C readers, for which the
+//!   division-by-constant form is the simplest to get right.
 //! - [`pack_2bit_hf_rows`]: transformers' BitNet checkpoint layout (`pack_weights`): a
 //!   `[rows, cols]` weight becomes `[ceil(rows / 4), cols]` bytes, byte `[r, c]` holding rows
 //!   `r`, `r + R`, `r + 2R`, `r + 3R` (`R = ceil(rows / 4)`) of column `c` in bits 0-1, 2-3,
@@ -41,7 +39,6 @@
 //! In the two sequential packings a last partial byte is padded with the code of 0 (`1`),
 //! so a decoder that runs past the element count adds zero weights.
 
-use crate::ggml::ternary::tq1_digit;
 use crate::rounding::{round_half_even, TorchReduction};
 use crate::scheme_error::{check_shape, SchemeError};
 
@@ -191,29 +188,38 @@ pub fn unpack_2bit(bytes: &[u8], count: usize) -> Result<Vec<i8>, SchemeError> {
         .collect()
 }
 
-/// Packs ternary codes five per byte in TQ1_0's byte encoding (see the module documentation).
+/// Packs ternary codes five per byte in plain base 3, first element least significant (see
+/// the module documentation); unused digits of the last byte are 1 (code 0).
 ///
 /// Errors: a code outside {-1, 0, 1}.
 pub fn pack_base3(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
     let mut out = Vec::with_capacity(codes.len().div_ceil(5));
     for start in (0..codes.len()).step_by(5) {
-        let mut v = 0u16;
-        for i in start..start + 5 {
+        let mut v = 0u8;
+        // Horner from the most significant digit (element start + 4) down: max 242, fits a u8.
+        for i in (start..start + 5).rev() {
             let digit = if i < codes.len() { checked_code(codes, i)? } else { 1 };
-            v = v * 3 + digit as u16;
+            v = v * 3 + digit;
         }
-        // Ceiling division, as ggml's quantize_row_tq1_0_ref (243 = 3^5).
-        out.push((v * 256).div_ceil(243) as u8);
+        out.push(v);
     }
     Ok(out)
 }
 
-/// Unpacks `count` codes packed by [`pack_base3`]. Every byte decodes to some digits.
+/// Unpacks `count` codes packed by [`pack_base3`]: element `5k + i` is `byte_k / 3^i mod 3`,
+/// minus 1.
 ///
-/// Errors: `bytes` is not `ceil(count / 5)` long.
+/// Errors: `bytes` is not `ceil(count / 5)` long; a byte above 242 (`3^5 - 1`), whose fifth
+/// digit would be 3 or more, when that digit is one of the `count` elements.
 pub fn unpack_base3(bytes: &[u8], count: usize) -> Result<Vec<i8>, SchemeError> {
     check_packed_len(bytes, count, count.div_ceil(5))?;
-    Ok((0..count).map(|i| (tq1_digit(bytes[i / 5], i % 5) - 1) as i8).collect())
+    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+    (0..count)
+        .map(|i| match bytes[i / 5] / POW3[i % 5] {
+            d if i % 5 == 4 && d > 2 => Err(SchemeError::Code { index: i, code: d as i32 }),
+            d => Ok((d % 3) as i8 - 1),
+        })
+        .collect()
 }
 
 /// Packs a row-major `[rows, cols]` ternary weight in transformers' BitNet layout
@@ -320,18 +326,21 @@ mod tests {
 
     #[test]
     fn golden_bytes_base3() {
-        // digits 2,0,1,2,1 -> v = 2*81 + 0*27 + 1*9 + 2*3 + 1 = 178, ceil(178*256/243) = 188.
+        // digits 2,0,1,2,1 (first least significant) -> 2 + 0*3 + 1*9 + 2*27 + 1*81 = 146.
         let p = pack_base3(&[1, -1, 0, 1, 0, 1]).unwrap();
-        assert_eq!(p[0], 188);
-        // second byte: digits 2,1,1,1,1 (padding) -> v = 162+27+9+3+1 = 202 -> ceil(212.8) = 213
-        assert_eq!(p[1], 213);
+        assert_eq!(p[0], 146);
+        // second byte: digit 2 then padding 1,1,1,1 -> 2 + 3 + 9 + 27 + 81 = 122
+        assert_eq!(p[1], 122);
         assert_eq!(unpack_base3(&p, 6).unwrap(), vec![1, -1, 0, 1, 0, 1]);
-        // All 3^5 digit combinations survive the round trip.
+        // Every byte 0..=242 is one combination of five digits, and back.
         let all: Vec<i8> =
-            (0..243 * 5).map(|i| ((i / 5) / 3usize.pow(4 - (i % 5) as u32) % 3) as i8 - 1).collect();
+            (0..243 * 5).map(|i| ((i / 5) / 3usize.pow((i % 5) as u32) % 3) as i8 - 1).collect();
         let packed = pack_base3(&all).unwrap();
-        assert_eq!(packed.len(), 243);
+        assert_eq!(packed, (0..=242u8).collect::<Vec<_>>());
         assert_eq!(unpack_base3(&packed, all.len()).unwrap(), all);
+        // 243 = digits 0,0,0,0,3: the fifth digit is out of range, unless it is not asked for.
+        assert!(matches!(unpack_base3(&[243], 5), Err(SchemeError::Code { index: 4, code: 3 })));
+        assert_eq!(unpack_base3(&[243], 4).unwrap(), vec![-1; 4]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! smelt's ternary quantizer against BitNet b1.58's reference `weight_quant` (torch, 2
 //! threads), bit for bit: codes, mean |W|, scale and dequantized weights; its packings against
-//! numpy implementations of the documented layouts, gguf-py's TQ1_0 quantizer (for the base-3
-//! byte encoding) and transformers' BitNet `pack_weights` (fixtures/quant/ternary).
+//! numpy implementations of the documented layouts (the base-3 one is blob-format.md's
+//! `ternary3`, not TQ1_0's byte encoding, which a gguf-py TQ1_0 block checks) and transformers' BitNet `pack_weights` (fixtures/quant/ternary).
 
 mod quant_refs;
 
@@ -63,14 +63,28 @@ fn thread_count_matters_for_big_tensors() {
     assert_ne!(one.to_bits(), want[0].to_bits());
 }
 
+/// ggml's TQ1_0 keeps its own byte encoding (not the blob's plain base 3): gguf-py quantized a
+/// block whose weight m + 32n is code 5m + n of w_32x256, and smelt's TQ1_0 decoder gives those
+/// codes back, times the block scale.
 #[test]
-fn base3_bytes_are_tq1_0_bytes() {
-    // gguf-py quantized a TQ1_0 block whose weight m + 32n is code 5m + n of w_32x256, so its
-    // first 32 qs bytes must be smelt's base-3 bytes of the first 160 codes.
+fn tq1_0_block_decodes_to_its_codes() {
+    use smelt_quant::ggml::ternary::BlockTQ1_0;
+    use smelt_quant::ggml::Block;
     let codes = i8s("ternary/w_32x256.codes.npy");
-    let block = u8s("ternary/tq1_0_block.npy");
-    assert_eq!(block.len(), 54);
-    assert_same("TQ1_0 qs", &pack_base3(&codes[..160]).unwrap(), &block[..32]);
+    let bytes = u8s("ternary/tq1_0_block.npy");
+    assert_eq!(bytes.len(), 54);
+    let block: BlockTQ1_0 = bytemuck::pod_read_unaligned(&bytes);
+    let mut out = [0f32; 256];
+    block.dequantize(&mut out);
+    let d = half::f16::from_le_bytes(block.d).to_f32();
+    assert!(d > 0.0);
+    for m in 0..32 {
+        for n in 0..5 {
+            assert_eq!(out[m + 32 * n], codes[5 * m + n] as f32 * d, "weight {}", m + 32 * n);
+        }
+    }
+    // The blob's base-3 bytes of the same 160 codes are not TQ1_0's qs bytes.
+    assert_ne!(pack_base3(&codes[..160]).unwrap(), block.qs[..32].to_vec());
 }
 
 mod properties {

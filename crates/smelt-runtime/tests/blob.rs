@@ -132,3 +132,38 @@ fn int4_with_g_idx_dequantizes_by_the_documented_formula() {
     assert_eq!(out[0].0, "y");
     assert_eq!(out[0].1.data, Data::F32(want));
 }
+
+/// The ternary tensors of `fixtures/blob/quant-schemes.smelt`, written by
+/// `tools/fixtures/gen_blob.py` (numpy, packing the spec's way: base 3 first element least
+/// significant, 2 bits first element lowest) decode with the codes and scale the runtime uses to
+/// the values the generator recorded.
+#[test]
+fn generator_ternary_blobs_decode_to_the_generator_values() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/blob");
+    let path = root.join("quant-schemes.smelt");
+    let blob = smelt_formats::blob::read(&path).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("quant-schemes.smelt.reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for t in reference["tensors"].as_array().unwrap() {
+        let Some(want) = t.get("values") else { continue };
+        let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let name = t["name"].as_str().unwrap();
+        let e = blob.entry(name).unwrap();
+        let n = e.numel() as usize;
+        let codes = match e.scheme {
+            Scheme::Ternary2 => smelt_quant::ternary::unpack_2bit(&e.data.bytes, n),
+            Scheme::Ternary3 => smelt_quant::ternary::unpack_base3(&e.data.bytes, n),
+            other => panic!("{name}: {other:?}"),
+        }
+        .unwrap();
+        let s = e.scales.as_ref().unwrap().bytes.clone();
+        let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let got: Vec<f32> = codes.iter().map(|&q| q as f32 * scale).collect();
+        assert_eq!(got, want, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}
