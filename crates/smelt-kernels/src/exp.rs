@@ -16,6 +16,7 @@
 use crate::dispatch::{selected, Isa};
 
 /// Below this the SIMD `exp` returns 0 (`exp(-708) ≈ 3·10⁻³⁰⁸`, the last normal results).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 versions use it
 pub(crate) const EXP_FLUSH: f64 = -708.0;
 
 /// `out[i] = σ(x[i])` computed in f64 and rounded: `1 / (1 + e^-x)` for `x ≥ 0`, `e^x / (1 + e^x)`
