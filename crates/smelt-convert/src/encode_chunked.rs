@@ -115,6 +115,29 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// Elements `[start, start + len)` in pieces of `piece` (the last may be shorter): each is
+    /// read (and checked) into a reused buffer, handed to `f` with its offset from `start` and
+    /// a reused buffer for its decoded values, and its error sums are taken while both are in
+    /// the core's cache. The sums come back in piece order.
+    fn pieces(
+        &self,
+        start: usize,
+        len: usize,
+        piece: usize,
+        mut f: impl FnMut(usize, &[f32], &mut [f32]) -> Result<(), ConvertError>,
+    ) -> Result<Vec<ErrorSums>, ConvertError> {
+        let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
+        let mut sums = Vec::with_capacity(len.div_ceil(piece.max(1)));
+        for p in (0..len).step_by(piece.max(1)) {
+            let n = piece.min(len - p);
+            let (v, decoded) = (&mut v[..n], &mut decoded[..n]);
+            self.values_into(start + p, v)?;
+            f(p, v, decoded)?;
+            sums.push(ErrorSums::of(v, decoded));
+        }
+        Ok(sums)
+    }
+
     fn rows_per_chunk(&self) -> usize {
         (CHUNK_ELEMS / self.cols).max(1)
     }
@@ -145,19 +168,11 @@ impl Job<'_> {
             .par_chunks_mut(rpc * row_bytes)
             .enumerate()
             .map(|(c, o)| -> Result<Vec<ErrorSums>, ConvertError> {
-                let start = c * rpc * self.cols;
                 let len = o.len() / row_bytes * self.cols;
-                let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
-                let mut sums = Vec::with_capacity(len.div_ceil(piece));
-                for p in (0..len).step_by(piece) {
-                    let n = piece.min(len - p);
-                    let (v, decoded) = (&mut v[..n], &mut decoded[..n]);
-                    self.values_into(start + p, v)?;
-                    let o = &mut o[p / block * block_bytes..(p + n) / block * block_bytes];
-                    f(v, o, decoded).map_err(|m| self.quant_err(m))?;
-                    sums.push(ErrorSums::of(v, decoded));
-                }
-                Ok(sums)
+                self.pieces(c * rpc * self.cols, len, piece, |p, v, decoded| {
+                    let o = &mut o[p / block * block_bytes..(p + v.len()) / block * block_bytes];
+                    f(v, o, decoded).map_err(|m| self.quant_err(m))
+                })
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
@@ -180,26 +195,19 @@ impl Job<'_> {
             .zip(scales.par_chunks_mut(rpc).zip(zero_points.par_chunks_mut(rpc)))
             .enumerate()
             .map(|(c, (codes, (scales, zps)))| -> Result<Vec<ErrorSums>, ConvertError> {
-                let r = scales.len();
-                let n = (piece_rows.min(r)) * cols;
-                let (mut v, mut decoded) = (vec![0f32; n], vec![0f32; n]);
-                let mut sums = Vec::with_capacity(r.div_ceil(piece_rows));
-                for p in (0..r).step_by(piece_rows) {
-                    let pr = piece_rows.min(r - p);
-                    let (v, decoded) = (&mut v[..pr * cols], &mut decoded[..pr * cols]);
-                    self.values_into((c * rpc + p) * cols, v)?;
+                self.pieces(c * rpc * cols, codes.len(), piece_rows * cols, |p, v, decoded| {
+                    let (r0, r1) = (p / cols, (p + v.len()) / cols);
                     smelt_quant::int8::quantize_rows_into(
                         v,
                         cols,
                         mode,
-                        &mut codes[p * cols..(p + pr) * cols],
-                        &mut scales[p..p + pr],
-                        &mut zps[p..p + pr],
+                        &mut codes[p..p + v.len()],
+                        &mut scales[r0..r1],
+                        &mut zps[r0..r1],
                         decoded,
                     );
-                    sums.push(ErrorSums::of(v, decoded));
-                }
-                Ok(sums)
+                    Ok(())
+                })
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
@@ -222,28 +230,20 @@ impl Job<'_> {
             .zip(scales.par_chunks_mut(rpc * gpr).zip(zeros.par_chunks_mut(rpc * gpr)))
             .enumerate()
             .map(|(c, (codes, (scales, zeros)))| -> Result<Vec<ErrorSums>, ConvertError> {
-                let r = codes.len() / cols;
-                let n = piece_rows.min(r) * cols;
-                let (mut v, mut decoded) = (vec![0f32; n], vec![0f32; n]);
-                let mut sums = Vec::with_capacity(r.div_ceil(piece_rows));
-                for p in (0..r).step_by(piece_rows) {
-                    let pr = piece_rows.min(r - p);
-                    let (v, decoded) = (&mut v[..pr * cols], &mut decoded[..pr * cols]);
-                    self.values_into((c * rpc + p) * cols, v)?;
+                self.pieces(c * rpc * cols, codes.len(), piece_rows * cols, |p, v, decoded| {
+                    let (g0, g1) = (p / cols * gpr, (p + v.len()) / cols * gpr);
                     smelt_quant::int4::quantize_int4_rows_into(
                         v,
                         cols,
                         group,
                         mode,
-                        &mut codes[p * cols..(p + pr) * cols],
-                        &mut scales[p * gpr..(p + pr) * gpr],
-                        &mut zeros[p * gpr..(p + pr) * gpr],
+                        &mut codes[p..p + v.len()],
+                        &mut scales[g0..g1],
+                        &mut zeros[g0..g1],
                         decoded,
                     )
-                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
-                    sums.push(ErrorSums::of(v, decoded));
-                }
-                Ok(sums)
+                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })
+                })
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
@@ -269,13 +269,8 @@ impl Job<'_> {
             .zip(absmax[..full / bs].par_chunks_mut(per / bs))
             .enumerate()
             .map(|(c, (packed, absmax))| -> Result<Vec<ErrorSums>, ConvertError> {
-                let len = packed.len() * 2;
-                let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
-                let mut sums = Vec::with_capacity(len.div_ceil(piece));
-                for p in (0..len).step_by(piece) {
-                    let m = piece.min(len - p);
-                    let (v, decoded) = (&mut v[..m], &mut decoded[..m]);
-                    self.values_into(c * per + p, v)?;
+                self.pieces(c * per, packed.len() * 2, piece, |p, v, decoded| {
+                    let m = v.len();
                     smelt_quant::nf4::quantize_nf4_blocks_into(
                         v,
                         bs,
@@ -283,10 +278,8 @@ impl Job<'_> {
                         &mut absmax[p / bs..(p + m) / bs],
                         decoded,
                     )
-                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })?;
-                    sums.push(ErrorSums::of(v, decoded));
-                }
-                Ok(sums)
+                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })
+                })
             })
             .collect::<Vec<_>>();
         let mut sums: Vec<ErrorSums> = first_error(parts)?.into_iter().flatten().collect();
@@ -405,18 +398,10 @@ impl Job<'_> {
             .par_chunks_mut(CHUNK_ELEMS)
             .enumerate()
             .map(|(c, out)| -> Result<Vec<ErrorSums>, ConvertError> {
-                let len = out.len();
-                let (mut v, mut decoded) =
-                    (vec![0f32; PIECE_ELEMS.min(len)], vec![0f32; PIECE_ELEMS.min(len)]);
-                let mut sums = Vec::with_capacity(len.div_ceil(PIECE_ELEMS));
-                for p in (0..len).step_by(PIECE_ELEMS) {
-                    let m = PIECE_ELEMS.min(len - p);
-                    let (v, decoded) = (&mut v[..m], &mut decoded[..m]);
-                    self.values_into(c * CHUNK_ELEMS + p, v)?;
-                    ternary_codes_decode_into(v, scale, &mut out[p..p + m], decoded);
-                    sums.push(ErrorSums::of(v, decoded));
-                }
-                Ok(sums)
+                self.pieces(c * CHUNK_ELEMS, out.len(), PIECE_ELEMS, |p, v, decoded| {
+                    ternary_codes_decode_into(v, scale, &mut out[p..p + v.len()], decoded);
+                    Ok(())
+                })
             })
             .collect::<Vec<_>>();
         let sums = first_error(sums)?.into_iter().flatten().collect();
