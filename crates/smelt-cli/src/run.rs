@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Worker threads of the kernels (default: all cores; RAYON_NUM_THREADS also sets it).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
+    /// Print on stderr where the time went: wall time per op type over all runs, the largest
+    /// first, with its node count and share (the first run included).
+    #[arg(long)]
+    profile: bool,
 }
 
 /// A value from a `.npy` array.
@@ -128,6 +132,34 @@ pub(crate) fn load_session(path: &Path) -> Result<Session> {
     })
 }
 
+/// The `--profile` table: per op type, its nodes, total milliseconds and share of `total_ms`.
+fn print_profile(ops: &[String], node_times: &[std::time::Duration], total_ms: f64) {
+    let mut by_op: Vec<(String, usize, f64)> = Vec::new();
+    for (op, t) in ops.iter().zip(node_times) {
+        let ms = t.as_secs_f64() * 1e3;
+        match by_op.iter_mut().find(|(o, _, _)| o == op) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += ms;
+            }
+            None => by_op.push((op.clone(), 1, ms)),
+        }
+    }
+    by_op.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let in_nodes: f64 = by_op.iter().map(|e| e.2).sum();
+    eprintln!("{:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms", "share");
+    for (op, n, ms) in &by_op {
+        eprintln!("{op:<28} {n:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total_ms.max(f64::MIN_POSITIVE));
+    }
+    eprintln!(
+        "{:<28} {:>6} {:>10.3} {:>6.1}%",
+        "(between nodes)",
+        "",
+        total_ms - in_nodes,
+        100.0 * (total_ms - in_nodes) / total_ms.max(f64::MIN_POSITIVE)
+    );
+}
+
 /// Runs `smelt run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(n) = args.threads {
@@ -140,12 +172,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
     let mut times = Vec::with_capacity(args.repeat as usize);
     let mut outputs = Vec::new();
+    let mut node_times = Vec::new();
     for _ in 0..args.repeat {
         let feeds = feeds.clone();
         drop(std::mem::take(&mut outputs));
         let start = Instant::now();
-        outputs = session.run(feeds).with_context(|| format!("{}", args.model.display()))?;
+        outputs =
+            if args.profile { session.run_profiled(feeds, &mut node_times) } else { session.run(feeds) }
+                .with_context(|| format!("{}", args.model.display()))?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    if args.profile {
+        print_profile(&session.node_ops(), &node_times, times.iter().sum());
     }
     if args.repeat > 1 {
         for (i, t) in times.iter().enumerate() {

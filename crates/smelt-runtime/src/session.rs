@@ -292,6 +292,54 @@ impl Session {
         &self,
         feeds: Vec<(String, Value)>,
     ) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
+        self.run_inner(feeds, None)
+    }
+
+    /// [`Session::run`], also adding each node's wall time to `times` (one entry per node, in
+    /// [`Session::node_ops`] order; `times` is resized to the node count first).
+    pub fn run_profiled(
+        &self,
+        feeds: Vec<(String, Value)>,
+        times: &mut Vec<std::time::Duration>,
+    ) -> Result<Vec<(String, Value)>, RuntimeError> {
+        times.resize(self.nodes.len(), std::time::Duration::ZERO);
+        self.run_inner(feeds, Some(times)).map(|(out, _)| out)
+    }
+
+    /// Each node's op type (with its domain when not the default one), in execution order.
+    pub fn node_ops(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                if n.domain.is_empty() || n.domain == "ai.onnx" {
+                    n.op_type.clone()
+                } else {
+                    format!("{}.{}", n.domain, n.op_type)
+                }
+            })
+            .collect()
+    }
+
+    /// Runs the graph on one of the pool's threads: the kernels' parallel regions then start
+    /// from a worker, which takes a share of the work itself and finds the other workers
+    /// still spinning from the last region, instead of blocking the caller and waking the
+    /// pool a few hundred times a run.
+    fn run_inner(
+        &self,
+        feeds: Vec<(String, Value)>,
+        times: Option<&mut Vec<std::time::Duration>>,
+    ) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
+        if rayon::current_thread_index().is_some() {
+            return self.run_here(feeds, times);
+        }
+        rayon::scope(|_| self.run_here(feeds, times))
+    }
+
+    fn run_here(
+        &self,
+        feeds: Vec<(String, Value)>,
+        mut times: Option<&mut Vec<std::time::Duration>>,
+    ) -> Result<(Vec<(String, Value)>, RunStats), RuntimeError> {
         let mut stats = RunStats::default();
         let mut is_const = vec![false; self.slot_count];
         for (s, _) in &self.consts {
@@ -353,6 +401,7 @@ impl Session {
                 }
             }
             let ctx = OpCtx { node, inputs: ins, prepared: self.prepared[i].as_deref() };
+            let started = times.is_some().then(std::time::Instant::now);
             // Ops validate their inputs and return errors; should one still panic on a hostile
             // model, the panic becomes an error naming the node instead of ending the process.
             let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx)))
@@ -363,6 +412,9 @@ impl Session {
                         "internal error while running this node (its inputs or attributes are inconsistent)"
                             .into(),
                 })??;
+            if let (Some(t), Some(s)) = (times.as_deref_mut(), started) {
+                t[i] += s.elapsed();
+            }
             drop(ctx);
             for v in &outs {
                 if v.numel() > MAX_VALUE_ELEMENTS {
