@@ -1,6 +1,6 @@
 //! GEMV throughput of every kernel, in GB/s of weight bytes, beside the memory bandwidth
 //! measured in the same run; plus f32 GEMM GFLOP/s. Not a test: run by `tools/bench-runner`
-//! (or `cargo bench -p smelt-kernels --bench gemv -- [--threads N] [--quick]`).
+//! (or `cargo bench -p smelt-kernels --bench gemv -- [--threads N] [--quick] [--in-cache] [--gemm-only] [--shape NxK]`).
 //!
 //! Bandwidth: a 2-thread streaming read (u64 sums) of a 1 GiB buffer, far larger than the
 //! last-level cache. GEMV: batch 1, weights rotated through copies totalling ~768 MiB so every
@@ -17,6 +17,8 @@ struct Args {
     quick: bool,
     /// One copy of each weight (cache-resident at small shapes): the kernels' compute rate.
     in_cache: bool,
+    /// Only the f32 GEMM table.
+    gemm_only: bool,
     shapes: Vec<(usize, usize)>,
 }
 
@@ -25,6 +27,7 @@ fn args() -> Args {
         threads: 2,
         quick: false,
         in_cache: false,
+        gemm_only: false,
         shapes: vec![(4096, 4096), (11008, 4096), (4096, 11008)],
     };
     let mut it = std::env::args().skip(1);
@@ -33,6 +36,7 @@ fn args() -> Args {
             "--threads" => a.threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
             "--quick" => a.quick = true,
             "--in-cache" => a.in_cache = true,
+            "--gemm-only" => a.gemm_only = true,
             "--shape" => {
                 let v = it.next().expect("--shape NxK");
                 let (n, k) = v.split_once('x').expect("--shape NxK");
@@ -143,7 +147,8 @@ fn main() {
     );
 
     let mut rows = Vec::new();
-    for &(n, k) in &args.shapes {
+    let shapes = if args.gemm_only { &[][..] } else { &args.shapes[..] };
+    for &(n, k) in shapes {
         let shape = format!("{n}x{k}");
         let a: Vec<f32> = (0..k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let mut y = vec![0.0f32; n];
@@ -304,17 +309,18 @@ fn main() {
     // f32 GEMM, compute bound.
     println!("\n| f32 GEMM | m×n×k | ms/call | GFLOP/s | GFLOP/s per CPU-s |");
     println!("|---|---|---|---|---|");
-    for (m, n, k) in [(128usize, 4096usize, 4096usize), (512, 1024, 1024)] {
+    for (m, n, k) in [(128usize, 4096usize, 4096usize), (128, 2816, 1024), (512, 1024, 1024)] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.01).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 11) as f32 * 0.01).collect();
+        let packed = smelt_kernels::PackedF32::new(k, n, &b);
         let mut c = vec![0.0f32; m * n];
-        for (name, bt) in [("gemm_f32 (B k×n)", false), ("gemm_f32_bt (B n×k)", true)] {
-            let r = rate(1, min_time, threads, |_| {
-                if bt {
-                    gemm_f32_bt(m, n, k, &a, &b, &mut c)
-                } else {
-                    gemm_f32(m, n, k, &a, &b, &mut c)
-                }
+        for (name, kind) in
+            [("gemm_f32 (B k×n)", 0), ("gemm_f32_bt (B n×k)", 1), ("gemm_f32_packed (B packed at load)", 2)]
+        {
+            let r = rate(1, min_time, threads, |_| match kind {
+                0 => gemm_f32(m, n, k, &a, &b, &mut c),
+                1 => gemm_f32_bt(m, n, k, &a, &b, &mut c),
+                _ => smelt_kernels::gemm_f32_packed(m, &a, &packed, &mut c),
             });
             let flops = 2.0 * (m * n * k) as f64;
             println!(

@@ -5,7 +5,7 @@
 //! over it (the dequantization is paid once per call, not once per row).
 //!
 //! Loop nest (per column chunk of a task, as in BLIS): `kc` blocks of [`KC`] along `k`, then
-//! 32-column panels (a `KC × 32` panel is 32 KiB), then row tiles of `A` (packed once per call
+//! 32-column panels (a `KC × 32` panel is 16 KiB: it stays in L1 beside a row tile of `A`), then row tiles of `A` (packed once per call
 //! by [`pack_a`] so that a tile's `kk` step is one contiguous run of floats). The micro-kernels
 //! (arch) carry each output's FMA chain across `kc` blocks through `C`, so an element is the
 //! same chain of in-order FMAs as the unblocked kernel's: blocking changes no bit.
@@ -14,8 +14,10 @@ use crate::arch;
 use crate::dispatch::Isa;
 use crate::packed4::Tiles4;
 
-/// Elements of `k` per block: a multiple of 16 (the 4-bit groups).
-pub(crate) const KC: usize = 256;
+/// Elements of `k` per block: a multiple of 16 (the 4-bit groups). 128 rather than 256: the
+/// 32 KiB panel of 256 missed L1 beside the `A` tile (single-thread `gemm_f32_packed`
+/// 512×1024×1024 went from 65 to 113-123 GFLOP/s, `--gemm-only` of the gemv bench).
+pub(crate) const KC: usize = 128;
 /// Columns per panel.
 pub(crate) const NR: usize = 32;
 /// From this many rows of `A` on, [`crate::gemm_f32_packed`] runs the blocked kernels.
