@@ -15,6 +15,8 @@
 //!   [`matmul_nbits_q4_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
 //! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`];
+//! - ONNX `DynamicQuantizeLinear` (f32 → u8 with its scale and zero point), exact:
+//!   [`dynamic_quantize_u8`];
 //! - the logistic sigmoid and softmax's `exp(x - max)` in f64 for f32 data: [`sigmoid_f32`],
 //!   [`exp_shifted_f64`];
 //! - the same three on weights repacked once for the GEMV kernels (what a runtime keeps for a
@@ -34,6 +36,7 @@ mod arch;
 mod blocked;
 mod bnb4;
 mod dispatch;
+mod dql;
 mod exp;
 mod f32_gemm;
 mod int8;
@@ -49,6 +52,7 @@ mod transpose;
 
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
+pub use dql::dynamic_quantize_u8;
 pub use exp::{exp_shifted_f64, sigmoid_f32};
 pub use f32_gemm::{gemm_f32, gemm_f32_bt, gemm_f32_packed, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
@@ -65,6 +69,7 @@ pub use transpose::transpose;
 /// to scalar (never executes unsupported instructions).
 pub mod explicit {
     pub use crate::bnb4::matmul_bnb4_nf4_f32_with;
+    pub use crate::dql::dynamic_quantize_u8_with;
     pub use crate::exp::{exp_shifted_f64_with, sigmoid_f32_with};
     pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_packed_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};

@@ -30,17 +30,6 @@ pub(crate) fn zip_map<T: Copy + Sync, U: Copy + Sync, O: Send>(
     a.par_iter().zip(b.par_iter()).with_min_len(CHUNK).map(|(&x, &y)| f(x, y)).collect()
 }
 
-/// The minimum and maximum of `v` and `init` (`f32::min`/`max`, so NaN is skipped), over the
-/// pool for long inputs; exact, so the same whatever the split.
-pub(crate) fn min_max(v: &[f32], init: (f32, f32)) -> (f32, f32) {
-    let fold =
-        |(lo, hi): (f32, f32), x: &[f32]| x.iter().fold((lo, hi), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    if v.len() < MIN_PARALLEL {
-        return fold(init, v);
-    }
-    v.par_chunks(CHUNK).map(|c| fold(init, c)).reduce(|| init, |(a, b), (c, d)| (a.min(c), b.max(d)))
-}
-
 /// Calls `f((input_row, output_row))` for each of the `len`-element rows of `v` and `out`.
 pub(crate) fn for_rows<T: Sync, O: Send>(
     v: &[T],

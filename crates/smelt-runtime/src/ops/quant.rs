@@ -173,20 +173,12 @@ fn dynamic_quantize_linear(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         Data::F32(v) => std::borrow::Cow::Borrowed(v),
         d => std::borrow::Cow::Owned(d.to_f32_vec()),
     };
-    let (min, max) = super::par::min_max(&xv, (0.0, 0.0));
-    let scale = (max - min) / 255.0;
-    let zp = if scale == 0.0 { 0.0 } else { round_even((0.0 - min) / scale).clamp(0.0, 255.0) };
-    let q: Vec<u8> = super::par::map(&xv, |v| {
-        if scale == 0.0 {
-            zp as u8
-        } else {
-            (round_even(v / scale) + zp).clamp(0.0, 255.0) as u8
-        }
-    });
+    let mut q = vec![0u8; xv.len()];
+    let (scale, zp) = smelt_kernels::dynamic_quantize_u8(&xv, &mut q);
     Ok(vec![
         Value::new(x.shape.clone(), Data::U8(q)),
         Value::f32(vec![], vec![scale]),
-        Value::new(vec![], Data::U8(vec![zp as u8])),
+        Value::new(vec![], Data::U8(vec![zp])),
     ])
 }
 
