@@ -17,6 +17,7 @@
 
 pub mod blob;
 pub mod error;
+pub mod fuse;
 mod infer;
 pub mod node;
 pub mod ops;
@@ -26,6 +27,7 @@ pub mod session;
 pub mod value;
 
 pub use error::{RuntimeError, UnsupportedOp};
+pub use fuse::Fusions;
 pub use registry::Registry;
 pub use session::{InputSpec, RunStats, Session};
 pub use value::{Data, Value};

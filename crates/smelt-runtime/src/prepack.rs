@@ -55,8 +55,12 @@ pub(crate) fn pack(op_type: &str, b: &Value) -> Option<PackedB> {
     let [k, n] = b.shape[..] else { return None };
     let packed = match (&b.data, op_type) {
         (Data::F32(v), "MatMul" | "Gemm") => PackedB::F32(PackedF32::new(k, n, v)),
-        (Data::I8(v), "MatMulInteger") => PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::I8(v))),
-        (Data::U8(v), "MatMulInteger") => PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::U8(v))),
+        (Data::I8(v), "MatMulInteger" | "MatMulIntegerScaled") => {
+            PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::I8(v)))
+        }
+        (Data::U8(v), "MatMulInteger" | "MatMulIntegerScaled") => {
+            PackedB::Int8(PackedInt8::new(k, n, Int8Matrix::U8(v)))
+        }
         _ => return None,
     };
     Some(packed)

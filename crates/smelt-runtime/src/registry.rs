@@ -31,6 +31,9 @@ pub struct Prepared {
 pub const DEFAULT_DOMAIN: &str = "";
 /// Microsoft's contrib-op domain (ONNX Runtime).
 pub const MS_DOMAIN: &str = "com.microsoft";
+/// The domain of the nodes smelt's load-time fusion makes ([`crate::fuse`]); not listed by
+/// [`Registry::list`].
+pub const FUSED_DOMAIN: &str = "smelt.fused";
 
 struct Entry {
     since: i64,
@@ -105,9 +108,9 @@ impl Registry {
             .map(|e| (e.run, e.prepare))
     }
 
-    /// Every registered (domain, op_type), sorted.
+    /// Every registered (domain, op_type) a model may use, sorted.
     pub fn list(&self) -> Vec<(&'static str, &'static str)> {
-        let mut v: Vec<_> = self.ops.keys().copied().collect();
+        let mut v: Vec<_> = self.ops.keys().copied().filter(|(d, _)| *d != FUSED_DOMAIN).collect();
         v.sort();
         v
     }

@@ -13,6 +13,7 @@ use smelt_formats::Model;
 use smelt_tensor::DType;
 
 use crate::error::{RuntimeError, UnsupportedOp};
+use crate::fuse::Fusions;
 use crate::node::{Node, OpCtx};
 use crate::registry::{OpFn, Registry};
 use crate::value::{Data, Value};
@@ -92,16 +93,27 @@ impl Session {
     /// Reads an ONNX file, or a smelt blob that carries a graph ([`crate::blob`]), and loads
     /// its graph.
     pub fn load(path: &Path) -> Result<Session, RuntimeError> {
+        Session::load_with(path, Fusions::ALL)
+    }
+
+    /// [`Session::load`], choosing the load-time fusions ([`crate::fuse`]; [`Fusions::NONE`]
+    /// runs every node of the graph as written: for comparing the two).
+    pub fn load_with(path: &Path, fuse: Fusions) -> Result<Session, RuntimeError> {
         let model = if crate::blob::is_blob(path) {
             crate::blob::load_blob_model(path)?
         } else {
             smelt_formats::open(path)?
         };
-        Session::from_model(&model, path)
+        Session::from_model_with(&model, path, fuse)
     }
 
     /// Loads `model`'s graph (`path` names it in errors).
     pub fn from_model(model: &Model, path: &Path) -> Result<Session, RuntimeError> {
+        Session::from_model_with(model, path, Fusions::ALL)
+    }
+
+    /// [`Session::from_model`], choosing the load-time fusions.
+    pub fn from_model_with(model: &Model, path: &Path, fuse: Fusions) -> Result<Session, RuntimeError> {
         let graph = model.graph.as_ref().ok_or_else(|| RuntimeError::NoGraph {
             path: path.display().to_string(),
             format: model.format.name(),
@@ -230,6 +242,7 @@ impl Session {
         // Memory plan: free each slot after the last node that reads it, unless it is an
         // output. Initializers are shared with the session and cost nothing to drop.
         let keep: HashSet<usize> = outputs.iter().map(|(_, s)| *s).collect();
+        let (nodes, runs) = crate::fuse::fuse(fuse, &registry, nodes, runs, &keep, &shapes);
         let prepared = prepare_nodes(&registry, &nodes, &mut consts, &keep);
         let mut last_use: HashMap<usize, usize> = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {

@@ -24,6 +24,20 @@ pub(crate) fn matmul_f32(
     b: &[f32],
     bsh: &[usize],
 ) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
+    matmul_f32_t(c, a, ash, b, bsh, false)
+}
+
+/// [`matmul_f32`], or with `bt` `a · bᵀ` where `bᵀ` swaps `b`'s last two axes (`b` of rank
+/// ≥ 2 is `[.., n, k]`): the fused `Transpose → MatMul` of [`crate::fuse`], which reads each
+/// batch item's `b` as a Linear weight instead of copying it transposed.
+fn matmul_f32_t(
+    c: &OpCtx<'_>,
+    a: &[f32],
+    ash: &[usize],
+    b: &[f32],
+    bsh: &[usize],
+    bt: bool,
+) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
     if ash.is_empty() || bsh.is_empty() {
         return Err(c.shape_err("MatMul operands must have rank >= 1", ash, bsh));
     }
@@ -32,9 +46,14 @@ pub(crate) fn matmul_f32(
     let ash2: Vec<usize> = if a_vec { vec![1, ash[0]] } else { ash.to_vec() };
     let bsh2: Vec<usize> = if b_vec { vec![bsh[0], 1] } else { bsh.to_vec() };
     let (m, k) = (ash2[ash2.len() - 2], ash2[ash2.len() - 1]);
-    let (k2, n) = (bsh2[bsh2.len() - 2], bsh2[bsh2.len() - 1]);
+    let (k2, n) = if bt && !b_vec {
+        (bsh2[bsh2.len() - 1], bsh2[bsh2.len() - 2])
+    } else {
+        (bsh2[bsh2.len() - 2], bsh2[bsh2.len() - 1])
+    };
     if k != k2 {
-        return Err(c.shape_err("inner dimensions differ", ash, bsh));
+        let what = if bt { "inner dimensions differ (B transposed)" } else { "inner dimensions differ" };
+        return Err(c.shape_err(what, ash, bsh));
     }
     let abatch = &ash2[..ash2.len() - 2];
     let bbatch = &bsh2[..bsh2.len() - 2];
@@ -46,7 +65,12 @@ pub(crate) fn matmul_f32(
     let mut out = vec![0f32; nb * m * n];
     let one = |(bi, o): (usize, &mut [f32])| {
         let (a_off, b_off) = (ia[bi] * m * k, ib[bi] * k * n);
-        smelt_kernels::gemm_f32(m, n, k, &a[a_off..a_off + m * k], &b[b_off..b_off + k * n], o);
+        let (a, b) = (&a[a_off..a_off + m * k], &b[b_off..b_off + k * n]);
+        if bt {
+            smelt_kernels::gemm_f32_bt(m, n, k, a, b, o);
+        } else {
+            smelt_kernels::gemm_f32(m, n, k, a, b, o);
+        }
     };
     if nb > 1 && m * n > 0 && m * n * k >= 1 << 16 {
         // Batched (attention heads): the batch items over the pool, each computed as alone.
@@ -114,6 +138,17 @@ fn matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let b = c.input(1)?;
     let (shape, out) = matmul_f32(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape)?;
+    Ok(vec![back(c, a, shape, out)?])
+}
+
+/// The fused `Transpose(perm swapping the last two axes) → MatMul` as input `B`
+/// ([`crate::fuse`]): input 1 is the Transpose's input.
+pub(crate) fn matmul_trans_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (a, b) = (c.input(0)?, c.input(1)?);
+    if b.shape.len() < 2 {
+        return Err(c.shape_err("transposed B needs rank >= 2", &a.shape, &b.shape));
+    }
+    let (shape, out) = matmul_f32_t(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape, true)?;
     Ok(vec![back(c, a, shape, out)?])
 }
 

@@ -18,7 +18,7 @@ mod scatter;
 mod shape;
 mod unary;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, FUSED_DOMAIN};
 
 /// Adds every implemented op to `r`.
 pub(crate) fn register_all(r: &mut Registry) {
@@ -36,4 +36,14 @@ pub(crate) fn register_all(r: &mut Registry) {
     scatter::register(r);
     shape::register(r);
     unary::register(r);
+    // The nodes of load-time fusion (crate::fuse).
+    r.add_prepared(
+        FUSED_DOMAIN,
+        "MatMulIntegerScaled",
+        1,
+        1,
+        quant::matmul_integer_scaled,
+        crate::prepack::prepare_b,
+    );
+    r.add(FUSED_DOMAIN, "MatMulTransB", 1, 1, matmul::matmul_trans_b);
 }

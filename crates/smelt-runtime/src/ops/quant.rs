@@ -294,13 +294,48 @@ fn integer_product_packed(
     Ok((shape, out))
 }
 
-fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+/// `MatMulInteger`'s product (inputs 0-3), from the packed `B` when there is one.
+fn integer_matmul(c: &OpCtx<'_>) -> Result<(Vec<usize>, Vec<i32>), RuntimeError> {
     let a = c.input(0)?;
-    let (shape, out) = match c.prepared::<PackedB>() {
-        Some(p) => integer_product_packed(c, a, c.opt(2), p, c.opt(3))?,
-        None => integer_product(c, a, c.opt(2), c.input(1)?, c.opt(3))?,
-    };
+    match c.prepared::<PackedB>() {
+        Some(p) => integer_product_packed(c, a, c.opt(2), p, c.opt(3)),
+        None => integer_product(c, a, c.opt(2), c.input(1)?, c.opt(3)),
+    }
+}
+
+fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (shape, out) = integer_matmul(c)?;
     Ok(vec![Value::new(shape, Data::I32(out))])
+}
+
+/// The fused `MatMulInteger → Cast(to float) → Mul(·, scale)` ([`crate::fuse`]): inputs 0-3
+/// are `MatMulInteger`'s, input 4 the scale. Each output is `f32(acc) · scale`, the same
+/// single roundings as the three nodes (i32 → f32 to nearest; an f32 product, which `Mul`
+/// computes exactly in f64 and rounds once), without the two intermediate tensors.
+pub(crate) fn matmul_integer_scaled(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (shape, acc) = integer_matmul(c)?;
+    let s = c.input(4)?;
+    let Data::F32(sv) = &s.data else {
+        return Err(c.err(format!("operand dtypes differ: float32 vs {}", s.dtype())));
+    };
+    let out = super::broadcast::broadcast_shape(&shape, &s.shape)
+        .ok_or_else(|| c.shape_err("operands do not broadcast", &shape, &s.shape))?;
+    let lead_ones = s.shape.iter().take_while(|&&d| d == 1).count();
+    if out == shape && sv.len() == 1 {
+        let q = sv[0];
+        return Ok(vec![Value::new(out, Data::F32(super::par::map(&acc, |x| x as f32 * q)))]);
+    }
+    if out == shape && !sv.is_empty() && lead_ones < s.shape.len() && out.ends_with(&s.shape[lead_ones..]) {
+        let mut o = vec![0f32; acc.len()];
+        super::par::for_rows(&acc, &mut o, sv.len(), |(xr, or)| {
+            for ((o, &x), &q) in or.iter_mut().zip(xr).zip(sv) {
+                *o = x as f32 * q;
+            }
+        });
+        return Ok(vec![Value::new(out, Data::F32(o))]);
+    }
+    let accf = Value::new(shape, Data::F32(acc.iter().map(|&x| x as f32).collect()));
+    Ok(vec![super::elementwise::binary_values(c, &accf, s, |x, y| x * y, i64::wrapping_mul)?])
 }
 
 fn qlinear_matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
