@@ -18,6 +18,11 @@ pub type OpFn = fn(&OpCtx<'_>) -> Result<Vec<Value>, RuntimeError>;
 /// to prepare — the op then works from its inputs on every run, and reports any problem then.
 pub type PrepareFn = fn(&OpCtx<'_>) -> Option<Prepared>;
 
+/// The output shape of a view op (Reshape, Squeeze, Unsqueeze, Flatten, Identity), whose
+/// output is input 0's data unchanged under a new shape. When input 0 is read by no later
+/// node, the session moves its data into the output instead of running the op (which copies).
+pub type ViewFn = fn(&OpCtx<'_>) -> Result<Vec<usize>, RuntimeError>;
+
 /// What a [`PrepareFn`] made, handed to the op on every run ([`OpCtx::prepared`]).
 pub struct Prepared {
     /// The op's own state (e.g. a weight repacked for the kernels).
@@ -40,6 +45,7 @@ struct Entry {
     until: i64,
     run: OpFn,
     prepare: Option<PrepareFn>,
+    view: Option<ViewFn>,
 }
 
 /// Op implementations by (domain, op_type, opset range).
@@ -63,7 +69,13 @@ impl Registry {
 
     /// Registers `run` for `op_type` in `domain` for opsets `since..=until`.
     pub fn add(&mut self, domain: &'static str, op_type: &'static str, since: i64, until: i64, run: OpFn) {
-        self.ops.entry((domain, op_type)).or_default().push(Entry { since, until, run, prepare: None });
+        self.ops.entry((domain, op_type)).or_default().push(Entry {
+            since,
+            until,
+            run,
+            prepare: None,
+            view: None,
+        });
     }
 
     /// [`Registry::add`] with a load-time [`PrepareFn`].
@@ -81,7 +93,26 @@ impl Registry {
             until,
             run,
             prepare: Some(prepare),
+            view: None,
         });
+    }
+
+    /// Registers a view op for every opset: `run` copies input 0's data under the shape
+    /// `view` gives, which the session uses instead to move the data when it can.
+    pub fn add_view(&mut self, domain: &'static str, op_type: &'static str, run: OpFn, view: ViewFn) {
+        self.ops.entry((domain, op_type)).or_default().push(Entry {
+            since: 1,
+            until: i64::MAX,
+            run,
+            prepare: None,
+            view: Some(view),
+        });
+    }
+
+    /// The [`ViewFn`] of `op_type` in `domain` at `opset`, if it is a view op.
+    pub fn find_view(&self, domain: &str, op_type: &str, opset: i64) -> Option<ViewFn> {
+        let domain = if domain == "ai.onnx" { DEFAULT_DOMAIN } else { domain };
+        self.ops.get(&(domain, op_type))?.iter().find(|e| e.since <= opset && opset <= e.until)?.view
     }
 
     /// Registers `run` for a default-domain op for every opset.

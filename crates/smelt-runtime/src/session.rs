@@ -15,7 +15,7 @@ use smelt_tensor::DType;
 use crate::error::{RuntimeError, UnsupportedOp};
 use crate::fuse::Fusions;
 use crate::node::{Node, OpCtx};
-use crate::registry::{OpFn, Registry};
+use crate::registry::{OpFn, Registry, ViewFn};
 use crate::value::{Data, Value};
 
 /// A graph input the caller must feed.
@@ -78,6 +78,9 @@ pub struct Session {
     free_after: Vec<Vec<usize>>,
     /// Per node, what its op prepared at load (see [`crate::registry::PrepareFn`]).
     prepared: Vec<Option<PreparedState>>,
+    /// Per node, the view op's shape function when the node moves its input's data into its
+    /// output ([`crate::registry::ViewFn`]).
+    views: Vec<Option<ViewFn>>,
 }
 
 type PreparedState = Arc<dyn Any + Send + Sync>;
@@ -264,7 +267,30 @@ impl Session {
                 }
             }
         }
-        Ok(Session { nodes, runs, slot_count: slots.len(), consts, inputs, outputs, free_after, prepared })
+        // View ops whose input 0 dies with them take its data instead of copying it: not an
+        // initializer (shared with the session), read once by the node.
+        let const_slots: HashSet<usize> = consts.iter().map(|(s, _)| *s).collect();
+        let views = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let view = registry.find_view(&n.domain, &n.op_type, n.opset)?;
+                let s = n.inputs.first().copied().flatten()?;
+                let once = n.inputs.iter().filter(|x| **x == Some(s)).count() == 1;
+                (once && !const_slots.contains(&s) && free_after[i].contains(&s)).then_some(view)
+            })
+            .collect();
+        Ok(Session {
+            nodes,
+            runs,
+            slot_count: slots.len(),
+            consts,
+            inputs,
+            outputs,
+            free_after,
+            prepared,
+            views,
+        })
     }
 
     /// The inputs a caller must feed.
@@ -417,18 +443,35 @@ impl Session {
             let started = times.is_some().then(std::time::Instant::now);
             // Ops validate their inputs and return errors; should one still panic on a hostile
             // model, the panic becomes an error naming the node instead of ending the process.
-            let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx)))
-                .map_err(|_| RuntimeError::Op {
-                    node: node.name.clone(),
-                    op_type: node.op_type.clone(),
-                    reason:
-                        "internal error while running this node (its inputs or attributes are inconsistent)"
-                            .into(),
-                })??;
+            let internal = || RuntimeError::Op {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                reason: "internal error while running this node (its inputs or attributes are inconsistent)"
+                    .into(),
+            };
+            let outs = match self.views[i] {
+                Some(view) => {
+                    let shape = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| view(&ctx)))
+                        .map_err(|_| internal())??;
+                    drop(ctx);
+                    // Input 0 is read by no later node (checked at load): its data moves.
+                    let s = node.inputs[0].expect("a view node's input 0 is set");
+                    let x = values[s].take().expect("read above");
+                    let mut v = Arc::try_unwrap(x).unwrap_or_else(|a| (*a).clone());
+                    v.shape = shape;
+                    vec![v]
+                }
+                None => {
+                    let outs =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.runs[i])(&ctx)))
+                            .map_err(|_| internal())??;
+                    drop(ctx);
+                    outs
+                }
+            };
             if let (Some(t), Some(s)) = (times.as_deref_mut(), started) {
                 t[i] += s.elapsed();
             }
-            drop(ctx);
             for v in &outs {
                 if v.numel() > MAX_VALUE_ELEMENTS {
                     return Err(RuntimeError::Op {

@@ -6,15 +6,16 @@ use super::broadcast::{broadcast_shape, expand};
 use crate::error::RuntimeError;
 use crate::map_data;
 use crate::node::OpCtx;
-use crate::registry::Registry;
+use crate::registry::{Registry, ViewFn, DEFAULT_DOMAIN};
 use crate::value::{Data, Value};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.onnx("Reshape", reshape);
+    r.add_view(DEFAULT_DOMAIN, "Reshape", reshape, reshape_shape);
     r.onnx("Transpose", transpose);
-    r.onnx("Squeeze", squeeze);
-    r.onnx("Unsqueeze", unsqueeze);
-    r.onnx("Flatten", flatten);
+    r.add_view(DEFAULT_DOMAIN, "Squeeze", squeeze, squeeze_shape);
+    r.add_view(DEFAULT_DOMAIN, "Unsqueeze", unsqueeze, unsqueeze_shape);
+    r.add_view(DEFAULT_DOMAIN, "Flatten", flatten, flatten_shape);
+    r.add_view(DEFAULT_DOMAIN, "Identity", identity, identity_shape);
     r.onnx("Expand", expand_op);
     r.onnx("Shape", shape_op);
     r.onnx("Size", |c| Ok(vec![Value::i64(vec![], vec![c.input(0)?.numel() as i64])]));
@@ -24,11 +25,30 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("Tile", tile);
 }
 
-fn reshaped(x: &Value, shape: Vec<usize>) -> Value {
-    Value::new(shape, x.data.clone())
+/// A view op run on its own: input 0's data, copied, under the shape `shape_of` gives. (The
+/// session moves the data instead when input 0 is not read after the node: see
+/// [`crate::registry::ViewFn`].)
+fn view(c: &OpCtx<'_>, shape_of: ViewFn) -> Result<Vec<Value>, RuntimeError> {
+    let shape = shape_of(c)?;
+    Ok(vec![Value::new(shape, c.input(0)?.data.clone())])
+}
+
+/// Identity's output shape.
+pub(crate) fn identity_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
+    Ok(c.input(0)?.shape.clone())
+}
+
+/// Identity.
+pub(crate) fn identity(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    view(c, identity_shape)
 }
 
 fn reshape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    view(c, reshape_shape)
+}
+
+/// `reshape`'s output shape (the data is the input's, unchanged).
+pub(crate) fn reshape_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     let x = c.input(0)?;
     let spec = if c.opset() >= 5 { c.input_i64s(1)? } else { c.ints("shape").unwrap_or_default() };
     let allowzero = c.int("allowzero", 0) != 0;
@@ -59,7 +79,7 @@ fn reshape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if out.iter().product::<usize>() != x.numel() {
         return Err(c.shape_err("element count differs from the target shape", &x.shape, &out));
     }
-    Ok(vec![reshaped(x, out)])
+    Ok(out)
 }
 
 /// Permutes `v` (shape `shape`) by `perm`.
@@ -136,6 +156,11 @@ fn axes_arg(c: &OpCtx<'_>, since_input: i64) -> Result<Option<Vec<i64>>, Runtime
 }
 
 fn squeeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    view(c, squeeze_shape)
+}
+
+/// `squeeze`'s output shape (the data is the input's, unchanged).
+pub(crate) fn squeeze_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     let x = c.input(0)?;
     let rank = x.shape.len();
     let axes: Vec<usize> = match axes_arg(c, 13)? {
@@ -148,10 +173,15 @@ fn squeeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
     }
     let shape = x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
-    Ok(vec![reshaped(x, shape)])
+    Ok(shape)
 }
 
 fn unsqueeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    view(c, unsqueeze_shape)
+}
+
+/// `unsqueeze`'s output shape (the data is the input's, unchanged).
+pub(crate) fn unsqueeze_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     let x = c.input(0)?;
     let axes = axes_arg(c, 13)?.ok_or_else(|| c.err("axes are required"))?;
     let out_rank = x.shape.len() + axes.len();
@@ -167,10 +197,15 @@ fn unsqueeze(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             shape.push(*it.next().ok_or_else(|| c.err("duplicate axes"))?);
         }
     }
-    Ok(vec![reshaped(x, shape)])
+    Ok(shape)
 }
 
 fn flatten(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    view(c, flatten_shape)
+}
+
+/// `flatten`'s output shape (the data is the input's, unchanged).
+pub(crate) fn flatten_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     let x = c.input(0)?;
     let rank = x.shape.len();
     let a = c.int("axis", 1);
@@ -180,7 +215,7 @@ fn flatten(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let axis = axis as usize;
     let outer: usize = x.shape[..axis].iter().product();
-    Ok(vec![reshaped(x, vec![outer, x.shape[axis..].iter().product()])])
+    Ok(vec![outer, x.shape[axis..].iter().product()])
 }
 
 fn expand_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {

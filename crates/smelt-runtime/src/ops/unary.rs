@@ -200,7 +200,6 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.onnx("BitwiseNot", |c| unary_num(c, |x| x, |x| !x));
     r.onnx("Clip", clip);
-    r.onnx("Identity", |c| Ok(vec![c.input(0)?.clone()]));
     r.onnx("Not", |c| {
         let x = c.input(0)?;
         match &x.data {
