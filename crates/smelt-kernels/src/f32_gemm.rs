@@ -7,8 +7,8 @@
 //! roundings per step); `gemm_f32_bt` likewise as a dot product in `k` order. SIMD versions
 //! use FMA (one rounding per step) and, for `gemm_f32_bt` (and `gemm_f32` with 8 rows or
 //! more, which transposes `B` first), split each dot product into lane partial sums added at
-//! the end (`gemm_f32` with 8 rows or more packs `B` and runs `gemm_f32_packed`'s blocked
-//! kernels where they exist). All stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
+//! the end (both pack `B` and run `gemm_f32_packed`'s blocked kernels from 8 rows on where
+//! those exist). All stay within `|c - c_ref| ≤ 2·k·ε·Σ|a||b|` (ε = 2⁻²⁴)
 //! of the reference, the bound the tests check.
 
 use crate::arch;
@@ -49,6 +49,24 @@ impl PackedF32 {
             let (j0, j1) = (p * PANEL, ((p + 1) * PANEL).min(n));
             for kk in 0..k {
                 panel[kk * PANEL..kk * PANEL + (j1 - j0)].copy_from_slice(&b[kk * n + j0..kk * n + j1]);
+            }
+        }
+        PackedF32 { k, n, panels }
+    }
+
+    /// Packs `B` given as `bt` = `Bᵀ` (`n×k`, row-major: a Linear weight `[out, in]`).
+    ///
+    /// # Panics
+    /// When `bt.len() != n·k`.
+    pub fn from_bt(k: usize, n: usize, bt: &[f32]) -> PackedF32 {
+        assert_eq!(bt.len(), k * n, "PackedF32: Bᵀ has {} elements, k·n = {}", bt.len(), k * n);
+        let mut panels = vec![0.0f32; n.div_ceil(PANEL) * PANEL * k];
+        for (p, panel) in panels.chunks_mut((PANEL * k).max(1)).enumerate() {
+            for c in 0..PANEL.min(n - p * PANEL) {
+                let row = &bt[(p * PANEL + c) * k..(p * PANEL + c + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * PANEL + c] = v;
+                }
             }
         }
         PackedF32 { k, n, panels }
@@ -179,6 +197,12 @@ pub fn gemm_f32_bt_with(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[
         return;
     }
     let isa = isa.or_scalar();
+    if m >= blocked::MIN_ROWS && arch::blocked_row_tile(isa).is_some() {
+        // Many rows (prefill attention's Q·Kᵀ): Bᵀ packed into panels and the blocked
+        // kernels, as `gemm_f32` does.
+        gemm_f32_packed_with(isa, m, a, &PackedF32::from_bt(k, n, b), c);
+        return;
+    }
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
         if !arch::gemm_f32_bt_cols(isa, m, k, a, b, j0, j1, out, ld) {
             gemm_f32_bt_cols_scalar(m, k, a, b, j0, j1, out, ld);

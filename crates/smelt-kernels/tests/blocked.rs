@@ -194,3 +194,12 @@ fn tiled_int8_packed_matches_scalar_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn packing_from_b_transposed_equals_packing_b() {
+    let mut rng = Rng::new(5);
+    for &(k, n) in &[(1usize, 1usize), (3, 31), (17, 32), (64, 33), (5, 100)] {
+        let bt = rng.f32s(n * k);
+        assert_eq!(PackedF32::from_bt(k, n, &bt), PackedF32::new(k, n, &transpose(n, k, &bt)), "k={k} n={n}");
+    }
+}
