@@ -110,8 +110,9 @@ fn quantize_body(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantE
 
 /// [`quantize`], and the decoded weights ([`super::dequantize`] of the bytes written) into
 /// `decoded`, which must be as long as `src`: what a converter needs to measure the error. For
-/// Q8_0 on AVX2 or AVX-512 both come from one pass (`smelt_kernels`' explicit kernel, with the
-/// reference taking the blocks it leaves); other types quantize, then decode.
+/// Q8_0 on AVX2 or AVX-512, and Q4_0, Q4_1, Q5_0 and Q5_1 on AVX-512, both come from one pass
+/// (`smelt_kernels`' explicit kernels, with the reference taking the blocks they leave); other
+/// types quantize, then decode.
 pub fn quantize_decode(
     dtype: DType,
     src: &[f32],
@@ -153,6 +154,26 @@ pub fn quantize_decode_with(
             const B: usize = smelt_kernels::Q8_0_BYTES;
             for b in slow {
                 let (x, out) = (&src[b * E..(b + 1) * E], &mut dst[b * B..(b + 1) * B]);
+                quantize_tiered(Tier::Scalar, dtype, x, out)?;
+                super::dequantize_with(Tier::Scalar, dtype, out, &mut decoded[b * E..(b + 1) * E])?;
+            }
+            return Ok(());
+        }
+    }
+    let legacy = match dtype {
+        DType::Q4_0 => Some(smelt_kernels::LegacyType::Q4_0),
+        DType::Q4_1 => Some(smelt_kernels::LegacyType::Q4_1),
+        DType::Q5_0 => Some(smelt_kernels::LegacyType::Q5_0),
+        DType::Q5_1 => Some(smelt_kernels::LegacyType::Q5_1),
+        _ => None,
+    };
+    if let (Some(t), Some(isa)) = (legacy, isa) {
+        // AVX-512 only (`None` elsewhere: the tiered reference below runs).
+        if let Some(slow) = smelt_kernels::explicit::quantize_legacy_with(isa, t, src, dst, decoded) {
+            const E: usize = smelt_kernels::LEGACY_BLOCK;
+            let bb = t.block_bytes();
+            for b in slow {
+                let (x, out) = (&src[b * E..(b + 1) * E], &mut dst[b * bb..(b + 1) * bb]);
                 quantize_tiered(Tier::Scalar, dtype, x, out)?;
                 super::dequantize_with(Tier::Scalar, dtype, out, &mut decoded[b * E..(b + 1) * E])?;
             }
@@ -306,6 +327,125 @@ mod tests {
                         "{blocks} blocks, round {round}: {} decoded bits differ",
                         tier.name()
                     );
+                }
+            }
+        }
+    }
+
+    /// The explicit Q4_0, Q4_1, Q5_0 and Q5_1 kernels (groups of sixteen blocks, AVX-512)
+    /// against the reference, bytes and decoded bits, over every tail length of a group and
+    /// blocks made to hit each of their fallbacks and decisions: the largest magnitude held by
+    /// weights of both signs (in either order), zero minima or maxima of either sign, all-zero
+    /// blocks, exact halves on the rounding grid, subnormals, huge values (where `max - min`
+    /// overflows), NaN and infinities.
+    #[test]
+    fn legacy_kernels_match_the_reference() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x5851_f42d_4c95_7f2du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for dtype in [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1] {
+            for blocks in [1usize, 2, 15, 16, 17, 31, 33, 64, 100] {
+                for round in 0..8 {
+                    let mut v = Vec::with_capacity(blocks * 32);
+                    for b in 0..blocks {
+                        let kind = (next() % 13) as u32;
+                        let exp = (next() % 200) as i32 - 130;
+                        let scale = 2f32.powi(exp);
+                        let (tie_a, tie_b) = ((next() % 32) as usize, (next() % 32) as usize);
+                        let spread = 1.0 + (next() >> 40) as f32 / (1u64 << 24) as f32;
+                        for j in 0..32 {
+                            let r = ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0;
+                            v.push(match kind {
+                                // A grid of halves: extremes ±8 and ±16 make d a power of two.
+                                0 if j == 0 => -16.0,
+                                0 if j == 1 => 15.0,
+                                0 => (next() % 62) as f32 * 0.5 - 15.5,
+                                1 => {
+                                    if (j + b) % 2 == 0 {
+                                        0.0
+                                    } else {
+                                        -0.0
+                                    }
+                                }
+                                2 => {
+                                    f32::from_bits((next() % 0x80_0000) as u32)
+                                        * if j % 3 == 0 { -1.0 } else { 1.0 }
+                                }
+                                3 if round % 2 == 0 && j == (b * 7) % 32 => f32::NAN,
+                                3 if j == (b * 5) % 32 => f32::INFINITY * if b % 2 == 0 { 1.0 } else { -1.0 },
+                                // Largest magnitude on both signs, either one first.
+                                4 if j == tie_a => 2.0 * scale,
+                                4 if j == tie_b => -2.0 * scale,
+                                4 => r * scale,
+                                // Non-negative with zeros of both signs (a zero minimum), or
+                                // non-positive (a zero maximum), the first zero's sign random.
+                                5 | 6 => {
+                                    let z = if next() % 2 == 0 { 0.0 } else { -0.0 };
+                                    let w = if j % 5 == (b % 5) { z } else { r.abs() * scale };
+                                    if kind == 6 {
+                                        -w
+                                    } else {
+                                        w
+                                    }
+                                }
+                                // Huge: max - min overflows.
+                                7 => 3.0e38 * r,
+                                // All equal (min = max, d = 0).
+                                8 => scale,
+                                // Weights whose scaled value lands within rounding of a
+                                // truncation boundary (`x·id + bias` near a small integer),
+                                // from the block's own d: a fused multiply-add, or any other
+                                // order of operations, truncates some of them differently.
+                                9 | 10 => {
+                                    let (lo, hi) = (-spread * scale, spread * scale * 0.75);
+                                    let (d, bias, base) = match dtype {
+                                        DType::Q4_0 => (lo / -8.0, 8.5, 0.0),
+                                        DType::Q5_0 => (lo / -16.0, 16.5, 0.0),
+                                        DType::Q4_1 => ((hi - lo) / 15.0, 0.5, lo),
+                                        _ => ((hi - lo) / 31.0, 0.5, lo),
+                                    };
+                                    let id = 1.0 / d;
+                                    match j {
+                                        0 => lo,
+                                        1 => hi,
+                                        _ => base + ((1 + next() % 6) as f32 - bias) / id,
+                                    }
+                                }
+                                _ => r * scale,
+                            });
+                        }
+                    }
+                    let len = quantized_len(dtype, v.len()).unwrap();
+                    let (mut want, mut want_f) = (vec![0u8; len], vec![0f32; v.len()]);
+                    quantize_with(Tier::Scalar, dtype, &v, &mut want).unwrap();
+                    super::super::dequantize_with(Tier::Scalar, dtype, &want, &mut want_f).unwrap();
+                    for tier in Tier::ALL {
+                        let (mut got, mut got_f) = (vec![0u8; len], vec![0f32; v.len()]);
+                        quantize_decode_with(tier, dtype, &v, &mut got, &mut got_f).unwrap();
+                        let bb = dtype.block_bytes() as usize;
+                        let bad =
+                            (0..blocks).find(|&b| got[b * bb..(b + 1) * bb] != want[b * bb..(b + 1) * bb]);
+                        assert!(
+                            bad.is_none(),
+                            "{dtype} {blocks} blocks, round {round}, {}: block {bad:?} differs: {:?}",
+                            tier.name(),
+                            bad.map(|b| (
+                                &v[b * 32..(b + 1) * 32],
+                                &got[b * bb..(b + 1) * bb],
+                                &want[b * bb..(b + 1) * bb]
+                            ))
+                        );
+                        assert!(
+                            got_f.iter().zip(&want_f).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{dtype} {blocks} blocks, round {round}: {} decoded bits differ",
+                            tier.name()
+                        );
+                    }
                 }
             }
         }
