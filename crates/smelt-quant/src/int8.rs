@@ -350,7 +350,36 @@ pub fn quantize_rows_into(
     let rows = values.len() / cols;
     assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
     assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
-    quantize_rows_tiered(smelt_tensor::simd::tier(), values, cols, mode, codes, scales, zero_points, decoded)
+    quantize_rows_into_with(
+        smelt_tensor::simd::tier(),
+        values,
+        cols,
+        mode,
+        codes,
+        scales,
+        zero_points,
+        decoded,
+    )
+}
+
+/// [`quantize_rows_into`] at a given [`smelt_tensor::simd::Tier`]: the same bytes and bits at
+/// every one (for differential tests).
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_rows_into_with(
+    tier: smelt_tensor::simd::Tier,
+    values: &[f32],
+    cols: usize,
+    mode: Int8Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zero_points: &mut [u8],
+    decoded: &mut [f32],
+) {
+    assert!(cols > 0 && values.len() % cols == 0, "whole rows");
+    let rows = values.len() / cols;
+    assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
+    assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
+    quantize_rows_tiered(tier, values, cols, mode, codes, scales, zero_points, decoded)
 }
 
 smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, mode: Int8Mode, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
@@ -478,6 +507,98 @@ mod tests {
         assert_eq!(t.scales, vec![1.0, 1.0]);
         assert_eq!(t.codes, vec![0; 6]);
         assert_eq!(t.dequantize(), vec![0.0; 6]);
+    }
+
+    /// Every tier writes the baseline copy's codes, scales, zero
+    /// points and decoded bits, over rows of every tail length, in both modes: exact ties of
+    /// `x / scale`, weights a few ulps either side of a tie (where `x · (1/scale)` and the
+    /// division can round differently), zeros of both signs, subnormals, huge values, NaN and
+    /// infinities, and all-zero rows.
+    #[test]
+    fn every_tier_quantizes_rows_like_the_reference() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for cols in (1..=40).chain([63, 64, 65, 100, 257]) {
+            for round in 0..6 {
+                let rows = 7;
+                let mut v = Vec::with_capacity(rows * cols);
+                for r in 0..rows {
+                    let kind = (next() % 8) as u32;
+                    let e = (next() % 60) as i32 - 30;
+                    let unit = 2f32.powi(e);
+                    // A scale that is not a power of two, and the row's extreme that gives it.
+                    let odd = 1.0 + (next() >> 41) as f32 / (1u64 << 23) as f32;
+                    for j in 0..cols {
+                        let k = (next() % 256) as f32 - 128.0;
+                        let ulps = (next() % 7) as i32 - 3;
+                        let nudge = |f: f32| f32::from_bits((f.to_bits() as i32 + ulps) as u32);
+                        v.push(match kind {
+                            // extreme 127·unit: scale = unit, (k + 0.5)·unit ties exactly.
+                            0 if j == 0 => 127.0 * unit,
+                            0 => (k + 0.5) * unit,
+                            // near ties for an odd scale
+                            1 if j == 0 => -127.0 * odd * unit,
+                            1 => nudge((k.clamp(-127.0, 126.0) + 0.5) * odd * unit),
+                            2 => {
+                                if (j + r) % 2 == 0 {
+                                    0.0
+                                } else {
+                                    -0.0
+                                }
+                            }
+                            3 => {
+                                f32::from_bits((next() % 0x80_0000) as u32)
+                                    * if j % 3 == 0 { -1.0 } else { 1.0 }
+                            }
+                            4 if j == (r * 3 + round) % cols => f32::NAN,
+                            5 if j == (r * 5 + round) % cols => {
+                                if round % 2 == 0 {
+                                    f32::INFINITY
+                                } else {
+                                    f32::NEG_INFINITY
+                                }
+                            }
+                            6 => 3.0e38 * ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5),
+                            _ => ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * unit,
+                        });
+                    }
+                }
+                for mode in [Int8Mode::Symmetric, Int8Mode::Asymmetric] {
+                    let n = rows * cols;
+                    let run = |tier| {
+                        let (mut c, mut s, mut z, mut d) =
+                            (vec![0u8; n], vec![0f32; rows], vec![0u8; rows], vec![0f32; n]);
+                        quantize_rows_into_with(tier, &v, cols, mode, &mut c, &mut s, &mut z, &mut d);
+                        (
+                            c,
+                            s.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                            z,
+                            d.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        )
+                    };
+                    let want = run(Tier::Scalar);
+                    for tier in Tier::ALL {
+                        let got = run(tier);
+                        for (i, (g, w)) in got.0.iter().zip(&want.0).enumerate() {
+                            assert_eq!(
+                                g,
+                                w,
+                                "{mode:?} cols {cols} round {round} {}: code {i} of {:?}",
+                                tier.name(),
+                                v[i]
+                            );
+                        }
+                        assert!(got == want, "{mode:?} cols {cols} round {round} {}: scales, zero points or decoded bits differ", tier.name());
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -149,21 +149,22 @@ fn checked_code(codes: &[i8], i: usize) -> Result<u8, SchemeError> {
 ///
 /// Errors: a code outside {-1, 0, 1}.
 pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
+    pack_2bit_with(smelt_tensor::simd::tier(), codes)
+}
+
+/// [`pack_2bit`] with its loops compiled for a given [`smelt_tensor::simd::Tier`] (the same
+/// bytes at every one; for differential tests).
+pub fn pack_2bit_with(tier: smelt_tensor::simd::Tier, codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
     // Checked first in one pass that vectorizes; only a bad tensor is searched for the index.
-    if codes.iter().fold(false, |bad, &q| bad | !(-1..=1).contains(&q)) {
+    if any_bad_code(tier, codes) {
         for i in 0..codes.len() {
             checked_code(codes, i)?;
         }
     }
-    let fours = codes.chunks_exact(4);
-    let tail = fours.remainder();
-    let mut out = vec![0u8; codes.len() / 4];
-    // Four codes plus one (0..=2) as the bytes of one little-endian word, then the four 2-bit
-    // fields gathered: a loop over words that vectorizes.
-    for (o, f) in out.iter_mut().zip(fours) {
-        let w = u32::from_le_bytes([(f[0] + 1) as u8, (f[1] + 1) as u8, (f[2] + 1) as u8, (f[3] + 1) as u8]);
-        *o = ((w & 0x3) | ((w >> 6) & 0xC) | ((w >> 12) & 0x30) | ((w >> 18) & 0xC0)) as u8;
-    }
+    let fours = codes.len() / 4;
+    let tail = &codes[fours * 4..];
+    let mut out = vec![0u8; fours];
+    pack_fours(tier, &codes[..fours * 4], &mut out);
     if !tail.is_empty() {
         // Slots past the end hold the code of 0 (1).
         out.push(
@@ -173,6 +174,25 @@ pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
         );
     }
     Ok(out)
+}
+
+smelt_tensor::tiered!(fn any_bad_code(codes: &[i8]) -> bool = any_bad_code_body);
+
+#[inline(always)]
+fn any_bad_code_body(codes: &[i8]) -> bool {
+    codes.iter().fold(false, |bad, &q| bad | !(-1..=1).contains(&q))
+}
+
+smelt_tensor::tiered!(fn pack_fours(codes: &[i8], out: &mut [u8]) = pack_fours_body);
+
+/// Four codes plus one (0..=2) as the bytes of one little-endian word, then the four 2-bit
+/// fields gathered: a loop over words that vectorizes.
+#[inline(always)]
+fn pack_fours_body(codes: &[i8], out: &mut [u8]) {
+    for (o, f) in out.iter_mut().zip(codes.chunks_exact(4)) {
+        let w = u32::from_le_bytes([(f[0] + 1) as u8, (f[1] + 1) as u8, (f[2] + 1) as u8, (f[3] + 1) as u8]);
+        *o = ((w & 0x3) | ((w >> 6) & 0xC) | ((w >> 12) & 0x30) | ((w >> 18) & 0xC0)) as u8;
+    }
 }
 
 /// Unpacks `count` codes packed by [`pack_2bit`].
@@ -270,6 +290,40 @@ fn check_packed_len(bytes: &[u8], count: usize, expected: usize) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every tier packs the bytes of the baseline copy (every tail length, all three codes in
+    /// every slot), and every tier finds a bad code wherever it is.
+    #[test]
+    fn pack_2bit_is_the_same_at_every_tier() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in (0usize..70).chain([255, 256, 257, 4099]) {
+            let codes: Vec<i8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 3) as i8 - 1
+                })
+                .collect();
+            let want = pack_2bit_with(Tier::Scalar, &codes).unwrap();
+            // Independent of the loops: code i in bits 2(i mod 4) of byte i / 4.
+            let mut direct = vec![0x55u8; len.div_ceil(4)];
+            for (i, &q) in codes.iter().enumerate() {
+                let b = &mut direct[i / 4];
+                *b = (*b & !(3 << (2 * (i % 4)))) | (((q + 1) as u8) << (2 * (i % 4)));
+            }
+            assert_eq!(want, direct, "{len}");
+            for tier in Tier::ALL {
+                assert_eq!(pack_2bit_with(tier, &codes).unwrap(), want, "{len} {}", tier.name());
+                if len > 0 {
+                    let mut bad = codes.clone();
+                    bad[len / 2] = 2;
+                    assert!(pack_2bit_with(tier, &bad).is_err(), "{len} {}", tier.name());
+                }
+            }
+        }
+    }
 
     /// Codes and decoded values in one pass equal `ternary_codes_into` and `code / scale`,
     /// bit for bit, at every SIMD level (zeros, ties at ±0.5, NaN, huge values).
