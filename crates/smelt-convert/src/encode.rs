@@ -52,7 +52,8 @@ impl Encoded {
             Encoded::Int8(t) => crate::buffers::give(t.codes),
             Encoded::Nf4(t) => crate::buffers::give(t.packed),
             Encoded::Int4(t) => crate::buffers::give(t.codes),
-            Encoded::Plain { .. } | Encoded::Ternary(..) => {}
+            Encoded::Ternary(t, _) => crate::buffers::give(bytemuck::allocation::cast_vec(t.codes)),
+            Encoded::Plain { .. } => {}
         }
     }
 

@@ -393,7 +393,8 @@ impl Job<'_> {
         }
         let total = sum.finish().ok_or_else(|| self.quant_err("ternary: streamed sum lost count".into()))?;
         let (mean_abs, scale) = ternary_scale(total, n);
-        let mut codes = vec![0i8; n];
+        // From the pool (every code is written below): no fresh pages to fault in and zero.
+        let mut codes: Vec<i8> = bytemuck::allocation::cast_vec(crate::buffers::take(n));
         let sums = codes
             .par_chunks_mut(CHUNK_ELEMS)
             .enumerate()
@@ -410,17 +411,25 @@ impl Job<'_> {
 }
 
 /// Index of the first NaN or infinity. Blocks of 64 are tested whole first (an exponent test
-/// with no early exit, which vectorizes); only a block that has one is searched.
+/// with no early exit, which vectorizes, compiled for the CPU's SIMD level); only a block that
+/// has one is searched.
 pub(crate) fn first_nonfinite(v: &[f32]) -> Option<usize> {
+    first_nonfinite_with(smelt_tensor::simd::tier(), v)
+}
+
+/// [`first_nonfinite`] with its loop compiled for a given tier (the same answer at every one).
+pub(crate) fn first_nonfinite_with(tier: smelt_tensor::simd::Tier, v: &[f32]) -> Option<usize> {
+    let b = first_nonfinite_block(tier, v)?;
+    v[b * 64..].iter().position(|x| !x.is_finite()).map(|i| b * 64 + i)
+}
+
+smelt_tensor::tiered!(fn first_nonfinite_block(v: &[f32]) -> Option<usize> = first_nonfinite_block_body);
+
+/// The first block of 64 holding a NaN or an infinity.
+#[inline(always)]
+fn first_nonfinite_block_body(v: &[f32]) -> Option<usize> {
     const EXP: u32 = 0x7f80_0000;
-    v.chunks(64).enumerate().find_map(|(b, block)| {
-        let any = block.iter().fold(false, |a, x| a | (x.to_bits() & EXP == EXP));
-        if any {
-            block.iter().position(|x| !x.is_finite()).map(|i| b * 64 + i)
-        } else {
-            None
-        }
-    })
+    v.chunks(64).position(|block| block.iter().fold(false, |a, x| a | (x.to_bits() & EXP == EXP)))
 }
 
 /// The chunks' results in order, or the error of the first chunk that failed (the first bad
@@ -534,6 +543,31 @@ mod tests {
                     close(g.sqnr_db, w.sqnr_db, 1e-9) && close(g.cosine, w.cosine, 1e-10),
                     "{scheme}: {g:?} vs {w:?}"
                 );
+            }
+        }
+    }
+
+    /// Every tier finds the same first NaN or infinity (or none), at every position and
+    /// length around the blocks of 64.
+    #[test]
+    fn first_nonfinite_is_the_same_at_every_tier() {
+        use smelt_tensor::simd::Tier;
+        for len in [0usize, 1, 63, 64, 65, 127, 128, 200] {
+            let clean: Vec<f32> = (0..len).map(|i| i as f32 * 0.37 - 20.0).collect();
+            for tier in Tier::ALL {
+                assert_eq!(first_nonfinite_with(tier, &clean), None, "{len} {}", tier.name());
+            }
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    if at + 70 < len {
+                        v[at + 70] = f32::NAN;
+                    }
+                    for tier in Tier::ALL {
+                        assert_eq!(first_nonfinite_with(tier, &v), Some(at), "{len} {at} {}", tier.name());
+                    }
+                }
             }
         }
     }
