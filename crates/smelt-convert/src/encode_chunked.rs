@@ -371,24 +371,60 @@ impl Job<'_> {
 
     /// Ternary in two passes over the stored bytes. First `Σ|W|` in torch's order
     /// ([`StreamingSum`]: the same f32 additions as the whole-tensor `TorchReduction::sum`, so
-    /// the same scale to the bit), fed chunk after chunk in order while the next chunks are
-    /// read in parallel; then the codes, decoded values and error sums per chunk, in parallel.
+    /// the same scale to the bit): the sum's independent blocks in parallel, joined in order
+    /// (or, if its blocks do not divide a chunk, chunks fed in order while the next ones are
+    /// read in parallel); then the codes, decoded values and error sums per chunk, in parallel.
     fn ternary(&self, n: usize, packing: TernaryPacking) -> Result<EncodedTensor, ConvertError> {
         let chunks = n.div_ceil(CHUNK_ELEMS);
-        let abs_chunk = |c: usize| {
-            let start = c * CHUNK_ELEMS;
-            self.values(start, CHUNK_ELEMS.min(n - start)).map(|mut v| {
-                v.iter_mut().for_each(|x| *x = x.abs());
-                v
-            })
-        };
         let mut sum = StreamingSum::new(n);
-        let window = rayon::current_num_threads().max(1);
-        for first in (0..chunks).step_by(window) {
-            let abs =
-                (first..(first + window).min(chunks)).into_par_iter().map(abs_chunk).collect::<Vec<_>>();
-            for a in abs {
-                sum.feed(&a?);
+        let (block, rows_end) = (sum.block_elems(), sum.row_elems());
+        if CHUNK_ELEMS % block == 0 {
+            // The sum's blocks (whole rows, a power of two that divides a chunk) are summed
+            // apart on every thread, each |W| piece read into a reused buffer, then handed
+            // over in order: the same f32 additions as feeding the values one after the other.
+            let parts = (0..chunks)
+                .into_par_iter()
+                .map(|c| -> Result<(Vec<([[f32; 8]; 4], usize)>, Vec<f32>), ConvertError> {
+                    let (start, end) = (c * CHUNK_ELEMS, ((c + 1) * CHUNK_ELEMS).min(n));
+                    let rows = end.min(rows_end).max(start);
+                    let mut partials = Vec::with_capacity((rows - start).div_ceil(block));
+                    let mut v = vec![0f32; block.min(rows - start)];
+                    for b in (start..rows).step_by(block) {
+                        let v = &mut v[..block.min(rows - b)];
+                        self.values_into(b, v)?;
+                        v.iter_mut().for_each(|x| *x = x.abs());
+                        partials.push((StreamingSum::block_partial(v), v.len()));
+                    }
+                    // The tail after the last whole row (fewer than 32 values).
+                    let mut tail = vec![0f32; end - rows];
+                    self.values_into(rows, &mut tail)?;
+                    tail.iter_mut().for_each(|x| *x = x.abs());
+                    Ok((partials, tail))
+                })
+                .collect::<Vec<_>>();
+            for (partials, tail) in first_error(parts)? {
+                for (p, len) in partials {
+                    if !sum.feed_partial(&p, len) {
+                        return Err(self.quant_err("ternary: a block of the sum out of order".into()));
+                    }
+                }
+                sum.feed(&tail);
+            }
+        } else {
+            let abs_chunk = |c: usize| {
+                let start = c * CHUNK_ELEMS;
+                self.values(start, CHUNK_ELEMS.min(n - start)).map(|mut v| {
+                    v.iter_mut().for_each(|x| *x = x.abs());
+                    v
+                })
+            };
+            let window = rayon::current_num_threads().max(1);
+            for first in (0..chunks).step_by(window) {
+                let abs =
+                    (first..(first + window).min(chunks)).into_par_iter().map(abs_chunk).collect::<Vec<_>>();
+                for a in abs {
+                    sum.feed(&a?);
+                }
             }
         }
         let total = sum.finish().ok_or_else(|| self.quant_err("ternary: streamed sum lost count".into()))?;
@@ -567,6 +603,40 @@ mod tests {
                     for tier in Tier::ALL {
                         assert_eq!(first_nonfinite_with(tier, &v), Some(at), "{len} {at} {}", tier.name());
                     }
+                }
+            }
+        }
+    }
+
+    /// Ternary's parallel first pass gives the whole-tensor scale to the bit with 1, 2 and 3
+    /// threads, on tensors whose length leaves a tail after the last whole row of the sum and
+    /// a short last block.
+    #[test]
+    fn ternary_scale_is_the_whole_tensor_one_whatever_the_threads() {
+        for (rows, cols) in [(1031, 509), (600, 437), (2049, 1000)] {
+            let (t, values) = bf16_tensor(rows, cols, rows as u64 * 7 + cols as u64);
+            let want = crate::encode::encode_values(
+                &t.name,
+                &values,
+                &[rows, cols],
+                Scheme::Ternary { packing: TernaryPacking::TwoBit },
+            )
+            .unwrap();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool
+                    .install(|| {
+                        encode_chunked(&t, Scheme::Ternary { packing: TernaryPacking::TwoBit }, false)
+                    })
+                    .unwrap()
+                    .unwrap();
+                match (&got.encoded, &want.encoded) {
+                    (Encoded::Ternary(a, _), Encoded::Ternary(b, _)) => {
+                        assert_eq!(a.scale.to_bits(), b.scale.to_bits(), "{rows}x{cols}, {threads} threads");
+                        assert_eq!(a.mean_abs.to_bits(), b.mean_abs.to_bits(), "{rows}x{cols}");
+                        assert!(a.codes == b.codes, "{rows}x{cols}, {threads} threads");
+                    }
+                    _ => panic!("not ternary"),
                 }
             }
         }

@@ -175,6 +175,54 @@ impl StreamingSum {
             add(a, &item::<8>(row, k));
         }
         self.done += 1;
+        self.cascade();
+    }
+
+    /// Values per block: the sum's first level starts from zero at every block boundary (the
+    /// cascade moves it up and clears it after each [`Self::block_elems`] values of whole
+    /// rows), so blocks can be summed apart, in parallel, with [`Self::block_partial`], and
+    /// handed over in order with [`Self::feed_partial`]: the same additions in the same order.
+    pub fn block_elems(&self) -> usize {
+        self.level_step * 32
+    }
+
+    /// Values of whole rows, the rest (fewer than 32) is the tail [`Self::feed`] takes.
+    pub fn row_elems(&self) -> usize {
+        self.rows * 32
+    }
+
+    /// The first level's sum of one block (at most [`Self::block_elems`] values of whole
+    /// rows, a multiple of 32), from zero, row after row as [`Self::feed`] adds them.
+    pub fn block_partial(values: &[f32]) -> [[f32; 8]; 4] {
+        let mut acc = [[0.0f32; 8]; 4];
+        for row in values.chunks_exact(32) {
+            for (k, a) in acc.iter_mut().enumerate() {
+                add(a, &item::<8>(row, k));
+            }
+        }
+        acc
+    }
+
+    /// The next block's [`Self::block_partial`] over `values_len` values, in order. Only at a
+    /// block boundary (nothing fed but whole blocks), and a block shorter than
+    /// [`Self::block_elems`] only as the last of the rows. Returns `false`, changing nothing,
+    /// when those do not hold.
+    pub fn feed_partial(&mut self, partial: &[[f32; 8]; 4], values_len: usize) -> bool {
+        let rows = values_len / 32;
+        let aligned = self.pending.is_empty() && self.done % self.level_step == 0;
+        let whole = values_len % 32 == 0
+            && (rows == self.level_step || (rows < self.level_step && self.done + rows == self.rows));
+        if !aligned || !whole || self.done + rows > self.rows || rows == 0 {
+            return false;
+        }
+        // The first level is zero at a block boundary: the block's own sum from zero is it.
+        self.acc[0] = *partial;
+        self.done += rows;
+        self.cascade();
+        true
+    }
+
+    fn cascade(&mut self) {
         // ATen's multi_row_sum cascades after each whole step of rows.
         if self.done % self.level_step == 0 {
             let level_power = self.level_step.trailing_zeros() as usize;
@@ -377,6 +425,31 @@ mod tests {
                 assert_eq!(s.finish().map(f32::to_bits), Some(want.to_bits()), "n {n}, pieces of ~{piece}");
             }
         }
+        // Blocks summed apart and handed over in order, then the tail: the same bits.
+        for n in [0usize, 7, 31, 32, 33, 511, 512, 513, 4096 * 32 + 5, 100_003, 1 << 20] {
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    // Full mantissas over six decades: any other order of additions rounds
+                    // differently somewhere.
+                    let h = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+                    (h as f32 / (1u64 << 24) as f32 + 0.1) * 10f32.powi((i % 7) as i32 - 3)
+                })
+                .collect();
+            let want = TorchReduction::default().sum(&v);
+            let mut s = StreamingSum::new(n);
+            let (be, re) = (s.block_elems(), s.row_elems());
+            for block in v[..re].chunks(be) {
+                assert!(s.feed_partial(&StreamingSum::block_partial(block), block.len()), "n {n}");
+            }
+            s.feed(&v[re..]);
+            assert_eq!(s.finish().map(f32::to_bits), Some(want.to_bits()), "n {n}, blocks of {be}");
+        }
+        // Refused off a block boundary or for a short block that is not the last.
+        let mut s = StreamingSum::new(1 << 20);
+        let be = s.block_elems();
+        assert!(!s.feed_partial(&[[0.0; 8]; 4], be - 32));
+        s.feed(&[1.0; 32]);
+        assert!(!s.feed_partial(&[[0.0; 8]; 4], be));
         let mut short = StreamingSum::new(10);
         short.feed(&[1.0; 9]);
         assert_eq!(short.finish(), None);
