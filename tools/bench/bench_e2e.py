@@ -10,9 +10,10 @@ steps are timed: decode (1 new token after 127 cached ones) and prefill (128 tok
 cache). onnxruntime: CPU execution provider, intra_op_num_threads=2, inter_op_num_threads=1,
 sequential execution, all graph optimizations (its default). smelt: `smelt run --repeat N
 --threads 2`, which times each run inside one process, model loading excluded. Each side gets
-one warm-up run per round, then `--runs` timed runs, in `--rounds` rounds that alternate the
-two (a change in the machine's load falls on both); the median of all timed runs is
-reported. smelt's outputs are checked against onnxruntime's (max abs difference of the
+`--warmup` untimed runs per round (default 10: a fresh process, or a new session, takes several
+runs to reach its steady time as caches fill), then `--runs` timed runs, in `--rounds` rounds
+that alternate the two (a change in the machine's load falls on both); the median of all timed
+runs is reported. smelt's outputs are checked against onnxruntime's (max abs difference of the
 logits, printed beside the times).
 """
 
@@ -42,9 +43,10 @@ def ort_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
 
 
-def ort_times(s: ort.InferenceSession, feeds: dict, runs: int) -> list[float]:
-    """One warm-up run, then `runs` timed ones (ms)."""
-    s.run(None, feeds)
+def ort_times(s: ort.InferenceSession, feeds: dict, runs: int, warmup: int) -> list[float]:
+    """`warmup` untimed runs, then `runs` timed ones (ms)."""
+    for _ in range(warmup):
+        s.run(None, feeds)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -53,15 +55,15 @@ def ort_times(s: ort.InferenceSession, feeds: dict, runs: int) -> list[float]:
     return times
 
 
-def smelt_times(smelt: str, path: Path, npz: Path, out: Path, runs: int) -> list[float]:
-    """One warm-up run, then `runs` timed ones (ms), from `smelt run --repeat` (load excluded)."""
+def smelt_times(smelt: str, path: Path, npz: Path, out: Path, runs: int, warmup: int) -> list[float]:
+    """`warmup` untimed runs, then `runs` timed ones (ms), from `smelt run --repeat` (load excluded)."""
     p = subprocess.run([smelt, "run", str(path), "--inputs", str(npz), "-o", str(out), "--threads", "2",
-                        "--repeat", str(runs + 1)], capture_output=True, text=True)
+                        "--repeat", str(runs + warmup)], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"smelt run {path} failed:\n{p.stderr}")
     times = [float(t) for t in re.findall(r"^run \d+: ([0-9.]+) ms$", p.stderr, re.M)]
-    assert len(times) == runs + 1, p.stderr
-    return times[1:]
+    assert len(times) == runs + warmup, p.stderr
+    return times[warmup:]
 
 
 def main() -> int:
@@ -69,6 +71,9 @@ def main() -> int:
     p.add_argument("smelt")
     p.add_argument("--runs", type=int, default=5, help="timed runs per round and side")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of onnxruntime and smelt")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed runs before each round's timed ones, on both sides (a fresh smelt process, "
+                        "or ORT's session, takes several runs to reach its steady time)")
     gen_llama_onnx.add_shape_args(p)
     p.add_argument("--context", type=int, default=128, help="prefill length; decode runs after context-1 tokens")
     p.add_argument("--models", default="float,int8,int4", help="comma-separated subset of float,int8,int4")
@@ -112,8 +117,8 @@ def main() -> int:
                 # the run falls on both.
                 o_t, s_t = [], []
                 for _ in range(a.rounds):
-                    o_t += ort_times(session, feeds, a.runs)
-                    s_t += smelt_times(a.smelt, path, npz, tmp / "out.npz", a.runs)
+                    o_t += ort_times(session, feeds, a.runs, a.warmup)
+                    s_t += smelt_times(a.smelt, path, npz, tmp / "out.npz", a.runs, a.warmup)
                 s_out = np.load(tmp / "out.npz")["logits"]
                 o_ms, s_ms = float(np.median(o_t)), float(np.median(s_t))
                 diff = float(np.abs(s_out - o_out).max())
@@ -122,7 +127,8 @@ def main() -> int:
 
     print(f"Llama-style decoder: hidden {a.hidden}, {a.layers} layers, {a.heads} heads ({a.kv_heads} KV), "
           f"intermediate {a.intermediate}, vocab {a.vocab}, {params / 1e6:.0f}M parameters; batch 1, 2 threads, "
-          f"median of {a.rounds}×{a.runs} runs in alternating rounds; onnxruntime {ort.__version__}\n")
+          f"median of {a.rounds}×{a.runs} runs in alternating rounds, each after {a.warmup} untimed ones; "
+          f"onnxruntime {ort.__version__}\n")
     print("| model | step | smelt ms | onnxruntime ms | smelt / ORT | max abs diff of logits |")
     print("|---|---|---:|---:|---:|---:|")
     for name, step, s_ms, o_ms, diff in rows:
