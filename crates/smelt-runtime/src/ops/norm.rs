@@ -127,17 +127,55 @@ fn softmax(c: &OpCtx<'_>, log: bool) -> Result<Vec<Value>, RuntimeError> {
     }
     let v = floats(c, x)?;
     let mut out = vec![0f64; v.len()];
+    let mut e = vec![0f64; len];
     for o in 0..outer {
         for i in 0..inner {
             let at = |j: usize| o * len * inner + j * inner + i;
             let max = (0..len).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = (0..len).map(|j| (v[at(j)] - max).exp()).sum();
+            for (j, e) in e.iter_mut().enumerate() {
+                *e = (v[at(j)] - max).exp();
+            }
+            let sum = lane_sum(&e);
             for j in 0..len {
                 out[at(j)] = if log { v[at(j)] - max - sum.ln() } else { (v[at(j)] - max).exp() / sum };
             }
         }
     }
     Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+/// Σ `e` in a fixed order that vectorizes: eight running sums over the elements (element `j`
+/// into sum `j mod 8`), then added pairwise. The general and the f32 path both use it, so
+/// they give the same bits; a single running sum was a chain of dependent additions that took
+/// most of a softmax row's time.
+fn lane_sum(e: &[f64]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut it = e.chunks_exact(8);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(it.remainder()) {
+        *a += x;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// The maximum of `x` as f64 (NaN skipped, as `f64::max` does), kept per lane so that it
+/// vectorizes: exact, so the same value in any order.
+fn row_max(x: &[f32]) -> f64 {
+    let mut m = [f32::NEG_INFINITY; 16];
+    let mut it = x.chunks_exact(16);
+    for c in &mut it {
+        for (m, &v) in m.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    for (m, &v) in m.iter_mut().zip(it.remainder()) {
+        *m = if v > *m { v } else { *m };
+    }
+    m.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64))
 }
 
 /// Softmax (or log-softmax) of each contiguous row of `len` f32 values, computed in f64 as
@@ -149,10 +187,10 @@ fn softmax_rows_f32(v: &[f32], len: usize, log: bool) -> Vec<f32> {
         return out;
     }
     let row = |(x, o): (&[f32], &mut [f32])| {
-        let max = x.iter().map(|&e| e as f64).fold(f64::NEG_INFINITY, f64::max);
+        let max = row_max(x);
         let mut e = vec![0f64; x.len()];
         smelt_kernels::exp_shifted_f64(x, max, &mut e);
-        let sum: f64 = e.iter().sum();
+        let sum = lane_sum(&e);
         if log {
             let ls = sum.ln();
             for (o, &x) in o.iter_mut().zip(x) {
@@ -251,4 +289,34 @@ fn batch_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         })
         .collect();
     Ok(vec![Value::new(x.shape.clone(), from_f64(c, x.dtype(), out)?)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_max_is_the_fold_of_f64_max() {
+        let rows: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![-3.0],
+            (0..37).map(|i| ((i * 17) % 23) as f32 - 11.0).collect(),
+            vec![f32::NAN, -1.0, f32::NAN, -5.0],
+            vec![f32::NEG_INFINITY; 20],
+            (0..100).map(|i| if i == 63 { f32::INFINITY } else { -(i as f32) }).collect(),
+        ];
+        for r in rows {
+            let want = r.iter().map(|&e| e as f64).fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(row_max(&r).to_bits(), want.to_bits(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn lane_sum_adds_every_element_once() {
+        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 128, 1000] {
+            // Integers: exact in any order, so any lost or repeated element shows.
+            let e: Vec<f64> = (0..n).map(|i| (i * i % 97) as f64).collect();
+            assert_eq!(lane_sum(&e), e.iter().sum::<f64>(), "n {n}");
+        }
+    }
 }

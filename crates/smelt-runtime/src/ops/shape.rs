@@ -296,6 +296,26 @@ fn gather_box<T: Copy>(v: &[T], shape: &[usize], starts: &[i64], steps: &[i64], 
     let mut idx = vec![0usize; rank];
     let base: i64 = (0..rank).map(|d| starts[d] * strides[d]).sum();
     let mut off = base;
+    if rank > 0 && steps[rank - 1] == 1 {
+        // Unit step along the last axis: each output row is one contiguous run of the input
+        // (rotate_half's halves, a KV cache's window), copied whole; an odometer over the rest.
+        let inner = counts[rank - 1];
+        for _ in 0..n / inner {
+            out.extend_from_slice(&v[off as usize..off as usize + inner]);
+            let mut d = rank - 1;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                off += steps[d] * strides[d];
+                if idx[d] < counts[d] {
+                    break;
+                }
+                off -= steps[d] * strides[d] * counts[d] as i64;
+                idx[d] = 0;
+            }
+        }
+        return out;
+    }
     for _ in 0..n {
         out.push(v[off as usize]);
         let mut d = rank;
