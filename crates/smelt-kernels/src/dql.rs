@@ -79,7 +79,9 @@ fn code(v: f32, scale: f32, zp: f32) -> u8 {
     }
 }
 
-/// Round half to even without a libm call (baseline x86-64 has no `roundps`): below 2²³,
+/// Round half to even without a libm call (baseline x86-64 has no `roundps`); the same
+/// function as `smelt_quant::rounding::round_half_even`, which this crate cannot use (smelt-quant
+/// depends on it). Below 2²³,
 /// adding and removing 2²³ with `x`'s sign rounds to an integer in the default rounding mode;
 /// from 2²³ on (and for Inf and NaN) `x` is integral.
 #[inline(always)]

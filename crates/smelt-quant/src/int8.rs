@@ -346,10 +346,6 @@ pub fn quantize_rows_into(
     zero_points: &mut [u8],
     decoded: &mut [f32],
 ) {
-    assert!(cols > 0 && values.len() % cols == 0, "whole rows");
-    let rows = values.len() / cols;
-    assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
-    assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
     quantize_rows_into_with(
         smelt_tensor::simd::tier(),
         values,

@@ -24,20 +24,8 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("QLinearMatMul", qlinear_matmul);
 }
 
-/// Round half to even.
-///
-/// `round_ties_even` is a libm call on baseline x86-64 (no SSE4.1 `roundps`); this form
-/// vectorizes: below 2²³ adding and removing 2²³ (with `x`'s sign) rounds to an integer, half
-/// to even, in the default rounding mode; from 2²³ on (and for Inf/NaN) `x` is integral.
-pub(crate) fn round_even(x: f32) -> f32 {
-    const TWO_23: f32 = 8_388_608.0;
-    if x.abs() < TWO_23 {
-        let big = TWO_23.copysign(x);
-        ((x + big) - big).copysign(x)
-    } else {
-        x
-    }
-}
+/// Round half to even, in a form that vectorizes (smelt-quant's, shared with the converters).
+pub(crate) use smelt_quant::rounding::round_half_even as round_even;
 
 fn range_of(c: &OpCtx<'_>, d: DType) -> Result<(f32, f32), RuntimeError> {
     Ok(match d {

@@ -293,32 +293,23 @@ fn gather_box<T: Copy>(v: &[T], shape: &[usize], starts: &[i64], steps: &[i64], 
     for i in (0..rank.saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * shape[i + 1] as i64;
     }
-    let mut idx = vec![0usize; rank];
     let base: i64 = (0..rank).map(|d| starts[d] * strides[d]).sum();
-    let mut off = base;
-    if rank > 0 && steps[rank - 1] == 1 {
-        // Unit step along the last axis: each output row is one contiguous run of the input
-        // (rotate_half's halves, a KV cache's window), copied whole; an odometer over the rest.
-        let inner = counts[rank - 1];
-        for _ in 0..n / inner {
-            out.extend_from_slice(&v[off as usize..off as usize + inner]);
-            let mut d = rank - 1;
-            while d > 0 {
-                d -= 1;
-                idx[d] += 1;
-                off += steps[d] * strides[d];
-                if idx[d] < counts[d] {
-                    break;
-                }
-                off -= steps[d] * strides[d] * counts[d] as i64;
-                idx[d] = 0;
-            }
-        }
+    if rank == 0 {
+        out.push(v[base as usize]);
         return out;
     }
-    for _ in 0..n {
-        out.push(v[off as usize]);
-        let mut d = rank;
+    // Row by row along the last axis (one contiguous run of the input when its step is 1:
+    // rotate_half's halves, a KV cache's window), an odometer over the other axes.
+    let (inner, step) = (counts[rank - 1], steps[rank - 1]);
+    let mut idx = vec![0usize; rank - 1];
+    let mut off = base;
+    for _ in 0..n / inner {
+        if step == 1 {
+            out.extend_from_slice(&v[off as usize..off as usize + inner]);
+        } else {
+            out.extend((0..inner as i64).map(|j| v[(off + j * step) as usize]));
+        }
+        let mut d = rank - 1;
         while d > 0 {
             d -= 1;
             idx[d] += 1;
