@@ -12,7 +12,7 @@
 
 use crate::arch;
 use crate::dispatch::Isa;
-use crate::packed4::Tiles4;
+use crate::packed4::{Tiles4, GROUP, TILE_ROWS};
 
 /// Elements of `k` per block: a multiple of 16 (the 4-bit groups). 128 rather than 256: the
 /// 32 KiB panel of 256 missed L1 beside the `A` tile (single-thread `gemm_f32_packed`
@@ -54,7 +54,8 @@ pub(crate) enum Panels<'a> {
 }
 
 /// `width` columns of `C = A·B` into `out` (row stride `ld`) with `A` packed by [`packed_a`]
-/// for `isa` (which has blocked kernels). Returns `false` if a kernel is missing.
+/// for `isa` (which has blocked kernels; 4-bit panels are dequantized portably where `isa` has
+/// no SIMD dequantization). Returns `false` if a kernel is missing.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_cols(
     isa: Isa,
@@ -78,8 +79,9 @@ pub(crate) fn gemm_cols(
             let panel: &[f32] = match b {
                 Panels::F32(all) => &all[(p * k + kc0) * NR..(p * k + kc0 + kc) * NR],
                 Panels::Q4(t) => {
-                    if !arch::q4_dequant_panel(isa, t, p * NR / crate::TILE_ROWS, kc0, kc, &mut buf) {
-                        return false;
+                    let tile0 = p * NR / TILE_ROWS;
+                    if !arch::q4_dequant_panel(isa, t, tile0, kc0, kc, &mut buf) {
+                        q4_dequant_panel_portable(t, tile0, kc0, kc, &mut buf);
                     }
                     &buf[..kc * NR]
                 }
@@ -90,4 +92,30 @@ pub(crate) fn gemm_cols(
         }
     }
     true
+}
+
+/// [`arch::q4_dequant_panel`] for an `isa` without a SIMD one (aarch64): the same values,
+/// `TABLE[q]·scale` (zeros for rows past the last tile), element by element.
+fn q4_dequant_panel_portable(t: &Tiles4<'_>, tile0: usize, kc0: usize, kc: usize, buf: &mut [f32]) {
+    let groups = t.block_size / GROUP;
+    let g1 = (kc0 + kc).div_ceil(GROUP);
+    for c in 0..NR {
+        let (tile, r) = (tile0 + c / TILE_ROWS, c % TILE_ROWS);
+        for g in kc0 / GROUP..g1 {
+            let row0 = g * GROUP - kc0;
+            let cells = buf[row0 * NR + c..].iter_mut().step_by(NR).take(GROUP);
+            if tile >= t.tiles {
+                cells.for_each(|v| *v = 0.0);
+                continue;
+            }
+            let (blk, gi) = (g / groups, g % groups);
+            let table = t.table(tile, blk, r);
+            let scale = t.scales[(tile * t.blocks + blk) * TILE_ROWS + r];
+            let word = t.codes[((tile * t.blocks + blk) * groups + gi) * TILE_ROWS + r];
+            for (e, v) in cells.enumerate() {
+                let nibble = if e % 2 == 0 { e / 2 } else { 8 + e / 2 };
+                *v = table[((word >> (4 * nibble)) & 0xF) as usize] * scale;
+            }
+        }
+    }
 }

@@ -20,7 +20,8 @@ pub enum Isa {
     Avx512,
     /// AVX-512 as above + AVX512-VNNI (512-bit `vpdpbusd`).
     Avx512Vnni,
-    /// aarch64 Advanced SIMD (128-bit; the 4-bit and ternary GEMVs).
+    /// aarch64 Advanced SIMD (128-bit: the f32 GEMMs, int8 `MatMulInteger`, the 4-bit and
+    /// ternary GEMVs).
     Neon,
 }
 
@@ -83,8 +84,7 @@ impl fmt::Display for Isa {
 /// Which implementation each kernel family uses in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Selection {
-    /// f32 GEMM/GEMV and the dequantize-matmuls (int4, NF4, ternary), which are float FMA
-    /// (on aarch64 only the dequantize-matmuls have NEON kernels; the f32 GEMM runs scalar).
+    /// f32 GEMM/GEMV and the dequantize-matmuls (int4, NF4, ternary), which are float FMA.
     pub float: Isa,
     /// int8 `MatMulInteger`.
     pub int8: Isa,
@@ -118,7 +118,7 @@ fn probe() -> Selection {
         float: first(&[Isa::Avx512, Isa::Avx2, Isa::Neon]),
         // 256-bit vpdpbusd does 32 byte products per instruction, as many as the three-instruction
         // widening sequence of plain AVX-512, so AVX-VNNI ranks above it.
-        int8: first(&[Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx512, Isa::Avx2]),
+        int8: first(&[Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx512, Isa::Avx2, Isa::Neon]),
         forced_scalar,
     }
 }

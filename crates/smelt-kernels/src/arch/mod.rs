@@ -5,7 +5,7 @@
 //! `Isa::or_scalar`, so it is one the CPU has: that is what makes calling the
 //! `#[target_feature]` functions of the submodules sound.
 #![allow(clippy::too_many_arguments)]
-// Without x86-64 kernels (aarch64 has only the 4-bit and ternary ones) some operand
+// Without x86-64 kernels (aarch64 has the f32 GEMMs, int8 and the 4-bit and ternary GEMVs) some operand
 // descriptions below are built but never read.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
@@ -35,7 +35,11 @@ pub(crate) fn gemm_f32_cols(
     {
         x86_64::f32::gemm_cols(isa, m, n, k, a, b, j0, j1, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::f32::gemm_cols(isa, m, n, k, a, b, j0, j1, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, m, n, k, a, b, j0, j1, out, ld);
         false
@@ -48,7 +52,11 @@ pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
     {
         x86_64::blocked::row_tile(isa)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::f32::row_tile(isa)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = isa;
         None
@@ -74,7 +82,11 @@ pub(crate) fn blocked_panel(
     {
         x86_64::blocked::panel(isa, m, k, kc0, kc, pa, b, w, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::f32::panel(isa, m, k, kc0, kc, pa, b, w, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, m, k, kc0, kc, pa, b, w, out, ld);
         false
@@ -119,7 +131,11 @@ pub(crate) fn gemm_f32_bt_cols(
     {
         x86_64::f32::gemm_bt_cols(isa, m, k, a, b, j0, j1, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::f32::gemm_bt_cols(isa, m, k, a, b, j0, j1, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, m, k, a, b, j0, j1, out, ld);
         false
@@ -227,7 +243,11 @@ pub(crate) fn int8_dot_cols(
     {
         x86_64::int8::dot_cols(isa, plan, m, k, a, b, a_sums, j0, j1, out, ld, b_sums)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::int8::dot_cols(isa, plan, m, k, a, b, a_sums, j0, j1, out, ld, b_sums)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, plan, m, k, a, b, a_sums, j0, j1, out, ld, b_sums);
         false
