@@ -132,8 +132,12 @@ pub(crate) fn load_session(path: &Path) -> Result<Session> {
     })
 }
 
-/// The `--profile` table: per op type, its nodes, total milliseconds and share of `total_ms`.
-fn print_profile(ops: &[String], node_times: &[std::time::Duration], total_ms: f64) {
+/// Nodes listed by name in the `--profile` output, slowest first.
+const PROFILE_TOP_NODES: usize = 12;
+
+/// The `--profile` tables: per op type, its nodes, total milliseconds and share of `total_ms`;
+/// then the slowest nodes by name.
+fn print_profile(ops: &[String], names: &[String], node_times: &[std::time::Duration], total_ms: f64) {
     let mut by_op: Vec<(String, usize, f64)> = Vec::new();
     for (op, t) in ops.iter().zip(node_times) {
         let ms = t.as_secs_f64() * 1e3;
@@ -158,6 +162,18 @@ fn print_profile(ops: &[String], node_times: &[std::time::Duration], total_ms: f
         total_ms - in_nodes,
         100.0 * (total_ms - in_nodes) / total_ms.max(f64::MIN_POSITIVE)
     );
+    let mut slowest: Vec<usize> = (0..node_times.len()).collect();
+    slowest.sort_by(|&a, &b| node_times[b].cmp(&node_times[a]).then(a.cmp(&b)));
+    eprintln!("\n{:<40} {:<28} {:>10} {:>7}", "slowest nodes", "op", "ms", "share");
+    for &i in slowest.iter().take(PROFILE_TOP_NODES) {
+        let ms = node_times[i].as_secs_f64() * 1e3;
+        eprintln!(
+            "{:<40} {:<28} {ms:>10.3} {:>6.1}%",
+            names[i],
+            ops[i],
+            100.0 * ms / total_ms.max(f64::MIN_POSITIVE)
+        );
+    }
 }
 
 /// Runs `smelt run`.
@@ -183,7 +199,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     if args.profile {
-        print_profile(&session.node_ops(), &node_times, times.iter().sum());
+        print_profile(&session.node_ops(), &session.node_names(), &node_times, times.iter().sum());
     }
     if args.repeat > 1 {
         for (i, t) in times.iter().enumerate() {

@@ -359,6 +359,11 @@ impl Session {
             .collect()
     }
 
+    /// Each node's name (`#<index>` for an unnamed one), in execution order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
     /// Runs the graph on one of the pool's threads: the kernels' parallel regions then start
     /// from a worker, which takes a share of the work itself and finds the other workers
     /// still spinning from the last region, instead of blocking the caller and waking the
