@@ -18,6 +18,25 @@ use crate::dispatch::Isa;
 use crate::packed4::Tiles4;
 use crate::ternary::TernaryTiles;
 
+/// The bounds every f32 column kernel's raw loads and stores rely on: `a` holds `m×k`, `b`
+/// `k×n` (or `n×k`), columns `j0..j1` of `n`, and `out` `m` rows of stride `ld ≥ j1 - j0`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn check_cols(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    j0: usize,
+    j1: usize,
+    out: &[f32],
+    ld: usize,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && j0 <= j1 && j1 <= n);
+    assert!(m == 0 || out.len() >= (m - 1) * ld + (j1 - j0));
+    assert!(ld >= j1 - j0);
+}
+
 /// f32 GEMM columns `j0..j1` (see `f32_gemm::gemm_f32_cols_scalar`).
 pub(crate) fn gemm_f32_cols(
     isa: Isa,

@@ -21,13 +21,6 @@ const NR: usize = 32;
 /// `B` and the tile's 6 values of `A` (two vectors, read by lane) in the 32 registers.
 const MR: usize = 6;
 
-#[allow(clippy::too_many_arguments)]
-fn check(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &[f32], ld: usize) {
-    assert!(a.len() >= m * k && b.len() >= k * n && j0 <= j1 && j1 <= n);
-    assert!(m == 0 || out.len() >= (m - 1) * ld + (j1 - j0));
-    assert!(ld >= j1 - j0);
-}
-
 /// Rows of `A` per packed tile for `isa`, `None` without a blocked kernel.
 pub(crate) fn row_tile(isa: Isa) -> Option<usize> {
     (isa == Isa::Neon).then_some(MR)
@@ -50,11 +43,11 @@ pub(crate) fn gemm_cols(
     if isa != Isa::Neon {
         return false;
     }
-    check(m, n, k, a, b, j0, j1, out, ld);
+    crate::arch::check_cols(m, n, k, a, b, j0, j1, out, ld);
     let mut i = 0;
     while i < m {
         // SAFETY (all four): NEON is available (`Isa::Neon` passed `or_scalar`); rows
-        // i..i+MR are < m and `check` asserted the bounds of every access.
+        // i..i+MR are < m and `check_cols` asserted the bounds of every access.
         let mr = match m - i {
             1 => unsafe {
                 gemm_tile::<1>(i, n, k, a, b, j0, j1, out, ld);
@@ -82,7 +75,7 @@ pub(crate) fn gemm_cols(
 /// columns one vector or one element at a time.
 ///
 /// # Safety
-/// NEON available; the bounds `check` asserts; `i + R ≤ m`.
+/// NEON available; the bounds `check_cols` asserts; `i + R ≤ m`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 unsafe fn gemm_tile<const R: usize>(
@@ -114,7 +107,7 @@ unsafe fn gemm_tile<const R: usize>(
         for (r, acc_r) in acc.iter().enumerate() {
             let op = out.as_mut_ptr().wrapping_add((i + r) * ld + (j - j0));
             for (c, v) in acc_r.iter().enumerate() {
-                // SAFETY: elements (i+r)·ld + (j-j0) .. + 16 of `out` (see `check`).
+                // SAFETY: elements (i+r)·ld + (j-j0) .. + 16 of `out` (see `check_cols`).
                 unsafe { vst1q_f32(op.add(4 * c), *v) };
             }
         }
@@ -163,7 +156,7 @@ pub(crate) fn gemm_bt_cols(
         return false;
     }
     let n = b.len().checked_div(k).unwrap_or(0);
-    check(m, n, k, a, b, j0, j1, out, ld);
+    crate::arch::check_cols(m, n, k, a, b, j0, j1, out, ld);
     let mut i = 0;
     while i < m {
         let mr = 2.min(m - i);
@@ -208,7 +201,7 @@ unsafe fn load_upto4(p: *const f32, len: usize) -> float32x4_t {
 /// `R × C` dot products of rows `i..` of `a` with rows `j..` of `b` (both `k` long).
 ///
 /// # Safety
-/// NEON available; rows `i + R ≤ m` of `a`, `j + C ≤ n` of `b`; `out` as `check` asserts.
+/// NEON available; rows `i + R ≤ m` of `a`, `j + C ≤ n` of `b`; `out` as `check_cols` asserts.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "neon")]

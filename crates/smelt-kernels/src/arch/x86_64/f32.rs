@@ -8,13 +8,6 @@ use std::arch::x86_64::*;
 use super::{hsum256, tail_mask16, tail_mask256};
 use crate::dispatch::Isa;
 
-#[allow(clippy::too_many_arguments)]
-fn check(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], j0: usize, j1: usize, out: &[f32], ld: usize) {
-    assert!(a.len() >= m * k && b.len() >= k * n && j0 <= j1 && j1 <= n);
-    assert!(m == 0 || out.len() >= (m - 1) * ld + (j1 - j0));
-    assert!(ld >= j1 - j0);
-}
-
 /// See `arch::gemm_f32_cols`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_cols(
@@ -29,9 +22,9 @@ pub(crate) fn gemm_cols(
     out: &mut [f32],
     ld: usize,
 ) -> bool {
-    check(m, n, k, a, b, j0, j1, out, ld);
+    crate::arch::check_cols(m, n, k, a, b, j0, j1, out, ld);
     match isa {
-        // SAFETY: `isa` is available on this CPU (arch/mod.rs contract), and `check` asserted
+        // SAFETY: `isa` is available on this CPU (arch/mod.rs contract), and `check_cols` asserted
         // the lengths every load and store below stays within.
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_avx512(m, n, k, a, b, j0, j1, out, ld) },
         // SAFETY: as above.
@@ -55,9 +48,9 @@ pub(crate) fn gemm_bt_cols(
     ld: usize,
 ) -> bool {
     let n = b.len().checked_div(k).unwrap_or(0);
-    check(m, n, k, a, b, j0, j1, out, ld);
+    crate::arch::check_cols(m, n, k, a, b, j0, j1, out, ld);
     match isa {
-        // SAFETY: `isa` is available (arch/mod.rs contract); `check` asserted lengths.
+        // SAFETY: `isa` is available (arch/mod.rs contract); `check_cols` asserted lengths.
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_bt_avx512(m, k, a, b, j0, j1, out, ld) },
         // SAFETY: as above.
         Isa::Avx2 | Isa::AvxVnni => unsafe { gemm_bt_avx2(m, k, a, b, j0, j1, out, ld) },
@@ -145,7 +138,7 @@ unsafe fn gemm_tile_avx512<const MR: usize>(
         for (r, acc_r) in acc.iter().enumerate() {
             let op = out.as_mut_ptr().wrapping_add((i + r) * ld + (j - j0));
             // SAFETY: enabled lanes are elements (i+r)·ld + (j - j0) .. + w of `out`, within
-            // its length by `check`.
+            // its length by `check_cols`.
             unsafe {
                 _mm512_mask_storeu_ps(op, m0, acc_r[0]);
                 _mm512_mask_storeu_ps(op.wrapping_add(16), m1, acc_r[1]);
@@ -214,7 +207,7 @@ unsafe fn gemm_tile_avx2<const MR: usize>(
         }
         for (r, acc_r) in acc.iter().enumerate() {
             let op = out.as_mut_ptr().wrapping_add((i + r) * ld + (j - j0));
-            // SAFETY: enabled lanes are inside `out` (see `check`).
+            // SAFETY: enabled lanes are inside `out` (see `check_cols`).
             unsafe {
                 _mm256_maskstore_ps(op, m0, acc_r[0]);
                 _mm256_maskstore_ps(op.wrapping_add(8), m1, acc_r[1]);
