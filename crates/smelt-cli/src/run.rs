@@ -184,6 +184,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the thread pool")?;
     }
+    smelt_tensor::storage::retain_freed_memory();
     let session = load_session(&args.model)?;
     let feeds = load_feeds(&args.input, args.inputs.as_deref())?;
     let mut times = Vec::with_capacity(args.repeat as usize);

@@ -176,6 +176,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         None => ValidateRecipe::default(),
     };
     let cli = Thresholds { max_abs: args.max_abs, min_cosine: args.min_cosine, min_top1: args.min_top1 };
+    smelt_tensor::storage::retain_freed_memory();
     let reference = load_session(&args.reference)?;
     let candidate = load_session(&args.candidate)?;
     if reference.output_names() != candidate.output_names() {

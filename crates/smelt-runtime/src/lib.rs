@@ -31,3 +31,7 @@ pub use fuse::Fusions;
 pub use registry::Registry;
 pub use session::{InputSpec, RunStats, Session};
 pub use value::{Data, Value};
+
+/// See [`smelt_tensor::storage::retain_freed_memory`]: `smelt run` and `smelt validate` call it
+/// before loading a model.
+pub use smelt_tensor::storage::retain_freed_memory;
