@@ -80,9 +80,7 @@ fn every_format_round_trips_byte_identical() {
     let st_dir = d.join("ft");
     std::fs::create_dir(&st_dir).unwrap();
     let base = fx.join("hf/tiny-llama-f32");
-    for f in ["config.json"] {
-        std::fs::copy(base.join(f), st_dir.join(f)).unwrap();
-    }
+    std::fs::copy(base.join("config.json"), st_dir.join("config.json")).unwrap();
     nudge_tensors(&base.join("model.safetensors"), &st_dir.join("model.safetensors"), 4);
     let (old_blob, new_blob) = (d.join("old.smelt"), d.join("new.smelt"));
     ok(&smelt(args(&[&"convert", &base, &"-o", &old_blob, &"--quant", &"int8"])), "convert old");

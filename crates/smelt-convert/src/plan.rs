@@ -274,10 +274,8 @@ pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan
             // llama.cpp's converter stores norms and biases as F32.
             scheme = Scheme::Cast(DType::F32);
         }
-        if scheme.is_quantized() || matches!(scheme, Scheme::Cast(_)) {
-            if !is_quantizable_source(t.dtype) {
-                return Err(PlanError::NotQuantizable { tensor: t.name.clone(), dtype: t.dtype });
-            }
+        if (scheme.is_quantized() || matches!(scheme, Scheme::Cast(_))) && !is_quantizable_source(t.dtype) {
+            return Err(PlanError::NotQuantizable { tensor: t.name.clone(), dtype: t.dtype });
         }
         if let Some(why) = format.refuses(&scheme, t.dtype) {
             return Err(PlanError::FormatCannotHold {

@@ -136,7 +136,7 @@ impl Scheme {
     pub fn predicted_bytes(&self, shape: &[u64], stored_bytes: u64) -> Option<u64> {
         let numel = smelt_tensor::numel(shape)?;
         let cols = shape.last().copied().unwrap_or(1);
-        let rows = if cols == 0 { 0 } else { numel / cols };
+        let rows = numel.checked_div(cols).unwrap_or(0);
         Some(match *self {
             Scheme::Keep => stored_bytes,
             Scheme::Cast(d) => d.storage_bytes(shape)?,

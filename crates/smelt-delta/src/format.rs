@@ -314,13 +314,7 @@ pub fn parse(b: &[u8]) -> Result<Update, DeltaError> {
             1 => EntryKind::Tensor,
             k => return Err(bad(format!("unknown kind {k}"))),
         };
-        let group_ok = if method.is_xor() {
-            group != 0
-        } else if method.is_delta() {
-            group != 0
-        } else {
-            group == 1
-        };
+        let group_ok = if method.is_xor() || method.is_delta() { group != 0 } else { group == 1 };
         if !group_ok {
             return Err(bad(format!("group width {group} is not valid for {}", method.name())));
         }

@@ -121,7 +121,8 @@ fn onnx_every_edit() {
     ] {
         let old = std::fs::read(fixture(fx)).unwrap();
         let model = ModelProto::decode(&old[..]).unwrap();
-        let edits: Vec<(&str, Box<dyn Fn(&mut ModelProto)>)> = vec![
+        type Edit = Box<dyn Fn(&mut ModelProto)>;
+        let edits: Vec<(&str, Edit)> = vec![
             ("re-encoded", Box::new(|_| {})),
             (
                 "nudge",

@@ -711,7 +711,8 @@ mod tests {
 
     #[test]
     fn nearest_codes_are_the_closest_on_every_grid() {
-        let grids: Vec<Box<dyn Fn(f32) -> (i32, f32)>> = vec![
+        type Grid = Box<dyn Fn(f32) -> (i32, f32)>;
+        let grids: Vec<Grid> = vec![
             Box::new(|x| {
                 let g = Int8Grid::new(0.01, 3, Int8Mode::Asymmetric);
                 let q = g.nearest(x);

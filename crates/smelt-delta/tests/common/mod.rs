@@ -69,8 +69,11 @@ pub fn elem_width(d: DType) -> usize {
     (d.block_bytes() as usize).max(1)
 }
 
+/// An edit a new version makes to a list of tensors.
+pub type Edit = fn(&mut Vec<T>);
+
 /// The edits a new version makes, applied to a list of tensors. Each returns a description.
-pub fn edits() -> Vec<(&'static str, fn(&mut Vec<T>))> {
+pub fn edits() -> Vec<(&'static str, Edit)> {
     vec![
         ("identical", |_| {}),
         ("nudge two tensors", |ts| {

@@ -8,8 +8,8 @@ use crate::exp::EXP_FLUSH;
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// `ln 2` split as fdlibm does: `LN2_HI` has 32 significant bits.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// 1.5·2⁵²: added to `x·log₂e`, leaves the nearest integer in the low bits.
 const MAGIC: f64 = 6_755_399_441_055_744.0;
 /// `1/k!` for `k = 13, 12, ..., 0` (Horner order).
