@@ -19,6 +19,9 @@ use crate::transpose::transpose;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
 const COL_CHUNK: usize = 64;
+/// Column chunk of [`gemm_f32_packed`] with one row: four panels, which its GEMV kernel
+/// streams together (more independent FMA chains and memory streams per task).
+const GEMV_CHUNK: usize = 128;
 
 /// From this many rows of `A` on, [`gemm_f32`]'s SIMD path transposes `B` and runs the
 /// `gemm_f32_bt` kernel.
@@ -119,7 +122,13 @@ pub fn gemm_f32_packed_with(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: &mu
             return;
         }
     }
-    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+    // One row (decode): chunks of four panels, run by a kernel that streams them together.
+    let chunk = if m == 1 { GEMV_CHUNK } else { COL_CHUNK };
+    for_column_ranges(m, n, chunk, m * n * k, c, |j0, j1, out, ld| {
+        let panels = &b.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k];
+        if m == 1 && arch::gemv_f32_panels(isa, k, a, panels, j1 - j0, out) {
+            return;
+        }
         for p0 in (j0..j1).step_by(PANEL) {
             let (panel, w) = b.panel(p0);
             let o = &mut out[p0 - j0..];

@@ -9,7 +9,7 @@ use smelt_kernels::explicit::*;
 use smelt_kernels::*;
 
 const MS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 17];
-const NS: &[usize] = &[0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 65];
+const NS: &[usize] = &[0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 65, 129];
 const KS: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255];
 
 fn transpose(rows: usize, cols: usize, v: &[f32]) -> Vec<f32> {

@@ -65,6 +65,28 @@ pub(crate) fn gemm_f32_cols(
     }
 }
 
+/// One row `a` (`k`) against consecutive 32-column `k×32` panels of a `PackedF32`
+/// (`panels`, zero columns past `width`): `out[j] = Σ a[kk]·B[kk, j]` for `j < width`, each
+/// element the same in-order FMA chain as [`gemm_f32_cols`], several panels per pass.
+pub(crate) fn gemv_f32_panels(
+    isa: Isa,
+    k: usize,
+    a: &[f32],
+    panels: &[f32],
+    width: usize,
+    out: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::f32::gemv_panels(isa, k, a, panels, width, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, k, a, panels, width, out);
+        false
+    }
+}
+
 /// Rows of `A` per packed tile of the blocked f32 GEMM on `isa`, `None` without one.
 pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]

@@ -59,6 +59,85 @@ pub(crate) fn gemm_bt_cols(
     true
 }
 
+/// See `arch::gemv_f32_panels`.
+pub(crate) fn gemv_panels(
+    isa: Isa,
+    k: usize,
+    a: &[f32],
+    panels: &[f32],
+    width: usize,
+    out: &mut [f32],
+) -> bool {
+    if !matches!(isa, Isa::Avx512 | Isa::Avx512Vnni) {
+        return false;
+    }
+    let np = width.div_ceil(PANEL);
+    assert!(a.len() >= k && panels.len() >= np * PANEL * k && out.len() >= width);
+    // SAFETY: AVX-512 is available (arch/mod.rs contract); panel `p < np` reads
+    // `panels[p·32·k ..][.. 32·k]`, and `out` is written below `width` only.
+    unsafe { gemv_panels_avx512(k, a, panels, width, out) };
+    true
+}
+
+/// Columns per panel of a `PackedF32`.
+const PANEL: usize = 32;
+
+/// # Safety
+/// AVX-512 F available; the bounds `gemv_panels` asserts.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn gemv_panels_avx512(k: usize, a: &[f32], panels: &[f32], width: usize, out: &mut [f32]) {
+    let np = width.div_ceil(PANEL);
+    let mut p = 0;
+    while p < np {
+        // SAFETY (all three): panels p..p+P < np; bounds as `gemv_panels` asserts.
+        p += match np - p {
+            1 => unsafe { gemv_group_avx512::<1>(k, a, panels, p, width, out) },
+            2 | 3 => unsafe { gemv_group_avx512::<2>(k, a, panels, p, width, out) },
+            _ => unsafe { gemv_group_avx512::<4>(k, a, panels, p, width, out) },
+        };
+    }
+}
+
+/// Panels `p0..p0 + P` at once: `2·P` independent FMA chains and `P` streams of `B`, each
+/// element still `fma(a[kk], b[kk, j], acc)` over `kk` in order. Returns `P`.
+///
+/// # Safety
+/// AVX-512 F available; panels `p0 + P ≤ width.div_ceil(32)`; bounds as `gemv_panels` asserts.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn gemv_group_avx512<const P: usize>(
+    k: usize,
+    a: &[f32],
+    panels: &[f32],
+    p0: usize,
+    width: usize,
+    out: &mut [f32],
+) -> usize {
+    let mut acc = [[_mm512_setzero_ps(); 2]; P];
+    let base = panels.as_ptr().wrapping_add(p0 * PANEL * k);
+    for (kk, &x) in a[..k].iter().enumerate() {
+        let av = _mm512_set1_ps(x);
+        for (q, acc_q) in acc.iter_mut().enumerate() {
+            // SAFETY: row kk of panel p0 + q (32 floats).
+            let bp = unsafe { base.add(q * PANEL * k + kk * PANEL) };
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16))) };
+            acc_q[0] = _mm512_fmadd_ps(av, b0, acc_q[0]);
+            acc_q[1] = _mm512_fmadd_ps(av, b1, acc_q[1]);
+        }
+    }
+    for (q, acc_q) in acc.iter().enumerate() {
+        let j = (p0 + q) * PANEL;
+        let w = (width - j).min(PANEL);
+        let op = out.as_mut_ptr().wrapping_add(j);
+        // SAFETY: enabled lanes are out[j .. j + w], w ≤ width - j.
+        unsafe {
+            _mm512_mask_storeu_ps(op, tail_mask16(w), acc_q[0]);
+            _mm512_mask_storeu_ps(op.wrapping_add(16), tail_mask16(w.saturating_sub(16)), acc_q[1]);
+        }
+    }
+    P
+}
+
 // ---------------------------------------------------------------- gemm, B k×n
 
 #[allow(clippy::too_many_arguments)]

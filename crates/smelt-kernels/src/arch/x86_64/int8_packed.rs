@@ -49,7 +49,7 @@ unsafe fn panel_avx512vnni(
     while i < m {
         // SAFETY (all four): rows i..i+R are < m; bounds as the caller's.
         i += match m - i {
-            1 => unsafe { tile::<1>(i, k4, ap, panel, w, out, ld) },
+            1 => unsafe { row(i, k4, ap, panel, w, out, ld) },
             2 | 3 => unsafe { tile::<2>(i, k4, ap, panel, w, out, ld) },
             4..=7 => unsafe { tile::<4>(i, k4, ap, panel, w, out, ld) },
             _ => unsafe { tile::<8>(i, k4, ap, panel, w, out, ld) },
@@ -132,6 +132,48 @@ unsafe fn tiled_avx512vnni(
             }
         }
     }
+}
+
+/// Row `i` alone (decode): two groups of 4 `k` per step into four accumulators, so four
+/// `vpdpbusd` chains are in flight instead of two (the instruction's latency, not the loads,
+/// bounded the one-row kernel), added at the end (i32 wrapping: any order is exact). Returns 1.
+///
+/// # Safety
+/// AVX512-VNNI available; bounds as `panel` asserts; `i < m`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn row(i: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut [i32], ld: usize) -> usize {
+    let groups = k4 / 4;
+    let mut acc = [_mm512_setzero_si512(); 4];
+    let mut g = 0;
+    while g < groups {
+        let step = (groups - g).min(2);
+        for h in 0..step {
+            let bp = panel.as_ptr().wrapping_add((g + h) * PANEL * 4);
+            // SAFETY: bytes (g+h)·128 .. + 128 of the panel (k4/4 groups of 128, asserted); 4
+            // bytes at i·k4 + 4(g+h) inside row i of `ap`.
+            let (b0, b1, a4) = unsafe {
+                (
+                    _mm512_loadu_si512(bp.cast()),
+                    _mm512_loadu_si512(bp.wrapping_add(64).cast()),
+                    ap.as_ptr().add(i * k4 + 4 * (g + h)).cast::<i32>().read_unaligned(),
+                )
+            };
+            let av = _mm512_set1_epi32(a4);
+            acc[2 * h] = _mm512_dpbusd_epi32(acc[2 * h], av, b0);
+            acc[2 * h + 1] = _mm512_dpbusd_epi32(acc[2 * h + 1], av, b1);
+        }
+        g += step;
+    }
+    let (s0, s1) = (_mm512_add_epi32(acc[0], acc[2]), _mm512_add_epi32(acc[1], acc[3]));
+    let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
+    let op = out.as_mut_ptr().wrapping_add(i * ld);
+    // SAFETY: enabled lanes are columns 0..w of row i, inside `out` (asserted).
+    unsafe {
+        _mm512_mask_storeu_epi32(op.cast(), m0, s0);
+        _mm512_mask_storeu_epi32(op.wrapping_add(16).cast(), m1, s1);
+    }
+    1
 }
 
 /// Rows `i..i + R`; returns `R`.
