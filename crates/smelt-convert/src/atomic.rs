@@ -6,12 +6,17 @@
 //! a panic — it deletes the temporary file. A process killed by Ctrl-C runs no destructors, so
 //! every live temporary path is also registered, and the binary's signal handler calls
 //! [`remove_pending`] before exiting.
+//!
+//! Made with [`AtomicFile::create_hashed`], it also takes the file's BLAKE3 as the bytes go
+//! out ([`crate::write_hash`]), so the conversion report's output hash costs no second read.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use crate::write_hash::WriteHasher;
 
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -77,11 +82,36 @@ pub struct AtomicFile {
     dest: PathBuf,
     tmp: PathBuf,
     file: Option<BufWriter<File>>,
+    /// The stream position, and the largest one reached (the file's length).
+    pos: u64,
+    len: u64,
+    hasher: Option<WriteHasher>,
+}
+
+/// The BLAKE3 and length of a finished file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Length in bytes.
+    pub bytes: u64,
+    /// BLAKE3 of the bytes.
+    pub blake3: blake3::Hash,
 }
 
 impl AtomicFile {
     /// Creates the temporary file next to `dest`.
     pub fn create(dest: &Path) -> io::Result<AtomicFile> {
+        AtomicFile::create_with(dest, None)
+    }
+
+    /// Creates the temporary file next to `dest`, hashing what is written to it: a file written
+    /// in order, except for rewrites of its first `prefix` bytes, gets its BLAKE3 from
+    /// [`AtomicFile::written_hash`] without being read again. `prefix` is a power-of-two
+    /// multiple of 1024 (BLAKE3's chunk); those bytes are read back at the end.
+    pub fn create_hashed(dest: &Path, prefix: u64) -> io::Result<AtomicFile> {
+        AtomicFile::create_with(dest, Some(WriteHasher::new(prefix)))
+    }
+
+    fn create_with(dest: &Path, hasher: Option<WriteHasher>) -> io::Result<AtomicFile> {
         check_destination(dest)?;
         let dir = parent_dir(dest);
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -89,7 +119,14 @@ impl AtomicFile {
         let tmp = dir.join(format!(".{name}.smelt-tmp-{}-{n}", std::process::id()));
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         register(&tmp);
-        Ok(AtomicFile { dest: dest.to_path_buf(), tmp, file: Some(BufWriter::with_capacity(1 << 20, file)) })
+        Ok(AtomicFile {
+            dest: dest.to_path_buf(),
+            tmp,
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            pos: 0,
+            len: 0,
+            hasher,
+        })
     }
 
     /// The temporary path (for messages and tests).
@@ -104,6 +141,28 @@ impl AtomicFile {
 
     fn inner(&mut self) -> &mut BufWriter<File> {
         self.file.as_mut().expect("AtomicFile used after commit")
+    }
+
+    /// Records that `buf` went out at the current position.
+    fn wrote(&mut self, buf: &[u8]) {
+        if let Some(h) = &mut self.hasher {
+            h.wrote(self.pos, buf);
+        }
+        self.pos += buf.len() as u64;
+        self.len = self.len.max(self.pos);
+    }
+
+    /// The BLAKE3 and length of what was written, for a file made with
+    /// [`AtomicFile::create_hashed`]: flushes, reads back the prefix and merges it with the
+    /// hash taken while writing. `None` when the file was not made to hash, or was written
+    /// in an order the streamed hash cannot follow (the caller then hashes the file).
+    pub fn written_hash(&mut self) -> io::Result<Option<FileDigest>> {
+        let Some(hasher) = self.hasher.take() else { return Ok(None) };
+        self.flush()?;
+        let head = self.len.min(hasher.prefix()) as usize;
+        let mut prefix = vec![0u8; head];
+        File::open(&self.tmp)?.read_exact(&mut prefix)?;
+        Ok(hasher.finish(self.len, &prefix).map(|blake3| FileDigest { bytes: self.len, blake3 }))
     }
 
     /// Flushes, fsyncs, renames over the destination, and fsyncs the directory.
@@ -126,10 +185,20 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner().write(buf)
+        let n = self.inner().write(buf)?;
+        self.wrote(&buf[..n]);
+        Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner().write_all(buf)
+        if let Err(e) = self.inner().write_all(buf) {
+            // How much went out is unknown: the streamed hash cannot follow any more.
+            if let Some(h) = &mut self.hasher {
+                h.break_off();
+            }
+            return Err(e);
+        }
+        self.wrote(buf);
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner().flush()
@@ -138,7 +207,18 @@ impl Write for AtomicFile {
 
 impl Seek for AtomicFile {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner().seek(pos)
+        match self.inner().seek(pos) {
+            Ok(at) => {
+                self.pos = at;
+                Ok(at)
+            }
+            Err(e) => {
+                if let Some(h) = &mut self.hasher {
+                    h.break_off();
+                }
+                Err(e)
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 pub mod scheme;
 pub mod sinks;
+mod write_hash;
 
 use smelt_tensor::DType;
 

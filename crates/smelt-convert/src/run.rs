@@ -88,9 +88,21 @@ pub struct ConvertJob<'a> {
     pub like: Option<&'a LikeOptions>,
 }
 
+/// How much of the output's start is read back to hash it rather than hashed as it is written
+/// (see [`crate::write_hash`]): the blob's header and directory and the safetensors header are
+/// written last, over room reserved at the start, and must fit in it for the streamed hash to
+/// hold (otherwise the finished file is read again).
+const OUTPUT_HASH_PREFIX: u64 = 16 << 20;
+
 /// Runs a conversion and returns its report. On any error the output does not exist (not even
 /// a temporary file).
 pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
+    convert_hashing(job, OUTPUT_HASH_PREFIX).map(|(report, _)| report)
+}
+
+/// [`convert`], hashing the output as it is written with a read-back prefix of `prefix` bytes;
+/// also says whether that streamed hash held (`false`: the finished file was read again).
+fn convert_hashing(job: &ConvertJob<'_>, prefix: u64) -> Result<(Report, bool), ConvertError> {
     let start = Instant::now();
     crate::atomic::check_destination(job.output)
         .map_err(|source| ConvertError::Io { path: job.output.display().to_string(), source })?;
@@ -115,7 +127,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
     });
 
     let t_convert = Instant::now();
-    let file = AtomicFile::create(job.output)
+    let file = AtomicFile::create_hashed(job.output, prefix)
         .map_err(|source| ConvertError::Io { path: job.output.display().to_string(), source })?;
     let ctx =
         SinkContext { model: &model, plan: &plan, recipe: job.recipe, input: job.input, output: job.output };
@@ -208,10 +220,15 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
     file.flush().map_err(out_io)?;
     let convert_s = t_convert.elapsed().as_secs_f64();
 
-    // The output is hashed from the finished temporary file (before the rename: a file only
-    // this process knows), with every thread of the pool.
+    // The output was hashed as it was written; only when its writer went back over bytes
+    // past the prefix is it read again from the finished temporary file (before the rename:
+    // a file only this process knows), with every thread of the pool.
     let t_hash = Instant::now();
-    let mut output = pool.install(|| hash_file(file.temp_path(), true, &AtomicBool::new(false)))?;
+    let streamed = file.written_hash().map_err(out_io)?;
+    let mut output = match streamed {
+        Some(d) => FileHash { path: String::new(), bytes: d.bytes, blake3: d.blake3.to_hex().to_string() },
+        None => pool.install(|| hash_file(file.temp_path(), true, &AtomicBool::new(false)))?,
+    };
     output.path = job.output.display().to_string();
     file.commit().map_err(out_io)?;
     let inputs = input_hashes.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
@@ -229,7 +246,7 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         file_bytes: output.bytes,
         bits_per_weight: if parameters == 0 { 0.0 } else { bytes_out as f64 * 8.0 / parameters as f64 },
     };
-    Ok(Report {
+    let report = Report {
         schema: "smelt.convert-report/1",
         tool_version: env!("CARGO_PKG_VERSION"),
         input_format: model.format.name().to_string(),
@@ -247,7 +264,8 @@ pub fn convert(job: &ConvertJob<'_>) -> Result<Report, ConvertError> {
         },
         like: like.map(|l| l.totals(&tensors)),
         tensors,
-    })
+    };
+    Ok((report, streamed.is_some()))
 }
 
 /// Sets its flag when dropped.
@@ -320,5 +338,71 @@ mod tests {
         assert!(hash_file_in_pieces(&path, false, &AtomicBool::new(true), 1 << 20).is_err());
         std::fs::write(&path, b"").unwrap();
         assert_eq!(hash_file(&path, false, &go).unwrap().blake3, blake3::hash(b"").to_hex().to_string());
+    }
+
+    fn fixture(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
+    }
+
+    /// Converts `input` to `format` with `scheme`, hashing with a read-back prefix of `prefix`
+    /// bytes; returns the report's output hash and length, the file's own, and whether the
+    /// streamed hash held.
+    fn convert_and_hash(
+        input: &Path,
+        format: OutputFormat,
+        scheme: &str,
+        prefix: u64,
+    ) -> ((String, u64), (String, u64), bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join(format!("out.{}", format.name()));
+        let opts = crate::scheme::SchemeOptions::default();
+        let recipe = Recipe::with_quant(Some(crate::scheme::Scheme::parse(scheme, &opts).unwrap()));
+        let job = ConvertJob {
+            input,
+            output: &output,
+            recipe: &recipe,
+            format,
+            threads: Some(2),
+            progress: None,
+            like: None,
+        };
+        let (report, streamed) = convert_hashing(&job, prefix).unwrap();
+        let bytes = std::fs::read(&output).unwrap();
+        (
+            (report.output.blake3, report.output.bytes),
+            (blake3::hash(&bytes).to_hex().to_string(), bytes.len() as u64),
+            streamed,
+        )
+    }
+
+    /// For every output format, the report's output hash is BLAKE3 of the file's bytes, with
+    /// read-back prefixes from 1 KiB to the default. From the case's `streams` on (room for
+    /// the header the blob and safetensors writers patch last) the hash is taken as written,
+    /// over a file of several regions; below it the streamed hash gives up and the file is
+    /// read again, which must give the same figures.
+    #[test]
+    fn output_hash_is_the_hash_of_the_file_for_every_format() {
+        let llama = fixture("hf/tiny-llama-f32");
+        let onnx = fixture("onnx/gemm-mix.onnx");
+        let cases = [
+            (&llama, OutputFormat::Blob, "q8_0", 4096),
+            (&llama, OutputFormat::Blob, "int4", 4096),
+            (&llama, OutputFormat::Gguf, "q4_0", 1024),
+            (&llama, OutputFormat::Safetensors, "nf4", 32768),
+            (&llama, OutputFormat::Safetensors, "f16", 8192),
+            (&onnx, OutputFormat::Onnx, "int8", 1024),
+            (&onnx, OutputFormat::OnnxQdq, "int4", 1024),
+        ];
+        for (input, format, scheme, streams) in cases {
+            for prefix in [1024, 4096, 8192, 32768, OUTPUT_HASH_PREFIX] {
+                let (report, file, streamed) = convert_and_hash(input, format, scheme, prefix);
+                assert_eq!(report, file, "{format:?} {scheme} prefix {prefix}");
+                assert_eq!(streamed, prefix >= streams, "{format:?} {scheme} prefix {prefix}");
+            }
+            assert!(
+                convert_and_hash(input, format, scheme, streams).1 .1 > 2 * streams,
+                "{format:?} {scheme}: the file spans more than one region past the prefix"
+            );
+        }
     }
 }
