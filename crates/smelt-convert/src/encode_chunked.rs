@@ -574,9 +574,13 @@ mod tests {
                 assert!(same, "{scheme} on {rows}x{cols}: streamed bytes differ from the whole-tensor path");
                 let (g, w) = (got.metrics.unwrap(), want.metrics.unwrap());
                 assert_eq!(g.max_abs, w.max_abs, "{scheme}");
+                // Pieces that split the tensor elsewhere than the whole path's f32 blocks (a
+                // short tail, rows of odd length) round the sums differently: within the
+                // bound smelt_kernels::error_lanes documents (4e-6 relative per sum, so about
+                // 4e-5 dB and 1.2e-5 of cosine), in practice within 1e-7.
                 let close = |a: f64, b: f64, tol: f64| a == b || (a - b).abs() < tol;
                 assert!(
-                    close(g.sqnr_db, w.sqnr_db, 1e-9) && close(g.cosine, w.cosine, 1e-10),
+                    close(g.sqnr_db, w.sqnr_db, 4e-5) && close(g.cosine, w.cosine, 1.2e-5),
                     "{scheme}: {g:?} vs {w:?}"
                 );
             }

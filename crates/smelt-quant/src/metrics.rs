@@ -2,14 +2,16 @@
 //! conversion report shows and validation thresholds test (SQNR, cosine similarity, max and
 //! mean absolute error).
 //!
-//! Every sum is accumulated in f64 over the f32 values converted exactly to f64 (so every
-//! product is exact and only the additions round), in eight lanes: element `8k + j` goes to
-//! lane `j` (which vectorizes), and the lanes are added in lane order at the end of the slice;
-//! a tensor encoded in chunks takes those sums per chunk and adds them in chunk order
-//! ([`ErrorSums`]). The order is fixed by the code, never by the CPU or the thread count, so
-//! the figures are reproducible to the bit, and they differ from a left-to-right f64 sum only
-//! by f64 rounding (about 1e-15 relative). The figures do not depend on the scheme's own
-//! rounding.
+//! Every sum ends in f64 lanes: blocks of 1024 elements are summed in sixteen f32 lanes and
+//! then added into eight f64 lanes (`smelt_kernels::error_lanes`; a block whose f32 sums could
+//! have overflowed or underflowed, or that holds a NaN or an infinity, is summed in f64 over
+//! the values converted exactly, as are the last few elements), and the lanes are added in
+//! lane order at the end of the slice; a tensor encoded in chunks takes those sums per chunk
+//! and adds them in chunk order ([`ErrorSums`]). The order is fixed by the code, never by the
+//! CPU or the thread count, so the figures are reproducible to the bit. Each sum is within
+//! about 4e-6 (relative, worst case: 64 f32 additions per lane and block) of the exact sum and
+//! in practice within about 1e-8; the largest difference is that of the f32 subtraction
+//! `r − c`. The figures do not depend on the scheme's own rounding.
 //!
 //! Definitions, with `r` the reference and `c` the candidate:
 //! - SQNR (dB) = `10 · log10(Σ r² / Σ (r - c)²)`: `+∞` when the noise is zero (identical
@@ -192,6 +194,8 @@ mod tests {
         let r: Vec<f32> = (0..5000).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
         let c: Vec<f32> = r.iter().map(|x| (x * 8.0).round() / 8.0).collect();
         let whole = error_metrics(&r, &c).unwrap();
+        // Chunks of 64 are summed in other f32 blocks than the whole slice: the figures
+        // agree within the f32 bound, the largest difference exactly.
         let parts = r.chunks(64).zip(c.chunks(64)).map(|(a, b)| ErrorSums::of(a, b));
         let merged = parts.fold(ErrorSums::default(), |a, b| a.merge(&b)).metrics();
         assert_eq!(merged.max_abs, whole.max_abs);
@@ -200,12 +204,20 @@ mod tests {
             (merged.cosine, whole.cosine),
             (merged.mean_abs, whole.mean_abs),
         ] {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        // Chunks of whole blocks merge to the same sums up to f64 rounding.
+        let parts = r.chunks(1024).zip(c.chunks(1024)).map(|(a, b)| ErrorSums::of(a, b));
+        let merged = parts.fold(ErrorSums::default(), |a, b| a.merge(&b)).metrics();
+        for (a, b) in [(merged.sqnr_db, whole.sqnr_db), (merged.cosine, whole.cosine)] {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         }
     }
 
-    /// The lanes stay within 1e-13 (relative) of sums taken in f64 element by element, at any
-    /// magnitude, and find the same largest difference.
+    /// The sums stay within the documented bound (4e-6 relative) of sums taken in f64 element
+    /// by element, at any magnitude (values whose squares underflow or overflow f32 take the f64 path: 1e-13
+    /// there), and
+    /// the largest difference is within one f32 rounding of the exact one.
     #[test]
     fn lane_sums_are_close_to_exact_sums() {
         let mut x = 0x1234_5678u32;
@@ -222,6 +234,7 @@ mod tests {
             exact.add_exact(&r, &c);
             exact.n = r.len() as u64;
             let (got, want) = (ErrorSums::of(&r, &c), exact);
+            let tol = if scale == 1e-18 || scale == 3e25 { 1e-13 } else { 4e-6 };
             for (a, b) in [
                 (got.rr, want.rr),
                 (got.cc, want.cc),
@@ -229,9 +242,10 @@ mod tests {
                 (got.noise, want.noise),
                 (got.abs_sum, want.abs_sum),
             ] {
-                assert!(a.is_finite() && (a - b).abs() <= 1e-13 * b.abs(), "scale {scale}: {a} vs {b}");
+                assert!(a.is_finite() && (a - b).abs() <= tol * b.abs(), "scale {scale}: {a} vs {b}");
             }
-            assert_eq!(got.max_abs, want.max_abs, "scale {scale}");
+            let f32_ulp = f32::EPSILON as f64 / 2.0;
+            assert!((got.max_abs - want.max_abs).abs() <= f32_ulp * want.max_abs, "scale {scale}");
         }
     }
 

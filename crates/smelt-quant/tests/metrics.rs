@@ -1,6 +1,8 @@
 //! smelt's error metrics against numpy's float64 computation of the same definitions on real
-//! quantization results (fixtures/quant/metrics). numpy sums pairwise and smelt left to right,
-//! so the figures agree to about 1e-12 relative, not bit for bit.
+//! quantization results (fixtures/quant/metrics). numpy sums pairwise in f64 and smelt in f32
+//! blocks gathered in f64 (`smelt_kernels::error_lanes`), so the figures agree within the bound
+//! smelt documents (each sum within 4e-6 relative: about 4e-5 dB of SQNR, 1.2e-5 of cosine;
+//! about 1e-7 in practice), not bit for bit.
 
 mod quant_refs;
 
@@ -16,8 +18,7 @@ const CASES: &[(&str, &str)] = &[
     ("w_32x256.ternary", "ternary/w_32x256.dequant.npy"),
 ];
 
-fn close(what: &str, got: f64, want: f64) {
-    let tol = 1e-12 * want.abs().max(1e-30);
+fn close(what: &str, got: f64, want: f64, tol: f64) {
     assert!((got - want).abs() <= tol, "{what}: smelt {got:e}, numpy {want:e}");
 }
 
@@ -28,10 +29,11 @@ fn matches_numpy_float64() {
         let (_, d) = f32s(deq);
         let m = error_metrics(&w, &d).unwrap();
         let want = f64s(&format!("metrics/{case}.npy"));
-        close(&format!("{case}: SQNR"), m.sqnr_db, want[0]);
-        close(&format!("{case}: cosine"), m.cosine, want[1]);
-        assert_eq!(m.max_abs, want[2], "{case}: max abs (a max is exact)");
-        close(&format!("{case}: mean abs"), m.mean_abs, want[3]);
+        close(&format!("{case}: SQNR"), m.sqnr_db, want[0], 4e-5);
+        close(&format!("{case}: cosine"), m.cosine, want[1], 1.2e-5);
+        // The largest |r − c| is that of the f32 difference: the exact one rounded to f32.
+        assert_eq!(m.max_abs, want[2] as f32 as f64, "{case}: max abs");
+        close(&format!("{case}: mean abs"), m.mean_abs, want[3], 4e-6 * want[3]);
     }
 }
 
