@@ -366,6 +366,56 @@ pub struct GptqPacked {
     pub format: QzerosFormat,
 }
 
+/// Codes (one per byte, `rows × cols` row-major, only their low nibbles read) two per byte,
+/// the first in the low nibble, each row padded to a whole byte with a zero nibble: the smelt
+/// blob's int4 data section (docs/blob-format.md).
+pub fn pack_nibble_rows(codes: &[u8], cols: usize) -> Vec<u8> {
+    pack_nibble_rows_with(smelt_tensor::simd::tier(), codes, cols)
+}
+
+/// [`pack_nibble_rows`] with its loop compiled for a given [`smelt_tensor::simd::Tier`] (the
+/// same bytes at every one; for differential tests).
+pub fn pack_nibble_rows_with(tier: smelt_tensor::simd::Tier, codes: &[u8], cols: usize) -> Vec<u8> {
+    if cols == 0 {
+        return Vec::new();
+    }
+    let (rows, row_bytes) = (codes.len() / cols, cols.div_ceil(2));
+    let mut out = vec![0u8; rows * row_bytes];
+    if cols % 2 == 0 {
+        // Rows of whole bytes follow each other: one run over the whole tensor.
+        pack_pairs(tier, &codes[..rows * cols], &mut out);
+    } else {
+        for (row, o) in codes.chunks_exact(cols).zip(out.chunks_exact_mut(row_bytes)) {
+            pack_pairs(tier, &row[..cols - 1], &mut o[..row_bytes - 1]);
+            o[row_bytes - 1] = row[cols - 1] & 0x0f;
+        }
+    }
+    out
+}
+
+smelt_tensor::tiered!(fn pack_pairs(codes: &[u8], out: &mut [u8]) = pack_pairs_body);
+
+/// Eight codes as one little-endian word, their nibble pairs joined in the even bytes and
+/// the even bytes gathered into four: a loop over words that vectorizes (a byte loop over
+/// pairs compiles to byte loads and shuffles); the last pairs one by one.
+#[inline(always)]
+fn pack_pairs_body(codes: &[u8], out: &mut [u8]) {
+    let words = codes.chunks_exact(8);
+    let tail = words.remainder();
+    let mut outs = out.chunks_exact_mut(4);
+    for (o, w) in (&mut outs).zip(words) {
+        let mut v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        v &= 0x0f0f_0f0f_0f0f_0f0f;
+        v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+        v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+        v = v | (v >> 16);
+        o.copy_from_slice(&(v as u32).to_le_bytes());
+    }
+    for (o, p) in outs.into_remainder().iter_mut().zip(tail.chunks_exact(2)) {
+        *o = (p[0] & 0x0f) | ((p[1] & 0x0f) << 4);
+    }
+}
+
 /// The `0x11111111` the v1 format subtracts from every packed zero word.
 const V1_ZERO_OFFSET: u32 = 0x1111_1111;
 
@@ -537,6 +587,35 @@ mod tests {
         assert_eq!(t.groups(), 2);
         assert_eq!(t.scales[0], (0.1f32 - 0.0) / 15.0);
         assert_eq!(t.scales[1], 3.0 / 15.0);
+    }
+
+    /// The blob's nibble rows at every tier equal a pair-by-pair reference, for even and odd
+    /// row lengths around the eight-code words (high bits of the codes ignored), and pin the
+    /// order: first code in the low nibble, odd rows padded with a zero nibble.
+    #[test]
+    fn nibble_rows_match_the_pairwise_reference_at_every_tier() {
+        fn reference(codes: &[u8], cols: usize) -> Vec<u8> {
+            let row_bytes = cols.div_ceil(2);
+            let mut out = Vec::new();
+            for row in codes.chunks_exact(cols) {
+                let mut bytes = vec![0u8; row_bytes];
+                for (i, &c) in row.iter().enumerate() {
+                    bytes[i / 2] |= (c & 0x0f) << (4 * (i % 2));
+                }
+                out.extend(bytes);
+            }
+            out
+        }
+        let codes: Vec<u8> = (0..3 * 71u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 20) as u8).collect();
+        for cols in [1, 2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 71] {
+            let codes = &codes[..codes.len() / cols * cols];
+            let want = reference(codes, cols);
+            for tier in smelt_tensor::simd::Tier::ALL {
+                assert_eq!(pack_nibble_rows_with(tier, codes, cols), want, "{} cols {cols}", tier.name());
+            }
+        }
+        assert_eq!(pack_nibble_rows(&[0x1, 0x2, 0x3, 0xf4, 0x5, 0x6], 3), [0x21, 0x03, 0x54, 0x06]);
+        assert!(pack_nibble_rows(&[], 0).is_empty() && pack_nibble_rows(&[], 5).is_empty());
     }
 
     #[test]

@@ -92,19 +92,7 @@ fn sections(e: &Encoded) -> [Cow<'_, [u8]>; 4] {
         },
         Encoded::Int4(t) => {
             // Two codes per byte, first element in the low nibble, each row padded to a byte.
-            let row_bytes = t.cols.div_ceil(2);
-            let mut data = vec![0u8; t.rows * row_bytes];
-            if t.cols > 0 {
-                for (codes, out) in t.codes.chunks(t.cols).zip(data.chunks_mut(row_bytes)) {
-                    let pairs = codes.chunks_exact(2);
-                    if let [last] = pairs.remainder() {
-                        out[row_bytes - 1] = last & 0x0f;
-                    }
-                    for (pair, o) in pairs.zip(out.iter_mut()) {
-                        *o = (pair[0] & 0x0f) | ((pair[1] & 0x0f) << 4);
-                    }
-                }
-            }
+            let data = smelt_quant::int4::pack_nibble_rows(&t.codes, t.cols);
             let zeros = match t.mode {
                 smelt_quant::int4::Int4Mode::Symmetric => none(),
                 smelt_quant::int4::Int4Mode::Asymmetric => Cow::Borrowed(&t.zeros[..]),
