@@ -102,8 +102,10 @@ smelt_tensor::tiered!(fn ternary_codes_decode_tiered(values: &[f32], scale: f32,
 
 #[inline(always)]
 fn ternary_codes_decode_body(values: &[f32], scale: f32, out: &mut [i8], decoded: &mut [f32]) {
-    // code / scale is ±(1 / scale) or 0 / scale: the same values from one division.
-    let (plus, minus, zero) = (1.0 / scale, -1.0 / scale, 0.0 / scale);
+    // code / scale is ±(1 / scale) or 0 / scale: the same values from one division. Opaque
+    // to the optimizer, which otherwise sees that the select below equals `code / scale` and
+    // puts a division back into the loop (most of this loop's time).
+    let (plus, minus, zero) = std::hint::black_box((1.0 / scale, -1.0 / scale, 0.0 / scale));
     for ((o, y), &w) in out.iter_mut().zip(decoded.iter_mut()).zip(values) {
         let q = ternary_code(w * scale);
         *o = q;
