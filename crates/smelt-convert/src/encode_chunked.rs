@@ -577,7 +577,7 @@ mod tests {
                 // Pieces that split the tensor elsewhere than the whole path's f32 blocks (a
                 // short tail, rows of odd length) round the sums differently: within the
                 // bound smelt_kernels::error_lanes documents (4e-6 relative per sum, so about
-                // 4e-5 dB and 1.2e-5 of cosine), in practice within 1e-7.
+                // 4e-5 dB and 1.2e-5 of cosine), in practice a few 1e-7.
                 let close = |a: f64, b: f64, tol: f64| a == b || (a - b).abs() < tol;
                 assert!(
                     close(g.sqnr_db, w.sqnr_db, 4e-5) && close(g.cosine, w.cosine, 1.2e-5),

@@ -2,7 +2,7 @@
 //! quantization results (fixtures/quant/metrics). numpy sums pairwise in f64 and smelt in f32
 //! blocks gathered in f64 (`smelt_kernels::error_lanes`), so the figures agree within the bound
 //! smelt documents (each sum within 4e-6 relative: about 4e-5 dB of SQNR, 1.2e-5 of cosine;
-//! about 1e-7 in practice), not bit for bit.
+//! a few 1e-7 in practice), not bit for bit.
 
 mod quant_refs;
 
