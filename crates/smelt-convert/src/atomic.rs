@@ -107,8 +107,16 @@ impl AtomicFile {
     /// in order, except for rewrites of its first `prefix` bytes, gets its BLAKE3 from
     /// [`AtomicFile::written_hash`] without being read again. `prefix` is a power-of-two
     /// multiple of 1024 (BLAKE3's chunk); those bytes are read back at the end.
+    ///
+    /// Errors: `prefix` is not such a multiple (`InvalidInput`), or as [`AtomicFile::create`].
     pub fn create_hashed(dest: &Path, prefix: u64) -> io::Result<AtomicFile> {
-        AtomicFile::create_with(dest, Some(WriteHasher::new(prefix)))
+        let hasher = WriteHasher::new(prefix).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("hash prefix {prefix} is not a power-of-two multiple of 1024"),
+            )
+        })?;
+        AtomicFile::create_with(dest, Some(hasher))
     }
 
     fn create_with(dest: &Path, hasher: Option<WriteHasher>) -> io::Result<AtomicFile> {
@@ -257,6 +265,38 @@ mod tests {
             f.write_all(b"partial").unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// Through `Write` and `Seek`: a header patched inside the prefix after the body is
+    /// streamed gives BLAKE3 of the file's final bytes; a patch past the prefix gives `None`
+    /// (the caller reads the file again); a file not made to hash gives `None`.
+    #[test]
+    fn written_hash_follows_writes_and_seeks() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+        let mut f = AtomicFile::create_hashed(&dest, 4096).unwrap();
+        f.write_all(&[0u8; 300]).unwrap();
+        for piece in body.chunks(7_777) {
+            f.write_all(piece).unwrap();
+        }
+        f.seek(SeekFrom::Start(10)).unwrap();
+        f.write_all(b"header").unwrap();
+        f.seek(SeekFrom::End(0)).unwrap();
+        let digest = f.written_hash().unwrap().unwrap();
+        f.commit().unwrap();
+        let bytes = std::fs::read(&dest).unwrap();
+        assert_eq!(digest, FileDigest { bytes: bytes.len() as u64, blake3: blake3::hash(&bytes) });
+
+        let mut f = AtomicFile::create_hashed(&dest, 4096).unwrap();
+        f.write_all(&body).unwrap();
+        f.seek(SeekFrom::Start(50_000)).unwrap();
+        f.write_all(b"late").unwrap();
+        assert_eq!(f.written_hash().unwrap(), None);
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(&body).unwrap();
+        assert_eq!(f.written_hash().unwrap(), None);
+        assert!(AtomicFile::create_hashed(&dest, 3000).is_err(), "not a power-of-two multiple of 1024");
     }
 
     #[test]

@@ -32,22 +32,21 @@ pub(crate) struct WriteHasher {
 }
 
 impl WriteHasher {
-    /// A hasher whose prefix is `prefix` bytes, which must be a power-of-two number of BLAKE3
-    /// chunks.
-    pub(crate) fn new(prefix: u64) -> WriteHasher {
+    /// A hasher whose prefix is `prefix` bytes, or `None` unless that is a power-of-two number
+    /// of BLAKE3 chunks.
+    pub(crate) fn new(prefix: u64) -> Option<WriteHasher> {
         let chunk = blake3::CHUNK_LEN as u64;
-        assert!(
-            prefix % chunk == 0 && (prefix / chunk).is_power_of_two(),
-            "the prefix is a power-of-two number of BLAKE3 chunks"
-        );
-        WriteHasher {
+        if prefix % chunk != 0 || !(prefix / chunk).is_power_of_two() {
+            return None;
+        }
+        Some(WriteHasher {
             prefix,
             next: prefix,
             region: prefix,
             current: region_hasher(prefix),
             done: Vec::new(),
             broken: false,
-        }
+        })
     }
 
     /// The prefix length in bytes.
@@ -153,7 +152,7 @@ mod tests {
         for len in lens {
             let d = data(len);
             for piece in [1, 7, 1024, 3000, 1 << 20] {
-                let mut h = WriteHasher::new(p as u64);
+                let mut h = WriteHasher::new(p as u64).unwrap();
                 for (i, c) in d.chunks(piece).enumerate() {
                     h.wrote((i * piece) as u64, c);
                 }
@@ -169,7 +168,7 @@ mod tests {
     fn a_header_patched_inside_the_prefix_is_read_back() {
         let p = 4096usize;
         let mut d = data(50_000);
-        let mut h = WriteHasher::new(p as u64);
+        let mut h = WriteHasher::new(p as u64).unwrap();
         h.wrote(0, &vec![0u8; 3000]); // the reserved header
         h.wrote(3000, &d[3000..]);
         d[..3000].fill(0x5a); // the header as finally written
@@ -183,20 +182,31 @@ mod tests {
     fn writes_out_of_order_past_the_prefix_break_the_hash() {
         let p = 1024u64;
         let d = data(10_000);
-        let mut h = WriteHasher::new(p);
+        let mut h = WriteHasher::new(p).unwrap();
         h.wrote(0, &d);
         h.wrote(5000, &d[5000..5010]);
         assert_eq!(h.finish(d.len() as u64, &d[..1024]), None, "overwrite");
-        let mut h = WriteHasher::new(p);
+        let mut h = WriteHasher::new(p).unwrap();
         h.wrote(0, &d[..2000]);
         h.wrote(3000, &d[3000..]);
         assert_eq!(h.finish(d.len() as u64, &d[..1024]), None, "hole");
-        let mut h = WriteHasher::new(p);
+        let mut h = WriteHasher::new(p).unwrap();
         h.wrote(0, &d[..9000]);
         assert_eq!(h.finish(d.len() as u64, &d[..1024]), None, "short");
-        let mut h = WriteHasher::new(p);
+        let mut h = WriteHasher::new(p).unwrap();
         h.wrote(0, &d);
         h.break_off();
         assert_eq!(h.finish(d.len() as u64, &d[..1024]), None, "broken off");
+    }
+
+    /// A prefix must be a power-of-two number of 1 KiB chunks.
+    #[test]
+    fn prefixes_that_are_not_subtrees_are_refused() {
+        for bad in [0, 512, 1000, 3 * 1024, 6 * 1024] {
+            assert!(WriteHasher::new(bad).is_none(), "{bad}");
+        }
+        for good in [1024, 2048, 16 << 20] {
+            assert!(WriteHasher::new(good).is_some(), "{good}");
+        }
     }
 }
