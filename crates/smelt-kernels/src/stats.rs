@@ -80,7 +80,10 @@ impl ErrorLanes {
     #[inline(always)]
     fn add_block(&mut self, b: &BlockSums) -> bool {
         let finite = |v: &[f32; F32_LANES]| v.iter().fold(true, |a, x| a & x.is_finite());
-        let max = |v: &[f32; F32_LANES]| v.iter().fold(0f32, |a, &x| a.max(x)) as f64;
+        // The largest of sums with no negative term (so +0.0 or more, when finite): the
+        // largest bit pattern, an integer maximum that vectorizes (f32::max does not).
+        let max =
+            |v: &[f32; F32_LANES]| f32::from_bits(v.iter().fold(0u32, |a, x| a.max(x.to_bits()))) as f64;
         let all_finite =
             finite(&b.rr) & finite(&b.cc) & finite(&b.rc) & finite(&b.nn) & finite(&b.ab) & finite(&b.mx);
         // The sums of squares and of |r − c| have no negative terms: one lane at TINY or more
