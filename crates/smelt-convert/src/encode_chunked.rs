@@ -26,6 +26,10 @@ use smelt_tensor::DType;
 
 use crate::encode::{Encoded, EncodedTensor, CHUNK_ELEMS};
 
+/// One chunk's part of ternary's first pass: each block's lane partial sums with its length,
+/// and the |W| values after the chunk's last whole row.
+type ChunkPartials = (Vec<([[f32; 8]; 4], usize)>, Vec<f32>);
+
 /// Elements per piece of a chunk in [`Job::plain`]: 8192 f32 values and their decoded copy
 /// take 64 KB, which stays in a core's L2 cache between the steps.
 const PIECE_ELEMS: usize = 8192;
@@ -384,7 +388,7 @@ impl Job<'_> {
             // over in order: the same f32 additions as feeding the values one after the other.
             let parts = (0..chunks)
                 .into_par_iter()
-                .map(|c| -> Result<(Vec<([[f32; 8]; 4], usize)>, Vec<f32>), ConvertError> {
+                .map(|c| -> Result<ChunkPartials, ConvertError> {
                     let (start, end) = (c * CHUNK_ELEMS, ((c + 1) * CHUNK_ELEMS).min(n));
                     let rows = end.min(rows_end).max(start);
                     let mut partials = Vec::with_capacity((rows - start).div_ceil(block));

@@ -83,10 +83,13 @@ pub struct ConvertJob<'a> {
     /// Worker threads (`None`: all cores).
     pub threads: Option<usize>,
     /// Called before each tensor with (index, count, name), for progress display.
-    pub progress: Option<&'a (dyn Fn(usize, usize, &str) + Sync)>,
+    pub progress: Option<&'a ProgressFn<'a>>,
     /// Reuse blocks of an earlier quantized version (`--like`).
     pub like: Option<&'a LikeOptions>,
 }
+
+/// A progress callback: (tensor index, tensor count, tensor name).
+pub type ProgressFn<'a> = dyn Fn(usize, usize, &str) + Sync + 'a;
 
 /// How much of the output's start is read back to hash it rather than hashed as it is written
 /// (see [`crate::write_hash`]): the blob's header and directory and the safetensors header are

@@ -24,6 +24,7 @@ use crate::dispatch::Isa;
 /// the caller (their outputs unspecified), in increasing order.
 ///
 /// Panics when the lengths do not agree.
+#[allow(clippy::too_many_arguments)]
 pub fn quantize_nf4_with(
     isa: Isa,
     src: &[f32],
@@ -35,7 +36,10 @@ pub fn quantize_nf4_with(
     absmax: &mut [f32],
     decoded: &mut [f32],
 ) -> Option<Vec<usize>> {
-    assert!(block > 0 && block % 16 == 0 && src.len() % block == 0, "whole blocks of a multiple of 16");
+    assert!(
+        block > 0 && block.is_multiple_of(16) && src.len().is_multiple_of(block),
+        "whole blocks of a multiple of 16"
+    );
     assert_eq!(packed.len(), src.len() / 2, "packed length");
     assert_eq!(absmax.len(), src.len() / block, "absmax length");
     assert_eq!(decoded.len(), src.len(), "decoded length");
