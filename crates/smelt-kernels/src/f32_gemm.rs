@@ -125,9 +125,11 @@ pub fn gemm_f32_packed_with(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: &mu
     // One row (decode): chunks of four panels, run by a kernel that streams them together.
     let chunk = if m == 1 { GEMV_CHUNK } else { COL_CHUNK };
     for_column_ranges(m, n, chunk, m * n * k, c, |j0, j1, out, ld| {
-        let panels = &b.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k];
-        if m == 1 && arch::gemv_f32_panels(isa, k, a, panels, j1 - j0, out) {
-            return;
+        if m == 1 {
+            let panels = &b.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k];
+            if arch::gemv_f32_panels(isa, k, a, panels, j1 - j0, out) {
+                return;
+            }
         }
         for p0 in (j0..j1).step_by(PANEL) {
             let (panel, w) = b.panel(p0);

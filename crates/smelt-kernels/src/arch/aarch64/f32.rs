@@ -13,10 +13,9 @@
 
 use std::arch::aarch64::*;
 
+use crate::blocked::NR;
 use crate::dispatch::Isa;
 
-/// Columns of a `B` panel of the blocked GEMM.
-const NR: usize = 32;
 /// Rows of the blocked kernel's tile: 6 rows × 16 columns keep 24 accumulators, 4 vectors of
 /// `B` and the tile's 6 values of `A` (two vectors, read by lane) in the 32 registers.
 const MR: usize = 6;

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::{hsum256, tail_mask16, tail_mask256};
+use crate::blocked::NR as PANEL;
 use crate::dispatch::Isa;
 
 /// See `arch::gemm_f32_cols`.
@@ -78,9 +79,6 @@ pub(crate) fn gemv_panels(
     unsafe { gemv_panels_avx512(k, a, panels, width, out) };
     true
 }
-
-/// Columns per panel of a `PackedF32`.
-const PANEL: usize = 32;
 
 /// # Safety
 /// AVX-512 F available; the bounds `gemv_panels` asserts.
