@@ -86,7 +86,16 @@ pub(crate) fn gemm_cols(
                     &buf[..kc * NR]
                 }
             };
-            if !arch::blocked_panel(isa, m, k, kc0, kc, pa, panel, w, &mut out[p * NR..], ld) {
+            // The panel after this one, for the kernel to prefetch: the next 32 columns of
+            // this `k` block, or the first of the next block.
+            let next: &[f32] = match b {
+                Panels::F32(all) if p + 1 < panels => &all[((p + 1) * k + kc0) * NR..((p + 1) * k + kc0 + kc) * NR],
+                Panels::F32(all) if kc0 + KC < k => {
+                    &all[(kc0 + KC) * NR..(kc0 + KC + KC.min(k - kc0 - KC)) * NR]
+                }
+                _ => &[],
+            };
+            if !arch::blocked_panel(isa, m, k, kc0, kc, pa, panel, next, w, &mut out[p * NR..], ld) {
                 return false;
             }
         }

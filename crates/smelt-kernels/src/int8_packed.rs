@@ -123,61 +123,180 @@ pub fn matmul_integer_packed_with(
     c: &mut [i32],
 ) {
     let (k, n) = (b.k, b.n);
-    let (panels, col_sums) = match &b.layout {
-        Layout::Bt(v) => {
-            let bt = if b.signed { Int8Matrix::I8(bytemuck::cast_slice(v)) } else { Int8Matrix::U8(v) };
-            return matmul_integer_bt_with(isa, m, n, k, a, a_zero, bt, b_zero, c);
-        }
-        Layout::Vnni { panels, col_sums } => (panels, col_sums),
-    };
-    assert_eq!(a.len(), m * k, "matmul_integer: A has {} elements, m·k = {}", a.len(), m * k);
-    assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
-    a_zero.check("A", m);
-    b_zero.check("B", n);
-    let k4 = k.div_ceil(4) * 4;
-    // a' = a + α as unsigned bytes, rows padded with zeros to k4; Σa per row in true values.
-    let alpha: i32 = if a.is_signed() { 128 } else { 0 };
-    let mut ap = vec![0u8; m * k4];
-    for (i, row) in ap.chunks_mut(k4.max(1)).take(m).enumerate() {
-        for (dst, &src) in row.iter_mut().zip(&a.bytes()[i * k..(i + 1) * k]) {
-            *dst = src ^ (alpha as u8);
-        }
+    if let Layout::Bt(v) = &b.layout {
+        let bt = if b.signed { Int8Matrix::I8(bytemuck::cast_slice(v)) } else { Int8Matrix::U8(v) };
+        return matmul_integer_bt_with(isa, m, n, k, a, a_zero, bt, b_zero, c);
     }
-    let a_sums: Vec<i32> = match a {
-        Int8Matrix::U8(v) => v
-            .chunks(k.max(1))
-            .take(m)
-            .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
-            .collect(),
-        Int8Matrix::I8(v) => v
-            .chunks(k.max(1))
-            .take(m)
-            .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
-            .collect(),
-    };
-    let a_sums = if k == 0 { vec![0; m] } else { a_sums };
-    let beta: i32 = if b.signed { 0 } else { -128 };
-    let ki = k as i32;
-    let isa = isa.or_scalar();
-    let panel_len = k4 / 4 * PANEL * 4;
-    // Many rows: A in tiles of 8 rows for the k-blocked kernel.
-    let apt = if m >= TILED_MIN_ROWS && isa == Isa::Avx512Vnni { tile_a(m, k4, &ap) } else { Vec::new() };
+    assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
+    let call = VnniCall::new(isa, m, a, a_zero, b, b_zero);
+    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| call.columns(j0, j1, out, ld));
+}
+
+/// `C (m×n, f32) = f32((A - za)·(B - zb)) · scale`: [`matmul_integer_packed`] followed by
+/// ONNX's `Cast(to float)` and `Mul` by `scale` (one value, or one per column of `C`), with
+/// the same two roundings (i32 → f32 to nearest, then the f32 product), so the same bits as
+/// those three steps; the i32 sums of a few columns at a time never leave the cache.
+///
+/// # Panics
+/// As [`matmul_integer_packed`] (with `c` of f32), or when `scale` is neither 1 nor `n` long.
+pub fn matmul_integer_packed_scaled(
+    m: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: &PackedInt8,
+    b_zero: ZeroPoints<'_>,
+    scale: &[f32],
+    c: &mut [f32],
+) {
+    matmul_integer_packed_scaled_with(selected().int8, m, a, a_zero, b, b_zero, scale, c);
+}
+
+/// [`matmul_integer_packed_scaled`] on a chosen instruction set.
+///
+/// # Panics
+/// As [`matmul_integer_packed_scaled`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_integer_packed_scaled_with(
+    isa: Isa,
+    m: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: &PackedInt8,
+    b_zero: ZeroPoints<'_>,
+    scale: &[f32],
+    c: &mut [f32],
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(
+        scale.len() == 1 || scale.len() == n,
+        "matmul_integer_packed_scaled: {} scales for {n} columns",
+        scale.len()
+    );
+    assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
+    let scale_of = |j: usize| if scale.len() == 1 { scale[0] } else { scale[j] };
+    if let Layout::Bt(_) = &b.layout {
+        let mut acc = vec![0i32; m * n];
+        matmul_integer_packed_with(isa, m, a, a_zero, b, b_zero, &mut acc);
+        for (row_c, row_acc) in c.chunks_mut(n.max(1)).zip(acc.chunks(n.max(1))) {
+            for (j, (o, &x)) in row_c.iter_mut().zip(row_acc).enumerate() {
+                *o = x as f32 * scale_of(j);
+            }
+        }
+        return;
+    }
+    let call = VnniCall::new(isa, m, a, a_zero, b, b_zero);
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        // The i32 sums of one chunk at a time (m × 64: in L1/L2), scaled into `out`.
+        let mut acc = vec![0i32; m * COL_CHUNK.min(j1 - j0)];
+        for s0 in (j0..j1).step_by(COL_CHUNK) {
+            let w = COL_CHUNK.min(j1 - s0);
+            call.columns(s0, s0 + w, &mut acc[..m * w], w);
+            for i in 0..m {
+                let (src, dst) = (&acc[i * w..(i + 1) * w], &mut out[i * ld + s0 - j0..i * ld + s0 - j0 + w]);
+                if scale.len() == 1 {
+                    let q = scale[0];
+                    for (o, &x) in dst.iter_mut().zip(src) {
+                        *o = x as f32 * q;
+                    }
+                } else {
+                    for ((o, &x), &q) in dst.iter_mut().zip(src).zip(&scale[s0..s0 + w]) {
+                        *o = x as f32 * q;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One call of the VNNI kernels: `A` made unsigned and packed, its row sums, and what the
+/// zero-point corrections need.
+struct VnniCall<'a> {
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    k4: usize,
+    /// `a' = a + α` as unsigned bytes, rows padded with zeros to `k4`.
+    ap: Vec<u8>,
+    /// `ap` in tiles of 8 rows (many rows only).
+    apt: Vec<u8>,
+    /// Σa per row, in true values.
+    a_sums: Vec<i32>,
+    a_zero: ZeroPoints<'a>,
+    b_zero: ZeroPoints<'a>,
+    panels: &'a [u8],
+    col_sums: &'a [i32],
+    alpha: i32,
+    beta: i32,
+}
+
+impl<'a> VnniCall<'a> {
+    fn new(
+        isa: Isa,
+        m: usize,
+        a: Int8Matrix<'_>,
+        a_zero: ZeroPoints<'a>,
+        b: &'a PackedInt8,
+        b_zero: ZeroPoints<'a>,
+    ) -> VnniCall<'a> {
+        let Layout::Vnni { panels, col_sums } = &b.layout else { unreachable!("VnniCall of a Bt layout") };
+        let (k, n) = (b.k, b.n);
+        assert_eq!(a.len(), m * k, "matmul_integer: A has {} elements, m·k = {}", a.len(), m * k);
+        a_zero.check("A", m);
+        b_zero.check("B", n);
+        let k4 = k.div_ceil(4) * 4;
+        let alpha: i32 = if a.is_signed() { 128 } else { 0 };
+        let mut ap = vec![0u8; m * k4];
+        for (i, row) in ap.chunks_mut(k4.max(1)).take(m).enumerate() {
+            for (dst, &src) in row.iter_mut().zip(&a.bytes()[i * k..(i + 1) * k]) {
+                *dst = src ^ (alpha as u8);
+            }
+        }
+        let a_sums: Vec<i32> = match a {
+            Int8Matrix::U8(v) => v
+                .chunks(k.max(1))
+                .take(m)
+                .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
+                .collect(),
+            Int8Matrix::I8(v) => v
+                .chunks(k.max(1))
+                .take(m)
+                .map(|r| r.iter().fold(0i32, |s, &x| s.wrapping_add(x as i32)))
+                .collect(),
+        };
+        let a_sums = if k == 0 { vec![0; m] } else { a_sums };
+        let isa = isa.or_scalar();
+        // Many rows: A in tiles of 8 rows for the k-blocked kernel.
+        let apt = if m >= TILED_MIN_ROWS && isa == Isa::Avx512Vnni { tile_a(m, k4, &ap) } else { Vec::new() };
+        let beta: i32 = if b.signed { 0 } else { -128 };
+        VnniCall { isa, m, k, n, k4, ap, apt, a_sums, a_zero, b_zero, panels, col_sums, alpha, beta }
+    }
+
+    /// Columns `j0..j1` (`j0` a multiple of the panel width) of the exact product into `out`
+    /// (row stride `ld`).
+    fn columns(&self, j0: usize, j1: usize, out: &mut [i32], ld: usize) {
+        let (m, k4, n, isa) = (self.m, self.k4, self.n, self.isa);
+        let (alpha, beta, ki) = (self.alpha, self.beta, self.k as i32);
+        let panel_len = k4 / 4 * PANEL * 4;
+        let panels = self.panels;
         for p0 in (j0..j1).step_by(PANEL) {
             let panel = &panels[p0 / PANEL * panel_len..(p0 / PANEL + 1) * panel_len];
+            // The following panel (usually this thread's next, in this range or the next one).
+            let next = panels.get((p0 / PANEL + 1) * panel_len..(p0 / PANEL + 2) * panel_len).unwrap_or(&[]);
             let w = PANEL.min(n - p0);
             let o = &mut out[p0 - j0..];
-            let done = !apt.is_empty() && arch::int8_packed_panel_tiled(isa, m, k4, &apt, panel, w, o, ld);
-            if !done && !arch::int8_packed_panel(isa, m, k4, &ap, panel, w, o, ld) {
-                int8_packed_panel_scalar(m, k4, &ap, panel, w, o, ld);
+            let done =
+                !self.apt.is_empty() && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
+            if !done && !arch::int8_packed_panel(isa, m, k4, &self.ap, panel, w, o, ld) {
+                int8_packed_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
             }
-            let sums_b = &col_sums[p0..p0 + w];
-            for (i, &sa) in a_sums.iter().enumerate() {
-                let za = a_zero.get(i);
+            let sums_b = &self.col_sums[p0..p0 + w];
+            for (i, &sa) in self.a_sums.iter().enumerate() {
+                let za = self.a_zero.get(i);
                 let ca = beta.wrapping_mul(sa).wrapping_add(ki.wrapping_mul(alpha).wrapping_mul(beta));
                 let fa = alpha.wrapping_add(za);
                 let row = &mut o[i * ld..i * ld + w];
-                match b_zero {
+                match self.b_zero {
                     ZeroPoints::PerTensor(zb) => {
                         let c0 = ca
                             .wrapping_add(zb.wrapping_mul(sa))
@@ -198,7 +317,7 @@ pub fn matmul_integer_packed_with(
                 }
             }
         }
-    });
+    }
 }
 
 /// From this many rows of `A` on, the VNNI path packs `A` in tiles ([`tile_a`]).

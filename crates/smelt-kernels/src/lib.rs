@@ -10,7 +10,8 @@
 //! - f32 GEMM/GEMV: [`gemm_f32`] (`B` is `k×n`), [`gemm_f32_bt`] (`B` is `n×k`, a Linear
 //!   weight `[out, in]`), [`gemm_f32_packed`] (a constant `B` packed once, [`PackedF32`]);
 //! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`], [`matmul_integer_bt`], and
-//!   [`matmul_integer_packed`] (a constant `B` packed once, [`PackedInt8`]);
+//!   [`matmul_integer_packed`] (a constant `B` packed once, [`PackedInt8`]), and
+//!   [`matmul_integer_packed_scaled`] (the same followed by `Cast` to f32 and a scale);
 //! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
 //!   [`matmul_nbits_q4_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
@@ -57,7 +58,7 @@ pub use dql::dynamic_quantize_u8;
 pub use exp::{exp_shifted_f64, sigmoid_f32};
 pub use f32_gemm::{gemm_f32, gemm_f32_bt, gemm_f32_packed, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
-pub use int8_packed::{matmul_integer_packed, PackedInt8};
+pub use int8_packed::{matmul_integer_packed, matmul_integer_packed_scaled, PackedInt8};
 pub use legacy_quant::{LegacyType, LEGACY_BLOCK};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
@@ -75,7 +76,7 @@ pub mod explicit {
     pub use crate::exp::{exp_shifted_f64_with, sigmoid_f32_with};
     pub use crate::f32_gemm::{gemm_f32_bt_with, gemm_f32_packed_with, gemm_f32_with};
     pub use crate::int8::{matmul_integer_bt_with, matmul_integer_with};
-    pub use crate::int8_packed::matmul_integer_packed_with;
+    pub use crate::int8_packed::{matmul_integer_packed_scaled_with, matmul_integer_packed_with};
     pub use crate::legacy_quant::quantize_legacy_with;
     pub use crate::nbits::matmul_nbits_q4_f32_with;
     pub use crate::nf4_quant::quantize_nf4_with;

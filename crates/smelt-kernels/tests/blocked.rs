@@ -196,6 +196,64 @@ fn tiled_int8_packed_matches_scalar_bit_for_bit() {
 }
 
 #[test]
+fn scaled_int8_packed_is_the_product_cast_and_scaled() {
+    // `matmul_integer_packed_scaled` = `matmul_integer_packed`, each i32 rounded to f32, times
+    // the column's (or the one) scale in f32: those bits exactly, on every tier, one row and
+    // many, shapes crossing the 32-column panels and 64-column chunks, scales with
+    // subnormals, infinities and a NaN, whatever the thread count.
+    let mut tiers = simd_tiers("scaled_int8");
+    tiers.push(Isa::Scalar);
+    let mut rng = Rng::new(25);
+    for &(m, n, k) in &[(1usize, 1usize, 1usize), (1, 129, 300), (7, 65, 33), (16, 200, 1024), (33, 97, 259)] {
+        let (a, b) = (rng.bytes(m * k), rng.bytes(k * n));
+        let am = Int8Matrix::U8(&a);
+        let bm = Int8Matrix::I8(bytemuck::cast_slice(&b));
+        let mut per_col: Vec<f32> = rng.f32s(n).iter().map(|x| x * 1e-3).collect();
+        let specials = [f32::MIN_POSITIVE / 8.0, f32::INFINITY, -0.0, f32::NAN, 3.4e38];
+        for (s, v) in per_col.iter_mut().zip(specials) {
+            *s = v;
+        }
+        let zbs: Vec<i32> = (0..n as i32).map(|j| j % 5 - 2).collect();
+        for scale in [vec![0.0123f32], per_col.clone()] {
+            for (za, zb) in [(0, ZeroPoints::PerTensor(0)), (131, ZeroPoints::PerIndex(&zbs))] {
+                for &isa in &tiers {
+                    let packed = PackedInt8::new_for(isa, k, n, bm);
+                    let mut acc = vec![0i32; m * n];
+                    matmul_integer_packed_with(isa, m, am, ZeroPoints::PerTensor(za), &packed, zb, &mut acc);
+                    let want: Vec<u32> = acc
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &x)| (x as f32 * scale[if scale.len() == 1 { 0 } else { i % n }]).to_bits())
+                        .collect();
+                    for threads in [1, 2, 3] {
+                        let got = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                            let mut c = vec![f32::NAN; m * n];
+                            matmul_integer_packed_scaled_with(
+                                isa,
+                                m,
+                                am,
+                                ZeroPoints::PerTensor(za),
+                                &packed,
+                                zb,
+                                &scale,
+                                &mut c,
+                            );
+                            bits(&c)
+                        });
+                        assert_eq!(
+                            got,
+                            want,
+                            "scaled {isa} m={m} n={n} k={k} scales={} za={za} threads={threads}",
+                            scale.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn packing_from_b_transposed_equals_packing_b() {
     let mut rng = Rng::new(5);
     for &(k, n) in &[(1usize, 1usize), (3, 31), (17, 32), (64, 33), (5, 100)] {

@@ -107,6 +107,9 @@ pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
 /// The blocked GEMM's micro-kernels over one `kc × 32` panel `b` (row stride 32): for every
 /// row `i < m`, `out[i, 0..w] (+)= Σ_{kk < kc} A[i, kc0 + kk]·b[kk, 0..w]`, `A` packed in row
 /// tiles by `blocked::pack_a` (`pa`, `k` columns), accumulating onto `out` when `kc0 > 0`.
+/// `next` is the panel the caller runs after this one (empty if none or not in memory yet):
+/// a kernel may prefetch it, which changes no result.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn blocked_panel(
     isa: Isa,
     m: usize,
@@ -115,21 +118,23 @@ pub(crate) fn blocked_panel(
     kc: usize,
     pa: &[f32],
     b: &[f32],
+    next: &[f32],
     w: usize,
     out: &mut [f32],
     ld: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::blocked::panel(isa, m, k, kc0, kc, pa, b, w, out, ld)
+        x86_64::blocked::panel(isa, m, k, kc0, kc, pa, b, next, w, out, ld)
     }
     #[cfg(target_arch = "aarch64")]
     {
+        let _ = next;
         aarch64::f32::panel(isa, m, k, kc0, kc, pa, b, w, out, ld)
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
-        let _ = (isa, m, k, kc0, kc, pa, b, w, out, ld);
+        let _ = (isa, m, k, kc0, kc, pa, b, next, w, out, ld);
         false
     }
 }
@@ -207,24 +212,27 @@ pub(crate) fn int8_packed_panel(
 }
 
 /// [`int8_packed_panel`] with `A` packed in tiles of 8 rows (`int8_packed::tile_a`): the
-/// same sums, blocked along `k` for many rows.
+/// same sums, blocked along `k` for many rows. `next` is the panel computed after this one
+/// (empty for the last), which the kernel may prefetch; it does not change the result.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn int8_packed_panel_tiled(
     isa: Isa,
     m: usize,
     k4: usize,
     apt: &[u8],
     panel: &[u8],
+    next: &[u8],
     w: usize,
     out: &mut [i32],
     ld: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::int8_packed::panel_tiled(isa, m, k4, apt, panel, w, out, ld)
+        x86_64::int8_packed::panel_tiled(isa, m, k4, apt, panel, next, w, out, ld)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, m, k4, apt, panel, w, out, ld);
+        let _ = (isa, m, k4, apt, panel, next, w, out, ld);
         false
     }
 }

@@ -301,6 +301,9 @@ fn matmul_integer(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 /// single roundings as the three nodes (i32 → f32 to nearest; an f32 product, which `Mul`
 /// computes exactly in f64 and rounds once), without the two intermediate tensors.
 pub(crate) fn matmul_integer_scaled(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    if let Some(v) = scaled_packed(c)? {
+        return Ok(vec![v]);
+    }
     let (shape, acc) = integer_matmul(c)?;
     let s = c.input(4)?;
     let Data::F32(sv) = &s.data else {
@@ -324,6 +327,36 @@ pub(crate) fn matmul_integer_scaled(c: &OpCtx<'_>) -> Result<Vec<Value>, Runtime
     }
     let accf = Value::new(shape, Data::F32(acc.iter().map(|&x| x as f32).collect()));
     Ok(vec![super::elementwise::binary_values(c, &accf, s, |x, y| x * y, i64::wrapping_mul)?])
+}
+
+/// [`matmul_integer_scaled`] in one kernel call when `B` is packed, `A`'s zero point is one
+/// value (as `DynamicQuantizeLinear` gives) and the scale is one value or one per column
+/// (`[n]`, any leading 1s): the scaling happens as each block of columns is finished
+/// ([`smelt_kernels::matmul_integer_packed_scaled`], the same roundings). `None` otherwise.
+fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
+    let Some(PackedB::Int8(b)) = c.prepared::<PackedB>() else { return Ok(None) };
+    let (a, s) = (c.input(0)?, c.input(4)?);
+    let [k, n] = b.shape();
+    let Data::F32(sv) = &s.data else { return Ok(None) };
+    let per_column = sv.len() == n && s.shape.last() == Some(&n) && s.shape.iter().rev().skip(1).all(|&d| d == 1);
+    let scalar = sv.len() == 1 && s.shape.iter().all(|&d| d == 1);
+    // The output keeps A's shape (with n last) only when the scale adds no dimensions.
+    if !(per_column || scalar) || s.shape.len() > a.shape.len().max(1) || a.shape.last() != Some(&k) {
+        return Ok(None);
+    }
+    let za = match c.opt(2) {
+        None => 0,
+        Some(z) if z.numel() == 1 => z.data.to_i64_vec()[0] as i32,
+        Some(_) => return Ok(None),
+    };
+    let (bz_s, bz_v) = zero_points(c, c.opt(3), n)?;
+    let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
+    let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let mut out = vec![0f32; rows * n];
+    smelt_kernels::matmul_integer_packed_scaled(rows, int8(c, a)?, ZeroPoints::PerTensor(za), b, zb, sv, &mut out);
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    Ok(Some(Value::new(shape, Data::F32(out))))
 }
 
 fn qlinear_matmul(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {

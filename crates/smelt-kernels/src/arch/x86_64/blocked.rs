@@ -48,6 +48,7 @@ pub(crate) fn panel(
     kc: usize,
     pa: &[f32],
     b: &[f32],
+    next: &[f32],
     w: usize,
     out: &mut [f32],
     ld: usize,
@@ -62,8 +63,8 @@ pub(crate) fn panel(
     // rows `< m` columns `< w`.
     unsafe {
         match isa {
-            Isa::Avx512 | Isa::Avx512Vnni => panel_avx512(m, k, kc0, kc, accumulate, pa, b, w, out, ld),
-            _ => panel_avx2(m, k, kc0, kc, accumulate, pa, b, w, out, ld),
+            Isa::Avx512 | Isa::Avx512Vnni => panel_avx512(m, k, kc0, kc, accumulate, pa, b, next, w, out, ld),
+            _ => panel_avx2(m, k, kc0, kc, accumulate, pa, b, next, w, out, ld),
         }
     }
     true
@@ -79,12 +80,14 @@ unsafe fn panel_avx512(
     accumulate: bool,
     pa: &[f32],
     b: &[f32],
+    next: &[f32],
     w: usize,
     out: &mut [f32],
     ld: usize,
 ) {
     let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
     let bp = b.as_ptr();
+    let mut pf_next = 0;
     for t in 0..m.div_ceil(MR512) {
         let rows = (m - t * MR512).min(MR512);
         // SAFETY (whole body): bounds asserted by `panel`.
@@ -106,6 +109,13 @@ unsafe fn panel_avx512(
             let pf = bp.wrapping_add(kk * NR + ahead);
             _mm_prefetch::<_MM_HINT_T0>(pf.cast());
             _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(16).cast());
+            // The later tiles fetch the next panel into L2, a line per step: it is usually
+            // elsewhere in memory (the same `k` block of the next 32 columns), where the
+            // hardware prefetchers do not look.
+            if t > 0 && pf_next < next.len() {
+                _mm_prefetch::<_MM_HINT_T1>(next.as_ptr().wrapping_add(pf_next).cast());
+                pf_next += 16;
+            }
             let (b0, b1) =
                 unsafe { (_mm512_loadu_ps(bp.add(kk * NR)), _mm512_loadu_ps(bp.add(kk * NR + 16))) };
             for (r, acc_r) in acc.iter_mut().enumerate() {
@@ -133,10 +143,12 @@ unsafe fn panel_avx2(
     accumulate: bool,
     pa: &[f32],
     b: &[f32],
+    next: &[f32],
     w: usize,
     out: &mut [f32],
     ld: usize,
 ) {
+    let mut pf_next = 0;
     for half in 0..2 {
         let c0 = half * 16;
         if c0 >= w {
@@ -160,6 +172,11 @@ unsafe fn panel_avx2(
                 }
             }
             for kk in 0..kc {
+                // The next panel into L2 over the later tiles (as `panel_avx512`).
+                if t > 0 && pf_next < next.len() {
+                    _mm_prefetch::<_MM_HINT_T1>(next.as_ptr().wrapping_add(pf_next).cast());
+                    pf_next += 16;
+                }
                 let (b0, b1) =
                     unsafe { (_mm256_loadu_ps(bp.add(kk * NR)), _mm256_loadu_ps(bp.add(kk * NR + 8))) };
                 for (r, acc_r) in acc.iter_mut().enumerate() {

@@ -63,12 +63,14 @@ const KG: usize = 256;
 pub(crate) const TILE: usize = 8;
 
 /// See `arch::int8_packed_panel_tiled`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn panel_tiled(
     isa: Isa,
     m: usize,
     k4: usize,
     apt: &[u8],
     panel: &[u8],
+    next: &[u8],
     w: usize,
     out: &mut [i32],
     ld: usize,
@@ -81,21 +83,27 @@ pub(crate) fn panel_tiled(
     assert!(m == 0 || (out.len() >= (m - 1) * ld + w && ld >= w));
     // SAFETY: the CPU has AVX512-VNNI (`isa` went through `or_scalar`, arch/mod.rs contract);
     // the assertions above bound every load and store below.
-    unsafe { tiled_avx512vnni(m, k4, apt, panel, w, out, ld) };
+    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, out, ld) };
     true
 }
 
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tiled_avx512vnni(
     m: usize,
     k4: usize,
     apt: &[u8],
     panel: &[u8],
+    next: &[u8],
     w: usize,
     out: &mut [i32],
     ld: usize,
 ) {
     let groups = k4 / 4;
+    // The next panel is fetched into L2 while the tiles after the first run over this one
+    // (from L1): one cache line per group step, so a model's weights, which do not stay in
+    // the caches from one run to the next, do not stall the next panel's first tile.
+    let mut pf = 0;
     let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
     for g0 in (0..groups).step_by(KG) {
         let g1 = (g0 + KG).min(groups);
@@ -114,6 +122,11 @@ unsafe fn tiled_avx512vnni(
                 }
             }
             for g in g0..g1 {
+                if t > 0 && pf < next.len() {
+                    // A hint only: never faults, whatever the address.
+                    _mm_prefetch::<_MM_HINT_T1>(next.as_ptr().wrapping_add(pf).cast());
+                    pf += 64;
+                }
                 let bp = unsafe { panel.as_ptr().add(g * PANEL * 4) };
                 let (b0, b1) =
                     unsafe { (_mm512_loadu_si512(bp.cast()), _mm512_loadu_si512(bp.add(64).cast())) };
