@@ -14,6 +14,13 @@
 //!   one-element value between the two (torch's exporter scales `Kᵀ` by `√scale`) commutes
 //!   with the transpose and is kept, now scaling `K` (the same products, element by element).
 //!
+//! - RMSNorm as `torch.onnx.export` writes it for Llama-family models — `Pow(x, 2) →
+//!   ReduceMean(last axis) → Add(eps) → Sqrt → Reciprocal | Div(1, ·) → Mul(x, ·)`, then
+//!   optionally `Cast(to = FLOAT)` and `Mul(weight, ·)` — becomes `RmsNorm`
+//!   (`ops/fused_norm.rs`): one pass per row instead of eight nodes and their intermediate
+//!   tensors, with the chain's operations in its order, so bit-identical. The constants (2,
+//!   eps, 1, the weight) must be initializers or `Constant` nodes with those values.
+//!
 //! Fused nodes live in the internal domain [`FUSED_DOMAIN`], run where the chain's last node
 //! ran (every input is ready there), and carry the names of the nodes they replace, joined by
 //! `+`, so an error still points at the graph.
@@ -21,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::node::{Attr, Node};
+use crate::value::{Data, Value};
 use crate::registry::{OpFn, Registry, DEFAULT_DOMAIN, FUSED_DOMAIN};
 
 /// Which fusions a session makes at load ([`crate::Session::load_with`]).
@@ -30,17 +38,20 @@ pub struct Fusions {
     pub scaled_integer_matmul: bool,
     /// `Transpose → MatMul` (as `B`) into `MatMulTransB` (within the kernels' bound).
     pub transposed_b: bool,
+    /// The RMSNorm chain into `RmsNorm` (bit-identical).
+    pub rms_norm: bool,
 }
 
 impl Fusions {
     /// Every fusion (what [`crate::Session::load`] makes).
-    pub const ALL: Fusions = Fusions { scaled_integer_matmul: true, transposed_b: true };
+    pub const ALL: Fusions = Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true };
     /// None: every node runs as the graph has it.
-    pub const NONE: Fusions = Fusions { scaled_integer_matmul: false, transposed_b: false };
+    pub const NONE: Fusions = Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false };
 }
 
 /// `nodes` (in execution order, with their `runs`) with the chains above fused. `keep` holds
-/// the graph outputs' slots, `shapes` what shape inference knows of each slot.
+/// the graph outputs' slots, `shapes` what shape inference knows of each slot, `consts` the
+/// values of the initializers.
 pub(crate) fn fuse(
     which: Fusions,
     registry: &Registry,
@@ -48,7 +59,17 @@ pub(crate) fn fuse(
     runs: Vec<OpFn>,
     keep: &HashSet<usize>,
     shapes: &[Option<Vec<usize>>],
+    consts: &HashMap<usize, &Value>,
 ) -> (Vec<Node>, Vec<OpFn>) {
+    // Values known at load: initializers, and the outputs of `Constant` nodes.
+    let mut known: HashMap<usize, &Value> = consts.clone();
+    for n in &nodes {
+        if n.op_type == "Constant" && (n.domain == DEFAULT_DOMAIN || n.domain == "ai.onnx") {
+            if let (Some(Attr::Tensor(v)), [Some(o)]) = (n.attrs.get("value"), n.outputs.as_slice()) {
+                known.insert(*o, v);
+            }
+        }
+    }
     let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for s in n.inputs.iter().flatten() {
@@ -112,6 +133,16 @@ pub(crate) fn fuse(
                     attrs: HashMap::new(),
                 },
             );
+        } else if which.rms_norm && is(n, "Pow") {
+            let Some((chain, node)) = rms_norm_chain(&nodes, i, &only_reader, &known) else { continue };
+            if chain.iter().any(|&j| gone[j] || fused.contains_key(&j) || rewired.contains_key(&j)) {
+                continue;
+            }
+            let (&last, rest) = chain.split_last().expect("a chain has nodes");
+            for &j in rest {
+                gone[j] = true;
+            }
+            fused.insert(last, node);
         } else if which.transposed_b && is(n, "Transpose") && n.inputs.len() == 1 {
             let rank = match n.attrs.get("perm") {
                 Some(Attr::Ints(p)) => p.len(),
@@ -196,6 +227,139 @@ pub(crate) fn fuse(
         }
     }
     (out_nodes, out_runs)
+}
+
+/// The RMSNorm chain starting at the `Pow` node `p` (see the module doc): the indices of its
+/// nodes, the last one last, and the fused node that replaces them.
+fn rms_norm_chain(
+    nodes: &[Node],
+    p: usize,
+    only_reader: &dyn Fn(Option<usize>) -> Option<usize>,
+    known: &HashMap<usize, &Value>,
+) -> Option<(Vec<usize>, Node)> {
+    let is = |j: usize, op: &str| {
+        let n = &nodes[j];
+        n.op_type == op && (n.domain == DEFAULT_DOMAIN || n.domain == "ai.onnx")
+    };
+    let out = |j: usize| match nodes[j].outputs.as_slice() {
+        [o] => *o,
+        _ => None,
+    };
+    // A known one-element value (shape [] or [1]) equal to `want`, of type f32 when asked.
+    let scalar = |slot: Option<usize>, want: Option<f64>, f32_only: bool| -> Option<usize> {
+        let s = slot?;
+        let v = known.get(&s)?;
+        let ok = v.numel() == 1
+            && v.shape.len() <= 1
+            && (!f32_only || matches!(v.data, Data::F32(_)))
+            && want.is_none_or(|w| v.data.to_f64_vec()[0] == w);
+        ok.then_some(s)
+    };
+    // The operand of a two-input node that is not `slot`.
+    let other = |j: usize, slot: Option<usize>| -> Option<Option<usize>> {
+        match nodes[j].inputs.as_slice() {
+            [a, b] if *a == slot && *b != slot => Some(*b),
+            [a, b] if *b == slot && *a != slot => Some(*a),
+            _ => None,
+        }
+    };
+    let pow = &nodes[p];
+    let x = *pow.inputs.first()?;
+    x?;
+    if pow.inputs.len() != 2 || pow.inputs[1] == x {
+        return None;
+    }
+    scalar(pow.inputs[1], Some(2.0), false)?;
+    let rm = only_reader(out(p))?;
+    if !is(rm, "ReduceMean") || nodes[rm].attrs.get("keepdims").is_some_and(|k| !matches!(k, Attr::Int(1))) {
+        return None;
+    }
+    let axes: Vec<i64> = match (nodes[rm].inputs.as_slice(), nodes[rm].attrs.get("axes")) {
+        ([_], Some(Attr::Ints(a))) => a.clone(),
+        ([_, Some(a)], None) => known.get(a)?.data.to_i64_vec(),
+        _ => return None,
+    };
+    if axes != [-1] {
+        return None;
+    }
+    let add = only_reader(out(rm))?;
+    if !is(add, "Add") {
+        return None;
+    }
+    let eps = scalar(other(add, out(rm))?, None, true)?;
+    let sqrt = only_reader(out(add))?;
+    if !is(sqrt, "Sqrt") || nodes[sqrt].inputs.len() != 1 {
+        return None;
+    }
+    let inv = only_reader(out(sqrt))?;
+    if is(inv, "Div") {
+        let [one, s] = nodes[inv].inputs.as_slice() else { return None };
+        if *s != out(sqrt) || *one == out(sqrt) {
+            return None;
+        }
+        scalar(*one, Some(1.0), true)?;
+    } else if !is(inv, "Reciprocal") || nodes[inv].inputs.len() != 1 {
+        return None;
+    }
+    let mul = only_reader(out(inv))?;
+    if !is(mul, "Mul") || other(mul, out(inv))? != x {
+        return None;
+    }
+    let mut chain = vec![p, rm, add, sqrt, inv, mul];
+    let mut inputs = vec![x, Some(eps)];
+    let mut last = mul;
+    // Then, optionally, Cast(to = FLOAT) (the identity on f32) and Mul by a constant f32
+    // weight of one dimension.
+    let mut next = only_reader(out(last));
+    if let Some(c) = next.filter(|&c| is(c, "Cast") && matches!(nodes[c].attrs.get("to"), Some(Attr::Int(1)))) {
+        let Some(w) = only_reader(out(c)) else { return Some(finish(nodes, chain, inputs)) };
+        next = Some(w);
+        if weight(nodes, w, out(c), known, &is, &other).is_none() {
+            return Some(finish(nodes, chain, inputs));
+        }
+        chain.push(c);
+        last = c;
+    }
+    if let Some(w) = next {
+        if let Some(ws) = weight(nodes, w, out(last), known, &is, &other) {
+            chain.push(w);
+            inputs.push(Some(ws));
+        }
+    }
+    Some(finish(nodes, chain, inputs))
+}
+
+/// The weight slot when node `w` is `Mul(y, weight)` (either order) with `weight` a known
+/// one-dimensional f32 value.
+fn weight(
+    nodes: &[Node],
+    w: usize,
+    y: Option<usize>,
+    known: &HashMap<usize, &Value>,
+    is: &dyn Fn(usize, &str) -> bool,
+    other: &dyn Fn(usize, Option<usize>) -> Option<Option<usize>>,
+) -> Option<usize> {
+    if !is(w, "Mul") || nodes[w].outputs.len() != 1 {
+        return None;
+    }
+    let s = other(w, y)??;
+    let v = known.get(&s)?;
+    (v.shape.len() == 1 && matches!(v.data, Data::F32(_))).then_some(s)
+}
+
+/// The fused `RmsNorm` node of `chain` (its last node's outputs, the names joined by `+`).
+fn finish(nodes: &[Node], chain: Vec<usize>, inputs: Vec<Option<usize>>) -> (Vec<usize>, Node) {
+    let last = &nodes[*chain.last().expect("a chain has nodes")];
+    let node = Node {
+        name: chain.iter().map(|&j| nodes[j].name.as_str()).collect::<Vec<_>>().join("+"),
+        op_type: "RmsNorm".into(),
+        domain: FUSED_DOMAIN.into(),
+        opset: 1,
+        inputs,
+        outputs: last.outputs.clone(),
+        attrs: HashMap::new(),
+    };
+    (chain, node)
 }
 
 /// Whether a Transpose's `perm` (absent: reversed axes) of a rank-`rank` input swaps the last

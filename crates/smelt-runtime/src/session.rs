@@ -245,7 +245,9 @@ impl Session {
         // Memory plan: free each slot after the last node that reads it, unless it is an
         // output. Initializers are shared with the session and cost nothing to drop.
         let keep: HashSet<usize> = outputs.iter().map(|(_, s)| *s).collect();
-        let (nodes, runs) = crate::fuse::fuse(fuse, &registry, nodes, runs, &keep, &shapes);
+        let const_values: HashMap<usize, &Value> = consts.iter().map(|(s, v)| (*s, &**v)).collect();
+        let (nodes, runs) = crate::fuse::fuse(fuse, &registry, nodes, runs, &keep, &shapes, &const_values);
+        drop(const_values);
         let prepared = prepare_nodes(&registry, &nodes, &mut consts, &keep);
         let mut last_use: HashMap<usize, usize> = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {

@@ -42,7 +42,7 @@ fn run(model: &str, fusions: Fusions) -> (Session, Vec<(String, Value)>) {
 fn fused_int8_chain_gives_the_same_bits_and_matches_onnx_runtime() {
     let model = "tiny-llama.ort-int8-dynamic";
     let (plain, want) = run(model, Fusions::NONE);
-    let only_int8 = Fusions { scaled_integer_matmul: true, transposed_b: false };
+    let only_int8 = Fusions { scaled_integer_matmul: true, ..Fusions::NONE };
     let (fused, got) = run(model, only_int8);
     let n = count(&plain, "MatMulInteger");
     assert!(n > 0);
@@ -61,7 +61,7 @@ fn fused_int8_chain_gives_the_same_bits_and_matches_onnx_runtime() {
 fn fused_transposed_b_stays_within_the_kernel_bound() {
     for model in ["tiny-llama.ort-int8-dynamic", "tiny-llama.ort-matmulnbits4"] {
         let (plain, want) = run(model, Fusions::NONE);
-        let only_t = Fusions { scaled_integer_matmul: false, transposed_b: true };
+        let only_t = Fusions { transposed_b: true, ..Fusions::NONE };
         let (fused, got) = run(model, only_t);
         let t = count(&fused, "smelt.fused.MatMulTransB");
         assert!(t > 0, "{model}: attention's Q·Kᵀ fused");
@@ -182,4 +182,158 @@ fn transpose_then_matmul_reads_k_in_place() {
     // A perm that is not a swap of the last two axes is left alone.
     let s = transpose_matmul_model(&[1, 0, 2], &[2, 2, 4], &[2, 2, 4]);
     assert_eq!(s.node_ops(), vec!["Transpose".to_string(), "MatMul".to_string()]);
+}
+
+#[test]
+fn fused_rms_norm_gives_the_same_bits() {
+    // torch's export (Div(1, ·), a Cast before the weight, Constant nodes) and ONNX Runtime's
+    // quantized copy of it.
+    for (model, dir) in [("torch-tiny-llama", "../../fixtures/onnx"), ("tiny-llama.ort-int8-dynamic", "")] {
+        let path = if dir.is_empty() {
+            fixture(&format!("{model}.onnx"))
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(format!("{model}.onnx"))
+        };
+        let feeds = npz(&fixture(&format!("{model}.inputs.npz")));
+        let plain = Session::load_with(&path, Fusions::NONE).unwrap();
+        let fused = Session::load_with(&path, Fusions { rms_norm: true, ..Fusions::NONE }).unwrap();
+        let norms = count(&plain, "Pow");
+        assert!(norms > 0);
+        assert_eq!(count(&fused, "smelt.fused.RmsNorm"), norms, "{model}: every norm fused");
+        assert_eq!(count(&fused, "Pow") + count(&fused, "ReduceMean") + count(&fused, "Sqrt"), 0, "{model}");
+        // Pow, ReduceMean, Add, Sqrt, Div, Mul, Cast, Mul: eight nodes become one.
+        assert_eq!(fused.node_count(), plain.node_count() - 7 * norms, "{model}");
+        let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
+        assert_eq!(got.len(), want.len());
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            let (g, w) = (f32s(g), f32s(w));
+            assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "{model} {name}: bits differ");
+        }
+        check_against_ort(model, &got, 2e-3);
+    }
+}
+
+/// An RMSNorm chain over `X` (`[rows, len]`) as `gen_llama_onnx.py` writes it (Reciprocal,
+/// initializers), with the exponent, the reduced axis and the graph outputs given.
+fn rms_norm_model(rows: i64, len: i64, exponent: f32, axes: i64, extra_output: Option<&str>) -> Session {
+    use prost::Message;
+    use smelt_formats::onnx::proto::attribute_proto::AttributeType;
+    use smelt_formats::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
+    use smelt_formats::onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use smelt_formats::onnx::proto::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+        TypeProto, ValueInfoProto,
+    };
+    let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
+        op_type: Some(op.into()),
+        name: Some(format!("{op}_{out}")),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        attribute,
+        ..Default::default()
+    };
+    let tensor = |name: &str, dims: &[i64], v: Vec<f32>| TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(1),
+        float_data: v,
+        ..Default::default()
+    };
+    let attr = |name: &str, ints: Vec<i64>, ty: AttributeType, i: Option<i64>| AttributeProto {
+        name: Some(name.into()),
+        ints,
+        i,
+        r#type: Some(ty as i32),
+        ..Default::default()
+    };
+    let x = ValueInfoProto {
+        name: Some("X".into()),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type: Some(1),
+                shape: Some(TensorShapeProto {
+                    dim: [rows, len]
+                        .iter()
+                        .map(|&d| Dimension { value: Some(DimValue::DimValue(d)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let weight: Vec<f32> = (0..len).map(|j| 0.5 + (j % 7) as f32 * 0.125 - if j == 3 { 2.0 } else { 0.0 }).collect();
+    let mut outputs = vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }];
+    if let Some(o) = extra_output {
+        outputs.push(ValueInfoProto { name: Some(o.into()), ..Default::default() });
+    }
+    let model = ModelProto {
+        ir_version: Some(10),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            node: vec![
+                node("Pow", &["X", "two"], "sq", vec![]),
+                node(
+                    "ReduceMean",
+                    &["sq"],
+                    "mean",
+                    vec![attr("axes", vec![axes], AttributeType::Ints, None), attr("keepdims", vec![], AttributeType::Int, Some(1))],
+                ),
+                node("Add", &["mean", "eps"], "var", vec![]),
+                node("Sqrt", &["var"], "root", vec![]),
+                node("Reciprocal", &["root"], "inv", vec![]),
+                node("Mul", &["X", "inv"], "normed", vec![]),
+                node("Mul", &["w", "normed"], "Y", vec![]),
+            ],
+            initializer: vec![
+                tensor("two", &[], vec![exponent]),
+                tensor("eps", &[1], vec![1e-6]),
+                tensor("w", &[len], weight),
+            ],
+            input: vec![x],
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = Path::new("rms-norm-test.onnx");
+    let parsed = smelt_formats::onnx::parse(model.encode_to_vec().into(), path).unwrap();
+    Session::from_model(&parsed, path).unwrap()
+}
+
+#[test]
+fn rms_norm_chain_fuses_with_reciprocal_and_keeps_every_bit() {
+    // 19 rows (not a multiple of the 8 summed side by side) of 67, with a zero row, a row of
+    // huge values (the squares overflow f32), tiny ones (subnormal squares), a NaN and ±∞.
+    let (rows, len) = (19usize, 67usize);
+    let mut x: Vec<f32> = (0..rows * len).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+    x[2 * len..3 * len].fill(0.0);
+    x[4 * len..5 * len].iter_mut().enumerate().for_each(|(j, v)| *v = 3e19 * (j as f32 - 30.0));
+    x[5 * len..6 * len].iter_mut().enumerate().for_each(|(j, v)| *v = 1e-30 * (j as f32 + 1.0));
+    x[7 * len + 5] = f32::NAN;
+    x[9 * len + 1] = f32::INFINITY;
+    x[10 * len] = f32::NEG_INFINITY;
+    let feeds = vec![("X".to_string(), Value::f32(vec![rows, len], x))];
+    let fused = rms_norm_model(rows as i64, len as i64, 2.0, -1, None);
+    assert_eq!(fused.node_ops(), vec!["smelt.fused.RmsNorm".to_string()]);
+    let got = fused.run(feeds.clone()).unwrap();
+    let plain_ops = ["Pow", "ReduceMean", "Add", "Sqrt", "Reciprocal", "Mul", "Mul"];
+    // The same graph unfused: every node kept when the chain's conditions fail...
+    for (exponent, axes, extra, why) in
+        [(3.0, -1, None, "Pow(x, 3)"), (2.0, 0, None, "another axis"), (2.0, -1, Some("mean"), "mean is an output")]
+    {
+        let s = rms_norm_model(rows as i64, len as i64, exponent, axes, extra);
+        assert_eq!(s.node_ops(), plain_ops.map(String::from).to_vec(), "{why}: not fused");
+    }
+    // ...and with fusion off, the reference bits.
+    let s = rms_norm_model(rows as i64, len as i64, 2.0, -1, Some("mean"));
+    let want = s.run(feeds).unwrap();
+    let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
+    assert_eq!(g.len(), rows * len);
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "element {i}: fused {a}, unfused {b}");
+    }
+    assert!(g[2 * len..3 * len].iter().all(|v| *v == 0.0), "the zero row stays zero (eps keeps 1/√ finite)");
+    assert!(g[4 * len..5 * len].iter().all(|v| *v == 0.0 || v.is_nan()), "squares past f32::MAX: 1/∞ = 0");
 }

@@ -5,6 +5,7 @@ mod attention;
 pub mod broadcast;
 mod conv;
 mod elementwise;
+mod fused_norm;
 mod gather;
 mod generate;
 mod matmul;
@@ -46,4 +47,5 @@ pub(crate) fn register_all(r: &mut Registry) {
         crate::prepack::prepare_b,
     );
     r.add(FUSED_DOMAIN, "MatMulTransB", 1, 1, matmul::matmul_trans_b);
+    r.add(FUSED_DOMAIN, "RmsNorm", 1, 1, fused_norm::rms_norm);
 }

@@ -147,6 +147,9 @@ unsafe fn tiled_avx512vnni(
     }
 }
 
+/// Bytes ahead of the panel that the one-row kernel prefetches.
+const ROW_PREFETCH: usize = 4096;
+
 /// Row `i` alone (decode): two groups of 4 `k` per step into four accumulators, so four
 /// `vpdpbusd` chains are in flight instead of two (the instruction's latency, not the loads,
 /// bounded the one-row kernel), added at the end (i32 wrapping: any order is exact). Returns 1.
@@ -163,6 +166,10 @@ unsafe fn row(i: usize, k4: usize, ap: &[u8], panel: &[u8], w: usize, out: &mut 
         let step = (groups - g).min(2);
         for h in 0..step {
             let bp = panel.as_ptr().wrapping_add((g + h) * PANEL * 4);
+            // Hints only (past the panel they reach the task's next one, or nothing): the
+            // weights stream from L3 or memory, and the hardware prefetchers stop at each page.
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(ROW_PREFETCH).cast());
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(ROW_PREFETCH + 64).cast());
             // SAFETY: bytes (g+h)·128 .. + 128 of the panel (k4/4 groups of 128, asserted); 4
             // bytes at i·k4 + 4(g+h) inside row i of `ap`.
             let (b0, b1, a4) = unsafe {
