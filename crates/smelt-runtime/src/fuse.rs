@@ -21,6 +21,10 @@
 //!   tensors, with the chain's operations in its order, so bit-identical. The constants (2,
 //!   eps, 1, the weight) must be initializers or `Constant` nodes with those values.
 //!
+//! - the gated SiLU of Llama-family MLPs, `Sigmoid(g) → Mul(g, ·)` and optionally
+//!   `→ Mul(·, up)`, becomes `SwiGlu` (`ops/fused_act.rs`): one pass instead of three, the
+//!   same operations, so bit-identical.
+//!
 //! Fused nodes live in the internal domain [`FUSED_DOMAIN`], run where the chain's last node
 //! ran (every input is ready there), and carry the names of the nodes they replace, joined by
 //! `+`, so an error still points at the graph.
@@ -40,13 +44,15 @@ pub struct Fusions {
     pub transposed_b: bool,
     /// The RMSNorm chain into `RmsNorm` (bit-identical).
     pub rms_norm: bool,
+    /// `Sigmoid → Mul [→ Mul]` into `SwiGlu` (bit-identical).
+    pub swiglu: bool,
 }
 
 impl Fusions {
     /// Every fusion (what [`crate::Session::load`] makes).
-    pub const ALL: Fusions = Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true };
+    pub const ALL: Fusions = Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true, swiglu: true };
     /// None: every node runs as the graph has it.
-    pub const NONE: Fusions = Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false };
+    pub const NONE: Fusions = Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false, swiglu: false };
 }
 
 /// `nodes` (in execution order, with their `runs`) with the chains above fused. `keep` holds
@@ -143,6 +149,45 @@ pub(crate) fn fuse(
                 gone[j] = true;
             }
             fused.insert(last, node);
+        } else if which.swiglu && is(n, "Sigmoid") && n.inputs.len() == 1 {
+            let g = n.inputs[0];
+            let s_out = sole_output(n);
+            let Some(m1) = only_reader(s_out) else { continue };
+            let operand = |j: usize, slot: Option<usize>| match nodes[j].inputs.as_slice() {
+                [a, b] if *a == slot && *b != slot => Some(*b),
+                [a, b] if *b == slot && *a != slot => Some(*a),
+                _ => None,
+            };
+            if !is(&nodes[m1], "Mul") || gone[m1] || fused.contains_key(&m1) || operand(m1, s_out) != Some(g) {
+                continue;
+            }
+            let mut chain = vec![i, m1];
+            let mut inputs = vec![g];
+            let m1_out = sole_output(&nodes[m1]);
+            if let Some(m2) = only_reader(m1_out) {
+                if is(&nodes[m2], "Mul") && !gone[m2] && !fused.contains_key(&m2) && !rewired.contains_key(&m2) {
+                    if let Some(up) = operand(m2, m1_out).filter(|u| u.is_some()) {
+                        chain.push(m2);
+                        inputs.push(up);
+                    }
+                }
+            }
+            let (&last, rest) = chain.split_last().expect("a chain has nodes");
+            for &j in rest {
+                gone[j] = true;
+            }
+            fused.insert(
+                last,
+                Node {
+                    name: chain.iter().map(|&j| nodes[j].name.as_str()).collect::<Vec<_>>().join("+"),
+                    op_type: "SwiGlu".into(),
+                    domain: FUSED_DOMAIN.into(),
+                    opset: 1,
+                    inputs,
+                    outputs: nodes[last].outputs.clone(),
+                    attrs: HashMap::new(),
+                },
+            );
         } else if which.transposed_b && is(n, "Transpose") && n.inputs.len() == 1 {
             let rank = match n.attrs.get("perm") {
                 Some(Attr::Ints(p)) => p.len(),

@@ -337,3 +337,106 @@ fn rms_norm_chain_fuses_with_reciprocal_and_keeps_every_bit() {
     assert!(g[2 * len..3 * len].iter().all(|v| *v == 0.0), "the zero row stays zero (eps keeps 1/√ finite)");
     assert!(g[4 * len..5 * len].iter().all(|v| *v == 0.0 || v.is_nan()), "squares past f32::MAX: 1/∞ = 0");
 }
+
+#[test]
+fn fused_swiglu_gives_the_same_bits() {
+    for (model, dir) in [("torch-tiny-llama", "../../fixtures/onnx"), ("tiny-llama.ort-int8-dynamic", "")] {
+        let path = if dir.is_empty() {
+            fixture(&format!("{model}.onnx"))
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(format!("{model}.onnx"))
+        };
+        let feeds = npz(&fixture(&format!("{model}.inputs.npz")));
+        let plain = Session::load_with(&path, Fusions::NONE).unwrap();
+        let fused = Session::load_with(&path, Fusions { swiglu: true, ..Fusions::NONE }).unwrap();
+        let gates = count(&plain, "Sigmoid");
+        assert!(gates > 0);
+        assert_eq!(count(&fused, "smelt.fused.SwiGlu"), gates, "{model}: every gate fused");
+        assert_eq!(fused.node_count(), plain.node_count() - 2 * gates, "{model}: Sigmoid, Mul, Mul into one");
+        let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            let (g, w) = (f32s(g), f32s(w));
+            assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "{model} {name}: bits differ");
+        }
+    }
+}
+
+/// `Y = g · σ(g) · up` as three nodes over inputs of the given shapes.
+fn swiglu_model(g_shape: &[i64], up_shape: &[i64]) -> (Session, Session) {
+    use prost::Message;
+    use smelt_formats::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
+    use smelt_formats::onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use smelt_formats::onnx::proto::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    let info = |name: &str, dims: &[i64]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type: Some(1),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension { value: Some(DimValue::DimValue(d)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
+        op_type: Some(op.into()),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: Some(10),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            node: vec![node("Sigmoid", &["G"], "s"), node("Mul", &["s", "G"], "silu"), node("Mul", &["U", "silu"], "Y")],
+            input: vec![info("G", g_shape), info("U", up_shape)],
+            output: vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = Path::new("swiglu-test.onnx");
+    let parsed = smelt_formats::onnx::parse(model.encode_to_vec().into(), path).unwrap();
+    (
+        Session::from_model_with(&parsed, path, Fusions::ALL).unwrap(),
+        Session::from_model_with(&parsed, path, Fusions::NONE).unwrap(),
+    )
+}
+
+#[test]
+fn swiglu_keeps_every_bit_in_chunks_and_when_broadcasting() {
+    // 2 × 1250 elements (chunks of 1024 with a tail, over the pool), then an `up` that
+    // broadcasts (the general path); NaN, ±∞, huge and tiny gates.
+    for (g_shape, up_shape) in [([2usize, 1250], [2usize, 1250]), ([2, 1250], [1, 1250]), ([50, 700], [50, 700])] {
+        let gn = g_shape.iter().product::<usize>();
+        let un = up_shape.iter().product::<usize>();
+        let mut g: Vec<f32> = (0..gn).map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0).collect();
+        g[3] = f32::NAN;
+        g[4] = f32::INFINITY;
+        g[5] = f32::NEG_INFINITY;
+        g[6] = 1e30;
+        g[7] = -1e-30;
+        g[1100] = -90.0;
+        let up: Vec<f32> = (0..un).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
+        let (fused, plain) = swiglu_model(&g_shape.map(|d| d as i64), &up_shape.map(|d| d as i64));
+        assert_eq!(fused.node_ops(), vec!["smelt.fused.SwiGlu".to_string()]);
+        let feeds = vec![
+            ("G".to_string(), Value::f32(g_shape.to_vec(), g)),
+            ("U".to_string(), Value::f32(up_shape.to_vec(), up)),
+        ];
+        let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
+        let (a, b) = (f32s(&got[0].1), f32s(&want[0].1));
+        assert_eq!(got[0].1.shape, want[0].1.shape);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{g_shape:?}: element {i}: {x} vs {y}");
+        }
+    }
+}

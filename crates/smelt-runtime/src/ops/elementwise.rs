@@ -13,7 +13,7 @@ pub(crate) fn register(r: &mut Registry) {
     // rounding is innocuous), in half the vector lanes' work.
     r.onnx("Add", |c| arith_f32(c, |x, y| x + y, |x, y| x + y, i64::wrapping_add));
     r.onnx("Sub", |c| arith_f32(c, |x, y| x - y, |x, y| x - y, i64::wrapping_sub));
-    r.onnx("Mul", |c| arith_f32(c, |x, y| x * y, |x, y| x * y, i64::wrapping_mul));
+    r.onnx("Mul", |c| Ok(vec![mul_values(c, c.input(0)?, c.input(1)?)?]));
     r.onnx("Div", |c| {
         arith_f32(c, |x, y| x / y, |x, y| x / y, |x, y| if y == 0 { 0 } else { x.wrapping_div(y) })
     });
@@ -102,6 +102,11 @@ pub(crate) fn binary_values(
     fi: impl Fn(i64, i64) -> i64 + Copy + Sync + Send,
 ) -> Result<Value, RuntimeError> {
     binary_values_f32(c, a, b, |p: f32, q: f32| arith_elem(p, q, ff, fi), ff, fi)
+}
+
+/// ONNX `Mul` of `a` and `b` (the op, and the fused SwiGLU's fallback).
+pub(crate) fn mul_values(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<Value, RuntimeError> {
+    binary_values_f32(c, a, b, |x, y| x * y, |x, y| x * y, i64::wrapping_mul)
 }
 
 /// [`binary_values`] with `f32` data computed by `f` (which must give the bits that rounding

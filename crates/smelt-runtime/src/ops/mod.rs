@@ -5,6 +5,7 @@ mod attention;
 pub mod broadcast;
 mod conv;
 mod elementwise;
+mod fused_act;
 mod fused_norm;
 mod gather;
 mod generate;
@@ -48,4 +49,5 @@ pub(crate) fn register_all(r: &mut Registry) {
     );
     r.add(FUSED_DOMAIN, "MatMulTransB", 1, 1, matmul::matmul_trans_b);
     r.add(FUSED_DOMAIN, "RmsNorm", 1, 1, fused_norm::rms_norm);
+    r.add(FUSED_DOMAIN, "SwiGlu", 1, 1, fused_act::swiglu);
 }

@@ -64,6 +64,22 @@ fn unary_num(
     Ok(vec![Value::new(x.shape.clone(), map_num(c, &x.data, ff, fi)?)])
 }
 
+/// ONNX `Sigmoid` of `x` (the op, and the fused SwiGLU's fallback).
+pub(crate) fn sigmoid_value(c: &OpCtx<'_>, x: &Value) -> Result<Value, RuntimeError> {
+    match &x.data {
+        // The same formula in f64 with a SIMD exp (smelt-kernels), in chunks over the pool.
+        Data::F32(v) => {
+            let mut out = vec![0f32; v.len()];
+            super::par::for_rows(v, &mut out, SIGMOID_CHUNK, |(x, o)| smelt_kernels::sigmoid_f32(x, o));
+            Ok(Value::new(x.shape.clone(), Data::F32(out)))
+        }
+        _ => Ok(Value::new(x.shape.clone(), map_float(c, &x.data, sigmoid)?)),
+    }
+}
+
+/// Elements per call of the f32 sigmoid kernel.
+pub(crate) const SIGMOID_CHUNK: usize = 1024;
+
 fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -106,18 +122,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.onnx("Log", |c| unary(c, f64::ln));
     r.onnx("Erf", |c| unary(c, libm::erf));
     r.onnx("Tanh", |c| unary(c, f64::tanh));
-    r.onnx("Sigmoid", |c| {
-        let x = c.input(0)?;
-        match &x.data {
-            // The same formula in f64 with a SIMD exp (smelt-kernels), in chunks over the pool.
-            Data::F32(v) => {
-                let mut out = vec![0f32; v.len()];
-                super::par::for_rows(v, &mut out, 1024, |(x, o)| smelt_kernels::sigmoid_f32(x, o));
-                Ok(vec![Value::new(x.shape.clone(), Data::F32(out))])
-            }
-            _ => unary(c, sigmoid),
-        }
-    });
+    r.onnx("Sigmoid", |c| Ok(vec![sigmoid_value(c, c.input(0)?)?]));
     r.onnx("Relu", |c| unary_num(c, |x| if x > 0.0 { x } else { 0.0 }, |x| x.max(0)));
     r.onnx("Cos", |c| unary(c, f64::cos));
     r.onnx("Sin", |c| unary(c, f64::sin));
