@@ -433,6 +433,9 @@ impl Session {
                 });
             }
         }
+        // Values alive that are not initializers, kept up to date as slots fill and empty (a
+        // scan of every slot after each node cost a few hundred µs per run).
+        let mut live = values.iter().zip(&is_const).filter(|(v, c)| v.is_some() && !**c).count();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut ins = Vec::with_capacity(node.inputs.len());
             for s in &node.inputs {
@@ -464,6 +467,9 @@ impl Session {
                     // Input 0 is read by no later node (checked at load): its data moves.
                     let s = node.inputs[0].expect("a view node's input 0 is set");
                     let x = values[s].take().expect("read above");
+                    if !is_const[s] {
+                        live -= 1;
+                    }
                     let mut v = Arc::try_unwrap(x).unwrap_or_else(|a| (*a).clone());
                     v.shape = shape;
                     vec![v]
@@ -507,13 +513,16 @@ impl Session {
             }
             for (slot, v) in node.outputs.iter().zip(outs) {
                 if let Some(s) = slot {
-                    values[*s] = Some(Arc::new(v));
+                    if values[*s].replace(Arc::new(v)).is_none() && !is_const[*s] {
+                        live += 1;
+                    }
                 }
             }
             for s in &self.free_after[i] {
-                values[*s] = None;
+                if values[*s].take().is_some() && !is_const[*s] {
+                    live -= 1;
+                }
             }
-            let live = values.iter().zip(&is_const).filter(|(v, c)| v.is_some() && !**c).count();
             stats.peak_live_values = stats.peak_live_values.max(live);
             stats.computed_values += node.outputs.iter().flatten().count();
         }
