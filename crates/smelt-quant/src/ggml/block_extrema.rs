@@ -14,10 +14,12 @@
 //! ignores NaNs) would not reproduce it. Each function also says whether every weight of the
 //! block is finite, which the quantizers need to know to take their fast path.
 //!
-//! The lanes use `f32::max` / `f32::min` rather than compare-and-select: LLVM turns those into
-//! `maxps` / `minps` once a 32-weight scan is unrolled, where a select ends up as scalar code.
+//! The largest magnitude is taken on the bits of `|x|` as integers, in sixteen lanes (an
+//! integer maximum vectorizes with no NaN handling). The signed minimum and maximum use
+//! `f32::max` / `f32::min` rather than compare-and-select: LLVM turns those into `maxps` /
+//! `minps` once a 32-weight scan is unrolled, where a select ends up as scalar code.
 
-/// Independent running maxima per block scan: one SSE register of f32.
+/// Independent running minima and maxima of [`min_max`]: one SSE register of f32.
 const LANES: usize = 4;
 
 /// Bits of +infinity: an absolute value's bits at or above these are infinite or NaN.
