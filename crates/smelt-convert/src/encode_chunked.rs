@@ -81,6 +81,7 @@ pub fn encode_chunked(
     })
 }
 
+#[derive(Clone, Copy)]
 struct Job<'a> {
     t: &'a Tensor,
     allow_nonfinite: bool,
@@ -394,7 +395,18 @@ impl Job<'_> {
                     let mut partials = Vec::with_capacity((rows - start).div_ceil(block));
                     let mut v = vec![0f32; block.min(rows - start)];
                     for b in (start..rows).step_by(block) {
-                        let v = &mut v[..block.min(rows - b)];
+                        let len = block.min(rows - b);
+                        // BF16 (what checkpoints hold): |W| summed straight from the stored
+                        // bits, which also finds NaN/Inf; other dtypes, and a block holding a
+                        // non-finite weight (to name it), are read as f32 first.
+                        if self.t.dtype == DType::BF16 {
+                            let bytes = &self.t.data[2 * b..2 * (b + len)];
+                            if let Some(p) = StreamingSum::block_partial_abs_bf16(bytes) {
+                                partials.push((p, len));
+                                continue;
+                            }
+                        }
+                        let v = &mut v[..len];
                         self.values_into(b, v)?;
                         v.iter_mut().for_each(|x| *x = x.abs());
                         partials.push((StreamingSum::block_partial(v), v.len()));
@@ -435,11 +447,14 @@ impl Job<'_> {
         let (mean_abs, scale) = ternary_scale(total, n);
         // From the pool (every code is written below): no fresh pages to fault in and zero.
         let mut codes: Vec<i8> = bytemuck::allocation::cast_vec(crate::buffers::take(n));
+        // The first pass read every value and refused NaN/Inf (unless allowed): no need to
+        // look again.
+        let checked = Job { allow_nonfinite: true, ..*self };
         let sums = codes
             .par_chunks_mut(CHUNK_ELEMS)
             .enumerate()
             .map(|(c, out)| -> Result<Vec<ErrorSums>, ConvertError> {
-                self.pieces(c * CHUNK_ELEMS, out.len(), PIECE_ELEMS, |p, v, decoded| {
+                checked.pieces(c * CHUNK_ELEMS, out.len(), PIECE_ELEMS, |p, v, decoded| {
                     ternary_codes_decode_into(v, scale, &mut out[p..p + v.len()], decoded);
                     Ok(())
                 })
@@ -658,12 +673,15 @@ mod tests {
             data[2 * i..2 * i + 2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
         }
         t.data = Bytes::from(data);
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let err =
-                pool.install(|| encode_chunked(&t, Scheme::Ggml(DType::Q8_0), false).unwrap().err().unwrap());
-            assert!(matches!(err, ConvertError::NonFinite { index: 300_001, .. }), "{err:?}");
+        // Ternary finds it in its first pass, summing |W| from the BF16 bits.
+        let ternary = Scheme::Ternary { packing: TernaryPacking::TwoBit };
+        for scheme in [Scheme::Ggml(DType::Q8_0), ternary] {
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let err = pool.install(|| encode_chunked(&t, scheme, false).unwrap().err().unwrap());
+                assert!(matches!(err, ConvertError::NonFinite { index: 300_001, .. }), "{scheme} {err:?}");
+            }
+            assert!(encode_chunked(&t, scheme, true).unwrap().is_ok(), "{scheme} --allow-nonfinite");
         }
-        assert!(encode_chunked(&t, Scheme::Ggml(DType::Q8_0), true).unwrap().is_ok(), "--allow-nonfinite");
     }
 }

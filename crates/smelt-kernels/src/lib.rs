@@ -16,6 +16,8 @@
 //!   [`matmul_nbits_q4_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
 //! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`];
+//! - round-to-nearest affine quantization of a run sharing one scale and zero point, with its
+//!   decoded values (INT8 and block int4 weights in `smelt convert`): [`quantize_affine_scalar`];
 //! - ONNX `DynamicQuantizeLinear` (f32 → u8 with its scale and zero point), exact:
 //!   [`dynamic_quantize_u8`];
 //! - the logistic sigmoid and softmax's `exp(x - max)` in f64 for f32 data: [`sigmoid_f32`],
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod affine_quant;
 mod arch;
 mod blocked;
 mod bnb4;
@@ -52,6 +55,7 @@ mod stats;
 mod ternary;
 mod transpose;
 
+pub use affine_quant::{quantize_affine_scalar, AffineParams};
 pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_CODE_BITS};
 pub use dispatch::{selected, Isa, Selection};
 pub use dql::dynamic_quantize_u8;
@@ -71,6 +75,7 @@ pub use transpose::transpose;
 /// [`selected`]: for differential tests and benchmarks. An [`Isa`] the CPU lacks falls back
 /// to scalar (never executes unsupported instructions).
 pub mod explicit {
+    pub use crate::affine_quant::{quantize_affine_groups_with, quantize_affine_with};
     pub use crate::bnb4::matmul_bnb4_nf4_f32_with;
     pub use crate::dql::dynamic_quantize_u8_with;
     pub use crate::exp::{exp_shifted_f64_with, sigmoid_f32_with};

@@ -220,6 +220,33 @@ pub fn quantize_int4_rows_into(
     zeros: &mut [u8],
     decoded: &mut [f32],
 ) -> Result<(), SchemeError> {
+    quantize_int4_rows_into_with(
+        smelt_tensor::simd::tier(),
+        values,
+        cols,
+        group_size,
+        mode,
+        codes,
+        scales,
+        zeros,
+        decoded,
+    )
+}
+
+/// [`quantize_int4_rows_into`] at a given [`smelt_tensor::simd::Tier`]: the same bytes and
+/// bits at every one (for differential tests).
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_int4_rows_into_with(
+    tier: smelt_tensor::simd::Tier,
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    mode: Int4Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
     if group_size == 0 {
         return Err(SchemeError::GroupSize { found: group_size });
     }
@@ -239,11 +266,12 @@ pub fn quantize_int4_rows_into(
         });
     }
     int4_rows_tiered(
-        smelt_tensor::simd::tier(),
+        tier,
         values,
         cols,
         group_size,
         mode,
+        crate::kernel_isa(tier),
         codes,
         scales,
         zeros,
@@ -252,7 +280,7 @@ pub fn quantize_int4_rows_into(
     Ok(())
 }
 
-smelt_tensor::tiered!(fn int4_rows_tiered(values: &[f32], cols: usize, group_size: usize, mode: Int4Mode, codes: &mut [u8], scales: &mut [f32], zeros: &mut [u8], decoded: &mut [f32]) = int4_rows_body);
+smelt_tensor::tiered!(fn int4_rows_tiered(values: &[f32], cols: usize, group_size: usize, mode: Int4Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zeros: &mut [u8], decoded: &mut [f32]) = int4_rows_body);
 
 /// [`quantize_int4_rtn_body`]'s loop and [`Int4Tensor::dequantize`]'s, group by group.
 #[inline(always)]
@@ -262,33 +290,54 @@ fn int4_rows_body(
     cols: usize,
     group_size: usize,
     mode: Int4Mode,
+    isa: smelt_kernels::Isa,
     codes: &mut [u8],
     scales: &mut [f32],
     zeros: &mut [u8],
     decoded: &mut [f32],
 ) {
+    // Every group's parameters first, then the codes and decoded values: by the explicit
+    // kernel (the same bytes and bits, no division per weight) in one call over the groups,
+    // or where the CPU has none by the loop below.
+    let mut params = Vec::with_capacity(scales.len());
+    let groups = values.chunks_exact(cols).flat_map(|row| row.chunks(group_size));
+    for ((group, scale), zc) in groups.zip(scales.iter_mut()).zip(zeros.iter_mut()) {
+        let (s, zero) = gptq_params(group, mode);
+        (*scale, *zc) = (s, zero_code(zero));
+        let hi = INT4_MAXQ as f32;
+        params.push(smelt_kernels::AffineParams { scale: s, zero, zero_code: *zc as i32, lo: 0.0, hi });
+    }
+    use smelt_kernels::explicit::quantize_affine_groups_with as kernel;
+    let done = if cols % group_size == 0 {
+        kernel(isa, values, group_size, &params, codes, decoded)
+    } else {
+        // Groups restart at every row: one call per row.
+        let gpr = cols.div_ceil(group_size);
+        let rows =
+            values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
+        // `all` stops at the first `false`, which comes (if at all) from the first row,
+        // before anything was written.
+        rows.zip(params.chunks(gpr)).all(|(((row, out), dec), p)| kernel(isa, row, group_size, p, out, dec))
+    };
+    if done {
+        return;
+    }
     let rows =
         values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
-    let mut k = 0;
-    for ((row, out), dec) in rows {
-        for ((group, out), dec) in
-            row.chunks(group_size).zip(out.chunks_mut(group_size)).zip(dec.chunks_mut(group_size))
-        {
-            let (scale, zero) = gptq_params(group, mode);
-            let zc = zero_code(zero);
-            scales[k] = scale;
-            zeros[k] = zc;
-            k += 1;
-            for ((o, y), &x) in out.iter_mut().zip(dec.iter_mut()).zip(group) {
-                let q = round_half_even(x / scale) + zero;
-                let c = if q.is_nan() {
-                    zc
-                } else {
-                    crate::int8::small_int_bits(q.clamp(0.0, INT4_MAXQ as f32)) as u8
-                };
-                *o = c;
-                *y = scale * (c as f32 - zc as f32);
-            }
+    let groups = rows.flat_map(|((row, out), dec)| {
+        row.chunks(group_size).zip(out.chunks_mut(group_size)).zip(dec.chunks_mut(group_size))
+    });
+    for (((group, out), dec), p) in groups.zip(&params) {
+        let (scale, zero, zc) = (p.scale, p.zero, p.zero_code as u8);
+        for ((o, y), &x) in out.iter_mut().zip(dec.iter_mut()).zip(group) {
+            let q = round_half_even(x / scale) + zero;
+            let c = if q.is_nan() {
+                zc
+            } else {
+                crate::int8::small_int_bits(q.clamp(0.0, INT4_MAXQ as f32)) as u8
+            };
+            *o = c;
+            *y = scale * (c as f32 - zc as f32);
         }
     }
 }
@@ -527,9 +576,11 @@ mod tests {
 
     /// The in-place row quantizer gives `quantize_int4_rtn`'s codes, scales and zeros and
     /// `dequantize`'s bits, for both modes, groups that do and do not divide the row, zero
-    /// groups and NaN weights.
+    /// groups, NaN weights, quotient ties, subnormal and huge weights, at every tier (the
+    /// explicit kernels at AVX2 and AVX-512).
     #[test]
     fn rows_into_matches_quantize_int4_rtn() {
+        use smelt_tensor::simd::Tier;
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             x ^= x << 13;
@@ -537,24 +588,41 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for (rows, cols, group) in [(5usize, 96usize, 32usize), (3, 100, 32), (4, 256, 128), (2, 7, 64)] {
+        for (rows, cols, group) in
+            [(5usize, 96usize, 32usize), (3, 100, 32), (4, 256, 128), (2, 7, 64), (4, 131, 32)]
+        {
             let mut v: Vec<f32> =
                 (0..rows * cols).map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.3).collect();
             v[..group.min(cols)].iter_mut().for_each(|x| *x = 0.0);
             v[cols + 3] = f32::NAN;
+            // A row of quotient ties and their neighbours (multiples of 1/32 against scales of
+            // a fifteenth of a range that is a multiple of 1/16), where a product by 1/scale
+            // and the true division round differently; then subnormals and huge weights.
+            if rows >= 4 {
+                for (j, x) in v[2 * cols..3 * cols].iter_mut().enumerate() {
+                    let t = (j % 31) as f32 / 32.0 - 0.5;
+                    *x = f32::from_bits((t.to_bits() as i32 + (j / 31 % 3) as i32 - 1) as u32);
+                }
+                v[3 * cols] = 1e-40;
+                v[3 * cols + 1] = -3e38;
+            }
             for mode in [Int4Mode::Symmetric, Int4Mode::Asymmetric] {
                 let want = quantize_int4_rtn(&v, rows, cols, group, mode).unwrap();
                 let want_dec = want.dequantize();
                 let g = rows * cols.div_ceil(group);
-                let (mut codes, mut scales, mut zeros, mut dec) =
-                    (vec![0u8; v.len()], vec![0f32; g], vec![0u8; g], vec![0f32; v.len()]);
-                quantize_int4_rows_into(&v, cols, group, mode, &mut codes, &mut scales, &mut zeros, &mut dec)
-                    .unwrap();
-                assert_eq!(codes, want.codes, "{rows}x{cols} g{group} {mode:?}");
-                assert_eq!(zeros, want.zeros);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&scales), bits(&want.scales));
-                assert_eq!(bits(&dec), bits(&want_dec));
+                for tier in Tier::ALL {
+                    let (mut codes, mut scales, mut zeros, mut dec) =
+                        (vec![0u8; v.len()], vec![0f32; g], vec![0u8; g], vec![0f32; v.len()]);
+                    let out = (&mut codes[..], &mut scales[..], &mut zeros[..], &mut dec[..]);
+                    quantize_int4_rows_into_with(tier, &v, cols, group, mode, out.0, out.1, out.2, out.3)
+                        .unwrap();
+                    let at = format!("{rows}x{cols} g{group} {mode:?} {}", tier.name());
+                    assert_eq!(codes, want.codes, "{at}");
+                    assert_eq!(zeros, want.zeros, "{at}");
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&scales), bits(&want.scales), "{at}");
+                    assert_eq!(bits(&dec), bits(&want_dec), "{at}");
+                }
             }
         }
     }

@@ -375,10 +375,11 @@ pub fn quantize_rows_into_with(
     let rows = values.len() / cols;
     assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
     assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
-    quantize_rows_tiered(tier, values, cols, mode, codes, scales, zero_points, decoded)
+    let isa = crate::kernel_isa(tier);
+    quantize_rows_tiered(tier, values, cols, mode, isa, codes, scales, zero_points, decoded)
 }
 
-smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, mode: Int8Mode, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
+smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, mode: Int8Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -386,16 +387,40 @@ fn quantize_rows_body(
     values: &[f32],
     cols: usize,
     mode: Int8Mode,
+    isa: smelt_kernels::Isa,
     codes: &mut [u8],
     scales: &mut [f32],
     zero_points: &mut [u8],
     decoded: &mut [f32],
 ) {
-    let rows =
-        values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
-    for (((run, out), dec), (scale, zp)) in rows.zip(scales.iter_mut().zip(zero_points.iter_mut())) {
+    // Every row's parameters first, then the codes and decoded values: by the explicit kernel
+    // (the same bytes and bits, no division per weight) in one call over the rows, or where
+    // the CPU has none by the loops below.
+    let (sat_lo, sat_hi) = mode.saturation_range();
+    let mut params = Vec::with_capacity(scales.len());
+    for ((run, scale), zp) in values.chunks_exact(cols).zip(scales.iter_mut()).zip(zero_points.iter_mut()) {
         let (lo, hi) = run_min_max(run);
         let p = int8_params(lo, hi, mode);
+        *scale = p.scale;
+        *zp = i32_to_stored(p.zero_point, mode);
+        params.push(p);
+    }
+    let affine: Vec<smelt_kernels::AffineParams> = params
+        .iter()
+        .map(|p| smelt_kernels::AffineParams {
+            scale: p.scale,
+            zero: p.zero_point as f32,
+            zero_code: p.zero_point,
+            lo: sat_lo as f32,
+            hi: sat_hi as f32,
+        })
+        .collect();
+    if smelt_kernels::explicit::quantize_affine_groups_with(isa, values, cols, &affine, codes, decoded) {
+        return;
+    }
+    let rows =
+        values.chunks_exact(cols).zip(codes.chunks_exact_mut(cols)).zip(decoded.chunks_exact_mut(cols));
+    for (((run, out), dec), &p) in rows.zip(&params) {
         quantize_run_body(run, p, mode, out);
         // As `dequantize_impl`: (code - zero point) as f32 times the scale.
         match mode {
@@ -410,8 +435,6 @@ fn quantize_rows_body(
                 }
             }
         }
-        *scale = p.scale;
-        *zp = i32_to_stored(p.zero_point, mode);
     }
 }
 

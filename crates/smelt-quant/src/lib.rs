@@ -24,3 +24,13 @@ pub mod ternary;
 
 pub use named_tensor::NamedTensor;
 pub use scheme_error::SchemeError;
+
+/// The explicit kernels' instruction set for a [`smelt_tensor::simd::Tier`]: the same level,
+/// so that a differential test at one tier runs that tier's kernels.
+pub(crate) fn kernel_isa(tier: smelt_tensor::simd::Tier) -> smelt_kernels::Isa {
+    match tier {
+        smelt_tensor::simd::Tier::Avx512 => smelt_kernels::Isa::Avx512,
+        smelt_tensor::simd::Tier::Avx2 => smelt_kernels::Isa::Avx2,
+        smelt_tensor::simd::Tier::Scalar => smelt_kernels::Isa::Scalar,
+    }
+}

@@ -203,6 +203,15 @@ impl StreamingSum {
         acc
     }
 
+    /// [`Self::block_partial`] of the absolute values of BF16 weights (little-endian bytes,
+    /// two per value, a multiple of 32 values), read straight from their bits (`|x|` of a
+    /// BF16 weight is its f32 with the sign bit cleared, so the same additions of the same
+    /// values as decoding, taking `|x|`, then summing). `None` when a weight is NaN or
+    /// infinite (its caller finds which); the loop is compiled for the CPU's SIMD level.
+    pub fn block_partial_abs_bf16(bytes: &[u8]) -> Option<[[f32; 8]; 4]> {
+        block_partial_abs_bf16_tiered(smelt_tensor::simd::tier(), bytes)
+    }
+
     /// The next block's [`Self::block_partial`] over `values_len` values, in order. Only at a
     /// block boundary (nothing fed but whole blocks), and a block shorter than
     /// [`Self::block_elems`] only as the last of the rows. Returns `false`, changing nothing,
@@ -275,6 +284,29 @@ impl StreamingSum {
         }
         Some(0.0 + total)
     }
+}
+
+smelt_tensor::tiered!(fn block_partial_abs_bf16_tiered(bytes: &[u8]) -> Option<[[f32; 8]; 4]> = block_partial_abs_bf16_body);
+
+#[inline(always)]
+fn block_partial_abs_bf16_body(bytes: &[u8]) -> Option<[[f32; 8]; 4]> {
+    let mut acc = [[0.0f32; 8]; 4];
+    let mut bad = 0u32;
+    for row in bytes.chunks_exact(64) {
+        // Decoded in a loop of its own (the shape that vectorizes), then added as
+        // `block_partial` adds a row.
+        let mut v = [0.0f32; 32];
+        for (o, c) in v.iter_mut().zip(row.chunks_exact(2)) {
+            let h = u16::from_le_bytes([c[0], c[1]]) & 0x7fff;
+            // Exponent bits all set: NaN or infinity (no early exit, so it vectorizes).
+            bad |= (h >= 0x7f80) as u32;
+            *o = f32::from_bits((h as u32) << 16);
+        }
+        for (k, a) in acc.iter_mut().enumerate() {
+            add(a, &item::<8>(&v, k));
+        }
+    }
+    (bad == 0).then_some(acc)
 }
 
 /// ATen's `row_sum` over `x` read as items of `W` floats: four interleaved partial sums.
@@ -371,6 +403,50 @@ mod tests {
         assert_eq!(round_half_even(-0.5), -0.0);
         assert_eq!(round_half_even(-1.5), -2.0);
         assert!(round_half_even(f32::NAN).is_nan());
+    }
+
+    /// `block_partial_abs_bf16` adds the same values in the same order as decoding, taking
+    /// `|x|` and `block_partial`, at every tier; a NaN or an infinity anywhere gives `None`.
+    #[test]
+    fn bf16_abs_partial_is_the_decoded_one_at_every_tier() {
+        use smelt_tensor::simd::Tier;
+        let mut x = 0x2545_f491u32;
+        let mut bits: Vec<u16> = (0..32 * 37)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                match i % 11 {
+                    0 => 0x8000,                       // -0.0
+                    1 => (x & 0x807f) as u16,          // subnormal
+                    2 => 0x7f7f | (x & 0x8000) as u16, // largest finite
+                    _ => ((x >> 16) as u16 & 0xbfff) | 0x3000,
+                }
+            })
+            .collect();
+        let bytes = |b: &[u16]| b.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        for rows in [0usize, 1, 2, 16, 37] {
+            let b = &bits[..32 * rows];
+            let abs: Vec<f32> = b.iter().map(|&h| half::bf16::from_bits(h).to_f32().abs()).collect();
+            let want = StreamingSum::block_partial(&abs);
+            for tier in Tier::ALL {
+                let got = block_partial_abs_bf16_tiered(tier, &bytes(b)).unwrap();
+                let eq =
+                    got.iter().flatten().zip(want.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(eq, "{rows} rows, {}", tier.name());
+            }
+        }
+        for bad in [0x7fc0u16, 0xff80, 0x7f80, 0x7f81] {
+            bits[32 * 5 + 13] = bad;
+            for tier in Tier::ALL {
+                assert_eq!(
+                    block_partial_abs_bf16_tiered(tier, &bytes(&bits)),
+                    None,
+                    "{bad:#x} {}",
+                    tier.name()
+                );
+            }
+        }
     }
 
     #[test]

@@ -157,16 +157,16 @@ pub fn pack_2bit(codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
 /// [`pack_2bit`] with its loops compiled for a given [`smelt_tensor::simd::Tier`] (the same
 /// bytes at every one; for differential tests).
 pub fn pack_2bit_with(tier: smelt_tensor::simd::Tier, codes: &[i8]) -> Result<Vec<u8>, SchemeError> {
-    // Checked first in one pass that vectorizes; only a bad tensor is searched for the index.
-    if any_bad_code(tier, codes) {
+    // Checked while packed, in one pass that vectorizes; only a bad tensor is searched for
+    // the index.
+    let fours = codes.len() / 4;
+    let tail = &codes[fours * 4..];
+    let mut out = vec![0u8; fours];
+    if pack_fours(tier, &codes[..fours * 4], &mut out) || any_bad_code(tier, tail) {
         for i in 0..codes.len() {
             checked_code(codes, i)?;
         }
     }
-    let fours = codes.len() / 4;
-    let tail = &codes[fours * 4..];
-    let mut out = vec![0u8; fours];
-    pack_fours(tier, &codes[..fours * 4], &mut out);
     if !tail.is_empty() {
         // Slots past the end hold the code of 0 (1).
         out.push(
@@ -185,16 +185,22 @@ fn any_bad_code_body(codes: &[i8]) -> bool {
     codes.iter().fold(false, |bad, &q| bad | !(-1..=1).contains(&q))
 }
 
-smelt_tensor::tiered!(fn pack_fours(codes: &[i8], out: &mut [u8]) = pack_fours_body);
+smelt_tensor::tiered!(fn pack_fours(codes: &[i8], out: &mut [u8]) -> bool = pack_fours_body);
 
 /// Four codes plus one (0..=2) as the bytes of one little-endian word, then the four 2-bit
-/// fields gathered: a loop over words that vectorizes.
+/// fields gathered: a loop over words that vectorizes. Returns whether a code was outside
+/// {-1, 0, 1} (its byte is then meaningless).
 #[inline(always)]
-fn pack_fours_body(codes: &[i8], out: &mut [u8]) {
+fn pack_fours_body(codes: &[i8], out: &mut [u8]) -> bool {
+    let mut bad = 0u32;
     for (o, f) in out.iter_mut().zip(codes.chunks_exact(4)) {
-        let w = u32::from_le_bytes([(f[0] + 1) as u8, (f[1] + 1) as u8, (f[2] + 1) as u8, (f[3] + 1) as u8]);
+        let d = |q: i8| (q as u8).wrapping_add(1);
+        let (a, b, c, e) = (d(f[0]), d(f[1]), d(f[2]), d(f[3]));
+        bad |= (a.max(b).max(c).max(e) > 2) as u32;
+        let w = u32::from_le_bytes([a, b, c, e]);
         *o = ((w & 0x3) | ((w >> 6) & 0xC) | ((w >> 12) & 0x30) | ((w >> 18) & 0xC0)) as u8;
     }
+    bad != 0
 }
 
 /// Unpacks `count` codes packed by [`pack_2bit`].
@@ -318,10 +324,21 @@ mod tests {
             assert_eq!(want, direct, "{len}");
             for tier in Tier::ALL {
                 assert_eq!(pack_2bit_with(tier, &codes).unwrap(), want, "{len} {}", tier.name());
-                if len > 0 {
+                // A bad code in the packed words or in the tail, including ones whose code + 1
+                // wraps: the error names the first.
+                for (at, q) in [(len / 2, 2i8), (len / 3, -2), (len.saturating_sub(1), 127), (len / 2, -128)]
+                {
+                    if len == 0 {
+                        break;
+                    }
                     let mut bad = codes.clone();
-                    bad[len / 2] = 2;
-                    assert!(pack_2bit_with(tier, &bad).is_err(), "{len} {}", tier.name());
+                    bad[at] = q;
+                    let err = pack_2bit_with(tier, &bad);
+                    assert!(
+                        matches!(err, Err(SchemeError::Code { index, code }) if index == at && code == q as i32),
+                        "{len} {at} {q} {}: {err:?}",
+                        tier.name()
+                    );
                 }
             }
         }

@@ -111,8 +111,9 @@ fn quantize_body(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantE
 /// [`quantize`], and the decoded weights ([`super::dequantize`] of the bytes written) into
 /// `decoded`, which must be as long as `src`: what a converter needs to measure the error. For
 /// Q8_0 on AVX2 or AVX-512, and Q4_0, Q4_1, Q5_0 and Q5_1 on AVX-512, both come from one pass
-/// (`smelt_kernels`' explicit kernels, with the reference taking the blocks they leave); other
-/// types quantize, then decode.
+/// (`smelt_kernels`' explicit kernels, with the reference taking the blocks they leave); TQ1_0
+/// and TQ2_0 decode from the digits they just packed (at every tier); other types quantize,
+/// then decode.
 pub fn quantize_decode(
     dtype: DType,
     src: &[f32],
@@ -180,8 +181,24 @@ pub fn quantize_decode_with(
             return Ok(());
         }
     }
+    if matches!(dtype, DType::TQ1_0 | DType::TQ2_0) {
+        ternary_quantize_decode_tiered(tier, dtype, src, dst, decoded);
+        return Ok(());
+    }
     quantize_tiered(tier, dtype, src, dst)?;
     super::dequantize_with(tier, dtype, dst, decoded)
+}
+
+smelt_tensor::tiered!(fn ternary_quantize_decode_tiered(dtype: DType, src: &[f32], dst: &mut [u8], decoded: &mut [f32]) = ternary_quantize_decode_body);
+
+/// TQ1_0 and TQ2_0 blocks with their decoded weights from the digits (lengths checked).
+#[inline(always)]
+fn ternary_quantize_decode_body(dtype: DType, src: &[f32], dst: &mut [u8], decoded: &mut [f32]) {
+    use super::quantize_ternary::quantize_decode_blocks;
+    match dtype {
+        DType::TQ1_0 => quantize_decode_blocks::<ternary::BlockTQ1_0>(src, dst, decoded),
+        _ => quantize_decode_blocks::<ternary::BlockTQ2_0>(src, dst, decoded),
+    }
 }
 
 /// [`quantize`] into a new vector of the right length.
@@ -479,6 +496,16 @@ mod tests {
         v[160 + 5] = f32::NAN;
         v[192 + 9] = f32::INFINITY;
         v[192 + 10] = f32::NEG_INFINITY;
+        // The same cases as whole blocks of 256 (TQ1_0, TQ2_0): subnormal (1/d overflows),
+        // all zero, exact ties of x * id (d = 1), huge, and -0.0 beside +0.0.
+        for i in 0..256 {
+            v[512 + i] = f32::from_bits(1 + i as u32 * 5) * if i % 3 == 0 { -1.0 } else { 1.0 };
+            v[768 + i] = 0.0;
+            v[1024 + i] = ((i % 5) as f32 - 2.0) * 0.5;
+            v[1280 + i] = 3.0e38 * (i as f32 / 256.0 - 0.5);
+            v[1536 + i] = if i % 2 == 0 { 0.0 } else { -0.0 };
+        }
+        v[1536 + 77] = -1e-3;
         for &dtype in QUANTIZABLE {
             let len = quantized_len(dtype, n).unwrap();
             let mut want = vec![0u8; len];
