@@ -89,7 +89,9 @@ pub(crate) fn gemm_cols(
             // The panel after this one, for the kernel to prefetch: the next 32 columns of
             // this `k` block, or the first of the next block.
             let next: &[f32] = match b {
-                Panels::F32(all) if p + 1 < panels => &all[((p + 1) * k + kc0) * NR..((p + 1) * k + kc0 + kc) * NR],
+                Panels::F32(all) if p + 1 < panels => {
+                    &all[((p + 1) * k + kc0) * NR..((p + 1) * k + kc0 + kc) * NR]
+                }
                 Panels::F32(all) if kc0 + KC < k => {
                     &all[(kc0 + KC) * NR..(kc0 + KC + KC.min(k - kc0 - KC)) * NR]
                 }

@@ -285,8 +285,8 @@ impl<'a> VnniCall<'a> {
             let next = panels.get((p0 / PANEL + 1) * panel_len..(p0 / PANEL + 2) * panel_len).unwrap_or(&[]);
             let w = PANEL.min(n - p0);
             let o = &mut out[p0 - j0..];
-            let done =
-                !self.apt.is_empty() && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
+            let done = !self.apt.is_empty()
+                && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
             if !done && !arch::int8_packed_panel(isa, m, k4, &self.ap, panel, w, o, ld) {
                 int8_packed_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
             }

@@ -204,7 +204,8 @@ fn scaled_int8_packed_is_the_product_cast_and_scaled() {
     let mut tiers = simd_tiers("scaled_int8");
     tiers.push(Isa::Scalar);
     let mut rng = Rng::new(25);
-    for &(m, n, k) in &[(1usize, 1usize, 1usize), (1, 129, 300), (7, 65, 33), (16, 200, 1024), (33, 97, 259)] {
+    for &(m, n, k) in &[(1usize, 1usize, 1usize), (1, 129, 300), (7, 65, 33), (16, 200, 1024), (33, 97, 259)]
+    {
         let (a, b) = (rng.bytes(m * k), rng.bytes(k * n));
         let am = Int8Matrix::U8(&a);
         let bm = Int8Matrix::I8(bytemuck::cast_slice(&b));
@@ -226,20 +227,23 @@ fn scaled_int8_packed_is_the_product_cast_and_scaled() {
                         .map(|(i, &x)| (x as f32 * scale[if scale.len() == 1 { 0 } else { i % n }]).to_bits())
                         .collect();
                     for threads in [1, 2, 3] {
-                        let got = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-                            let mut c = vec![f32::NAN; m * n];
-                            matmul_integer_packed_scaled_with(
-                                isa,
-                                m,
-                                am,
-                                ZeroPoints::PerTensor(za),
-                                &packed,
-                                zb,
-                                &scale,
-                                &mut c,
+                        let got =
+                            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(
+                                || {
+                                    let mut c = vec![f32::NAN; m * n];
+                                    matmul_integer_packed_scaled_with(
+                                        isa,
+                                        m,
+                                        am,
+                                        ZeroPoints::PerTensor(za),
+                                        &packed,
+                                        zb,
+                                        &scale,
+                                        &mut c,
+                                    );
+                                    bits(&c)
+                                },
                             );
-                            bits(&c)
-                        });
                         assert_eq!(
                             got,
                             want,

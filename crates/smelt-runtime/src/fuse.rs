@@ -32,8 +32,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::node::{Attr, Node};
-use crate::value::{Data, Value};
 use crate::registry::{OpFn, Registry, DEFAULT_DOMAIN, FUSED_DOMAIN};
+use crate::value::{Data, Value};
 
 /// Which fusions a session makes at load ([`crate::Session::load_with`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,9 +50,11 @@ pub struct Fusions {
 
 impl Fusions {
     /// Every fusion (what [`crate::Session::load`] makes).
-    pub const ALL: Fusions = Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true, swiglu: true };
+    pub const ALL: Fusions =
+        Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true, swiglu: true };
     /// None: every node runs as the graph has it.
-    pub const NONE: Fusions = Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false, swiglu: false };
+    pub const NONE: Fusions =
+        Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false, swiglu: false };
 }
 
 /// `nodes` (in execution order, with their `runs`) with the chains above fused. `keep` holds
@@ -153,20 +155,23 @@ pub(crate) fn fuse(
             let g = n.inputs[0];
             let s_out = sole_output(n);
             let Some(m1) = only_reader(s_out) else { continue };
-            let operand = |j: usize, slot: Option<usize>| match nodes[j].inputs.as_slice() {
-                [a, b] if *a == slot && *b != slot => Some(*b),
-                [a, b] if *b == slot && *a != slot => Some(*a),
-                _ => None,
-            };
-            if !is(&nodes[m1], "Mul") || gone[m1] || fused.contains_key(&m1) || operand(m1, s_out) != Some(g) {
+            if !is(&nodes[m1], "Mul")
+                || gone[m1]
+                || fused.contains_key(&m1)
+                || other_operand(&nodes[m1], s_out) != Some(g)
+            {
                 continue;
             }
             let mut chain = vec![i, m1];
             let mut inputs = vec![g];
             let m1_out = sole_output(&nodes[m1]);
             if let Some(m2) = only_reader(m1_out) {
-                if is(&nodes[m2], "Mul") && !gone[m2] && !fused.contains_key(&m2) && !rewired.contains_key(&m2) {
-                    if let Some(up) = operand(m2, m1_out).filter(|u| u.is_some()) {
+                if is(&nodes[m2], "Mul")
+                    && !gone[m2]
+                    && !fused.contains_key(&m2)
+                    && !rewired.contains_key(&m2)
+                {
+                    if let Some(up) = other_operand(&nodes[m2], m1_out).filter(|u| u.is_some()) {
                         chain.push(m2);
                         inputs.push(up);
                     }
@@ -300,14 +305,6 @@ fn rms_norm_chain(
             && want.is_none_or(|w| v.data.to_f64_vec()[0] == w);
         ok.then_some(s)
     };
-    // The operand of a two-input node that is not `slot`.
-    let other = |j: usize, slot: Option<usize>| -> Option<Option<usize>> {
-        match nodes[j].inputs.as_slice() {
-            [a, b] if *a == slot && *b != slot => Some(*b),
-            [a, b] if *b == slot && *a != slot => Some(*a),
-            _ => None,
-        }
-    };
     let pow = &nodes[p];
     let x = *pow.inputs.first()?;
     x?;
@@ -331,7 +328,7 @@ fn rms_norm_chain(
     if !is(add, "Add") {
         return None;
     }
-    let eps = scalar(other(add, out(rm))?, None, true)?;
+    let eps = scalar(other_operand(&nodes[add], out(rm))?, None, true)?;
     let sqrt = only_reader(out(add))?;
     if !is(sqrt, "Sqrt") || nodes[sqrt].inputs.len() != 1 {
         return None;
@@ -347,7 +344,7 @@ fn rms_norm_chain(
         return None;
     }
     let mul = only_reader(out(inv))?;
-    if !is(mul, "Mul") || other(mul, out(inv))? != x {
+    if !is(mul, "Mul") || other_operand(&nodes[mul], out(inv))? != x {
         return None;
     }
     let mut chain = vec![p, rm, add, sqrt, inv, mul];
@@ -356,17 +353,18 @@ fn rms_norm_chain(
     // Then, optionally, Cast(to = FLOAT) (the identity on f32) and Mul by a constant f32
     // weight of one dimension.
     let mut next = only_reader(out(last));
-    if let Some(c) = next.filter(|&c| is(c, "Cast") && matches!(nodes[c].attrs.get("to"), Some(Attr::Int(1)))) {
+    if let Some(c) = next.filter(|&c| is(c, "Cast") && matches!(nodes[c].attrs.get("to"), Some(Attr::Int(1))))
+    {
         let Some(w) = only_reader(out(c)) else { return Some(finish(nodes, chain, inputs)) };
         next = Some(w);
-        if weight(nodes, w, out(c), known, &is, &other).is_none() {
+        if weight(nodes, w, out(c), known, &is).is_none() {
             return Some(finish(nodes, chain, inputs));
         }
         chain.push(c);
         last = c;
     }
     if let Some(w) = next {
-        if let Some(ws) = weight(nodes, w, out(last), known, &is, &other) {
+        if let Some(ws) = weight(nodes, w, out(last), known, &is) {
             chain.push(w);
             inputs.push(Some(ws));
         }
@@ -382,14 +380,22 @@ fn weight(
     y: Option<usize>,
     known: &HashMap<usize, &Value>,
     is: &dyn Fn(usize, &str) -> bool,
-    other: &dyn Fn(usize, Option<usize>) -> Option<Option<usize>>,
 ) -> Option<usize> {
     if !is(w, "Mul") || nodes[w].outputs.len() != 1 {
         return None;
     }
-    let s = other(w, y)??;
+    let s = other_operand(&nodes[w], y)??;
     let v = known.get(&s)?;
     (v.shape.len() == 1 && matches!(v.data, Data::F32(_))).then_some(s)
+}
+
+/// The input of two-input node `n` that is not `slot`, when `slot` is exactly one of them.
+fn other_operand(n: &Node, slot: Option<usize>) -> Option<Option<usize>> {
+    match n.inputs.as_slice() {
+        [a, b] if *a == slot && *b != slot => Some(*b),
+        [a, b] if *b == slot && *a != slot => Some(*a),
+        _ => None,
+    }
 }
 
 /// The fused `RmsNorm` node of `chain` (its last node's outputs, the names joined by `+`).

@@ -262,7 +262,8 @@ fn rms_norm_model(rows: i64, len: i64, exponent: f32, axes: i64, extra_output: O
         }),
         ..Default::default()
     };
-    let weight: Vec<f32> = (0..len).map(|j| 0.5 + (j % 7) as f32 * 0.125 - if j == 3 { 2.0 } else { 0.0 }).collect();
+    let weight: Vec<f32> =
+        (0..len).map(|j| 0.5 + (j % 7) as f32 * 0.125 - if j == 3 { 2.0 } else { 0.0 }).collect();
     let mut outputs = vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }];
     if let Some(o) = extra_output {
         outputs.push(ValueInfoProto { name: Some(o.into()), ..Default::default() });
@@ -278,7 +279,10 @@ fn rms_norm_model(rows: i64, len: i64, exponent: f32, axes: i64, extra_output: O
                     "ReduceMean",
                     &["sq"],
                     "mean",
-                    vec![attr("axes", vec![axes], AttributeType::Ints, None), attr("keepdims", vec![], AttributeType::Int, Some(1))],
+                    vec![
+                        attr("axes", vec![axes], AttributeType::Ints, None),
+                        attr("keepdims", vec![], AttributeType::Int, Some(1)),
+                    ],
                 ),
                 node("Add", &["mean", "eps"], "var", vec![]),
                 node("Sqrt", &["var"], "root", vec![]),
@@ -320,9 +324,11 @@ fn rms_norm_chain_fuses_with_reciprocal_and_keeps_every_bit() {
     let got = fused.run(feeds.clone()).unwrap();
     let plain_ops = ["Pow", "ReduceMean", "Add", "Sqrt", "Reciprocal", "Mul", "Mul"];
     // The same graph unfused: every node kept when the chain's conditions fail...
-    for (exponent, axes, extra, why) in
-        [(3.0, -1, None, "Pow(x, 3)"), (2.0, 0, None, "another axis"), (2.0, -1, Some("mean"), "mean is an output")]
-    {
+    for (exponent, axes, extra, why) in [
+        (3.0, -1, None, "Pow(x, 3)"),
+        (2.0, 0, None, "another axis"),
+        (2.0, -1, Some("mean"), "mean is an output"),
+    ] {
         let s = rms_norm_model(rows as i64, len as i64, exponent, axes, extra);
         assert_eq!(s.node_ops(), plain_ops.map(String::from).to_vec(), "{why}: not fused");
     }
@@ -332,7 +338,10 @@ fn rms_norm_chain_fuses_with_reciprocal_and_keeps_every_bit() {
     let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
     assert_eq!(g.len(), rows * len);
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "element {i}: fused {a}, unfused {b}");
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "element {i}: fused {a}, unfused {b}"
+        );
     }
     assert!(g[2 * len..3 * len].iter().all(|v| *v == 0.0), "the zero row stays zero (eps keeps 1/√ finite)");
     assert!(g[4 * len..5 * len].iter().all(|v| *v == 0.0 || v.is_nan()), "squares past f32::MAX: 1/∞ = 0");
@@ -396,7 +405,11 @@ fn swiglu_model(g_shape: &[i64], up_shape: &[i64]) -> (Session, Session) {
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
         graph: Some(GraphProto {
             name: Some("g".into()),
-            node: vec![node("Sigmoid", &["G"], "s"), node("Mul", &["s", "G"], "silu"), node("Mul", &["U", "silu"], "Y")],
+            node: vec![
+                node("Sigmoid", &["G"], "s"),
+                node("Mul", &["s", "G"], "silu"),
+                node("Mul", &["U", "silu"], "Y"),
+            ],
             input: vec![info("G", g_shape), info("U", up_shape)],
             output: vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }],
             ..Default::default()
@@ -415,7 +428,9 @@ fn swiglu_model(g_shape: &[i64], up_shape: &[i64]) -> (Session, Session) {
 fn swiglu_keeps_every_bit_in_chunks_and_when_broadcasting() {
     // 2 × 1250 elements (chunks of 1024 with a tail, over the pool), then an `up` that
     // broadcasts (the general path); NaN, ±∞, huge and tiny gates.
-    for (g_shape, up_shape) in [([2usize, 1250], [2usize, 1250]), ([2, 1250], [1, 1250]), ([50, 700], [50, 700])] {
+    for (g_shape, up_shape) in
+        [([2usize, 1250], [2usize, 1250]), ([2, 1250], [1, 1250]), ([50, 700], [50, 700])]
+    {
         let gn = g_shape.iter().product::<usize>();
         let un = up_shape.iter().product::<usize>();
         let mut g: Vec<f32> = (0..gn).map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0).collect();
@@ -436,7 +451,10 @@ fn swiglu_keeps_every_bit_in_chunks_and_when_broadcasting() {
         let (a, b) = (f32s(&got[0].1), f32s(&want[0].1));
         assert_eq!(got[0].1.shape, want[0].1.shape);
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{g_shape:?}: element {i}: {x} vs {y}");
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "{g_shape:?}: element {i}: {x} vs {y}"
+            );
         }
     }
 }

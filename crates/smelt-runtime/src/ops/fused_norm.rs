@@ -33,7 +33,13 @@ pub(crate) fn rms_norm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     };
     let eps = match &c.input(1)?.data {
         Data::F32(e) if e.len() == 1 => e[0],
-        d => return Err(c.err(format!("epsilon must be one float32 value, found {} of {}", d.len(), d.dtype()))),
+        d => {
+            return Err(c.err(format!(
+                "epsilon must be one float32 value, found {} of {}",
+                d.len(),
+                d.dtype()
+            )))
+        }
     };
     let len = x.shape.last().copied().unwrap_or(1);
     let weight: Option<&[f32]> = match c.opt(2) {

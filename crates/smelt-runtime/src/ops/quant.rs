@@ -338,7 +338,8 @@ fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
     let (a, s) = (c.input(0)?, c.input(4)?);
     let [k, n] = b.shape();
     let Data::F32(sv) = &s.data else { return Ok(None) };
-    let per_column = sv.len() == n && s.shape.last() == Some(&n) && s.shape.iter().rev().skip(1).all(|&d| d == 1);
+    let per_column =
+        sv.len() == n && s.shape.last() == Some(&n) && s.shape.iter().rev().skip(1).all(|&d| d == 1);
     let scalar = sv.len() == 1 && s.shape.iter().all(|&d| d == 1);
     // The output keeps A's shape (with n last) only when the scale adds no dimensions.
     if !(per_column || scalar) || s.shape.len() > a.shape.len().max(1) || a.shape.last() != Some(&k) {
@@ -353,7 +354,15 @@ fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
     let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
     let mut out = vec![0f32; rows * n];
-    smelt_kernels::matmul_integer_packed_scaled(rows, int8(c, a)?, ZeroPoints::PerTensor(za), b, zb, sv, &mut out);
+    smelt_kernels::matmul_integer_packed_scaled(
+        rows,
+        int8(c, a)?,
+        ZeroPoints::PerTensor(za),
+        b,
+        zb,
+        sv,
+        &mut out,
+    );
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.push(n);
     Ok(Some(Value::new(shape, Data::F32(out))))
