@@ -184,31 +184,45 @@ fn transpose_then_matmul_reads_k_in_place() {
     assert_eq!(s.node_ops(), vec!["Transpose".to_string(), "MatMul".to_string()]);
 }
 
+/// A run's outputs, by name.
+type Outputs = Vec<(String, Value)>;
+
+/// torch's export of the tiny Llama (RMSNorm with `Div(1, ·)`, a Cast before the weight,
+/// `Constant` nodes) and ONNX Runtime's int8 copy of it, each loaded unfused and with
+/// `fusions` and run on its stored inputs; the outputs must have the same bits. Returns, per
+/// model: its name, the unfused and fused sessions, and the fused outputs.
+fn fused_llamas(fusions: Fusions) -> Vec<(&'static str, Session, Session, Outputs)> {
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/onnx/torch-tiny-llama.onnx");
+    let ort = fixture("tiny-llama.ort-int8-dynamic.onnx");
+    [("torch-tiny-llama", torch), ("tiny-llama.ort-int8-dynamic", ort)]
+        .into_iter()
+        .map(|(model, path)| {
+            let feeds = npz(&fixture(&format!("{model}.inputs.npz")));
+            let plain = Session::load_with(&path, Fusions::NONE).unwrap();
+            let fused = Session::load_with(&path, fusions).unwrap();
+            let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
+            assert_eq!(got.len(), want.len());
+            for ((name, g), (_, w)) in got.iter().zip(&want) {
+                let (g, w) = (f32s(g), f32s(w));
+                assert!(
+                    g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{model} {name}: bits differ"
+                );
+            }
+            (model, plain, fused, got)
+        })
+        .collect()
+}
+
 #[test]
 fn fused_rms_norm_gives_the_same_bits() {
-    // torch's export (Div(1, ·), a Cast before the weight, Constant nodes) and ONNX Runtime's
-    // quantized copy of it.
-    for (model, dir) in [("torch-tiny-llama", "../../fixtures/onnx"), ("tiny-llama.ort-int8-dynamic", "")] {
-        let path = if dir.is_empty() {
-            fixture(&format!("{model}.onnx"))
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(format!("{model}.onnx"))
-        };
-        let feeds = npz(&fixture(&format!("{model}.inputs.npz")));
-        let plain = Session::load_with(&path, Fusions::NONE).unwrap();
-        let fused = Session::load_with(&path, Fusions { rms_norm: true, ..Fusions::NONE }).unwrap();
+    for (model, plain, fused, got) in fused_llamas(Fusions { rms_norm: true, ..Fusions::NONE }) {
         let norms = count(&plain, "Pow");
         assert!(norms > 0);
         assert_eq!(count(&fused, "smelt.fused.RmsNorm"), norms, "{model}: every norm fused");
         assert_eq!(count(&fused, "Pow") + count(&fused, "ReduceMean") + count(&fused, "Sqrt"), 0, "{model}");
         // Pow, ReduceMean, Add, Sqrt, Div, Mul, Cast, Mul: eight nodes become one.
         assert_eq!(fused.node_count(), plain.node_count() - 7 * norms, "{model}");
-        let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
-        assert_eq!(got.len(), want.len());
-        for ((name, g), (_, w)) in got.iter().zip(&want) {
-            let (g, w) = (f32s(g), f32s(w));
-            assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "{model} {name}: bits differ");
-        }
         check_against_ort(model, &got, 2e-3);
     }
 }
@@ -349,24 +363,11 @@ fn rms_norm_chain_fuses_with_reciprocal_and_keeps_every_bit() {
 
 #[test]
 fn fused_swiglu_gives_the_same_bits() {
-    for (model, dir) in [("torch-tiny-llama", "../../fixtures/onnx"), ("tiny-llama.ort-int8-dynamic", "")] {
-        let path = if dir.is_empty() {
-            fixture(&format!("{model}.onnx"))
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(format!("{model}.onnx"))
-        };
-        let feeds = npz(&fixture(&format!("{model}.inputs.npz")));
-        let plain = Session::load_with(&path, Fusions::NONE).unwrap();
-        let fused = Session::load_with(&path, Fusions { swiglu: true, ..Fusions::NONE }).unwrap();
+    for (model, plain, fused, _) in fused_llamas(Fusions { swiglu: true, ..Fusions::NONE }) {
         let gates = count(&plain, "Sigmoid");
         assert!(gates > 0);
         assert_eq!(count(&fused, "smelt.fused.SwiGlu"), gates, "{model}: every gate fused");
         assert_eq!(fused.node_count(), plain.node_count() - 2 * gates, "{model}: Sigmoid, Mul, Mul into one");
-        let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
-        for ((name, g), (_, w)) in got.iter().zip(&want) {
-            let (g, w) = (f32s(g), f32s(w));
-            assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "{model} {name}: bits differ");
-        }
     }
 }
 
