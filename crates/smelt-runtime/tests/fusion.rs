@@ -90,17 +90,12 @@ fn check_against_ort(model: &str, got: &[(String, Value)], tol: f32) {
     }
 }
 
-/// `Y = Q · Transpose(K, perm)` built here: the fused node reads `K` in place.
-fn transpose_matmul_model(perm: &[i64], q_shape: &[i64], k_shape: &[i64]) -> Session {
-    use prost::Message;
-    use smelt_formats::onnx::proto::attribute_proto::AttributeType;
+/// A graph input `name` of f32 with fixed dimensions `dims`.
+fn info(name: &str, dims: &[i64]) -> smelt_formats::onnx::proto::ValueInfoProto {
     use smelt_formats::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
     use smelt_formats::onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
-    use smelt_formats::onnx::proto::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-        ValueInfoProto,
-    };
-    let info = |name: &str, dims: &[i64]| ValueInfoProto {
+    use smelt_formats::onnx::proto::{TensorShapeProto, TypeProto, ValueInfoProto};
+    ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(TypeProto {
             value: Some(TypeValue::TensorType(TensorType {
@@ -115,6 +110,15 @@ fn transpose_matmul_model(perm: &[i64], q_shape: &[i64], k_shape: &[i64]) -> Ses
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// `Y = Q · Transpose(K, perm)` built here: the fused node reads `K` in place.
+fn transpose_matmul_model(perm: &[i64], q_shape: &[i64], k_shape: &[i64]) -> Session {
+    use prost::Message;
+    use smelt_formats::onnx::proto::attribute_proto::AttributeType;
+    use smelt_formats::onnx::proto::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto,
     };
     let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
         op_type: Some(op.into()),
@@ -232,11 +236,8 @@ fn fused_rms_norm_gives_the_same_bits() {
 fn rms_norm_model(rows: i64, len: i64, exponent: f32, axes: i64, extra_output: Option<&str>) -> Session {
     use prost::Message;
     use smelt_formats::onnx::proto::attribute_proto::AttributeType;
-    use smelt_formats::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
-    use smelt_formats::onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
     use smelt_formats::onnx::proto::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-        TypeProto, ValueInfoProto,
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
     };
     let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
         op_type: Some(op.into()),
@@ -260,22 +261,7 @@ fn rms_norm_model(rows: i64, len: i64, exponent: f32, axes: i64, extra_output: O
         r#type: Some(ty as i32),
         ..Default::default()
     };
-    let x = ValueInfoProto {
-        name: Some("X".into()),
-        r#type: Some(TypeProto {
-            value: Some(TypeValue::TensorType(TensorType {
-                elem_type: Some(1),
-                shape: Some(TensorShapeProto {
-                    dim: [rows, len]
-                        .iter()
-                        .map(|&d| Dimension { value: Some(DimValue::DimValue(d)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let x = info("X", &[rows, len]);
     let weight: Vec<f32> =
         (0..len).map(|j| 0.5 + (j % 7) as f32 * 0.125 - if j == 3 { 2.0 } else { 0.0 }).collect();
     let mut outputs = vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }];
@@ -374,27 +360,7 @@ fn fused_swiglu_gives_the_same_bits() {
 /// `Y = g · σ(g) · up` as three nodes over inputs of the given shapes.
 fn swiglu_model(g_shape: &[i64], up_shape: &[i64]) -> (Session, Session) {
     use prost::Message;
-    use smelt_formats::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
-    use smelt_formats::onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
-    use smelt_formats::onnx::proto::{
-        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    };
-    let info = |name: &str, dims: &[i64]| ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(TypeValue::TensorType(TensorType {
-                elem_type: Some(1),
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension { value: Some(DimValue::DimValue(d)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    use smelt_formats::onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
     let node = |op: &str, ins: &[&str], out: &str| NodeProto {
         op_type: Some(op.into()),
         input: ins.iter().map(|s| s.to_string()).collect(),
