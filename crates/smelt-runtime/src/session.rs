@@ -527,10 +527,13 @@ impl Session {
             stats.computed_values += node.outputs.iter().flatten().count();
         }
         let mut out = Vec::with_capacity(self.outputs.len());
-        for (name, s) in &self.outputs {
-            let v = values[*s]
-                .clone()
-                .ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
+        for (o, (name, s)) in self.outputs.iter().enumerate() {
+            // The slot's last output moves its value out (a copy only when another output or
+            // the session's initializers still share it): cloning every output cost a copy of
+            // the logits and the KV cache per run.
+            let last = !self.outputs[o + 1..].iter().any(|(_, t)| t == s);
+            let v = if last { values[*s].take() } else { values[*s].clone() };
+            let v = v.ok_or_else(|| RuntimeError::Graph(format!("output '{name}' was not computed")))?;
             out.push((name.clone(), Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone())));
         }
         Ok((out, stats))
