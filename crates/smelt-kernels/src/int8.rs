@@ -83,6 +83,17 @@ impl ZeroPoints<'_> {
         }
     }
 
+    /// One value when every per-index zero point is the same (the exact product is the same
+    /// integer either way: ONNX Runtime's tools write symmetric weights' zeros per column).
+    pub(crate) fn collapsed(self) -> Self {
+        match self {
+            ZeroPoints::PerIndex(z) if !z.is_empty() && z.iter().all(|&v| v == z[0]) => {
+                ZeroPoints::PerTensor(z[0])
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn check(&self, what: &str, expected: usize) {
         if let ZeroPoints::PerIndex(z) = self {
             assert_eq!(

@@ -184,8 +184,19 @@ pub fn matmul_integer_packed_scaled_with(
         }
         return;
     }
+    let b_zero = b_zero.collapsed();
     let call = VnniCall::new(isa, m, a, a_zero, b, b_zero);
+    // Many rows and one zero point for `B`: the tiled kernel finishes each tile into f32.
+    let terms = match b_zero {
+        ZeroPoints::PerTensor(zb) if !call.apt.is_empty() => Some(call.row_terms(zb)),
+        _ => None,
+    };
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+        if let Some((row_c, row_f)) = &terms {
+            if call.columns_scaled(j0, j1, row_c, row_f, scale, out, ld) {
+                return;
+            }
+        }
         // The i32 sums of one chunk at a time (m × 64: in L1/L2), scaled into `out`.
         let mut acc = vec![0i32; m * COL_CHUNK.min(j1 - j0)];
         for s0 in (j0..j1).step_by(COL_CHUNK) {
@@ -206,6 +217,20 @@ pub fn matmul_integer_packed_scaled_with(
             }
         }
     });
+}
+
+/// How the tiled kernel finishes a panel's sums `D` into `f32` (row `i`, column `j` of the
+/// panel): `f32(D - row_c[i] - row_f[i]·col_sums[j]) · scale[j]`, the subtractions and the
+/// product in i32 wrapping, the conversion to nearest, then one f32 product (`scale` holds one
+/// value or one per column). With the terms of [`VnniCall::row_terms`] that is the exact
+/// `Σ(a - za)(b - zb)`, cast and scaled as `matmul_integer_packed_scaled` defines. (Only
+/// x86_64 has such a kernel.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct Finish<'a> {
+    pub(crate) row_c: &'a [i32],
+    pub(crate) row_f: &'a [i32],
+    pub(crate) col_sums: &'a [i32],
+    pub(crate) scale: &'a [f32],
 }
 
 /// One call of the VNNI kernels: `A` made unsigned and packed, its row sums, and what the
@@ -272,6 +297,57 @@ impl<'a> VnniCall<'a> {
         VnniCall { isa, m, k, n, k4, ap, apt, a_sums, a_zero, b_zero, panels, col_sums, alpha, beta }
     }
 
+    /// With one zero point `zb` for `B`, the exact product is `D - c[i] - f[i]·Σb_j` (i32
+    /// wrapping): returns `(c, f)`, one per row of `A`.
+    fn row_terms(&self, zb: i32) -> (Vec<i32>, Vec<i32>) {
+        (0..self.m).map(|i| self.row_term(i, zb)).unzip()
+    }
+
+    /// Row `i`'s `(c, f)` of [`VnniCall::row_terms`].
+    fn row_term(&self, i: usize, zb: i32) -> (i32, i32) {
+        let (alpha, beta, ki, sa, za) =
+            (self.alpha, self.beta, self.k as i32, self.a_sums[i], self.a_zero.get(i));
+        let ca = beta.wrapping_mul(sa).wrapping_add(ki.wrapping_mul(alpha).wrapping_mul(beta));
+        let c0 = ca.wrapping_add(zb.wrapping_mul(sa)).wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
+        (c0, alpha.wrapping_add(za))
+    }
+
+    /// Columns `j0..j1` of `f32(product) · scale` into `out` (row stride `ld`) by the tiled
+    /// kernel's [`Finish`]; `false` (nothing written) when the instruction set has none.
+    #[allow(clippy::too_many_arguments)]
+    fn columns_scaled(
+        &self,
+        j0: usize,
+        j1: usize,
+        row_c: &[i32],
+        row_f: &[i32],
+        scale: &[f32],
+        out: &mut [f32],
+        ld: usize,
+    ) -> bool {
+        let panel_len = self.k4 / 4 * PANEL * 4;
+        for p0 in (j0..j1).step_by(PANEL) {
+            let panel = &self.panels[p0 / PANEL * panel_len..(p0 / PANEL + 1) * panel_len];
+            let next =
+                self.panels.get((p0 / PANEL + 1) * panel_len..(p0 / PANEL + 2) * panel_len).unwrap_or(&[]);
+            let w = PANEL.min(self.n - p0);
+            let fin = Finish {
+                row_c,
+                row_f,
+                col_sums: &self.col_sums[p0..p0 + w],
+                scale: if scale.len() == 1 { scale } else { &scale[p0..p0 + w] },
+            };
+            let o = &mut out[p0 - j0..];
+            if !arch::int8_packed_panel_tiled_scaled(
+                self.isa, self.m, self.k4, &self.apt, panel, next, w, &fin, o, ld,
+            ) {
+                debug_assert_eq!(p0, j0, "the kernel exists for every panel or none");
+                return false;
+            }
+        }
+        true
+    }
+
     /// Columns `j0..j1` (`j0` a multiple of the panel width) of the exact product into `out`
     /// (row stride `ld`).
     fn columns(&self, j0: usize, j1: usize, out: &mut [i32], ld: usize) {
@@ -298,9 +374,7 @@ impl<'a> VnniCall<'a> {
                 let row = &mut o[i * ld..i * ld + w];
                 match self.b_zero {
                     ZeroPoints::PerTensor(zb) => {
-                        let c0 = ca
-                            .wrapping_add(zb.wrapping_mul(sa))
-                            .wrapping_sub(ki.wrapping_mul(za).wrapping_mul(zb));
+                        let (c0, fa) = self.row_term(i, zb);
                         for (v, &sb) in row.iter_mut().zip(sums_b) {
                             *v = v.wrapping_sub(c0).wrapping_sub(fa.wrapping_mul(sb));
                         }

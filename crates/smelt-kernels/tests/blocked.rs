@@ -200,14 +200,17 @@ fn scaled_int8_packed_is_the_product_cast_and_scaled() {
     // `matmul_integer_packed_scaled` = `matmul_integer_packed`, each i32 rounded to f32, times
     // the column's (or the one) scale in f32: those bits exactly, on every tier, one row and
     // many, shapes crossing the 32-column panels and 64-column chunks, scales with
-    // subnormals, infinities and a NaN, whatever the thread count.
+    // subnormals, infinities and a NaN, whatever the thread count; zero points of `B` one,
+    // per column, or per column all equal (run as one: the tiled kernel then finishes the
+    // sums into f32 itself), `A` signed or not, `k` across the tiled kernel's 1024-wide blocks.
     let mut tiers = simd_tiers("scaled_int8");
     tiers.push(Isa::Scalar);
     let mut rng = Rng::new(25);
-    for &(m, n, k) in &[(1usize, 1usize, 1usize), (1, 129, 300), (7, 65, 33), (16, 200, 1024), (33, 97, 259)]
-    {
+    let shapes =
+        [(1usize, 1usize, 1usize), (1, 129, 300), (7, 65, 33), (16, 200, 1024), (33, 97, 259), (9, 70, 1500)];
+    for (case, &(m, n, k)) in shapes.iter().enumerate() {
         let (a, b) = (rng.bytes(m * k), rng.bytes(k * n));
-        let am = Int8Matrix::U8(&a);
+        let am = if case % 2 == 0 { Int8Matrix::U8(&a) } else { Int8Matrix::I8(bytemuck::cast_slice(&a)) };
         let bm = Int8Matrix::I8(bytemuck::cast_slice(&b));
         let mut per_col: Vec<f32> = rng.f32s(n).iter().map(|x| x * 1e-3).collect();
         let specials = [f32::MIN_POSITIVE / 8.0, f32::INFINITY, -0.0, f32::NAN, 3.4e38];
@@ -215,8 +218,14 @@ fn scaled_int8_packed_is_the_product_cast_and_scaled() {
             *s = v;
         }
         let zbs: Vec<i32> = (0..n as i32).map(|j| j % 5 - 2).collect();
+        let uniform = vec![-3i32; n];
         for scale in [vec![0.0123f32], per_col.clone()] {
-            for (za, zb) in [(0, ZeroPoints::PerTensor(0)), (131, ZeroPoints::PerIndex(&zbs))] {
+            for (za, zb) in [
+                (0, ZeroPoints::PerTensor(0)),
+                (131, ZeroPoints::PerIndex(&zbs)),
+                (-7, ZeroPoints::PerTensor(5)),
+                (3, ZeroPoints::PerIndex(&uniform)),
+            ] {
                 for &isa in &tiers {
                     let packed = PackedInt8::new_for(isa, k, n, bm);
                     let mut acc = vec![0i32; m * n];

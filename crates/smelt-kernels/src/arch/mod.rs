@@ -104,6 +104,31 @@ pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
     }
 }
 
+/// Asks for the cache lines of `data` to be brought into L2 (a hint: no effect on any result;
+/// nothing on targets without a stable prefetch instruction).
+pub(crate) fn prefetch_l2<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let (p, len) = (data.as_ptr().cast::<i8>(), std::mem::size_of_val(data));
+        let mut off = 0;
+        while off < len {
+            // SAFETY: a hint, issued only for addresses inside `data`; SSE is baseline on x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(off)) };
+            off += 64;
+        }
+        if len > 0 {
+            // The last line, when `data` does not start on a line boundary.
+            // SAFETY: as above.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(len - 1)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = data;
+    }
+}
+
 /// The blocked GEMM's micro-kernels over one `kc × 32` panel `b` (row stride 32): for every
 /// row `i < m`, `out[i, 0..w] (+)= Σ_{kk < kc} A[i, kc0 + kk]·b[kk, 0..w]`, `A` packed in row
 /// tiles by `blocked::pack_a` (`pa`, `k` columns), accumulating onto `out` when `kc0 > 0`.
@@ -233,6 +258,33 @@ pub(crate) fn int8_packed_panel_tiled(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (isa, m, k4, apt, panel, next, w, out, ld);
+        false
+    }
+}
+
+/// [`int8_packed_panel_tiled`] with the zero-point correction and the scale applied as each
+/// tile's sums are finished, into `f32` (see [`crate::int8_packed::Finish`]); `false` when
+/// `isa` has no such kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn int8_packed_panel_tiled_scaled(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    next: &[u8],
+    w: usize,
+    fin: &crate::int8_packed::Finish<'_>,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_packed::panel_tiled_scaled(isa, m, k4, apt, panel, next, w, fin, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k4, apt, panel, next, w, fin, out, ld);
         false
     }
 }

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use super::tail_mask16;
 use crate::dispatch::Isa;
-use crate::int8_packed::PANEL;
+use crate::int8_packed::{Finish, PANEL};
 
 /// See `arch::int8_packed_panel`.
 pub(crate) fn panel(
@@ -78,15 +78,52 @@ pub(crate) fn panel_tiled(
     if isa != Isa::Avx512Vnni {
         return false;
     }
-    assert!(k4 & 3 == 0 && apt.len() >= m.div_ceil(TILE) * TILE * k4);
-    assert!(panel.len() >= k4 / 4 * PANEL * 4 && w <= PANEL);
-    assert!(m == 0 || (out.len() >= (m - 1) * ld + w && ld >= w));
+    check_tiled(m, k4, apt, panel, w, out.len(), ld);
     // SAFETY: the CPU has AVX512-VNNI (`isa` went through `or_scalar`, arch/mod.rs contract);
-    // the assertions above bound every load and store below.
-    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, out, ld) };
+    // `check_tiled` bounds every load and store below.
+    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, None, out.as_mut_ptr(), ld) };
     true
 }
 
+/// See `arch::int8_packed_panel_tiled_scaled`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn panel_tiled_scaled(
+    isa: Isa,
+    m: usize,
+    k4: usize,
+    apt: &[u8],
+    panel: &[u8],
+    next: &[u8],
+    w: usize,
+    fin: &Finish<'_>,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    if isa != Isa::Avx512Vnni {
+        return false;
+    }
+    check_tiled(m, k4, apt, panel, w, out.len(), ld);
+    assert!(fin.row_c.len() >= m && fin.row_f.len() >= m && fin.col_sums.len() >= w);
+    assert!(fin.scale.len() == 1 || fin.scale.len() >= w);
+    // SAFETY: as `panel_tiled`; the `fin` slices are long enough (asserted). The partial sums
+    // are stored in `out` as i32 bits (f32 has no invalid bit pattern) until the last block.
+    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, Some(fin), out.as_mut_ptr().cast(), ld) };
+    true
+}
+
+fn check_tiled(m: usize, k4: usize, apt: &[u8], panel: &[u8], w: usize, out_len: usize, ld: usize) {
+    assert!(k4 & 3 == 0 && apt.len() >= m.div_ceil(TILE) * TILE * k4);
+    assert!(panel.len() >= k4 / 4 * PANEL * 4 && w <= PANEL);
+    assert!(m == 0 || (out_len >= (m - 1) * ld + w && ld >= w));
+}
+
+/// The tiled kernel. Without `fin` it stores the sums `D` (i32); with it, the last `k` block
+/// stores `f32(D - row_c[i] - row_f[i]·col_sums[j]) · scale[j]` instead (i32 wrapping, then
+/// the conversion to nearest and one f32 product: `Finish`'s definition, bit for bit).
+///
+/// # Safety
+/// AVX512-VNNI available; `out` valid for `(m - 1)·ld + w` 4-byte elements and bounds as
+/// `check_tiled` asserts.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tiled_avx512vnni(
@@ -96,7 +133,8 @@ unsafe fn tiled_avx512vnni(
     panel: &[u8],
     next: &[u8],
     w: usize,
-    out: &mut [i32],
+    fin: Option<&Finish<'_>>,
+    out: *mut i32,
     ld: usize,
 ) {
     let groups = k4 / 4;
@@ -105,12 +143,22 @@ unsafe fn tiled_avx512vnni(
     // the caches from one run to the next, do not stall the next panel's first tile.
     let mut pf = 0;
     let (m0, m1) = (tail_mask16(w), tail_mask16(w.saturating_sub(16)));
+    // The epilogue's per-column vectors (lanes past `w` zero and never stored).
+    let cols = fin.map(|f| unsafe {
+        let sb = f.col_sums.as_ptr();
+        let (s0, s1) = if f.scale.len() == 1 {
+            (_mm512_set1_ps(f.scale[0]), _mm512_set1_ps(f.scale[0]))
+        } else {
+            (_mm512_maskz_loadu_ps(m0, f.scale.as_ptr()), _mm512_maskz_loadu_ps(m1, f.scale.as_ptr().add(16)))
+        };
+        ([_mm512_maskz_loadu_epi32(m0, sb), _mm512_maskz_loadu_epi32(m1, sb.add(16))], [s0, s1])
+    });
     for g0 in (0..groups).step_by(KG) {
         let g1 = (g0 + KG).min(groups);
         for t in 0..m.div_ceil(TILE) {
             let rows = (m - t * TILE).min(TILE);
-            // SAFETY (whole body): bounds asserted by `panel_tiled`.
-            let op = unsafe { out.as_mut_ptr().add(t * TILE * ld) };
+            // SAFETY (whole body): bounds asserted by `check_tiled`.
+            let op = unsafe { out.add(t * TILE * ld) };
             let ap = unsafe { apt.as_ptr().add(t * TILE * k4) };
             let mut acc = [[_mm512_setzero_si512(); 2]; TILE];
             if g0 > 0 {
@@ -137,10 +185,30 @@ unsafe fn tiled_avx512vnni(
                     acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
                 }
             }
-            for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                unsafe {
-                    _mm512_mask_storeu_epi32(op.add(r * ld).cast(), m0, acc_r[0]);
-                    _mm512_mask_storeu_epi32(op.add(r * ld + 16).cast(), m1, acc_r[1]);
+            match (fin, cols) {
+                (Some(f), Some((sb, sc))) if g1 == groups => {
+                    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                        let i = t * TILE + r;
+                        let (rc, rf) = unsafe { (*f.row_c.get_unchecked(i), *f.row_f.get_unchecked(i)) };
+                        let (rc, rf) = (_mm512_set1_epi32(rc), _mm512_set1_epi32(rf));
+                        let fo = unsafe { op.add(r * ld) }.cast::<f32>();
+                        for h in 0..2 {
+                            let v = _mm512_sub_epi32(
+                                _mm512_sub_epi32(acc_r[h], rc),
+                                _mm512_mullo_epi32(rf, sb[h]),
+                            );
+                            let y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc[h]);
+                            unsafe { _mm512_mask_storeu_ps(fo.add(16 * h), if h == 0 { m0 } else { m1 }, y) };
+                        }
+                    }
+                }
+                _ => {
+                    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+                        unsafe {
+                            _mm512_mask_storeu_epi32(op.add(r * ld).cast(), m0, acc_r[0]);
+                            _mm512_mask_storeu_epi32(op.add(r * ld + 16).cast(), m1, acc_r[1]);
+                        }
+                    }
                 }
             }
         }
