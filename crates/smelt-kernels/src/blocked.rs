@@ -95,6 +95,17 @@ pub(crate) fn gemm_cols(
                 Panels::F32(all) if kc0 + KC < k => {
                     &all[(kc0 + KC) * NR..(kc0 + KC + KC.min(k - kc0 - KC)) * NR]
                 }
+                Panels::Q4(t) => {
+                    // The 4-bit words and scales the next panel's dequantization reads come
+                    // from memory (a model's weights do not stay cached between runs): they
+                    // are fetched while this panel's kernel runs.
+                    if p + 1 < panels {
+                        prefetch_q4(t, (p + 1) * NR / TILE_ROWS, kc0, kc);
+                    } else if kc0 + KC < k {
+                        prefetch_q4(t, 0, kc0 + KC, KC.min(k - kc0 - KC));
+                    }
+                    &[]
+                }
                 _ => &[],
             };
             if !arch::blocked_panel(isa, m, k, kc0, kc, pa, panel, next, w, &mut out[p * NR..], ld) {
@@ -103,6 +114,22 @@ pub(crate) fn gemm_cols(
         }
     }
     true
+}
+
+/// Prefetches (into L2) the code words, scales and zero points that dequantizing the panel
+/// of tiles `tile0..tile0 + 8`, elements `kc0..kc0 + kc`, reads.
+fn prefetch_q4(t: &Tiles4<'_>, tile0: usize, kc0: usize, kc: usize) {
+    let groups = t.block_size / GROUP;
+    let (g0, g1) = (kc0 / GROUP, (kc0 + kc).div_ceil(GROUP));
+    let (b0, b1) = (g0 / groups, (g1 - 1) / groups + 1);
+    for tile in tile0..(tile0 + NR / TILE_ROWS).min(t.tiles) {
+        let words = tile * t.blocks * groups;
+        arch::prefetch_l2(&t.codes[(words + g0) * TILE_ROWS..(words + g1) * TILE_ROWS]);
+        arch::prefetch_l2(&t.scales[(tile * t.blocks + b0) * TILE_ROWS..(tile * t.blocks + b1) * TILE_ROWS]);
+        if let Some(z) = t.zero_points {
+            arch::prefetch_l2(&z[tile * t.blocks + b0..tile * t.blocks + b1]);
+        }
+    }
 }
 
 /// [`arch::q4_dequant_panel`] for an `isa` without a SIMD one (aarch64): the same values,

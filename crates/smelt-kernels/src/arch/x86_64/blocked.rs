@@ -299,20 +299,63 @@ unsafe fn dequant16_avx512(t: &Tiles4<'_>, tile0: usize, kc0: usize, g1: usize, 
     let (mut scale, mut zp) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut cur_blk = usize::MAX;
     let mut words = [0u64; 16];
+    // All four tiles exist (every panel but a last one of fewer than 16 rows): their words and
+    // scales are read straight into vectors, 32 and 16 bytes per tile (a tile's 4 rows are
+    // side by side), instead of element by element through memory.
+    let full = tile0 + 4 <= t.tiles;
+    let tile_stride = t.blocks * groups * TILE_ROWS;
+    let zp_shift = _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
     for g in kc0 / GROUP..g1 {
         let blk = g / groups;
         if blk != cur_blk {
-            let (mut s, mut z) = ([0f32; 16], [0f32; 16]);
-            block_params(t, tile0, blk, &mut s, &mut z);
-            // SAFETY: 16 floats each.
-            (scale, zp) = unsafe { (_mm512_loadu_ps(s.as_ptr()), _mm512_loadu_ps(z.as_ptr())) };
+            if full {
+                // SAFETY: tiles tile0..tile0 + 4 < t.tiles, blk < blocks: 4 scales each.
+                scale = unsafe {
+                    let sp = |q: usize| {
+                        _mm_loadu_ps(t.scales.as_ptr().add(((tile0 + q) * t.blocks + blk) * TILE_ROWS))
+                    };
+                    let lo = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(sp(0)), sp(1));
+                    let hi = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(sp(2)), sp(3));
+                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                        _mm256_castps_pd(hi),
+                    ))
+                };
+                zp = match t.zero_points {
+                    None => _mm512_set1_ps(8.0),
+                    Some(z) => {
+                        let w = |q: usize| z[(tile0 + q) * t.blocks + blk] as i32;
+                        let (a, b, c, d) = (w(0), w(1), w(2), w(3));
+                        let v = _mm512_setr_epi32(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d);
+                        _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(v, zp_shift), fifteen))
+                    }
+                };
+            } else {
+                let (mut s, mut z) = ([0f32; 16], [0f32; 16]);
+                block_params(t, tile0, blk, &mut s, &mut z);
+                // SAFETY: 16 floats each.
+                (scale, zp) = unsafe { (_mm512_loadu_ps(s.as_ptr()), _mm512_loadu_ps(z.as_ptr())) };
+            }
             cur_blk = blk;
         }
-        // SAFETY: g < g1 ≤ blocks · groups; `words` holds 16.
-        unsafe { tile_words(t, tile0, 4, g, words.as_mut_ptr()) };
-        // SAFETY: 16 u64 = two vectors.
-        let (w0, w1) = unsafe {
-            (_mm512_loadu_si512(words.as_ptr().cast()), _mm512_loadu_si512(words.as_ptr().add(8).cast()))
+        let (w0, w1) = if full {
+            // SAFETY: word ((tile·blocks + blk)·groups + gi)·4 + r of tiles < t.tiles, g <
+            // blocks · groups: 4 words (32 bytes) per tile.
+            unsafe {
+                let p = t.codes.as_ptr().add(tile0 * tile_stride + g * TILE_ROWS);
+                let tw = |q: usize| _mm256_loadu_si256(p.add(q * tile_stride).cast());
+                (
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(tw(0)), tw(1)),
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(tw(2)), tw(3)),
+                )
+            }
+        } else {
+            // SAFETY: g < g1 ≤ blocks · groups; `words` holds 16.
+            unsafe { tile_words(t, tile0, 4, g, words.as_mut_ptr()) };
+            // SAFETY: 16 u64 = two vectors.
+            unsafe {
+                (_mm512_loadu_si512(words.as_ptr().cast()), _mm512_loadu_si512(words.as_ptr().add(8).cast()))
+            }
         };
         let lo = _mm512_permutex2var_epi32(w0, even, w1);
         let hi = _mm512_permutex2var_epi32(w0, odd, w1);
