@@ -25,6 +25,14 @@
 //!   `→ Mul(·, up)`, becomes `SwiGlu` (`ops/fused_act.rs`): one pass instead of three, the
 //!   same operations, so bit-identical.
 //!
+//! - grouped-query attention's `repeat_kv` — `Unsqueeze(k, axis 2) → Expand([.., rep, ..]) →
+//!   Reshape([b, heads, t, d])` feeding `B` of a `MatMul` (or of the `MatMulTransB` above) —
+//!   becomes `MatMulGroupedB` (`ops/matmul.rs`), which reads the `kv` heads in place (each
+//!   serves `rep` query heads through the matmul's batch broadcasting) instead of copying
+//!   them `rep` times per run; every product is the same kernel call on the same operands,
+//!   so bit-identical. Whether the shapes have that form is checked at run time; otherwise
+//!   the chain's value is built as its three ops define it.
+//!
 //! Fused nodes live in the internal domain [`FUSED_DOMAIN`], run where the chain's last node
 //! ran (every input is ready there), and carry the names of the nodes they replace, joined by
 //! `+`, so an error still points at the graph.
@@ -46,15 +54,28 @@ pub struct Fusions {
     pub rms_norm: bool,
     /// `Sigmoid → Mul [→ Mul]` into `SwiGlu` (bit-identical).
     pub swiglu: bool,
+    /// Grouped-query attention's repeated keys and values, `Unsqueeze(axis 2) → Expand →
+    /// Reshape` into `MatMul`'s `B`, read in place (bit-identical).
+    pub grouped_kv: bool,
 }
 
 impl Fusions {
     /// Every fusion (what [`crate::Session::load`] makes).
-    pub const ALL: Fusions =
-        Fusions { scaled_integer_matmul: true, transposed_b: true, rms_norm: true, swiglu: true };
+    pub const ALL: Fusions = Fusions {
+        scaled_integer_matmul: true,
+        transposed_b: true,
+        rms_norm: true,
+        swiglu: true,
+        grouped_kv: true,
+    };
     /// None: every node runs as the graph has it.
-    pub const NONE: Fusions =
-        Fusions { scaled_integer_matmul: false, transposed_b: false, rms_norm: false, swiglu: false };
+    pub const NONE: Fusions = Fusions {
+        scaled_integer_matmul: false,
+        transposed_b: false,
+        rms_norm: false,
+        swiglu: false,
+        grouped_kv: false,
+    };
 }
 
 /// `nodes` (in execution order, with their `runs`) with the chains above fused. `keep` holds
@@ -263,6 +284,56 @@ pub(crate) fn fuse(
 
     let mut out_nodes = Vec::with_capacity(nodes.len());
     let mut out_runs = Vec::with_capacity(nodes.len());
+    if which.grouped_kv {
+        // Over the graph as fused so far (a `MatMulTransB` may read the repeated keys).
+        for (i, n) in nodes.iter().enumerate() {
+            let mm = fused.get(&i).unwrap_or(n);
+            if gone[i] || rewired.contains_key(&i) {
+                continue;
+            }
+            let trans_b = match (mm.domain.as_str(), mm.op_type.as_str()) {
+                (FUSED_DOMAIN, "MatMulTransB") => 1,
+                (d, "MatMul") if d == DEFAULT_DOMAIN || d == "ai.onnx" => 0,
+                _ => continue,
+            };
+            if mm.inputs.len() != 2
+                || mm.inputs[0].is_none()
+                || consts.contains_key(&mm.inputs[1].unwrap_or(usize::MAX))
+            {
+                continue;
+            }
+            let Some(chain) = repeat_kv_chain(&nodes, mm.inputs[1], &only_reader, &known, &is) else {
+                continue;
+            };
+            if chain.iter().any(|&j| gone[j] || fused.contains_key(&j) || rewired.contains_key(&j)) {
+                continue;
+            }
+            let [u, e, r] = chain;
+            let (x, expand_to, target) = (nodes[u].inputs[0], nodes[e].inputs[1], nodes[r].inputs[1]);
+            let mut attrs = HashMap::new();
+            attrs.insert("trans_b".to_string(), Attr::Int(trans_b));
+            attrs.insert(
+                "allowzero".to_string(),
+                Attr::Int(match nodes[r].attrs.get("allowzero") {
+                    Some(Attr::Int(v)) => *v,
+                    _ => 0,
+                }),
+            );
+            let node = Node {
+                name: format!("{}+{}+{}+{}", nodes[u].name, nodes[e].name, nodes[r].name, mm.name),
+                op_type: "MatMulGroupedB".into(),
+                domain: FUSED_DOMAIN.into(),
+                opset: 1,
+                inputs: vec![mm.inputs[0], x, expand_to, target],
+                outputs: mm.outputs.clone(),
+                attrs,
+            };
+            for j in chain {
+                gone[j] = true;
+            }
+            fused.insert(i, node);
+        }
+    }
     for (i, (node, run)) in nodes.into_iter().zip(runs).enumerate() {
         if let Some(f) = fused.remove(&i) {
             let run = registry.find(FUSED_DOMAIN, &f.op_type, 1).expect("fused ops are registered");
@@ -387,6 +458,54 @@ fn weight(
     let s = other_operand(&nodes[w], y)??;
     let v = known.get(&s)?;
     (v.shape.len() == 1 && matches!(v.data, Data::F32(_))).then_some(s)
+}
+
+/// The `[Unsqueeze, Expand, Reshape]` nodes computing `slot` as `repeat_kv` does, each read
+/// only by the next (and the last only by the matmul): `Unsqueeze` with the constant axes
+/// `[2]`, `Expand` and `Reshape` (opset 5 or later) with their shapes as inputs, whatever
+/// their values (checked when the fused node runs).
+fn repeat_kv_chain(
+    nodes: &[Node],
+    slot: Option<usize>,
+    only_reader: &dyn Fn(Option<usize>) -> Option<usize>,
+    known: &HashMap<usize, &Value>,
+    is: &dyn Fn(&Node, &str) -> bool,
+) -> Option<[usize; 3]> {
+    let producer = |s: Option<usize>| {
+        nodes.iter().position(|n| n.outputs.len() == 1 && n.outputs[0] == s && s.is_some())
+    };
+    let r = producer(slot)?;
+    let (rn, _) = (&nodes[r], only_reader(slot)?);
+    if !is(rn, "Reshape") || rn.opset < 5 || rn.inputs.len() != 2 || rn.inputs[1].is_none() {
+        return None;
+    }
+    let e = producer(rn.inputs[0])?;
+    let en = &nodes[e];
+    if !is(en, "Expand")
+        || en.inputs.len() != 2
+        || en.inputs[1].is_none()
+        || only_reader(rn.inputs[0]) != Some(r)
+    {
+        return None;
+    }
+    let u = producer(en.inputs[0])?;
+    let un = &nodes[u];
+    if !is(un, "Unsqueeze")
+        || un.inputs.first().copied().flatten().is_none()
+        || only_reader(en.inputs[0]) != Some(e)
+    {
+        return None;
+    }
+    let axes: Vec<i64> = if un.opset >= 13 {
+        let v = known.get(&un.inputs.get(1).copied().flatten()?)?;
+        v.data.to_i64_vec()
+    } else {
+        match un.attrs.get("axes") {
+            Some(Attr::Ints(a)) => a.clone(),
+            _ => return None,
+        }
+    };
+    (axes == [2]).then_some([u, e, r])
 }
 
 /// The input of two-input node `n` that is not `slot`, when `slot` is exactly one of them.

@@ -425,3 +425,133 @@ fn swiglu_keeps_every_bit_in_chunks_and_when_broadcasting() {
         }
     }
 }
+
+/// Grouped-query attention as torch writes `repeat_kv`: `Y = A · Reshape(Expand(Unsqueeze(X,
+/// [2]), to), target)`, or with `trans` `A · Transpose(·, [0, 1, 3, 2])`; `to` and `target`
+/// are initializers. Returns the sessions with every fusion and with every one but this (with
+/// `trans` both read `X` through `MatMulTransB`, whose summation order is its own).
+fn grouped_kv_model(
+    a: &[i64],
+    x: &[i64],
+    to: &[i64],
+    target: &[i64],
+    axis: i64,
+    trans: bool,
+) -> (Session, Session) {
+    use prost::Message;
+    use smelt_formats::onnx::proto::attribute_proto::AttributeType;
+    use smelt_formats::onnx::proto::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
+    };
+    let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
+        op_type: Some(op.into()),
+        name: Some(format!("{op}_{out}")),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        attribute,
+        ..Default::default()
+    };
+    let ints = |name: &str, v: &[i64]| TensorProto {
+        name: Some(name.into()),
+        dims: vec![v.len() as i64],
+        data_type: Some(7),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    };
+    let mut nodes = vec![
+        node("Unsqueeze", &["X", "axes"], "u", vec![]),
+        node("Expand", &["u", "to"], "e", vec![]),
+        node("Reshape", &["e", "target"], "r", vec![]),
+    ];
+    if trans {
+        let perm = AttributeProto {
+            name: Some("perm".into()),
+            ints: vec![0, 1, 3, 2],
+            r#type: Some(AttributeType::Ints as i32),
+            ..Default::default()
+        };
+        nodes.push(node("Transpose", &["r"], "rt", vec![perm]));
+        nodes.push(node("MatMul", &["A", "rt"], "Y", vec![]));
+    } else {
+        nodes.push(node("MatMul", &["A", "r"], "Y", vec![]));
+    }
+    let model = ModelProto {
+        ir_version: Some(10),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            node: nodes,
+            initializer: vec![ints("axes", &[axis]), ints("to", to), ints("target", target)],
+            input: vec![info("A", a), info("X", x)],
+            output: vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = Path::new("grouped-kv-test.onnx");
+    let parsed = smelt_formats::onnx::parse(model.encode_to_vec().into(), path).unwrap();
+    (
+        Session::from_model_with(&parsed, path, Fusions::ALL).unwrap(),
+        Session::from_model_with(&parsed, path, Fusions { grouped_kv: false, ..Fusions::ALL }).unwrap(),
+    )
+}
+
+#[test]
+fn grouped_kv_reads_the_heads_in_place_and_keeps_every_bit() {
+    // (A, X, Expand's shape, Reshape's target, B transposed): the repeat read in place —
+    // 1s in the Expand shape, `0` and `-1` in the target, batch 2, one row of A (decode),
+    // enough rows for the blocked kernels (prefill), rep = 1 — then chains of another form,
+    // which the fused node must compute as the three ops define them: an Expand that also
+    // broadcasts the batch, a Reshape that does not merge the heads.
+    type Case<'a> = (&'a [i64], &'a [i64], &'a [i64], &'a [i64], bool);
+    let cases: [Case<'_>; 9] = [
+        (&[1, 6, 4, 5], &[1, 2, 5, 3], &[1, 2, 3, 1, 1], &[1, 6, -1, 3], false),
+        (&[1, 6, 4, 3], &[1, 2, 5, 3], &[1, 2, 3, 1, 1], &[1, 6, -1, 3], true),
+        (&[2, 8, 1, 7], &[2, 2, 7, 16], &[2, 2, 4, 7, 16], &[0, 8, -1, 16], false),
+        (&[2, 8, 1, 16], &[2, 2, 7, 16], &[2, 2, 4, 7, 16], &[0, 8, -1, 16], true),
+        (&[1, 4, 40, 33], &[1, 2, 40, 33], &[1, 2, 2, 1, 1], &[1, 4, 40, 33], true),
+        (&[1, 4, 40, 40], &[1, 2, 40, 33], &[1, 2, 2, 1, 1], &[1, 4, 40, 33], false),
+        (&[1, 3, 2, 4], &[1, 3, 4, 5], &[1, 3, 1, 4, 5], &[1, 3, 4, 5], false),
+        (&[2, 6, 4, 5], &[1, 2, 5, 3], &[2, 2, 3, 5, 3], &[2, 6, 5, 3], false),
+        (&[1, 2, 4, 15], &[1, 2, 5, 3], &[1, 2, 3, 1, 1], &[1, 2, 15, 3], false),
+    ];
+    for (a_shape, x_shape, to, target, trans) in cases {
+        let (fused, plain) = grouped_kv_model(a_shape, x_shape, to, target, 2, trans);
+        assert_eq!(
+            fused.node_ops(),
+            vec!["smelt.fused.MatMulGroupedB".to_string()],
+            "{a_shape:?} {x_shape:?}"
+        );
+        let an = a_shape.iter().product::<i64>() as usize;
+        let xn = x_shape.iter().product::<i64>() as usize;
+        let a: Vec<f32> = (0..an).map(|i| ((i * 7919) % 2001) as f32 / 700.0 - 1.3).collect();
+        let x: Vec<f32> = (0..xn).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
+        let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+        let feeds = vec![
+            ("A".to_string(), Value::f32(dims(a_shape), a)),
+            ("X".to_string(), Value::f32(dims(x_shape), x)),
+        ];
+        let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
+        assert_eq!(got[0].1.shape, want[0].1.shape, "{a_shape:?} {x_shape:?} {to:?} {target:?}");
+        let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
+        assert!(
+            g.iter().zip(&w).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{a_shape:?} {x_shape:?} {to:?} {target:?} trans={trans}: the fused product differs"
+        );
+    }
+    // Another Unsqueeze axis is another chain: left alone.
+    let (fused, _) =
+        grouped_kv_model(&[1, 2, 4, 5], &[1, 2, 5, 3], &[1, 2, 1, 1, 1], &[1, 2, 5, 3], 1, false);
+    assert_eq!(fused.node_ops(), vec!["Unsqueeze", "Expand", "Reshape", "MatMul"]);
+    // A shape Expand cannot take fails as the unfused graph does, naming the fused node.
+    let (fused, plain) =
+        grouped_kv_model(&[1, 6, 4, 5], &[1, 2, 5, 3], &[1, 3, 3, 1, 1], &[1, 6, -1, 3], 2, false);
+    let feeds = vec![
+        ("A".to_string(), Value::f32(vec![1, 6, 4, 5], vec![0.5; 120])),
+        ("X".to_string(), Value::f32(vec![1, 2, 5, 3], vec![0.25; 30])),
+    ];
+    let (e1, e2) =
+        (fused.run(feeds.clone()).unwrap_err().to_string(), plain.run(feeds).unwrap_err().to_string());
+    assert!(e1.contains("does not broadcast") && e2.contains("does not broadcast"), "{e1}\n{e2}");
+    assert!(e1.contains("Expand_e"), "{e1}");
+}

@@ -3,7 +3,8 @@
 //! A constant `B` arrives packed ([`crate::prepack`]) and runs `gemm_f32_packed` over all
 //! rows of `A` at once.
 
-use super::broadcast::{broadcast_shape, index_map};
+use super::broadcast::{broadcast_shape, expand, index_map};
+use super::shape::reshape_target;
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
 use crate::prepack::PackedB;
@@ -149,6 +150,48 @@ pub(crate) fn matmul_trans_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> 
         return Err(c.shape_err("transposed B needs rank >= 2", &a.shape, &b.shape));
     }
     let (shape, out) = matmul_f32_t(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape, true)?;
+    Ok(vec![back(c, a, shape, out)?])
+}
+
+/// The fused grouped-query `Unsqueeze(x, axis 2) → Expand(·, to) → Reshape(·, target)` as
+/// `B` of a `MatMul` (`trans_b` = 1: of a `MatMulTransB`) ([`crate::fuse`]); inputs `a`, `x`,
+/// `to`, `target`. When that chain repeats each of `x`'s heads `rep` times in place — `x`
+/// `[b, kv, t, d]`, the Expand giving `[b, kv, rep, t, d]`, the Reshape `[b, kv·rep, t, d]` —
+/// and `a` is `[b, kv·rep, s, k]`, the product runs as `a` seen as `[b, kv, rep, s, k]` times
+/// `x` seen as `[b, kv, 1, t, d]`: the batch broadcasting hands each query head its key/value
+/// head, the same kernel call on the same operands as over the repeated copy, which is never
+/// made. Otherwise the chain's value is built as the three ops define it.
+pub(crate) fn matmul_grouped_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let (a, x) = (c.input(0)?, c.input(1)?);
+    let bt = c.int("trans_b", 0) != 0;
+    if x.shape.len() < 2 {
+        return Err(c.shape_err("Unsqueeze at axis 2 needs rank >= 2", &x.shape, &[]));
+    }
+    let mut u = x.shape.clone();
+    u.insert(2, 1);
+    let to: Vec<usize> = c.input_i64s(2)?.iter().map(|&d| d.max(0) as usize).collect();
+    let e = broadcast_shape(&u, &to)
+        .ok_or_else(|| c.shape_err("input does not broadcast to the shape", &u, &to))?;
+    c.checked_numel(&e)?;
+    let r = reshape_target(c, &e, &c.input_i64s(3)?, c.int("allowzero", 0) != 0)?;
+    let (av, xv) = (as_f32(c, a)?, as_f32(c, x)?);
+    let xs = &x.shape;
+    let inner_ok = a.shape.len() == 4 && xs.len() == 4 && a.shape[3] == if bt { xs[3] } else { xs[2] };
+    let grouped = inner_ok
+        && e.len() == 5
+        && e[..2] == xs[..2]
+        && e[3..] == xs[2..]
+        && r == [xs[0], xs[1] * e[2], xs[2], xs[3]]
+        && a.shape[..2] == r[..2];
+    let (shape, out) = if grouped {
+        let ash = [xs[0], xs[1], e[2], a.shape[2], a.shape[3]];
+        let (shape, out) = matmul_f32_t(c, &av, &ash, &xv, &u, bt)?;
+        // `[b, kv, rep, s, n]` is `[b, kv·rep, s, n]` in memory.
+        (vec![a.shape[0], a.shape[1], a.shape[2], shape[4]], out)
+    } else {
+        let repeated = expand(&xv, &u, &e);
+        matmul_f32_t(c, &av, &a.shape, &repeated, &r, bt)?
+    };
     Ok(vec![back(c, a, shape, out)?])
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn register_all(r: &mut Registry) {
         crate::prepack::prepare_b,
     );
     r.add(FUSED_DOMAIN, "MatMulTransB", 1, 1, matmul::matmul_trans_b);
+    r.add(FUSED_DOMAIN, "MatMulGroupedB", 1, 1, matmul::matmul_grouped_b);
     r.add(FUSED_DOMAIN, "RmsNorm", 1, 1, fused_norm::rms_norm);
     r.add(FUSED_DOMAIN, "SwiGlu", 1, 1, fused_act::swiglu);
 }

@@ -51,7 +51,18 @@ fn reshape(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
 pub(crate) fn reshape_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     let x = c.input(0)?;
     let spec = if c.opset() >= 5 { c.input_i64s(1)? } else { c.ints("shape").unwrap_or_default() };
-    let allowzero = c.int("allowzero", 0) != 0;
+    reshape_target(c, &x.shape, &spec, c.int("allowzero", 0) != 0)
+}
+
+/// The shape `Reshape` gives an input of shape `shape` for the target `spec` (`0` copies the
+/// input's dim unless `allowzero`, `-1` is inferred), or the error naming the node of `c`.
+pub(crate) fn reshape_target(
+    c: &OpCtx<'_>,
+    shape: &[usize],
+    spec: &[i64],
+    allowzero: bool,
+) -> Result<Vec<usize>, RuntimeError> {
+    let numel: usize = shape.iter().product();
     let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;
     for (i, &d) in spec.iter().enumerate() {
@@ -61,9 +72,7 @@ pub(crate) fn reshape_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
                 out.push(1);
             }
             0 if !allowzero => out.push(
-                *x.shape
-                    .get(i)
-                    .ok_or_else(|| c.shape_err("0 copies a dim the input lacks", &x.shape, &[]))?,
+                *shape.get(i).ok_or_else(|| c.shape_err("0 copies a dim the input lacks", shape, &[]))?,
             ),
             d if d >= 0 => out.push(d as usize),
             _ => return Err(c.err(format!("invalid target shape {spec:?}"))),
@@ -71,13 +80,13 @@ pub(crate) fn reshape_shape(c: &OpCtx<'_>) -> Result<Vec<usize>, RuntimeError> {
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || x.numel() % known != 0 {
-            return Err(c.shape_err("cannot infer -1 of the target shape", &x.shape, &out));
+        if known == 0 || numel % known != 0 {
+            return Err(c.shape_err("cannot infer -1 of the target shape", shape, &out));
         }
-        out[i] = x.numel() / known;
+        out[i] = numel / known;
     }
-    if out.iter().product::<usize>() != x.numel() {
-        return Err(c.shape_err("element count differs from the target shape", &x.shape, &out));
+    if out.iter().product::<usize>() != numel {
+        return Err(c.shape_err("element count differs from the target shape", shape, &out));
     }
     Ok(out)
 }
