@@ -31,7 +31,9 @@
 //!   serves `rep` query heads through the matmul's batch broadcasting) instead of copying
 //!   them `rep` times per run; every product is the same kernel call on the same operands,
 //!   so bit-identical. Whether the shapes have that form is checked at run time; otherwise
-//!   the chain's value is built as its three ops define it.
+//!   the chain's value is built as its three ops define it. torch's keys' side, where the
+//!   `Mul` by a scalar moved by the `MatMulTransB` fusion reads the repeated keys, fuses too:
+//!   the `Mul` then scales the unrepeated keys (the same products, before the repeat).
 //!
 //! Fused nodes live in the internal domain [`FUSED_DOMAIN`], run where the chain's last node
 //! ran (every input is ready there), and carry the names of the nodes they replace, joined by
@@ -302,14 +304,39 @@ pub(crate) fn fuse(
             {
                 continue;
             }
-            let Some(chain) = repeat_kv_chain(&nodes, mm.inputs[1], &only_reader, &known, &is) else {
+            // torch's scaled `Kᵀ`: the `Mul` by a scalar moved before the transpose reads the
+            // repeated keys; it then scales `x` instead (the same products, element by element,
+            // before the repeat rather than after), and the fused node reads its output.
+            let mut scaled = None;
+            let mut b_slot = mm.inputs[1];
+            if let Some(k) = producer(&nodes, b_slot).filter(|k| trans_b == 1 && rewired.contains_key(k)) {
+                let mul = &rewired[&k];
+                let scalar = |s: Option<usize>| {
+                    s.and_then(|s| shapes.get(s).cloned().flatten())
+                        .is_some_and(|sh| sh.len() <= 1 && sh.iter().all(|&d| d == 1))
+                };
+                let pos = match mul.inputs.as_slice() {
+                    [p, q] if scalar(*q) && !scalar(*p) => 0,
+                    [p, q] if scalar(*p) && !scalar(*q) => 1,
+                    _ => continue,
+                };
+                scaled = Some((k, pos));
+                b_slot = mul.inputs[pos];
+            }
+            let Some(chain) = repeat_kv_chain(&nodes, b_slot, &only_reader, &known, &is) else {
                 continue;
             };
             if chain.iter().any(|&j| gone[j] || fused.contains_key(&j) || rewired.contains_key(&j)) {
                 continue;
             }
             let [u, e, r] = chain;
-            let (x, expand_to, target) = (nodes[u].inputs[0], nodes[e].inputs[1], nodes[r].inputs[1]);
+            let (mut x, expand_to, target) = (nodes[u].inputs[0], nodes[e].inputs[1], nodes[r].inputs[1]);
+            if let Some((k, pos)) = scaled {
+                let mut mul = rewired[&k].clone();
+                mul.inputs[pos] = x;
+                rewired.insert(k, mul);
+                x = mm.inputs[1];
+            }
             let mut attrs = HashMap::new();
             attrs.insert("trans_b".to_string(), Attr::Int(trans_b));
             attrs.insert(
@@ -471,9 +498,7 @@ fn repeat_kv_chain(
     known: &HashMap<usize, &Value>,
     is: &dyn Fn(&Node, &str) -> bool,
 ) -> Option<[usize; 3]> {
-    let producer = |s: Option<usize>| {
-        nodes.iter().position(|n| n.outputs.len() == 1 && n.outputs[0] == s && s.is_some())
-    };
+    let producer = |s: Option<usize>| producer(nodes, s);
     let r = producer(slot)?;
     let (rn, _) = (&nodes[r], only_reader(slot)?);
     if !is(rn, "Reshape") || rn.opset < 5 || rn.inputs.len() != 2 || rn.inputs[1].is_none() {
@@ -506,6 +531,12 @@ fn repeat_kv_chain(
         }
     };
     (axes == [2]).then_some([u, e, r])
+}
+
+/// The node whose only output is `slot`.
+fn producer(nodes: &[Node], slot: Option<usize>) -> Option<usize> {
+    slot?;
+    nodes.iter().position(|n| n.outputs.len() == 1 && n.outputs[0] == slot)
 }
 
 /// The input of two-input node `n` that is not `slot`, when `slot` is exactly one of them.

@@ -555,3 +555,33 @@ fn grouped_kv_reads_the_heads_in_place_and_keeps_every_bit() {
     assert!(e1.contains("does not broadcast") && e2.contains("does not broadcast"), "{e1}\n{e2}");
     assert!(e1.contains("Expand_e"), "{e1}");
 }
+
+#[test]
+fn torch_repeat_kv_fuses_on_both_sides_and_keeps_every_bit() {
+    // Alone, the values' side fuses (the keys' MatMul reads a Transpose); beside the
+    // transposed-B fusion, the keys' too, with torch's `Mul` by √scale moved onto the
+    // unrepeated keys. Either way the same bits as without it.
+    for (model, plain, fused, _) in fused_llamas(Fusions { grouped_kv: true, ..Fusions::NONE }) {
+        let layers = count(&plain, "Softmax");
+        assert!(layers > 0);
+        assert_eq!(
+            count(&fused, "smelt.fused.MatMulGroupedB"),
+            layers,
+            "{model}: the values' side of each layer"
+        );
+        assert_eq!(count(&fused, "Expand"), count(&plain, "Expand") - layers, "{model}");
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/onnx/torch-tiny-llama.onnx");
+    let feeds = npz(&fixture("torch-tiny-llama.inputs.npz"));
+    let base = Fusions { transposed_b: true, ..Fusions::NONE };
+    let plain = Session::load_with(&path, base).unwrap();
+    let fused = Session::load_with(&path, Fusions { grouped_kv: true, ..base }).unwrap();
+    let layers = count(&plain, "Softmax");
+    assert_eq!(count(&fused, "smelt.fused.MatMulGroupedB"), 2 * layers, "keys and values of each layer");
+    assert_eq!(count(&fused, "Expand"), count(&plain, "Expand") - 2 * layers);
+    let (want, got) = (plain.run(feeds.clone()).unwrap(), fused.run(feeds).unwrap());
+    for ((name, g), (_, w)) in got.iter().zip(&want) {
+        let (g, w) = (f32s(g), f32s(w));
+        assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: bits differ");
+    }
+}
