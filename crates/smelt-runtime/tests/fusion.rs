@@ -359,35 +359,48 @@ fn fused_swiglu_gives_the_same_bits() {
 
 /// `Y = g · σ(g) · up` as three nodes over inputs of the given shapes.
 fn swiglu_model(g_shape: &[i64], up_shape: &[i64]) -> (Session, Session) {
-    use prost::Message;
-    use smelt_formats::onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+    use smelt_formats::onnx::proto::NodeProto;
     let node = |op: &str, ins: &[&str], out: &str| NodeProto {
         op_type: Some(op.into()),
         input: ins.iter().map(|s| s.to_string()).collect(),
         output: vec![out.into()],
         ..Default::default()
     };
+    let nodes = vec![
+        node("Sigmoid", &["G"], "s"),
+        node("Mul", &["s", "G"], "silu"),
+        node("Mul", &["U", "silu"], "Y"),
+    ];
+    graph_sessions(nodes, vec![], vec![info("G", g_shape), info("U", up_shape)], Fusions::NONE)
+}
+
+/// A graph of `nodes` (opset 17) with output `Y`, loaded with every fusion and with `plain`.
+fn graph_sessions(
+    node: Vec<smelt_formats::onnx::proto::NodeProto>,
+    initializer: Vec<smelt_formats::onnx::proto::TensorProto>,
+    input: Vec<smelt_formats::onnx::proto::ValueInfoProto>,
+    plain: Fusions,
+) -> (Session, Session) {
+    use prost::Message;
+    use smelt_formats::onnx::proto::{GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto};
     let model = ModelProto {
         ir_version: Some(10),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
         graph: Some(GraphProto {
             name: Some("g".into()),
-            node: vec![
-                node("Sigmoid", &["G"], "s"),
-                node("Mul", &["s", "G"], "silu"),
-                node("Mul", &["U", "silu"], "Y"),
-            ],
-            input: vec![info("G", g_shape), info("U", up_shape)],
+            node,
+            initializer,
+            input,
             output: vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }],
             ..Default::default()
         }),
         ..Default::default()
     };
-    let path = Path::new("swiglu-test.onnx");
+    let path = Path::new("fusion-test.onnx");
     let parsed = smelt_formats::onnx::parse(model.encode_to_vec().into(), path).unwrap();
     (
         Session::from_model_with(&parsed, path, Fusions::ALL).unwrap(),
-        Session::from_model_with(&parsed, path, Fusions::NONE).unwrap(),
+        Session::from_model_with(&parsed, path, plain).unwrap(),
     )
 }
 
@@ -438,11 +451,8 @@ fn grouped_kv_model(
     axis: i64,
     trans: bool,
 ) -> (Session, Session) {
-    use prost::Message;
     use smelt_formats::onnx::proto::attribute_proto::AttributeType;
-    use smelt_formats::onnx::proto::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
-    };
+    use smelt_formats::onnx::proto::{AttributeProto, NodeProto, TensorProto};
     let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
         op_type: Some(op.into()),
         name: Some(format!("{op}_{out}")),
@@ -475,24 +485,12 @@ fn grouped_kv_model(
     } else {
         nodes.push(node("MatMul", &["A", "r"], "Y", vec![]));
     }
-    let model = ModelProto {
-        ir_version: Some(10),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
-        graph: Some(GraphProto {
-            name: Some("g".into()),
-            node: nodes,
-            initializer: vec![ints("axes", &[axis]), ints("to", to), ints("target", target)],
-            input: vec![info("A", a), info("X", x)],
-            output: vec![ValueInfoProto { name: Some("Y".into()), ..Default::default() }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let path = Path::new("grouped-kv-test.onnx");
-    let parsed = smelt_formats::onnx::parse(model.encode_to_vec().into(), path).unwrap();
-    (
-        Session::from_model_with(&parsed, path, Fusions::ALL).unwrap(),
-        Session::from_model_with(&parsed, path, Fusions { grouped_kv: false, ..Fusions::ALL }).unwrap(),
+    let initializer = vec![ints("axes", &[axis]), ints("to", to), ints("target", target)];
+    graph_sessions(
+        nodes,
+        initializer,
+        vec![info("A", a), info("X", x)],
+        Fusions { grouped_kv: false, ..Fusions::ALL },
     )
 }
 
