@@ -130,7 +130,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
             tmp,
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(BufWriter::with_capacity(WRITE_PIECE, file)),
             pos: 0,
             len: 0,
             hasher,
@@ -191,6 +191,9 @@ impl AtomicFile {
     }
 }
 
+/// The write buffer's size, and the pieces [`AtomicFile::write_all`] hands on (and hashes).
+const WRITE_PIECE: usize = 1 << 20;
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner().write(buf)?;
@@ -198,14 +201,19 @@ impl Write for AtomicFile {
         Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.inner().write_all(buf) {
-            // How much went out is unknown: the streamed hash cannot follow any more.
-            if let Some(h) = &mut self.hasher {
-                h.break_off();
+        // In pieces of the buffer's size (written straight through when it is empty), each
+        // hashed right after the kernel copied it, while it is in the core's cache: a tensor
+        // of megabytes read twice from memory cost the hash about half its speed.
+        for piece in buf.chunks(WRITE_PIECE) {
+            if let Err(e) = self.inner().write_all(piece) {
+                // How much went out is unknown: the streamed hash cannot follow any more.
+                if let Some(h) = &mut self.hasher {
+                    h.break_off();
+                }
+                return Err(e);
             }
-            return Err(e);
+            self.wrote(piece);
         }
-        self.wrote(buf);
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {

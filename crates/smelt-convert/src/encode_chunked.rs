@@ -99,8 +99,49 @@ impl Job<'_> {
     /// Elements `[start, start + out.len())` as f32 into `out`, checked for NaN/Inf unless
     /// allowed.
     fn values_into(&self, start: usize, out: &mut [f32]) -> Result<(), ConvertError> {
+        if self.t.dtype == DType::BF16 && !out.is_empty() {
+            // One range over all: the check folded into the decode (see `values_ranged_into`).
+            let n = out.len();
+            return self.values_ranged_into(start, out, n, n, &mut [(0.0, 0.0)]);
+        }
         let size = self.t.dtype.block_bytes() as usize;
         let bytes = &self.t.data[start * size..(start + out.len()) * size];
+        self.decode_into(bytes, out)?;
+        if !self.allow_nonfinite {
+            self.check_finite(start, out)?;
+        }
+        Ok(())
+    }
+
+    /// [`Job::values_into`], with `smelt_quant::int8::run_min_max` of every run into `ranges`
+    /// (`out` taken as rows of `cols`, each cut into runs of `run`: see
+    /// `smelt_quant::run_ranges`). BF16 is decoded with the ranges taken in the same pass,
+    /// and then the NaN/Inf check only has to look at the ranges (a run with a NaN or an
+    /// infinity has a bound that is not finite); only a tensor that has one is searched for
+    /// the first.
+    fn values_ranged_into(
+        &self,
+        start: usize,
+        out: &mut [f32],
+        cols: usize,
+        run: usize,
+        ranges: &mut [(f32, f32)],
+    ) -> Result<(), ConvertError> {
+        let size = self.t.dtype.block_bytes() as usize;
+        let bytes = &self.t.data[start * size..(start + out.len()) * size];
+        if self.t.dtype == DType::BF16 {
+            smelt_quant::run_ranges::bf16_to_f32_run_ranges(bytes, cols, run, out, ranges);
+        } else {
+            self.decode_into(bytes, out)?;
+            smelt_quant::run_ranges::run_ranges(out, cols, run, ranges);
+        }
+        if !self.allow_nonfinite && ranges.iter().any(|&(lo, hi)| !(lo.is_finite() && hi.is_finite())) {
+            self.check_finite(start, out)?;
+        }
+        Ok(())
+    }
+
+    fn decode_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), ConvertError> {
         let decoded = smelt_tensor::convert::float_to_f32_into(self.t.dtype, bytes, out) || {
             let v = smelt_tensor::convert::to_f32_vec(self.t.dtype, bytes, out.len());
             v.map(|v| out.copy_from_slice(&v)).is_some()
@@ -108,16 +149,17 @@ impl Job<'_> {
         if !decoded {
             return Err(ConvertError::NotQuantizable { tensor: self.t.name.clone(), dtype: self.t.dtype });
         }
-        if !self.allow_nonfinite {
-            if let Some(i) = first_nonfinite(out) {
-                return Err(ConvertError::NonFinite {
-                    tensor: self.t.name.clone(),
-                    index: start + i,
-                    value: out[i],
-                });
-            }
-        }
         Ok(())
+    }
+
+    /// The first NaN or infinity of `out` (elements from `start`) as an error.
+    fn check_finite(&self, start: usize, out: &[f32]) -> Result<(), ConvertError> {
+        match first_nonfinite(out) {
+            Some(i) => {
+                Err(ConvertError::NonFinite { tensor: self.t.name.clone(), index: start + i, value: out[i] })
+            }
+            None => Ok(()),
+        }
     }
 
     /// Elements `[start, start + len)` in pieces of `piece` (the last may be shorter): each is
@@ -131,13 +173,42 @@ impl Job<'_> {
         piece: usize,
         mut f: impl FnMut(usize, &[f32], &mut [f32]) -> Result<(), ConvertError>,
     ) -> Result<Vec<ErrorSums>, ConvertError> {
+        self.pieces_ranged(start, len, piece, None, |p, v, _, decoded| f(p, v, decoded))
+    }
+
+    /// [`Job::pieces`], with `runs: Some((cols, run))` also handing `f` the ranges of the
+    /// piece's runs ([`Job::values_ranged_into`]; pieces are whole rows).
+    fn pieces_ranged(
+        &self,
+        start: usize,
+        len: usize,
+        piece: usize,
+        runs: Option<(usize, usize)>,
+        mut f: impl FnMut(usize, &[f32], &[(f32, f32)], &mut [f32]) -> Result<(), ConvertError>,
+    ) -> Result<Vec<ErrorSums>, ConvertError> {
         let (mut v, mut decoded) = (vec![0f32; piece.min(len)], vec![0f32; piece.min(len)]);
+        let mut ranges = match runs {
+            Some((cols, run)) => {
+                vec![(0f32, 0f32); smelt_quant::run_ranges::run_count(piece.min(len), cols, run)]
+            }
+            None => Vec::new(),
+        };
         let mut sums = Vec::with_capacity(len.div_ceil(piece.max(1)));
         for p in (0..len).step_by(piece.max(1)) {
             let n = piece.min(len - p);
             let (v, decoded) = (&mut v[..n], &mut decoded[..n]);
-            self.values_into(start + p, v)?;
-            f(p, v, decoded)?;
+            let ranges = match runs {
+                Some((cols, run)) => {
+                    let ranges = &mut ranges[..smelt_quant::run_ranges::run_count(n, cols, run)];
+                    self.values_ranged_into(start + p, v, cols, run, ranges)?;
+                    &ranges[..]
+                }
+                None => {
+                    self.values_into(start + p, v)?;
+                    &[]
+                }
+            };
+            f(p, v, ranges, decoded)?;
             sums.push(ErrorSums::of(v, decoded));
         }
         Ok(sums)
@@ -200,19 +271,27 @@ impl Job<'_> {
             .zip(scales.par_chunks_mut(rpc).zip(zero_points.par_chunks_mut(rpc)))
             .enumerate()
             .map(|(c, (codes, (scales, zps)))| -> Result<Vec<ErrorSums>, ConvertError> {
-                self.pieces(c * rpc * cols, codes.len(), piece_rows * cols, |p, v, decoded| {
-                    let (r0, r1) = (p / cols, (p + v.len()) / cols);
-                    smelt_quant::int8::quantize_rows_into(
-                        v,
-                        cols,
-                        mode,
-                        &mut codes[p..p + v.len()],
-                        &mut scales[r0..r1],
-                        &mut zps[r0..r1],
-                        decoded,
-                    );
-                    Ok(())
-                })
+                let runs = Some((cols, cols));
+                self.pieces_ranged(
+                    c * rpc * cols,
+                    codes.len(),
+                    piece_rows * cols,
+                    runs,
+                    |p, v, ranges, decoded| {
+                        let (r0, r1) = (p / cols, (p + v.len()) / cols);
+                        smelt_quant::int8::quantize_rows_ranged_into(
+                            v,
+                            cols,
+                            ranges,
+                            mode,
+                            &mut codes[p..p + v.len()],
+                            &mut scales[r0..r1],
+                            &mut zps[r0..r1],
+                            decoded,
+                        );
+                        Ok(())
+                    },
+                )
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
@@ -235,20 +314,28 @@ impl Job<'_> {
             .zip(scales.par_chunks_mut(rpc * gpr).zip(zeros.par_chunks_mut(rpc * gpr)))
             .enumerate()
             .map(|(c, (codes, (scales, zeros)))| -> Result<Vec<ErrorSums>, ConvertError> {
-                self.pieces(c * rpc * cols, codes.len(), piece_rows * cols, |p, v, decoded| {
-                    let (g0, g1) = (p / cols * gpr, (p + v.len()) / cols * gpr);
-                    smelt_quant::int4::quantize_int4_rows_into(
-                        v,
-                        cols,
-                        group,
-                        mode,
-                        &mut codes[p..p + v.len()],
-                        &mut scales[g0..g1],
-                        &mut zeros[g0..g1],
-                        decoded,
-                    )
-                    .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })
-                })
+                let runs = Some((cols, group));
+                self.pieces_ranged(
+                    c * rpc * cols,
+                    codes.len(),
+                    piece_rows * cols,
+                    runs,
+                    |p, v, ranges, decoded| {
+                        let (g0, g1) = (p / cols * gpr, (p + v.len()) / cols * gpr);
+                        smelt_quant::int4::quantize_int4_rows_ranged_into(
+                            v,
+                            cols,
+                            group,
+                            ranges,
+                            mode,
+                            &mut codes[p..p + v.len()],
+                            &mut scales[g0..g1],
+                            &mut zeros[g0..g1],
+                            decoded,
+                        )
+                        .map_err(|source| ConvertError::Scheme { tensor: self.t.name.clone(), source })
+                    },
+                )
             })
             .collect::<Vec<_>>();
         let sums = first_error(parts)?.into_iter().flatten().collect();
@@ -665,23 +752,32 @@ mod tests {
         }
     }
 
+    /// Whatever the scheme (per-channel INT8 and block int4 find it from the ranges taken
+    /// while decoding), a NaN or an infinity, and the thread count.
     #[test]
     fn the_first_nonfinite_element_is_named_whatever_the_threads() {
-        let (mut t, _) = bf16_tensor(1100, 512, 7);
-        let mut data = t.data.to_vec();
-        for i in [400_000usize, 300_001, 530_000] {
-            data[2 * i..2 * i + 2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
-        }
-        t.data = Bytes::from(data);
-        // Ternary finds it in its first pass, summing |W| from the BF16 bits.
-        let ternary = Scheme::Ternary { packing: TernaryPacking::TwoBit };
-        for scheme in [Scheme::Ggml(DType::Q8_0), ternary] {
-            for threads in [1, 2, 3] {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let err = pool.install(|| encode_chunked(&t, scheme, false).unwrap().err().unwrap());
-                assert!(matches!(err, ConvertError::NonFinite { index: 300_001, .. }), "{scheme} {err:?}");
+        for bad in [half::bf16::NAN, half::bf16::INFINITY, half::bf16::NEG_INFINITY] {
+            let (mut t, _) = bf16_tensor(1100, 512, 7);
+            let mut data = t.data.to_vec();
+            for i in [400_000usize, 300_001, 530_000] {
+                data[2 * i..2 * i + 2].copy_from_slice(&bad.to_le_bytes());
             }
-            assert!(encode_chunked(&t, scheme, true).unwrap().is_ok(), "{scheme} --allow-nonfinite");
+            t.data = Bytes::from(data);
+            // Ternary finds it in its first pass, summing |W| from the BF16 bits.
+            let ternary = Scheme::Ternary { packing: TernaryPacking::TwoBit };
+            let int8 = Scheme::Int8 { per_channel: true, symmetric: true };
+            let int4 = Scheme::Int4 { group: 128, symmetric: false };
+            for scheme in [Scheme::Ggml(DType::Q8_0), ternary, int8, int4] {
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let err = pool.install(|| encode_chunked(&t, scheme, false).unwrap().err().unwrap());
+                    assert!(
+                        matches!(err, ConvertError::NonFinite { index: 300_001, .. }),
+                        "{scheme} {bad} {err:?}"
+                    );
+                }
+                assert!(encode_chunked(&t, scheme, true).unwrap().is_ok(), "{scheme} --allow-nonfinite");
+            }
         }
     }
 }

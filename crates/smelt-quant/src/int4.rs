@@ -87,9 +87,15 @@ pub struct Int4Tensor {
 /// GPTQ's `find_params` for one group: `(scale, zero)` with the zero as f32, as GPTQ keeps it.
 #[inline(always)]
 pub fn gptq_params(group: &[f32], mode: Int4Mode) -> (f32, f32) {
+    let (glo, ghi) = crate::int8::run_min_max(group);
+    gptq_params_from_range(glo, ghi, mode)
+}
+
+/// [`gptq_params`] from the group's [`crate::int8::run_min_max`].
+#[inline(always)]
+pub fn gptq_params_from_range(glo: f32, ghi: f32, mode: Int4Mode) -> (f32, f32) {
     // min(0, min(group)) and max(0, max(group)), NaN propagating (the sign of a zero bound
     // changes no code).
-    let (glo, ghi) = crate::int8::run_min_max(group);
     let (mut lo, mut hi) = (torch_minimum(0.0, glo), torch_maximum(0.0, ghi));
     if mode == Int4Mode::Symmetric {
         hi = torch_maximum(lo.abs(), hi);
@@ -247,6 +253,85 @@ pub fn quantize_int4_rows_into_with(
     zeros: &mut [u8],
     decoded: &mut [f32],
 ) -> Result<(), SchemeError> {
+    let groups = check_rows_buffers(values, cols, group_size, codes, scales, zeros, decoded)?;
+    let mut ranges = vec![(0f32, 0f32); groups];
+    crate::run_ranges::run_ranges_with(tier, values, cols, group_size, &mut ranges);
+    quantize_int4_rows_ranged_into_with(
+        tier, values, cols, group_size, &ranges, mode, codes, scales, zeros, decoded,
+    )
+}
+
+/// [`quantize_int4_rows_into`] with each group's [`crate::int8::run_min_max`] already known
+/// (`ranges`, one per group in row order: taken while the values were decoded, see
+/// [`crate::run_ranges`]): the same codes, scales, zeros and decoded bits.
+///
+/// Errors: as [`quantize_int4_rows_into`], or `ranges` not one per group.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_int4_rows_ranged_into(
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    ranges: &[(f32, f32)],
+    mode: Int4Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
+    let tier = smelt_tensor::simd::tier();
+    quantize_int4_rows_ranged_into_with(
+        tier, values, cols, group_size, ranges, mode, codes, scales, zeros, decoded,
+    )
+}
+
+/// [`quantize_int4_rows_ranged_into`] at a given [`smelt_tensor::simd::Tier`].
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_int4_rows_ranged_into_with(
+    tier: smelt_tensor::simd::Tier,
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    ranges: &[(f32, f32)],
+    mode: Int4Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    decoded: &mut [f32],
+) -> Result<(), SchemeError> {
+    check_rows_buffers(values, cols, group_size, codes, scales, zeros, decoded)?;
+    if ranges.len() != scales.len() {
+        return Err(SchemeError::PackedLength {
+            count: scales.len(),
+            expected: scales.len(),
+            found: ranges.len(),
+        });
+    }
+    int4_rows_tiered(
+        tier,
+        values,
+        cols,
+        group_size,
+        ranges,
+        mode,
+        crate::kernel_isa(tier),
+        codes,
+        scales,
+        zeros,
+        decoded,
+    );
+    Ok(())
+}
+
+/// The checks of [`quantize_int4_rows_into`]; the number of groups.
+fn check_rows_buffers(
+    values: &[f32],
+    cols: usize,
+    group_size: usize,
+    codes: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    decoded: &[f32],
+) -> Result<usize, SchemeError> {
     if group_size == 0 {
         return Err(SchemeError::GroupSize { found: group_size });
     }
@@ -265,22 +350,10 @@ pub fn quantize_int4_rows_into_with(
             found: codes.len(),
         });
     }
-    int4_rows_tiered(
-        tier,
-        values,
-        cols,
-        group_size,
-        mode,
-        crate::kernel_isa(tier),
-        codes,
-        scales,
-        zeros,
-        decoded,
-    );
-    Ok(())
+    Ok(groups)
 }
 
-smelt_tensor::tiered!(fn int4_rows_tiered(values: &[f32], cols: usize, group_size: usize, mode: Int4Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zeros: &mut [u8], decoded: &mut [f32]) = int4_rows_body);
+smelt_tensor::tiered!(fn int4_rows_tiered(values: &[f32], cols: usize, group_size: usize, ranges: &[(f32, f32)], mode: Int4Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zeros: &mut [u8], decoded: &mut [f32]) = int4_rows_body);
 
 /// [`quantize_int4_rtn_body`]'s loop and [`Int4Tensor::dequantize`]'s, group by group.
 #[inline(always)]
@@ -289,6 +362,7 @@ fn int4_rows_body(
     values: &[f32],
     cols: usize,
     group_size: usize,
+    ranges: &[(f32, f32)],
     mode: Int4Mode,
     isa: smelt_kernels::Isa,
     codes: &mut [u8],
@@ -300,9 +374,8 @@ fn int4_rows_body(
     // kernel (the same bytes and bits, no division per weight) in one call over the groups,
     // or where the CPU has none by the loop below.
     let mut params = Vec::with_capacity(scales.len());
-    let groups = values.chunks_exact(cols).flat_map(|row| row.chunks(group_size));
-    for ((group, scale), zc) in groups.zip(scales.iter_mut()).zip(zeros.iter_mut()) {
-        let (s, zero) = gptq_params(group, mode);
+    for ((&(glo, ghi), scale), zc) in ranges.iter().zip(scales.iter_mut()).zip(zeros.iter_mut()) {
+        let (s, zero) = gptq_params_from_range(glo, ghi, mode);
         (*scale, *zc) = (s, zero_code(zero));
         let hi = INT4_MAXQ as f32;
         params.push(smelt_kernels::AffineParams { scale: s, zero, zero_code: *zc as i32, lo: 0.0, hi });
@@ -428,40 +501,48 @@ pub fn pack_nibble_rows_with(tier: smelt_tensor::simd::Tier, codes: &[u8], cols:
     if cols == 0 {
         return Vec::new();
     }
+    let mut out = vec![0u8; codes.len() / cols * cols.div_ceil(2)];
+    pack_nibble_rows_into_with(tier, codes, cols, &mut out);
+    out
+}
+
+/// [`pack_nibble_rows`] into the caller's buffer (every byte of it written), for a writer
+/// that reuses one buffer from tensor to tensor.
+///
+/// Panics when `out` is not `codes.len() / cols * ceil(cols / 2)` bytes long.
+pub fn pack_nibble_rows_into(codes: &[u8], cols: usize, out: &mut [u8]) {
+    pack_nibble_rows_into_with(smelt_tensor::simd::tier(), codes, cols, out)
+}
+
+/// [`pack_nibble_rows_into`] at a given [`smelt_tensor::simd::Tier`].
+pub fn pack_nibble_rows_into_with(tier: smelt_tensor::simd::Tier, codes: &[u8], cols: usize, out: &mut [u8]) {
+    if cols == 0 {
+        assert!(out.is_empty(), "no rows, no bytes");
+        return;
+    }
     let (rows, row_bytes) = (codes.len() / cols, cols.div_ceil(2));
-    let mut out = vec![0u8; rows * row_bytes];
+    assert_eq!(out.len(), rows * row_bytes, "packed length");
     if cols % 2 == 0 {
         // Rows of whole bytes follow each other: one run over the whole tensor.
-        pack_pairs(tier, &codes[..rows * cols], &mut out);
+        pack_pairs(tier, &codes[..rows * cols], out);
     } else {
         for (row, o) in codes.chunks_exact(cols).zip(out.chunks_exact_mut(row_bytes)) {
             pack_pairs(tier, &row[..cols - 1], &mut o[..row_bytes - 1]);
             o[row_bytes - 1] = row[cols - 1] & 0x0f;
         }
     }
-    out
 }
 
 smelt_tensor::tiered!(fn pack_pairs(codes: &[u8], out: &mut [u8]) = pack_pairs_body);
 
-/// Eight codes as one little-endian word, their nibble pairs joined in the even bytes and
-/// the even bytes gathered into four: a loop over words that vectorizes (a byte loop over
-/// pairs compiles to byte loads and shuffles); the last pairs one by one.
+/// Two codes as one little-endian u16, the first's low nibble joined with the second's: a
+/// loop over u16 lanes narrowed to bytes, which vectorizes (AVX-512 BW narrows sixteen-bit
+/// lanes in one instruction; a byte loop over pairs compiles to byte loads and shuffles).
 #[inline(always)]
 fn pack_pairs_body(codes: &[u8], out: &mut [u8]) {
-    let words = codes.chunks_exact(8);
-    let tail = words.remainder();
-    let mut outs = out.chunks_exact_mut(4);
-    for (o, w) in (&mut outs).zip(words) {
-        let mut v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        v &= 0x0f0f_0f0f_0f0f_0f0f;
-        v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
-        v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
-        v = v | (v >> 16);
-        o.copy_from_slice(&(v as u32).to_le_bytes());
-    }
-    for (o, p) in outs.into_remainder().iter_mut().zip(tail.chunks_exact(2)) {
-        *o = (p[0] & 0x0f) | ((p[1] & 0x0f) << 4);
+    for (o, p) in out.iter_mut().zip(codes.chunks_exact(2)) {
+        let w = u16::from_le_bytes([p[0], p[1]]);
+        *o = ((w & 0x000f) | ((w >> 4) & 0x00f0)) as u8;
     }
 }
 

@@ -375,17 +375,61 @@ pub fn quantize_rows_into_with(
     let rows = values.len() / cols;
     assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
     assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
-    let isa = crate::kernel_isa(tier);
-    quantize_rows_tiered(tier, values, cols, mode, isa, codes, scales, zero_points, decoded)
+    let mut ranges = vec![(0f32, 0f32); rows];
+    crate::run_ranges::run_ranges_with(tier, values, cols, cols, &mut ranges);
+    quantize_rows_ranged_into_with(tier, values, cols, &ranges, mode, codes, scales, zero_points, decoded)
 }
 
-smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, mode: Int8Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
+/// [`quantize_rows_into`] with each row's [`run_min_max`] already known (`ranges`, one per
+/// row: taken while the values were decoded, see [`crate::run_ranges`]): the same bytes and
+/// bits.
+///
+/// Panics as [`quantize_rows_into`] does, or when `ranges` is not one per row.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_rows_ranged_into(
+    values: &[f32],
+    cols: usize,
+    ranges: &[(f32, f32)],
+    mode: Int8Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zero_points: &mut [u8],
+    decoded: &mut [f32],
+) {
+    let tier = smelt_tensor::simd::tier();
+    quantize_rows_ranged_into_with(tier, values, cols, ranges, mode, codes, scales, zero_points, decoded)
+}
+
+/// [`quantize_rows_ranged_into`] at a given [`smelt_tensor::simd::Tier`].
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_rows_ranged_into_with(
+    tier: smelt_tensor::simd::Tier,
+    values: &[f32],
+    cols: usize,
+    ranges: &[(f32, f32)],
+    mode: Int8Mode,
+    codes: &mut [u8],
+    scales: &mut [f32],
+    zero_points: &mut [u8],
+    decoded: &mut [f32],
+) {
+    assert!(cols > 0 && values.len() % cols == 0, "whole rows");
+    let rows = values.len() / cols;
+    assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
+    assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
+    assert_eq!(ranges.len(), rows, "one range per row");
+    let isa = crate::kernel_isa(tier);
+    quantize_rows_tiered(tier, values, cols, ranges, mode, isa, codes, scales, zero_points, decoded)
+}
+
+smelt_tensor::tiered!(fn quantize_rows_tiered(values: &[f32], cols: usize, ranges: &[(f32, f32)], mode: Int8Mode, isa: smelt_kernels::Isa, codes: &mut [u8], scales: &mut [f32], zero_points: &mut [u8], decoded: &mut [f32]) = quantize_rows_body);
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn quantize_rows_body(
     values: &[f32],
     cols: usize,
+    ranges: &[(f32, f32)],
     mode: Int8Mode,
     isa: smelt_kernels::Isa,
     codes: &mut [u8],
@@ -398,8 +442,7 @@ fn quantize_rows_body(
     // the CPU has none by the loops below.
     let (sat_lo, sat_hi) = mode.saturation_range();
     let mut params = Vec::with_capacity(scales.len());
-    for ((run, scale), zp) in values.chunks_exact(cols).zip(scales.iter_mut()).zip(zero_points.iter_mut()) {
-        let (lo, hi) = run_min_max(run);
+    for ((&(lo, hi), scale), zp) in ranges.iter().zip(scales.iter_mut()).zip(zero_points.iter_mut()) {
         let p = int8_params(lo, hi, mode);
         *scale = p.scale;
         *zp = i32_to_stored(p.zero_point, mode);
@@ -445,7 +488,7 @@ pub(crate) fn small_int_bits(q: f32) -> i32 {
     (q + SHIFT).to_bits() as i32 - SHIFT.to_bits() as i32
 }
 
-/// NaN-propagating (min, max) of a run, computed on the bits (see the body); (NaN, NaN) if any
+/// NaN-propagating (min, max) of a run, computed on the bits (see [`min_max_key`]); (NaN, NaN) if any
 /// element is NaN, (0, 0) for an empty run. Signed zeros may come out either way, which no
 /// caller distinguishes (ranges are widened to include 0 first).
 #[inline(always)]
@@ -453,22 +496,32 @@ pub fn run_min_max(run: &[f32]) -> (f32, f32) {
     if run.is_empty() {
         return (0.0, 0.0);
     }
-    // On the bits, so that it vectorizes with no branch: flipping the magnitude bits of the
-    // negative floats makes the i32 order the float order (-0 just below +0), and |x| bits
-    // above infinity's mean a NaN.
-    let key = |i: i32| i ^ (((i >> 31) as u32) >> 1) as i32;
     let (mut lo, mut hi, mut abs) = (i32::MAX, i32::MIN, 0u32);
     for &x in run {
-        let k = key(x.to_bits() as i32);
+        let k = min_max_key(x.to_bits() as i32);
         lo = lo.min(k);
         hi = hi.max(k);
         abs = abs.max(x.to_bits() & 0x7fff_ffff);
     }
+    min_max_from_keys(lo, hi, abs)
+}
+
+/// [`run_min_max`] works on the bits, so that it vectorizes with no branch: flipping the
+/// magnitude bits of the negative floats makes the i32 order the float order (-0 just below
+/// +0). The key of a float's bits; its own inverse.
+#[inline(always)]
+pub(crate) fn min_max_key(i: i32) -> i32 {
+    i ^ (((i >> 31) as u32) >> 1) as i32
+}
+
+/// [`run_min_max`]'s result from the smallest and largest keys and the largest `|x|` bits of
+/// a run that is not empty: |x| bits above infinity's mean a NaN.
+#[inline(always)]
+pub(crate) fn min_max_from_keys(lo: i32, hi: i32, abs: u32) -> (f32, f32) {
     if abs > 0x7f80_0000 {
         return (f32::NAN, f32::NAN);
     }
-    // `key` is its own inverse.
-    (f32::from_bits(key(lo) as u32), f32::from_bits(key(hi) as u32))
+    (f32::from_bits(min_max_key(lo) as u32), f32::from_bits(min_max_key(hi) as u32))
 }
 
 /// `numpy.minimum`: NaN propagates.

@@ -19,6 +19,7 @@ pub mod metrics;
 mod named_tensor;
 pub mod nf4;
 pub mod rounding;
+pub mod run_ranges;
 mod scheme_error;
 pub mod ternary;
 

@@ -22,6 +22,8 @@ pub(crate) struct BlobSink {
     path: PathBuf,
     /// Declarations not yet handed to the writer (all go in before the first tensor).
     pending: Vec<EntryDecl>,
+    /// Packed int4 codes of the tensor being written (see [`sections`]).
+    pack: Vec<u8>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -73,7 +75,9 @@ fn declare(e: &PlanEntry) -> EntryDecl {
 /// The four sections (data, scales, zeros, aux) of an encoded tensor, laid out as
 /// docs/blob-format.md says for its scheme.
 /// Sections the encoding already holds are borrowed, not copied.
-fn sections(e: &Encoded) -> [Cow<'_, [u8]>; 4] {
+/// Int4 codes are packed into `pack`, a buffer the sink keeps from tensor to tensor (only its
+/// growth is ever zeroed; packing writes every byte it hands out).
+fn sections<'a>(e: &'a Encoded, pack: &'a mut Vec<u8>) -> [Cow<'a, [u8]>; 4] {
     let none = || Cow::Borrowed(&[][..]);
     match e {
         Encoded::Plain { data, .. } => [Cow::Borrowed(&data[..]), none(), none(), none()],
@@ -92,12 +96,17 @@ fn sections(e: &Encoded) -> [Cow<'_, [u8]>; 4] {
         },
         Encoded::Int4(t) => {
             // Two codes per byte, first element in the low nibble, each row padded to a byte.
-            let data = smelt_quant::int4::pack_nibble_rows(&t.codes, t.cols);
+            let len = if t.cols == 0 { 0 } else { t.codes.len() / t.cols * t.cols.div_ceil(2) };
+            if pack.len() < len {
+                pack.resize(len, 0);
+            }
+            smelt_quant::int4::pack_nibble_rows_into(&t.codes, t.cols, &mut pack[..len]);
+            let data = &pack[..len];
             let zeros = match t.mode {
                 smelt_quant::int4::Int4Mode::Symmetric => none(),
                 smelt_quant::int4::Int4Mode::Asymmetric => Cow::Borrowed(&t.zeros[..]),
             };
-            [data.into(), f32_bytes(&t.scales).into(), zeros, none()]
+            [Cow::Borrowed(data), f32_bytes(&t.scales).into(), zeros, none()]
         }
         Encoded::Ternary(t, packing) => {
             let data = match packing {
@@ -164,7 +173,7 @@ impl BlobSink {
         let mut writer = BlobWriter::new(file).map_err(|e| write_err(&path, e))?;
         writer.set_metadata(&metadata(ctx)).map_err(|e| write_err(&path, e))?;
         let pending = ctx.plan.entries.iter().map(declare).collect();
-        Ok(BlobSink { writer: Some(writer), path, pending })
+        Ok(BlobSink { writer: Some(writer), path, pending, pack: Vec::new() })
     }
 }
 
@@ -177,7 +186,7 @@ impl Sink for BlobSink {
             }
         }
         let _ = entry;
-        let [data, scales, zeros, aux] = sections(encoded);
+        let [data, scales, zeros, aux] = sections(encoded, &mut self.pack);
         w.write_tensor(TensorSections { data: &data, scales: &scales, zeros: &zeros, aux: &aux })
             .map_err(|e| write_err(&self.path, e))?;
         Ok(None)

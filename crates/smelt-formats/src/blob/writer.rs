@@ -511,8 +511,12 @@ impl<W: Write + Seek> BlobWriter<W> {
         }
         let at = align_up(self.pos).ok_or(BlobWriteError::TooLarge)?;
         self.write_zeros(at - self.pos)?;
-        self.write_bytes(bytes)?;
-        crc.update(bytes);
+        // Piece by piece, each checksummed right after it was written (while the writer's
+        // copy left it in the core's cache), rather than the whole section read again.
+        for piece in bytes.chunks(1 << 20) {
+            self.write_bytes(piece)?;
+            crc.update(piece);
+        }
         Ok(at)
     }
 
