@@ -96,7 +96,7 @@ fn sections<'a>(e: &'a Encoded, pack: &'a mut Vec<u8>) -> [Cow<'a, [u8]>; 4] {
         },
         Encoded::Int4(t) => {
             // Two codes per byte, first element in the low nibble, each row padded to a byte.
-            let len = if t.cols == 0 { 0 } else { t.codes.len() / t.cols * t.cols.div_ceil(2) };
+            let len = t.codes.len().checked_div(t.cols).map_or(0, |rows| rows * t.cols.div_ceil(2));
             if pack.len() < len {
                 pack.resize(len, 0);
             }
