@@ -169,7 +169,8 @@ fn tiled_int8_packed_matches_scalar_bit_for_bit() {
     let mut tiers = simd_tiers("tiled_int8");
     tiers.push(Isa::Scalar);
     let mut rng = Rng::new(24);
-    for &(m, n, k) in &[(8usize, 1usize, 1usize), (9, 33, 5), (16, 64, 1024), (17, 40, 1100), (33, 65, 2051)]
+    for &(m, n, k) in
+        &[(8usize, 1usize, 1usize), (9, 33, 5), (16, 64, 1024), (17, 40, 1100), (33, 65, 2051), (70, 9, 1001)]
     {
         let (a, b) = (rng.bytes(m * k), rng.bytes(k * n));
         for signs in [(false, true), (true, false), (false, false), (true, true)] {
