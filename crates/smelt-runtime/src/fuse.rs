@@ -499,8 +499,10 @@ fn repeat_kv_chain(
     is: &dyn Fn(&Node, &str) -> bool,
 ) -> Option<[usize; 3]> {
     let producer = |s: Option<usize>| producer(nodes, s);
+    // The matmul must be the repeat's only reader.
+    only_reader(slot)?;
     let r = producer(slot)?;
-    let (rn, _) = (&nodes[r], only_reader(slot)?);
+    let rn = &nodes[r];
     if !is(rn, "Reshape") || rn.opset < 5 || rn.inputs.len() != 2 || rn.inputs[1].is_none() {
         return None;
     }
