@@ -23,6 +23,14 @@ pub(crate) const NR: usize = 32;
 /// From this many rows of `A` on, [`crate::gemm_f32_packed`] runs the blocked kernels.
 pub(crate) const MIN_ROWS: usize = 8;
 
+/// From this many rows on, [`crate::gemm_f32`], [`crate::gemm_f32_bt`] and
+/// [`crate::gemm_f32_packed`] may compute a row with other arithmetic than with fewer rows
+/// (the blocked kernels' in-order FMA chain instead of the dot-product kernels' lanes). On
+/// either side of it a row's bits do not depend on the number of rows: stacking the rows of
+/// several products against the same `B` into one call keeps every bit as long as each
+/// product and the stack are on the same side.
+pub const GEMM_ROWS_REGIME: usize = MIN_ROWS;
+
 /// `A` (`m×k`) packed in tiles of `mr` rows for the micro-kernels: tile `t` holds
 /// `[kk][r]` = `A[t·mr + r, kk]`, rows past `m` zero.
 pub(crate) fn pack_a(m: usize, k: usize, a: &[f32], mr: usize) -> Vec<f32> {

@@ -14,7 +14,7 @@
 use crate::arch;
 use crate::blocked;
 use crate::dispatch::{selected, Isa};
-use crate::parallel::for_column_ranges;
+use crate::parallel::{for_column_ranges, Out};
 use crate::transpose::transpose;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
@@ -104,11 +104,28 @@ pub fn gemm_f32_packed(m: usize, a: &[f32], b: &PackedF32, c: &mut [f32]) {
 /// # Panics
 /// As [`gemm_f32_packed`].
 pub fn gemm_f32_packed_with(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: &mut [f32]) {
+    gemm_f32_packed_out(isa, m, a, b, c.into());
+}
+
+/// [`gemm_f32_packed`] into a new vector (`m·n` long), which on several threads is written
+/// once per element and never zero-filled first (prefill's outputs are megabytes).
+///
+/// # Panics
+/// When `a.len() != m·k`.
+pub fn gemm_f32_packed_vec(m: usize, a: &[f32], b: &PackedF32) -> Vec<f32> {
+    let mut c = Vec::new();
+    gemm_f32_packed_out(selected().float, m, a, b, Out::Fresh(&mut c));
+    c
+}
+
+fn gemm_f32_packed_out(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: Out<'_, f32>) {
     let [k, n] = b.shape();
     assert_eq!(a.len(), m * k, "gemm_f32_packed: A has {} elements, m·k = {}", a.len(), m * k);
-    assert_eq!(c.len(), m * n, "gemm_f32_packed: C has {} elements, m·n = {}", c.len(), m * n);
+    if let Some(len) = c.len() {
+        assert_eq!(len, m * n, "gemm_f32_packed: C has {len} elements, m·n = {}", m * n);
+    }
     if k == 0 {
-        c.fill(0.0);
+        c.into_slice(m * n).fill(0.0);
         return;
     }
     let isa = isa.or_scalar();

@@ -15,7 +15,7 @@
 use crate::arch;
 use crate::dispatch::{selected, Isa};
 use crate::int8::{matmul_integer_bt_with, Int8Matrix, ZeroPoints};
-use crate::parallel::for_column_ranges;
+use crate::parallel::{for_column_ranges, Out};
 use crate::transpose::transpose;
 
 /// Columns per panel of the VNNI layout.
@@ -166,15 +166,51 @@ pub fn matmul_integer_packed_scaled_with(
     scale: &[f32],
     c: &mut [f32],
 ) {
+    matmul_integer_packed_scaled_out(isa, m, a, a_zero, b, b_zero, scale, c.into());
+}
+
+/// [`matmul_integer_packed_scaled`] into a new vector (`m·n` long), which on several threads
+/// is written once per element and never zero-filled first.
+///
+/// # Panics
+/// As [`matmul_integer_packed_scaled`].
+pub fn matmul_integer_packed_scaled_vec(
+    m: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: &PackedInt8,
+    b_zero: ZeroPoints<'_>,
+    scale: &[f32],
+) -> Vec<f32> {
+    let mut c = Vec::new();
+    let isa = selected().int8;
+    matmul_integer_packed_scaled_out(isa, m, a, a_zero, b, b_zero, scale, Out::Fresh(&mut c));
+    c
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_integer_packed_scaled_out(
+    isa: Isa,
+    m: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: &PackedInt8,
+    b_zero: ZeroPoints<'_>,
+    scale: &[f32],
+    c: Out<'_, f32>,
+) {
     let (k, n) = (b.k, b.n);
     assert!(
         scale.len() == 1 || scale.len() == n,
         "matmul_integer_packed_scaled: {} scales for {n} columns",
         scale.len()
     );
-    assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
+    if let Some(len) = c.len() {
+        assert_eq!(len, m * n, "matmul_integer: C has {len} elements, m·n = {}", m * n);
+    }
     let scale_of = |j: usize| if scale.len() == 1 { scale[0] } else { scale[j] };
     if let Layout::Bt(_) = &b.layout {
+        let c = c.into_slice(m * n);
         let mut acc = vec![0i32; m * n];
         matmul_integer_packed_with(isa, m, a, a_zero, b, b_zero, &mut acc);
         for (row_c, row_acc) in c.chunks_mut(n.max(1)).zip(acc.chunks(n.max(1))) {

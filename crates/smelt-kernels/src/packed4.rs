@@ -38,7 +38,7 @@ use crate::bnb4::{Bnb4Nf4, NF4_CODE};
 use crate::dispatch::{selected, Isa};
 use crate::f32_gemm;
 use crate::nbits::NBitsQ4;
-use crate::parallel::for_column_ranges;
+use crate::parallel::{for_column_ranges, Out};
 
 /// Weight rows per tile.
 pub const TILE_ROWS: usize = 4;
@@ -365,6 +365,17 @@ impl Packed4Bit {
     pub fn matmul(&self, m: usize, a: &[f32], c: &mut [f32]) {
         matmul_packed4_f32_with(selected().float, m, a, self, c);
     }
+
+    /// [`Packed4Bit::matmul`] into a new vector (`m·n` long), which on several threads is
+    /// written once per element and never zero-filled first.
+    ///
+    /// # Panics
+    /// When `a` is not `m·k` long.
+    pub fn matmul_vec(&self, m: usize, a: &[f32]) -> Vec<f32> {
+        let mut c = Vec::new();
+        matmul_packed4_out(selected().float, m, a, self, Out::Fresh(&mut c));
+        c
+    }
 }
 
 /// [`Packed4Bit::matmul`] on a chosen instruction set (scalar when the CPU lacks it).
@@ -372,9 +383,15 @@ impl Packed4Bit {
 /// # Panics
 /// As [`Packed4Bit::matmul`].
 pub fn matmul_packed4_f32_with(isa: Isa, m: usize, a: &[f32], w: &Packed4Bit, c: &mut [f32]) {
+    matmul_packed4_out(isa, m, a, w, c.into());
+}
+
+fn matmul_packed4_out(isa: Isa, m: usize, a: &[f32], w: &Packed4Bit, c: Out<'_, f32>) {
     let (n, k) = (w.n, w.k);
     assert_eq!(a.len(), m * k, "packed 4-bit matmul: A has {} elements, m·k = {}", a.len(), m * k);
-    assert_eq!(c.len(), m * n, "packed 4-bit matmul: C has {} elements, m·n = {}", c.len(), m * n);
+    if let Some(len) = c.len() {
+        assert_eq!(len, m * n, "packed 4-bit matmul: C has {len} elements, m·n = {}", m * n);
+    }
     let isa = isa.or_scalar();
     let a_pad = padded_rows(m, k, w.blocks() * w.block_size, a, isa);
     for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {

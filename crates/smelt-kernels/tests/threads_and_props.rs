@@ -285,3 +285,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn fresh_outputs_equal_overwritten_ones() {
+    // The `_vec` forms write each element of a new vector once (never zero-filled when split
+    // over threads); they must equal the slice forms, which must overwrite a buffer of NaNs,
+    // with any thread count and on both sides of the blocked kernels' row count.
+    let mut rng = Rng::new(29);
+    let (n, k) = (301, 1024);
+    let b = rng.f32s(n * k);
+    let packed = PackedF32::new(k, n, &b);
+    let q = rng.bytes(n * k / 2);
+    let scales = rng.f32s(n * k / 32);
+    let w = NBitsQ4 { n, k, block_size: 32, b: &q, scales: &scales, zero_points: None };
+    let p4 = Packed4Bit::from_nbits(&w);
+    let bi8: Vec<i8> = rng.bytes(n * k).into_iter().map(|x| x as i8).collect();
+    let pi8 = PackedInt8::new(k, n, Int8Matrix::I8(&bi8));
+    let scale = rng.f32s(n);
+    for m in [1usize, 5, 9, 40] {
+        let a = rng.f32s(m * k);
+        let au8 = rng.bytes(m * k);
+        for threads in [1, 2, 3] {
+            let what = format!("m={m} threads={threads}");
+            in_pool(threads, || {
+                let mut c = vec![f32::NAN; m * n];
+                gemm_f32_packed(m, &a, &packed, &mut c);
+                assert_eq!(bits(&gemm_f32_packed_vec(m, &a, &packed)), bits(&c), "gemm_f32_packed {what}");
+                c.fill(f32::NAN);
+                p4.matmul(m, &a, &mut c);
+                assert_eq!(bits(&p4.matmul_vec(m, &a)), bits(&c), "packed 4-bit {what}");
+                c.fill(f32::NAN);
+                let (za, zb) = (ZeroPoints::PerTensor(131), ZeroPoints::PerTensor(0));
+                matmul_integer_packed_scaled(m, Int8Matrix::U8(&au8), za, &pi8, zb, &scale, &mut c);
+                let fresh = matmul_integer_packed_scaled_vec(m, Int8Matrix::U8(&au8), za, &pi8, zb, &scale);
+                assert_eq!(bits(&fresh), bits(&c), "int8 scaled {what}");
+                assert!(c.iter().all(|x| !x.is_nan()), "{what}: an element was not written");
+            });
+        }
+    }
+}

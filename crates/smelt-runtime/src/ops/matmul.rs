@@ -125,8 +125,7 @@ fn matmul_packed(c: &OpCtx<'_>, a: &Value, b: &PackedF32) -> Result<Value, Runti
     }
     let av = as_f32(c, a)?;
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
-    let mut out = vec![0f32; rows * n];
-    smelt_kernels::gemm_f32_packed(rows, &av, b, &mut out);
+    let out = smelt_kernels::gemm_f32_packed_vec(rows, &av, b);
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.push(n);
     back(c, a, shape, out)
@@ -184,10 +183,20 @@ pub(crate) fn matmul_grouped_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError
         && r == [xs[0], xs[1] * e[2], xs[2], xs[3]]
         && a.shape[..2] == r[..2];
     let (shape, out) = if grouped {
-        let ash = [xs[0], xs[1], e[2], a.shape[2], a.shape[3]];
-        let (shape, out) = matmul_f32_t(c, &av, &ash, &xv, &u, bt)?;
-        // `[b, kv, rep, s, n]` is `[b, kv·rep, s, n]` in memory.
-        (vec![a.shape[0], a.shape[1], a.shape[2], shape[4]], out)
+        // The `rep` query heads of a key/value head are contiguous rows of `a`, so they run
+        // as one product of `rep·s` rows (`[b, kv, rep·s, k]` times `x`) when that keeps the
+        // kernels' arithmetic per row (both counts on the same side of
+        // `GEMM_ROWS_REGIME`: decode's one row per head, prefill's many), and as `rep`
+        // products of `s` rows (`[b, kv, rep, s, k]` times `[b, kv, 1, t, d]`) otherwise.
+        let (rep, s) = (e[2], a.shape[2]);
+        let regime = smelt_kernels::GEMM_ROWS_REGIME;
+        let (shape, out) = if (s >= regime) == (rep * s >= regime) {
+            matmul_f32_t(c, &av, &[xs[0], xs[1], rep * s, a.shape[3]], &xv, xs, bt)?
+        } else {
+            matmul_f32_t(c, &av, &[xs[0], xs[1], rep, s, a.shape[3]], &xv, &u, bt)?
+        };
+        // Either is `[b, kv·rep, s, n]` in memory.
+        (vec![a.shape[0], a.shape[1], s, shape[shape.len() - 1]], out)
     } else {
         let repeated = expand(&xv, &u, &e);
         matmul_f32_t(c, &av, &a.shape, &repeated, &r, bt)?

@@ -353,15 +353,13 @@ fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
     let (bz_s, bz_v) = zero_points(c, c.opt(3), n)?;
     let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
-    let mut out = vec![0f32; rows * n];
-    smelt_kernels::matmul_integer_packed_scaled(
+    let out = smelt_kernels::matmul_integer_packed_scaled_vec(
         rows,
         int8(c, a)?,
         ZeroPoints::PerTensor(za),
         b,
         zb,
         sv,
-        &mut out,
     );
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.push(n);

@@ -46,8 +46,7 @@ pub(crate) fn register(r: &mut Registry) {
 fn matmul_packed(c: &OpCtx<'_>, w: &Packed4Bit, bias: Option<usize>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, w.k())?;
-    let mut y = vec![0f32; m * w.n()];
-    w.matmul(m, &av, &mut y);
+    let y = w.matmul_vec(m, &av);
     finish(c, a, w.n(), y, bias.and_then(|i| c.opt(i)))
 }
 
