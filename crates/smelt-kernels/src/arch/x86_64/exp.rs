@@ -104,8 +104,10 @@ unsafe fn sigmoid_avx512(x: &[f32], out: &mut [f32]) -> usize {
         let xd = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) });
         let e = exp_nonpos_512(_mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(xd), sign)));
         let d = _mm512_add_pd(one, e);
+        // 1/d for x ≥ 0, e/d otherwise: one division of the selected numerator (a division
+        // costs more than the rest of the element).
         let pos = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(xd, _mm512_setzero_pd());
-        let s = _mm512_mask_blend_pd(pos, _mm512_div_pd(e, d), _mm512_div_pd(one, d));
+        let s = _mm512_div_pd(_mm512_mask_blend_pd(pos, e, one), d);
         // SAFETY: as above.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm512_cvtpd_ps(s)) };
         i += 8;
@@ -123,8 +125,9 @@ unsafe fn sigmoid_avx2(x: &[f32], out: &mut [f32]) -> usize {
         let xd = _mm256_cvtps_pd(unsafe { _mm_loadu_ps(x.as_ptr().add(i)) });
         let e = exp_nonpos_256(_mm256_or_pd(xd, sign));
         let d = _mm256_add_pd(one, e);
+        // As in `sigmoid_avx512`: one division of the selected numerator.
         let pos = _mm256_cmp_pd::<_CMP_GE_OQ>(xd, _mm256_setzero_pd());
-        let s = _mm256_blendv_pd(_mm256_div_pd(e, d), _mm256_div_pd(one, d), pos);
+        let s = _mm256_div_pd(_mm256_blendv_pd(e, one, pos), d);
         // SAFETY: as above.
         unsafe { _mm_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtpd_ps(s)) };
         i += 4;
