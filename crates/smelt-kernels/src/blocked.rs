@@ -32,14 +32,18 @@ pub(crate) const MIN_ROWS: usize = 8;
 pub const GEMM_ROWS_REGIME: usize = MIN_ROWS;
 
 /// `A` (`m×k`) packed in tiles of `mr` rows for the micro-kernels: tile `t` holds
-/// `[kk][r]` = `A[t·mr + r, kk]`, rows past `m` zero.
-pub(crate) fn pack_a(m: usize, k: usize, a: &[f32], mr: usize) -> Vec<f32> {
+/// `[kk][r]` = `A[t·mr + r, kk]`, rows past `m` zero. Whole tiles go through `isa`'s
+/// transposing copy where it has one (`arch::pack_a_tile`, a leading run of `kk`); the rest
+/// element by element.
+pub(crate) fn pack_a(isa: Isa, m: usize, k: usize, a: &[f32], mr: usize) -> Vec<f32> {
     let tiles = m.div_ceil(mr);
     let mut out = vec![0.0f32; tiles * mr * k];
     for (t, tile) in out.chunks_mut((mr * k).max(1)).enumerate().take(tiles) {
-        for r in 0..mr.min(m - t * mr) {
-            let row = &a[(t * mr + r) * k..(t * mr + r + 1) * k];
-            for (kk, &v) in row.iter().enumerate() {
+        let rows = mr.min(m - t * mr);
+        let src = &a[t * mr * k..(t * mr + rows) * k];
+        let done = if rows == mr { arch::pack_a_tile(isa, mr, k, src, tile) } else { 0 };
+        for r in 0..rows {
+            for (kk, &v) in src[r * k..(r + 1) * k].iter().enumerate().skip(done) {
                 tile[kk * mr + r] = v;
             }
         }
@@ -49,7 +53,7 @@ pub(crate) fn pack_a(m: usize, k: usize, a: &[f32], mr: usize) -> Vec<f32> {
 
 /// `A` packed for the blocked kernels of `isa`, or `None` when `isa` has none.
 pub(crate) fn packed_a(isa: Isa, m: usize, k: usize, a: &[f32]) -> Option<Vec<f32>> {
-    arch::blocked_row_tile(isa).map(|mr| pack_a(m, k, a, mr))
+    arch::blocked_row_tile(isa).map(|mr| pack_a(isa, m, k, a, mr))
 }
 
 /// Where the panels of `B` come from.
@@ -161,6 +165,34 @@ fn q4_dequant_panel_portable(t: &Tiles4<'_>, tile0: usize, kc0: usize, kc: usize
             for (e, v) in cells.enumerate() {
                 let nibble = if e % 2 == 0 { e / 2 } else { 8 + e / 2 };
                 *v = table[((word >> (4 * nibble)) & 0xF) as usize] * scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_a_equals_its_definition_on_every_tier() {
+        // Whole and partial tiles, `k` below, at and around the 8-column copies.
+        let mut isas = vec![Isa::Scalar, crate::dispatch::selected().float];
+        isas.dedup();
+        for isa in isas {
+            for m in [1usize, 7, 8, 9, 16, 17, 40] {
+                for k in [1usize, 7, 8, 9, 64, 100, 130] {
+                    for mr in [6usize, 8] {
+                        let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 3.0).collect();
+                        let mut want = vec![0.0f32; m.div_ceil(mr) * mr * k];
+                        for i in 0..m {
+                            for kk in 0..k {
+                                want[(i / mr) * mr * k + kk * mr + i % mr] = a[i * k + kk];
+                            }
+                        }
+                        assert_eq!(pack_a(isa, m, k, &a, mr), want, "{isa} m={m} k={k} mr={mr}");
+                    }
+                }
             }
         }
     }

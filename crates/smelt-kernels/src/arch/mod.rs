@@ -104,6 +104,21 @@ pub(crate) fn blocked_row_tile(isa: Isa) -> Option<usize> {
     }
 }
 
+/// Packs columns `0..done` of the `mr`-row block `src` (`mr × k`, row-major) into `tile` as
+/// `tile[kk·mr + r] = src[r·k + kk]` and returns `done` (0 where `isa` has no such copy; the
+/// caller packs the rest).
+pub(crate) fn pack_a_tile(isa: Isa, mr: usize, k: usize, src: &[f32], tile: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::blocked::pack_a_tile(isa, mr, k, src, tile)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, mr, k, src, tile);
+        0
+    }
+}
+
 /// Asks for the cache lines of `data` to be brought into L2 (a hint: no effect on any result;
 /// nothing on targets without a stable prefetch instruction).
 pub(crate) fn prefetch_l2<T>(data: &[T]) {
