@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs smelt-kernels' tests built for aarch64 under qemu-user: the NEON kernels (f32 GEMMs
 # and the blocked micro-kernel, int8 MatMulInteger, the packed 4-bit and ternary GEMVs) meet
-# the same differential, bit-for-bit and thread tests as the x86-64 tiers.
+# the same differential, bit-for-bit and thread tests as the x86-64 tiers, and int8 again on
+# the dot-product extension (tier neon-dot, which qemu's CPU has).
 #
 # Not part of tools/test-all.sh: it needs Rust's standard library for aarch64, which rustup
 # downloads from outside the package registries, and the CI machine cannot fetch it. Run it
@@ -36,5 +37,5 @@ if [ "$status" -ne 0 ]; then
     echo "test-aarch64: cargo test failed (exit $status)" >&2
     exit 1
 fi
-grep -q "testing scalar + \[neon\]" "$log" || { echo "test-aarch64: no test ran the NEON tier" >&2; exit 1; }
-echo "test-aarch64: smelt-kernels passed on $target (NEON tier included)"
+grep -q "testing scalar + \[neon, neon-dot\]" "$log" || { echo "test-aarch64: no test ran the NEON and NEON dot-product tiers" >&2; exit 1; }
+echo "test-aarch64: smelt-kernels passed on $target (NEON and neon-dot tiers included)"

@@ -23,11 +23,15 @@ pub enum Isa {
     /// aarch64 Advanced SIMD (128-bit: the f32 GEMMs, int8 `MatMulInteger`, the 4-bit and
     /// ternary GEMVs).
     Neon,
+    /// NEON plus the dot-product extension (Armv8.2+ `sdot`: 16 byte products per
+    /// instruction) for int8 `MatMulInteger`; every other kernel runs its NEON version.
+    NeonDot,
 }
 
 impl Isa {
     /// Every level, from the most portable.
-    pub const ALL: [Isa; 6] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni, Isa::Neon];
+    pub const ALL: [Isa; 7] =
+        [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDot];
 
     /// Whether this CPU can run code written for this level.
     pub fn is_available(self) -> bool {
@@ -48,12 +52,15 @@ impl Isa {
             Isa::Avx512Vnni => Isa::Avx512.is_available() && std::is_x86_feature_detected!("avx512vnni"),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDot => Isa::Neon.is_available() && std::arch::is_aarch64_feature_detected!("dotprod"),
             #[allow(unreachable_patterns)]
             _ => false,
         }
     }
 
-    /// A short lower-case name (`scalar`, `avx2`, `avx-vnni`, `avx512`, `avx512-vnni`, `neon`).
+    /// A short lower-case name (`scalar`, `avx2`, `avx-vnni`, `avx512`, `avx512-vnni`, `neon`,
+    /// `neon-dot`).
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -62,6 +69,7 @@ impl Isa {
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512-vnni",
             Isa::Neon => "neon",
+            Isa::NeonDot => "neon-dot",
         }
     }
 
@@ -118,7 +126,7 @@ fn probe() -> Selection {
         float: first(&[Isa::Avx512, Isa::Avx2, Isa::Neon]),
         // 256-bit vpdpbusd does 32 byte products per instruction, as many as the three-instruction
         // widening sequence of plain AVX-512, so AVX-VNNI ranks above it.
-        int8: first(&[Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx512, Isa::Avx2, Isa::Neon]),
+        int8: first(&[Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx512, Isa::Avx2, Isa::NeonDot, Isa::Neon]),
         forced_scalar,
     }
 }

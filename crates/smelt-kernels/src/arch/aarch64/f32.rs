@@ -22,7 +22,7 @@ const MR: usize = 6;
 
 /// Rows of `A` per packed tile for `isa`, `None` without a blocked kernel.
 pub(crate) fn row_tile(isa: Isa) -> Option<usize> {
-    (isa == Isa::Neon).then_some(MR)
+    matches!(isa, Isa::Neon | Isa::NeonDot).then_some(MR)
 }
 
 /// See `arch::gemm_f32_cols`.
@@ -39,7 +39,7 @@ pub(crate) fn gemm_cols(
     out: &mut [f32],
     ld: usize,
 ) -> bool {
-    if isa != Isa::Neon {
+    if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
     crate::arch::check_cols(m, n, k, a, b, j0, j1, out, ld);
@@ -151,7 +151,7 @@ pub(crate) fn gemm_bt_cols(
     out: &mut [f32],
     ld: usize,
 ) -> bool {
-    if isa != Isa::Neon {
+    if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
     let n = b.len().checked_div(k).unwrap_or(0);
@@ -253,7 +253,7 @@ pub(crate) fn panel(
     out: &mut [f32],
     ld: usize,
 ) -> bool {
-    if isa != Isa::Neon {
+    if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
     assert!(kc0 + kc <= k && w <= NR && b.len() >= kc * NR);

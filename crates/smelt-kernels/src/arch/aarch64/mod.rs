@@ -3,8 +3,9 @@
 //! over the packed layouts.
 //!
 //! Every `#[target_feature]` function here is private to its module and reached only through
-//! a safe entry point that receives [`Isa::Neon`](crate::Isa::Neon) (see `arch/mod.rs`) and
-//! asserts the slice lengths the raw loads rely on.
+//! a safe entry point that receives [`Isa::Neon`](crate::Isa::Neon) or
+//! [`Isa::NeonDot`](crate::Isa::NeonDot) (see `arch/mod.rs`) and asserts the slice lengths the
+//! raw loads rely on.
 
 pub(crate) mod f32;
 pub(crate) mod int8;

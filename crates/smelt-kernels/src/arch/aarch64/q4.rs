@@ -43,7 +43,7 @@ pub(crate) fn gemv_tiles(
     out: &mut [f32],
     ld: usize,
 ) -> bool {
-    if isa != Isa::Neon {
+    if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
     let bs = t.block_size;

@@ -16,7 +16,7 @@ pub(crate) fn gemv_tiles(
     scale: f32,
     out: &mut [f32],
 ) -> bool {
-    if isa != Isa::Neon {
+    if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
     assert_eq!(t.words.len(), t.tiles * t.groups * TERNARY_TILE_ROWS);

@@ -34,7 +34,7 @@ pub(crate) fn row_tile(isa: Isa) -> Option<usize> {
     match isa {
         Isa::Avx512 | Isa::Avx512Vnni => Some(MR512),
         Isa::Avx2 | Isa::AvxVnni => Some(MR256),
-        Isa::Scalar | Isa::Neon => None,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -285,7 +285,7 @@ pub(crate) fn q4_dequant_panel(
                     dequant8_avx2(t, tile0 + 2 * quarter, kc0, g1, buf.as_mut_ptr().add(8 * quarter));
                 }
             }
-            Isa::Scalar | Isa::Neon => return false,
+            Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
         }
     }
     true

@@ -36,7 +36,7 @@ pub(crate) fn sigmoid_f32(isa: Isa, x: &[f32], out: &mut [f32]) -> usize {
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { sigmoid_avx512(x, out) },
         // SAFETY: as above.
         Isa::Avx2 | Isa::AvxVnni => unsafe { sigmoid_avx2(x, out) },
-        Isa::Scalar | Isa::Neon => 0,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => 0,
     }
 }
 
@@ -48,7 +48,7 @@ pub(crate) fn exp_shifted_f64(isa: Isa, x: &[f32], shift: f64, out: &mut [f64]) 
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { exp_shifted_avx512(x, shift, out) },
         // SAFETY: as above.
         Isa::Avx2 | Isa::AvxVnni => unsafe { exp_shifted_avx2(x, shift, out) },
-        Isa::Scalar | Isa::Neon => 0,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => 0,
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) fn gemm_cols(
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_avx512(m, n, k, a, b, j0, j1, out, ld) },
         // SAFETY: as above.
         Isa::Avx2 | Isa::AvxVnni => unsafe { gemm_avx2(m, n, k, a, b, j0, j1, out, ld) },
-        Isa::Scalar | Isa::Neon => return false,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
     }
     true
 }
@@ -55,7 +55,7 @@ pub(crate) fn gemm_bt_cols(
         Isa::Avx512 | Isa::Avx512Vnni => unsafe { gemm_bt_avx512(m, k, a, b, j0, j1, out, ld) },
         // SAFETY: as above.
         Isa::Avx2 | Isa::AvxVnni => unsafe { gemm_bt_avx2(m, k, a, b, j0, j1, out, ld) },
-        Isa::Scalar | Isa::Neon => return false,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
     }
     true
 }

@@ -38,7 +38,7 @@ pub(crate) fn dot_cols(
     let need_bsum = plan.need_b_sums || alpha != 0;
     let width = match isa {
         Isa::Avx512Vnni => 64,
-        Isa::Scalar | Isa::Neon => return false,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
         _ => 32,
     };
     let k_main = k - k % width;

@@ -66,7 +66,7 @@ pub(crate) fn gemv_tiles(
     match isa {
         Isa::Avx512 | Isa::Avx512Vnni => run!(tiles_avx512),
         Isa::Avx2 | Isa::AvxVnni => run!(tiles_avx2),
-        Isa::Scalar | Isa::Neon => return false,
+        Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
     }
     true
 }

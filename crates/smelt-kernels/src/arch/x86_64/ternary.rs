@@ -32,7 +32,7 @@ pub(crate) fn gemv_tiles(
         let (nt, wide) = match isa {
             Isa::Avx512 | Isa::Avx512Vnni => (NT512, true),
             Isa::Avx2 | Isa::AvxVnni => (NT256, false),
-            Isa::Scalar | Isa::Neon => return false,
+            Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
         };
         // Fewer tiles left than a pass holds: the largest power of two that fits (each tile's
         // sums are the same instruction sequence whatever the pass width).
