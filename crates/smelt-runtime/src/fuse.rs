@@ -360,6 +360,42 @@ pub(crate) fn fuse(
             }
             fused.insert(i, node);
         }
+        // The attention scale: a `Div` of the grouped product by a one-element f32 constant
+        // (torch's `scores / √d`) becomes the node's input 4, each product divided by it as the
+        // `Div` computes it (in f32), while the batch item is still in cache.
+        for i in 0..nodes.len() {
+            let Some(f) = fused.get(&i).filter(|f| f.op_type == "MatMulGroupedB" && f.inputs.len() == 4)
+            else {
+                continue;
+            };
+            let f_out = sole_output(f);
+            let Some(j) = only_reader(f_out) else { continue };
+            let div = &nodes[j];
+            if !is(div, "Div") || gone[j] || fused.contains_key(&j) || rewired.contains_key(&j) {
+                continue;
+            }
+            let (divisor, scalar) = match div.inputs.as_slice() {
+                [a, Some(d)] if *a == f_out && Some(*d) != f_out => {
+                    let v = known.get(d);
+                    (
+                        *d,
+                        v.is_some_and(|v| {
+                            v.shape.len() <= 1 && matches!(&v.data, Data::F32(x) if x.len() == 1)
+                        }),
+                    )
+                }
+                _ => continue,
+            };
+            if !scalar {
+                continue;
+            }
+            let mut node = fused.remove(&i).expect("checked above");
+            node.name = format!("{}+{}", node.name, div.name);
+            node.inputs.push(Some(divisor));
+            node.outputs = div.outputs.clone();
+            gone[j] = true;
+            fused.insert(i, node);
+        }
     }
     for (i, (node, run)) in nodes.into_iter().zip(runs).enumerate() {
         if let Some(f) = fused.remove(&i) {

@@ -451,6 +451,20 @@ fn grouped_kv_model(
     axis: i64,
     trans: bool,
 ) -> (Session, Session) {
+    grouped_kv_div_model(a, x, to, target, axis, trans, None)
+}
+
+/// [`grouped_kv_model`], its product then divided (`Div`) by the initializer `d` of the given
+/// dims and values when `div` is given.
+fn grouped_kv_div_model(
+    a: &[i64],
+    x: &[i64],
+    to: &[i64],
+    target: &[i64],
+    axis: i64,
+    trans: bool,
+    div: Option<(&[i64], &[f32])>,
+) -> (Session, Session) {
     use smelt_formats::onnx::proto::attribute_proto::AttributeType;
     use smelt_formats::onnx::proto::{AttributeProto, NodeProto, TensorProto};
     let node = |op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
@@ -481,11 +495,20 @@ fn grouped_kv_model(
             ..Default::default()
         };
         nodes.push(node("Transpose", &["r"], "rt", vec![perm]));
-        nodes.push(node("MatMul", &["A", "rt"], "Y", vec![]));
-    } else {
-        nodes.push(node("MatMul", &["A", "r"], "Y", vec![]));
     }
-    let initializer = vec![ints("axes", &[axis]), ints("to", to), ints("target", target)];
+    let product = if div.is_some() { "P" } else { "Y" };
+    nodes.push(node("MatMul", &["A", if trans { "rt" } else { "r" }], product, vec![]));
+    let mut initializer = vec![ints("axes", &[axis]), ints("to", to), ints("target", target)];
+    if let Some((dims, values)) = div {
+        nodes.push(node("Div", &["P", "d"], "Y", vec![]));
+        initializer.push(TensorProto {
+            name: Some("d".into()),
+            dims: dims.to_vec(),
+            data_type: Some(1),
+            float_data: values.to_vec(),
+            ..Default::default()
+        });
+    }
     graph_sessions(
         nodes,
         initializer,
@@ -552,6 +575,50 @@ fn grouped_kv_reads_the_heads_in_place_and_keeps_every_bit() {
         (fused.run(feeds.clone()).unwrap_err().to_string(), plain.run(feeds).unwrap_err().to_string());
     assert!(e1.contains("does not broadcast") && e2.contains("does not broadcast"), "{e1}\n{e2}");
     assert!(e1.contains("Expand_e"), "{e1}");
+}
+
+#[test]
+fn the_attention_scale_divides_inside_the_grouped_product() {
+    // A `Div` of the grouped product by a one-element f32 constant (rank 0 or 1) becomes part
+    // of it, decode and prefill shapes, B transposed or not; a divisor of several values
+    // stays a `Div`. The same bits as the unfused graph each time.
+    type Case<'a> = (&'a [i64], &'a [i64], &'a [i64], &'a [i64], bool);
+    let cases: [Case<'_>; 3] = [
+        (&[2, 8, 1, 16], &[2, 2, 7, 16], &[2, 2, 4, 7, 16], &[0, 8, -1, 16], true),
+        (&[1, 4, 40, 33], &[1, 2, 40, 33], &[1, 2, 2, 1, 1], &[1, 4, 40, 33], true),
+        (&[1, 4, 40, 40], &[1, 2, 40, 33], &[1, 2, 2, 1, 1], &[1, 4, 40, 33], false),
+    ];
+    for (a_shape, x_shape, to, target, trans) in cases {
+        let n = if trans { x_shape[2] } else { x_shape[3] } as usize;
+        let many: Vec<f32> = (0..n).map(|j| 1.5 + j as f32 * 0.25).collect();
+        let divisors: [(&[i64], &[f32], bool); 3] =
+            [(&[], &[2.828_427], true), (&[1], &[0.3], true), (&[n as i64], &many, false)];
+        for (dims, values, folds) in divisors {
+            let (fused, plain) =
+                grouped_kv_div_model(a_shape, x_shape, to, target, 2, trans, Some((dims, values)));
+            let mut want_ops = vec!["smelt.fused.MatMulGroupedB".to_string()];
+            if !folds {
+                want_ops.push("Div".into());
+            }
+            assert_eq!(fused.node_ops(), want_ops, "{a_shape:?} divisor {dims:?}");
+            let an = a_shape.iter().product::<i64>() as usize;
+            let xn = x_shape.iter().product::<i64>() as usize;
+            let a: Vec<f32> = (0..an).map(|i| ((i * 7919) % 2001) as f32 / 700.0 - 1.3).collect();
+            let x: Vec<f32> = (0..xn).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
+            let dims_of = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+            let feeds = vec![
+                ("A".to_string(), Value::f32(dims_of(a_shape), a)),
+                ("X".to_string(), Value::f32(dims_of(x_shape), x)),
+            ];
+            let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
+            assert_eq!(got[0].1.shape, want[0].1.shape);
+            let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
+            assert!(
+                g.iter().zip(&w).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{a_shape:?} divisor {dims:?}: the fused product differs"
+            );
+        }
+    }
 }
 
 #[test]

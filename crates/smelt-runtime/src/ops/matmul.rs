@@ -25,12 +25,13 @@ pub(crate) fn matmul_f32(
     b: &[f32],
     bsh: &[usize],
 ) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
-    matmul_f32_t(c, a, ash, b, bsh, false)
+    matmul_f32_t(c, a, ash, b, bsh, false, None)
 }
 
 /// [`matmul_f32`], or with `bt` `a · bᵀ` where `bᵀ` swaps `b`'s last two axes (`b` of rank
 /// ≥ 2 is `[.., n, k]`): the fused `Transpose → MatMul` of [`crate::fuse`], which reads each
-/// batch item's `b` as a Linear weight instead of copying it transposed.
+/// batch item's `b` as a Linear weight instead of copying it transposed. With `divisor`, each
+/// product is then divided by it in f32 (a fused `Div` by a scalar: the same bits).
 fn matmul_f32_t(
     c: &OpCtx<'_>,
     a: &[f32],
@@ -38,6 +39,7 @@ fn matmul_f32_t(
     b: &[f32],
     bsh: &[usize],
     bt: bool,
+    divisor: Option<f32>,
 ) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
     if ash.is_empty() || bsh.is_empty() {
         return Err(c.shape_err("MatMul operands must have rank >= 1", ash, bsh));
@@ -71,6 +73,9 @@ fn matmul_f32_t(
             smelt_kernels::gemm_f32_bt(m, n, k, a, b, o);
         } else {
             smelt_kernels::gemm_f32(m, n, k, a, b, o);
+        }
+        if let Some(d) = divisor {
+            o.iter_mut().for_each(|x| *x /= d);
         }
     };
     if nb > 1 && m * n > 0 && m * n * k >= 1 << 16 {
@@ -148,7 +153,7 @@ pub(crate) fn matmul_trans_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> 
     if b.shape.len() < 2 {
         return Err(c.shape_err("transposed B needs rank >= 2", &a.shape, &b.shape));
     }
-    let (shape, out) = matmul_f32_t(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape, true)?;
+    let (shape, out) = matmul_f32_t(c, &as_f32(c, a)?, &a.shape, &as_f32(c, b)?, &b.shape, true, None)?;
     Ok(vec![back(c, a, shape, out)?])
 }
 
@@ -159,9 +164,15 @@ pub(crate) fn matmul_trans_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> 
 /// and `a` is `[b, kv·rep, s, k]`, the product runs as `a` seen as `[b, kv, rep, s, k]` times
 /// `x` seen as `[b, kv, 1, t, d]`: the batch broadcasting hands each query head its key/value
 /// head, the same kernel call on the same operands as over the repeated copy, which is never
-/// made. Otherwise the chain's value is built as the three ops define it.
+/// made. Otherwise the chain's value is built as the three ops define it. Input 4, when
+/// present, is a one-element f32 divisor of the product (the attention scale's `Div`).
 pub(crate) fn matmul_grouped_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let (a, x) = (c.input(0)?, c.input(1)?);
+    let divisor = match c.opt(4).map(|d| &d.data) {
+        None => None,
+        Some(Data::F32(d)) if d.len() == 1 => Some(d[0]),
+        Some(_) => return Err(c.err("the fused divisor must be one f32 value")),
+    };
     let bt = c.int("trans_b", 0) != 0;
     if x.shape.len() < 2 {
         return Err(c.shape_err("Unsqueeze at axis 2 needs rank >= 2", &x.shape, &[]));
@@ -191,15 +202,15 @@ pub(crate) fn matmul_grouped_b(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError
         let (rep, s) = (e[2], a.shape[2]);
         let regime = smelt_kernels::GEMM_ROWS_REGIME;
         let (shape, out) = if (s >= regime) == (rep * s >= regime) {
-            matmul_f32_t(c, &av, &[xs[0], xs[1], rep * s, a.shape[3]], &xv, xs, bt)?
+            matmul_f32_t(c, &av, &[xs[0], xs[1], rep * s, a.shape[3]], &xv, xs, bt, divisor)?
         } else {
-            matmul_f32_t(c, &av, &[xs[0], xs[1], rep, s, a.shape[3]], &xv, &u, bt)?
+            matmul_f32_t(c, &av, &[xs[0], xs[1], rep, s, a.shape[3]], &xv, &u, bt, divisor)?
         };
         // Either is `[b, kv·rep, s, n]` in memory.
         (vec![a.shape[0], a.shape[1], s, shape[shape.len() - 1]], out)
     } else {
         let repeated = expand(&xv, &u, &e);
-        matmul_f32_t(c, &av, &a.shape, &repeated, &r, bt)?
+        matmul_f32_t(c, &av, &a.shape, &repeated, &r, bt, divisor)?
     };
     Ok(vec![back(c, a, shape, out)?])
 }
