@@ -517,6 +517,27 @@ fn grouped_kv_div_model(
     )
 }
 
+/// Runs both sessions of a grouped-product model on fixed-pattern `A` and `X` and requires the
+/// same shape and bits.
+fn same_grouped_products(fused: &Session, plain: &Session, a_shape: &[i64], x_shape: &[i64], what: &str) {
+    let an = a_shape.iter().product::<i64>() as usize;
+    let xn = x_shape.iter().product::<i64>() as usize;
+    let a: Vec<f32> = (0..an).map(|i| ((i * 7919) % 2001) as f32 / 700.0 - 1.3).collect();
+    let x: Vec<f32> = (0..xn).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
+    let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+    let feeds = vec![
+        ("A".to_string(), Value::f32(dims(a_shape), a)),
+        ("X".to_string(), Value::f32(dims(x_shape), x)),
+    ];
+    let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
+    assert_eq!(got[0].1.shape, want[0].1.shape, "{a_shape:?} {x_shape:?} {what}");
+    let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
+    assert!(
+        g.iter().zip(&w).all(|(p, q)| p.to_bits() == q.to_bits()),
+        "{a_shape:?} {x_shape:?} {what}: the fused product differs"
+    );
+}
+
 #[test]
 fn grouped_kv_reads_the_heads_in_place_and_keeps_every_bit() {
     // (A, X, Expand's shape, Reshape's target, B transposed): the repeat read in place —
@@ -543,22 +564,7 @@ fn grouped_kv_reads_the_heads_in_place_and_keeps_every_bit() {
             vec!["smelt.fused.MatMulGroupedB".to_string()],
             "{a_shape:?} {x_shape:?}"
         );
-        let an = a_shape.iter().product::<i64>() as usize;
-        let xn = x_shape.iter().product::<i64>() as usize;
-        let a: Vec<f32> = (0..an).map(|i| ((i * 7919) % 2001) as f32 / 700.0 - 1.3).collect();
-        let x: Vec<f32> = (0..xn).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
-        let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
-        let feeds = vec![
-            ("A".to_string(), Value::f32(dims(a_shape), a)),
-            ("X".to_string(), Value::f32(dims(x_shape), x)),
-        ];
-        let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
-        assert_eq!(got[0].1.shape, want[0].1.shape, "{a_shape:?} {x_shape:?} {to:?} {target:?}");
-        let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
-        assert!(
-            g.iter().zip(&w).all(|(p, q)| p.to_bits() == q.to_bits()),
-            "{a_shape:?} {x_shape:?} {to:?} {target:?} trans={trans}: the fused product differs"
-        );
+        same_grouped_products(&fused, &plain, a_shape, x_shape, &format!("{to:?} {target:?} trans={trans}"));
     }
     // Another Unsqueeze axis is another chain: left alone.
     let (fused, _) =
@@ -601,22 +607,7 @@ fn the_attention_scale_divides_inside_the_grouped_product() {
                 want_ops.push("Div".into());
             }
             assert_eq!(fused.node_ops(), want_ops, "{a_shape:?} divisor {dims:?}");
-            let an = a_shape.iter().product::<i64>() as usize;
-            let xn = x_shape.iter().product::<i64>() as usize;
-            let a: Vec<f32> = (0..an).map(|i| ((i * 7919) % 2001) as f32 / 700.0 - 1.3).collect();
-            let x: Vec<f32> = (0..xn).map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.5).collect();
-            let dims_of = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
-            let feeds = vec![
-                ("A".to_string(), Value::f32(dims_of(a_shape), a)),
-                ("X".to_string(), Value::f32(dims_of(x_shape), x)),
-            ];
-            let (got, want) = (fused.run(feeds.clone()).unwrap(), plain.run(feeds).unwrap());
-            assert_eq!(got[0].1.shape, want[0].1.shape);
-            let (g, w) = (f32s(&got[0].1), f32s(&want[0].1));
-            assert!(
-                g.iter().zip(&w).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "{a_shape:?} divisor {dims:?}: the fused product differs"
-            );
+            same_grouped_products(&fused, &plain, a_shape, x_shape, &format!("divisor {dims:?}"));
         }
     }
 }

@@ -43,41 +43,62 @@ pub(crate) fn dot_cols(
     let w = j1 - j0;
     assert!(a.len() >= m * k && j1 * k <= b.len() && a_sums.len() >= m && b_sums.len() >= w);
     assert!(m == 0 || (out.len() >= (m - 1) * ld + w && ld >= w));
-    if isa == Isa::NeonDot {
-        dot_cols_sdot(plan, m, k, a, b, a_sums, j0, j1, out, ld, b_sums);
-        return true;
-    }
+    let dot = isa == Isa::NeonDot;
     let val = |signed: bool, x: u8| if signed { x as i8 as i32 } else { x as i32 };
-    if plan.need_b_sums {
+    // With `sdot`, which operands are read shifted by 128 (unsigned ones), and the byte that
+    // shifts them; an operand's value as the kernel reads it.
+    let (fa, fb) = (dot && !plan.a_signed, dot && !plan.b_signed);
+    let (xa, xb) = (if fa { 0x80u8 } else { 0 }, if fb { 0x80u8 } else { 0 });
+    let read =
+        |signed: bool, flip: u8, x: u8| if flip != 0 { (x ^ flip) as i8 as i32 } else { val(signed, x) };
+    // Σb in true values: asked for, or part of the correction of a shifted A.
+    if plan.need_b_sums || fa {
         for (j, s) in (j0..j1).zip(b_sums.iter_mut()) {
             *s = b[j * k..(j + 1) * k].iter().fold(0i32, |acc, &x| acc.wrapping_add(val(plan.b_signed, x)));
         }
     }
     let k_main = k - k % 16;
+    let (sa, sb) = (plan.a_signed, plan.b_signed);
     let mut i = 0;
     while i < m {
         let rows = 2.min(m - i);
         let mut j = j0;
         while j < j1 {
             let cols = if j1 - j >= 4 { 4 } else { 1 };
-            // SAFETY (all): NEON is available (`Isa::Neon` passed `or_scalar`); rows
-            // i..i+rows < m of `a` and rows j..j+cols ≤ j1 of `b` are k bytes each (asserted),
-            // read below k_main ≤ k.
+            // SAFETY (all): NEON, and with `dot` the dot-product extension, are available (the
+            // tier passed `or_scalar`); rows i..i+rows < m of `a` and rows j..j+cols ≤ j1 of `b`
+            // are k bytes each (asserted), read below k_main ≤ k.
             let sums = unsafe {
-                match (rows, cols, plan.a_signed, plan.b_signed) {
-                    (2, 4, sa, sb) => tile::<2, 4>(a, b, k, k_main, i, j, sa, sb),
-                    (1, 4, sa, sb) => tile::<1, 4>(a, b, k, k_main, i, j, sa, sb),
-                    (2, _, sa, sb) => tile::<2, 1>(a, b, k, k_main, i, j, sa, sb),
-                    (_, _, sa, sb) => tile::<1, 1>(a, b, k, k_main, i, j, sa, sb),
+                match (rows, cols, dot) {
+                    (2, 4, true) => tile_sdot::<2, 4>(a, b, k, k_main, i, j, xa, xb),
+                    (1, 4, true) => tile_sdot::<1, 4>(a, b, k, k_main, i, j, xa, xb),
+                    (2, _, true) => tile_sdot::<2, 1>(a, b, k, k_main, i, j, xa, xb),
+                    (_, _, true) => tile_sdot::<1, 1>(a, b, k, k_main, i, j, xa, xb),
+                    (2, 4, false) => tile::<2, 4>(a, b, k, k_main, i, j, sa, sb),
+                    (1, 4, false) => tile::<1, 4>(a, b, k, k_main, i, j, sa, sb),
+                    (2, _, false) => tile::<2, 1>(a, b, k, k_main, i, j, sa, sb),
+                    (_, _, false) => tile::<1, 1>(a, b, k, k_main, i, j, sa, sb),
                 }
             };
             for r in 0..rows {
                 for c in 0..cols {
                     let (ar, br) = (&a[(i + r) * k..(i + r + 1) * k], &b[(j + c) * k..(j + c + 1) * k]);
                     let tail = ar[k_main..].iter().zip(&br[k_main..]).fold(0i32, |s, (&x, &y)| {
-                        s.wrapping_add(val(plan.a_signed, x).wrapping_mul(val(plan.b_signed, y)))
+                        s.wrapping_add(read(sa, xa, x).wrapping_mul(read(sb, xb, y)))
                     });
-                    out[(i + r) * ld + (j + c - j0)] = sums[r][c].wrapping_add(tail);
+                    // Back to true values: a·b = a'·b' + 128·a + 128·b - 128² (terms of the
+                    // shifted operands only).
+                    let mut v = sums[r][c].wrapping_add(tail);
+                    if fa {
+                        v = v.wrapping_add(b_sums[j + c - j0].wrapping_mul(128));
+                    }
+                    if fb {
+                        v = v.wrapping_add(a_sums[i + r].wrapping_mul(128));
+                    }
+                    if fa && fb {
+                        v = v.wrapping_sub((k as i32).wrapping_mul(128 * 128));
+                    }
+                    out[(i + r) * ld + (j + c - j0)] = v;
                 }
             }
             j += cols;
@@ -149,75 +170,6 @@ unsafe fn tile<const R: usize, const C: usize>(
         }
     }
     out
-}
-
-/// [`dot_cols`] on [`Isa::NeonDot`] (the module header has the method); same contract.
-#[allow(clippy::too_many_arguments)]
-fn dot_cols_sdot(
-    plan: Int8Plan,
-    m: usize,
-    k: usize,
-    a: &[u8],
-    b: &[u8],
-    a_sums: &[i32],
-    j0: usize,
-    j1: usize,
-    out: &mut [i32],
-    ld: usize,
-    b_sums: &mut [i32],
-) {
-    let val = |signed: bool, x: u8| if signed { x as i8 as i32 } else { x as i32 };
-    // Which operands are read shifted by 128, and the byte that shifts them.
-    let (fa, fb) = (!plan.a_signed, !plan.b_signed);
-    let (xa, xb) = (if fa { 0x80u8 } else { 0 }, if fb { 0x80u8 } else { 0 });
-    // Σb in true values: asked for, or part of the correction of a shifted A.
-    if plan.need_b_sums || fa {
-        for (j, s) in (j0..j1).zip(b_sums.iter_mut()) {
-            *s = b[j * k..(j + 1) * k].iter().fold(0i32, |acc, &x| acc.wrapping_add(val(plan.b_signed, x)));
-        }
-    }
-    let k_main = k - k % 16;
-    let shifted = |x: u8, flip: u8| (x ^ flip) as i8 as i32;
-    let mut i = 0;
-    while i < m {
-        let rows = 2.min(m - i);
-        let mut j = j0;
-        while j < j1 {
-            let cols = if j1 - j >= 4 { 4 } else { 1 };
-            // SAFETY (all): the dot-product extension is available (`Isa::NeonDot` passed
-            // `or_scalar`); rows i..i+rows < m of `a` and j..j+cols ≤ j1 of `b` are k bytes each
-            // (asserted by `dot_cols`), read below k_main ≤ k.
-            let sums = unsafe {
-                match (rows, cols) {
-                    (2, 4) => tile_sdot::<2, 4>(a, b, k, k_main, i, j, xa, xb),
-                    (1, 4) => tile_sdot::<1, 4>(a, b, k, k_main, i, j, xa, xb),
-                    (2, _) => tile_sdot::<2, 1>(a, b, k, k_main, i, j, xa, xb),
-                    _ => tile_sdot::<1, 1>(a, b, k, k_main, i, j, xa, xb),
-                }
-            };
-            for r in 0..rows {
-                for c in 0..cols {
-                    let (ar, br) = (&a[(i + r) * k..(i + r + 1) * k], &b[(j + c) * k..(j + c + 1) * k]);
-                    let tail = ar[k_main..].iter().zip(&br[k_main..]).fold(0i32, |s, (&x, &y)| {
-                        s.wrapping_add(shifted(x, xa).wrapping_mul(shifted(y, xb)))
-                    });
-                    let mut v = sums[r][c].wrapping_add(tail);
-                    if fa {
-                        v = v.wrapping_add(b_sums[j + c - j0].wrapping_mul(128));
-                    }
-                    if fb {
-                        v = v.wrapping_add(a_sums[i + r].wrapping_mul(128));
-                    }
-                    if fa && fb {
-                        v = v.wrapping_sub((k as i32).wrapping_mul(128 * 128));
-                    }
-                    out[(i + r) * ld + (j + c - j0)] = v;
-                }
-            }
-            j += cols;
-        }
-        i += rows;
-    }
 }
 
 /// `acc + Σ` of the four byte products in each lane (`sdot`).
