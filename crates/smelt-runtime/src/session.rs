@@ -397,9 +397,12 @@ impl Session {
         let done = AtomicBool::new(false);
         rayon::scope(|s| {
             // One spinner per other worker: it runs whatever the run's parallel regions queue
-            // (`yield_now` takes a pending job) and otherwise polls, until the run is over. A
-            // spinner that lands on the run's own thread (which can pick up its queued jobs
-            // while it waits inside a region) returns at once: it would never see the end.
+            // (`yield_now` takes a pending job) and otherwise polls, until the run is over or
+            // it has found nothing to do for `SPIN_IDLE`. A spinner that lands on the run's
+            // own thread (which can pick up its queued jobs while it waits inside a region)
+            // returns at once: it would never see the end. The idle limit matters when runs
+            // share the pool: a worker whose own run waits inside a region may pick up another
+            // run's spinner, and two such workers could otherwise wait for each other's runs.
             let home = rayon::current_thread_index();
             for _ in 1..rayon::current_num_threads() {
                 let done = &done;
@@ -407,8 +410,13 @@ impl Session {
                     if rayon::current_thread_index() == home {
                         return;
                     }
+                    let mut busy = std::time::Instant::now();
                     while !done.load(Ordering::Acquire) {
-                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                            busy = std::time::Instant::now();
+                        } else if busy.elapsed() > SPIN_IDLE {
+                            return;
+                        } else {
                             // A pause between looks at the queues: each look touches the
                             // other workers' deques, which the run's thread is pushing to.
                             for _ in 0..SPIN_PAUSES {
@@ -626,6 +634,10 @@ fn prepare_nodes(
 /// `pause` hints between a spinning worker's looks for work (one look per pause ran slower
 /// on int4 prefill in some runs, 64 was never slower than sleeping in alternating runs).
 const SPIN_PAUSES: usize = 64;
+
+/// How long a spinning worker looks for work without finding any before it leaves the run to
+/// rayon's usual sleep (longer than the gaps between a step's parallel regions).
+const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Sets its flag when dropped.
 struct SetOnDrop<'a>(&'a AtomicBool);
