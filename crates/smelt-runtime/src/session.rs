@@ -303,7 +303,8 @@ impl Session {
     /// spinning (the default, as ONNX Runtime's intra-op threads do) instead of going to
     /// sleep between parallel regions. Spinning keeps every core busy for the length of a run
     /// but saves the wake-up of a sleeping worker at each of the few hundred parallel regions
-    /// of a step (int8 decode took 13–15% less time). No result depends on it.
+    /// of a step (int8 decode took 10–18% less time in alternating runs). No result depends
+    /// on it.
     pub fn set_spin(&mut self, on: bool) {
         self.spin = on;
     }
@@ -632,7 +633,8 @@ fn prepare_nodes(
 }
 
 /// `pause` hints between a spinning worker's looks for work (one look per pause ran slower
-/// on int4 prefill in some runs, 64 was never slower than sleeping in alternating runs).
+/// on int4 prefill in some runs; with 64, spinning beat sleeping in 11 of 12 in-process
+/// comparisons, the other int4 prefill, 4% slower, within that pair's spread).
 const SPIN_PAUSES: usize = 64;
 
 /// How long a spinning worker looks for work without finding any before it leaves the run to
