@@ -371,10 +371,9 @@ pub fn quantize_rows_into_with(
     zero_points: &mut [u8],
     decoded: &mut [f32],
 ) {
+    // The buffers' lengths are checked by the ranged form.
     assert!(cols > 0 && values.len() % cols == 0, "whole rows");
     let rows = values.len() / cols;
-    assert!(codes.len() == values.len() && decoded.len() == values.len(), "codes and decoded lengths");
-    assert!(scales.len() == rows && zero_points.len() == rows, "one scale and zero point per row");
     let mut ranges = vec![(0f32, 0f32); rows];
     crate::run_ranges::run_ranges_with(tier, values, cols, cols, &mut ranges);
     quantize_rows_ranged_into_with(tier, values, cols, &ranges, mode, codes, scales, zero_points, decoded)
