@@ -87,8 +87,19 @@ pub(crate) fn for_column_ranges<'c, T, F>(
     let chunk = chunk.max(1);
     if m == 0 || n == 0 || work < PARALLEL_MIN_WORK || n <= chunk || rayon::current_num_threads() == 1 {
         let c = c.into_slice(m * n);
-        if m > 0 && n > 0 {
+        if m == 0 || n == 0 {
+            return;
+        }
+        if m == 1 {
             f(0, n, c, n);
+            return;
+        }
+        // Several rows go chunk by chunk on one thread too: a chunk's output block stays in
+        // cache across the kernel's `k` blocks, where the whole width at once (16 MB for a
+        // 128-row product with 32000 columns) goes back to memory for every block (single
+        // thread, 128×1024×32000: 86 ms against 106).
+        for j0 in (0..n).step_by(chunk) {
+            f(j0, (j0 + chunk).min(n), &mut c[j0..], n);
         }
         return;
     }
