@@ -15,7 +15,7 @@
 use crate::arch;
 use crate::dispatch::{selected, Isa};
 use crate::int8::{matmul_integer_bt_with, Int8Matrix, ZeroPoints};
-use crate::parallel::{for_column_ranges, Out};
+use crate::parallel::{for_column_blocks, for_column_ranges, ColBlock, Out};
 use crate::transpose::transpose;
 
 /// Columns per panel of the VNNI layout.
@@ -227,30 +227,31 @@ fn matmul_integer_packed_scaled_out(
         ZeroPoints::PerTensor(zb) if !call.apt.is_empty() => Some(call.row_terms(zb)),
         _ => None,
     };
-    for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+    // Each task's block is written in place: the tiled kernel stores its finished tiles
+    // there, the other kernels' sums are scaled row by row into it (no copy of the block).
+    for_column_blocks(m, n, COL_CHUNK, m * n * k, c, |j0, j1, block| {
         if let Some((row_c, row_f)) = &terms {
-            if call.columns_scaled(j0, j1, row_c, row_f, scale, out, ld) {
+            if call.columns_scaled(j0, j1, row_c, row_f, scale, block) {
                 return;
             }
         }
-        // The i32 sums of one chunk at a time (m × 64: in L1/L2), scaled into `out`.
-        let mut acc = vec![0i32; m * COL_CHUNK.min(j1 - j0)];
-        for s0 in (j0..j1).step_by(COL_CHUNK) {
-            let w = COL_CHUNK.min(j1 - s0);
-            call.columns(s0, s0 + w, &mut acc[..m * w], w);
-            for i in 0..m {
-                let (src, dst) = (&acc[i * w..(i + 1) * w], &mut out[i * ld + s0 - j0..i * ld + s0 - j0 + w]);
-                if scale.len() == 1 {
-                    let q = scale[0];
-                    for (o, &x) in dst.iter_mut().zip(src) {
-                        *o = x as f32 * q;
-                    }
-                } else {
-                    for ((o, &x), &q) in dst.iter_mut().zip(src).zip(&scale[s0..s0 + w]) {
-                        *o = x as f32 * q;
-                    }
+        // The i32 sums of the block (m × 64: in L1/L2), scaled into place a row at a time.
+        let w = j1 - j0;
+        let mut acc = vec![0i32; m * w];
+        call.columns(j0, j1, &mut acc, w);
+        let mut row = vec![0f32; w];
+        for (i, src) in acc.chunks_exact(w).enumerate() {
+            if scale.len() == 1 {
+                let q = scale[0];
+                for (o, &x) in row.iter_mut().zip(src) {
+                    *o = x as f32 * q;
+                }
+            } else {
+                for ((o, &x), &q) in row.iter_mut().zip(src).zip(&scale[j0..j1]) {
+                    *o = x as f32 * q;
                 }
             }
+            block.write_row(i, 0, &row);
         }
     });
 }
@@ -348,7 +349,7 @@ impl<'a> VnniCall<'a> {
         (c0, alpha.wrapping_add(za))
     }
 
-    /// Columns `j0..j1` of `f32(product) · scale` into `out` (row stride `ld`) by the tiled
+    /// Columns `j0..j1` of `f32(product) · scale` into `block` (their columns) by the tiled
     /// kernel's [`Finish`]; `false` (nothing written) when the instruction set has none.
     #[allow(clippy::too_many_arguments)]
     fn columns_scaled(
@@ -358,8 +359,7 @@ impl<'a> VnniCall<'a> {
         row_c: &[i32],
         row_f: &[i32],
         scale: &[f32],
-        out: &mut [f32],
-        ld: usize,
+        block: &mut ColBlock<'_, f32>,
     ) -> bool {
         let panel_len = self.k4 / 4 * PANEL * 4;
         for p0 in (j0..j1).step_by(PANEL) {
@@ -373,9 +373,8 @@ impl<'a> VnniCall<'a> {
                 col_sums: &self.col_sums[p0..p0 + w],
                 scale: if scale.len() == 1 { scale } else { &scale[p0..p0 + w] },
             };
-            let o = &mut out[p0 - j0..];
             if !arch::int8_packed_panel_tiled_scaled(
-                self.isa, self.m, self.k4, &self.apt, panel, next, w, &fin, o, ld,
+                self.isa, self.m, self.k4, &self.apt, panel, next, w, &fin, block, p0 - j0,
             ) {
                 debug_assert_eq!(p0, j0, "the kernel exists for every panel or none");
                 return false;

@@ -114,7 +114,35 @@ pub(crate) fn for_column_ranges<'c, T, F>(
     }
     // Several rows: each task computes its column block into its worker's scratch (in L1 or
     // L2, reused from task to task) and copies it into place.
-    let (dst, fresh) = match c {
+    for_column_blocks(m, n, chunk, work, c, |j0, j1, block| {
+        let w = j1 - j0;
+        with_scratch(m * w, |buf: &mut [T]| {
+            f(j0, j1, buf, w);
+            for (r, row) in buf.chunks_exact(w).enumerate() {
+                block.write_row(r, 0, row);
+            }
+        });
+    });
+}
+
+/// Fills `c` (`m × n`, row-major) by calling `f(j0, j1, block)` for column ranges `j0..j1`
+/// (fixed multiples of `chunk`, on the pool when `work` is worth it, else one after another);
+/// `f` writes every element of its [`ColBlock`] (`m` rows of `j1 - j0`), in place: no scratch,
+/// no copy, for kernels that store whole tiles (where [`for_column_ranges`], whose kernels
+/// write a slice, computes each block aside and copies it).
+pub(crate) fn for_column_blocks<'c, T, F>(
+    m: usize,
+    n: usize,
+    chunk: usize,
+    work: usize,
+    c: impl Into<Out<'c, T>>,
+    f: F,
+) where
+    T: Copy + Send + Sync + 'c,
+    F: Fn(usize, usize, &mut ColBlock<'_, T>) + Sync + Send,
+{
+    let chunk = chunk.max(1);
+    let (dst, fresh) = match c.into() {
         Out::Slice(s) => {
             assert_eq!(s.len(), m * n, "output has {} elements, m·n = {}", s.len(), m * n);
             (SharedOut(s.as_mut_ptr()), None)
@@ -126,25 +154,77 @@ pub(crate) fn for_column_ranges<'c, T, F>(
         }
     };
     let dst = &dst;
-    (0..n.div_ceil(chunk)).into_par_iter().for_each(|i| {
+    let task = |i: usize| {
         let (j0, j1) = (i * chunk, ((i + 1) * chunk).min(n));
-        let w = j1 - j0;
-        with_scratch(m * w, |buf: &mut [T]| {
-            f(j0, j1, buf, w);
-            for r in 0..m {
-                // SAFETY: `dst` points at `m·n` elements of `c` (a slice borrowed mutably for
-                // this whole call, or a vector's reserved capacity), written only here,
-                // through raw pointers: row r, columns j0..j1, which no other task writes
-                // (the column ranges are disjoint); `buf` holds m × w elements.
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr().add(r * w), dst.0.add(r * n + j0), w) };
-            }
-        });
-    });
+        // SAFETY: `dst` points at `m·n` elements (a slice borrowed mutably for this whole call,
+        // or a vector's reserved capacity); the block covers rows 0..m, columns j0..j1 of it,
+        // which no other task's block covers (the ranges are disjoint).
+        let mut block = unsafe { ColBlock::new(dst.0.add(j0), m, j1 - j0, n) };
+        f(j0, j1, &mut block);
+    };
+    if m > 0 && n > 0 {
+        let tasks = n.div_ceil(chunk);
+        if work < PARALLEL_MIN_WORK || tasks == 1 || rayon::current_num_threads() == 1 {
+            (0..tasks).for_each(task);
+        } else {
+            (0..tasks).into_par_iter().for_each(task);
+        }
+    }
     if let Some(v) = fresh {
         // SAFETY: the capacity is m·n (reserved above) and the tasks, whose column ranges
-        // cover 0..n, have each written rows 0..m of their range: every element is set.
+        // cover 0..n, have each written every element of their block (`f`'s contract).
         // A panicking task propagates before this line, leaving the vector empty.
         unsafe { v.set_len(m * n) };
+    }
+}
+
+/// One task's columns of a row-major output: `rows` rows of `width` elements, row `r` at
+/// `ptr + r·ld`. Blocks of different tasks interleave in memory, so a block is never one
+/// slice (and its memory may not be initialized yet: it is written, never read, until the
+/// task has written it): rows are copied in with [`ColBlock::write_row`], or a kernel that
+/// stores whole tiles takes the pointer ([`ColBlock::tile_ptr`]).
+pub(crate) struct ColBlock<'a, T> {
+    ptr: *mut T,
+    rows: usize,
+    width: usize,
+    ld: usize,
+    _out: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T: Copy> ColBlock<'_, T> {
+    /// # Safety
+    /// `ptr + r·ld + j` for `r < rows`, `j < width` is valid for writes (and for reads of what
+    /// was written through the block) for the block's lifetime, and nothing else accesses
+    /// those elements meanwhile.
+    unsafe fn new(ptr: *mut T, rows: usize, width: usize, ld: usize) -> Self {
+        debug_assert!(width <= ld || rows <= 1);
+        ColBlock { ptr, rows, width, ld, _out: std::marker::PhantomData }
+    }
+
+    /// Elements between the starts of two rows.
+    pub(crate) fn ld(&self) -> usize {
+        self.ld
+    }
+
+    /// Writes `src` into row `r` from column `col` on.
+    ///
+    /// # Panics
+    /// When `r` or the columns are outside the block.
+    pub(crate) fn write_row(&mut self, r: usize, col: usize, src: &[T]) {
+        assert!(r < self.rows && col + src.len() <= self.width, "row {r}, columns {col}.. outside the block");
+        // SAFETY: inside the block (asserted), which `new`'s contract makes writable.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(r * self.ld + col), src.len()) };
+    }
+
+    /// The element at row 0, column `col`, for a kernel that stores a `rows × w` tile with
+    /// row stride [`ColBlock::ld`] (and may read back what it stored).
+    ///
+    /// # Panics
+    /// When `rows` rows of `w` columns from `col` do not fit in the block.
+    pub(crate) fn tile_ptr(&mut self, rows: usize, col: usize, w: usize) -> *mut T {
+        assert!(rows <= self.rows && col + w <= self.width, "a {rows}×{w} tile at column {col} outside the block");
+        // SAFETY: `col <= width`, inside the allocation.
+        unsafe { self.ptr.add(col) }
     }
 }
 
@@ -173,3 +253,41 @@ struct SharedOut<T>(*mut T);
 // SAFETY: the tasks write disjoint elements through it (see `for_column_ranges`), and `T` is
 // `Send`.
 unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every element of the output is written once, by the block holding its column, on one
+    /// thread and on several, into a slice and into a fresh vector.
+    #[test]
+    fn column_blocks_cover_the_output_once() {
+        for threads in [1usize, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for (m, n, chunk) in [(1usize, 1usize, 64usize), (5, 130, 64), (9, 64, 64), (3, 200, 32), (0, 10, 4)] {
+                let want: Vec<u32> = (0..m * n).map(|i| i as u32).collect();
+                let fill = |j0: usize, j1: usize, b: &mut ColBlock<'_, u32>| {
+                    for r in 0..m {
+                        let row: Vec<u32> = (j0..j1).map(|j| (r * n + j) as u32).collect();
+                        b.write_row(r, 0, &row);
+                    }
+                };
+                pool.install(|| {
+                    let mut s = vec![u32::MAX; m * n];
+                    for_column_blocks(m, n, chunk, usize::MAX, &mut s[..], fill);
+                    assert_eq!(s, want, "slice, {threads} threads, {m}×{n}");
+                    let mut v = vec![7u32; 3];
+                    for_column_blocks(m, n, chunk, usize::MAX, Out::Fresh(&mut v), fill);
+                    assert_eq!(v, want, "fresh, {threads} threads, {m}×{n}");
+                });
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the block")]
+    fn a_row_past_the_block_is_refused() {
+        let mut s = [0u32; 2 * 8];
+        for_column_blocks(2, 8, 4, 0, &mut s[..], |_, _, b| b.write_row(0, 2, &[1, 2, 3]));
+    }
+}

@@ -290,16 +290,16 @@ pub(crate) fn int8_packed_panel_tiled_scaled(
     next: &[u8],
     w: usize,
     fin: &crate::int8_packed::Finish<'_>,
-    out: &mut [f32],
-    ld: usize,
+    block: &mut crate::parallel::ColBlock<'_, f32>,
+    col: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::int8_packed::panel_tiled_scaled(isa, m, k4, apt, panel, next, w, fin, out, ld)
+        x86_64::int8_packed::panel_tiled_scaled(isa, m, k4, apt, panel, next, w, fin, block, col)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, m, k4, apt, panel, next, w, fin, out, ld);
+        let _ = (isa, m, k4, apt, panel, next, w, fin, block, col);
         false
     }
 }

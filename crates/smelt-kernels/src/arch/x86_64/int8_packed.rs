@@ -12,6 +12,7 @@ use std::arch::x86_64::*;
 use super::tail_mask16;
 use crate::dispatch::Isa;
 use crate::int8_packed::{Finish, PANEL};
+use crate::parallel::ColBlock;
 
 /// See `arch::int8_packed_panel`.
 pub(crate) fn panel(
@@ -78,9 +79,10 @@ pub(crate) fn panel_tiled(
     if isa != Isa::Avx512Vnni {
         return false;
     }
-    check_tiled(m, k4, apt, panel, w, out.len(), ld);
+    check_tiled(m, k4, apt, panel, w);
+    assert!(m == 0 || (out.len() >= (m - 1) * ld + w && ld >= w));
     // SAFETY: the CPU has AVX512-VNNI (`isa` went through `or_scalar`, arch/mod.rs contract);
-    // `check_tiled` bounds every load and store below.
+    // `check_tiled` bounds every load below, the assertion above every store.
     unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, None, out.as_mut_ptr(), ld) };
     true
 }
@@ -96,25 +98,27 @@ pub(crate) fn panel_tiled_scaled(
     next: &[u8],
     w: usize,
     fin: &Finish<'_>,
-    out: &mut [f32],
-    ld: usize,
+    block: &mut ColBlock<'_, f32>,
+    col: usize,
 ) -> bool {
     if isa != Isa::Avx512Vnni {
         return false;
     }
-    check_tiled(m, k4, apt, panel, w, out.len(), ld);
+    // Panics unless `m` rows of `w` columns from `col` lie in the block.
+    let out = block.tile_ptr(m, col, w);
+    check_tiled(m, k4, apt, panel, w);
     assert!(fin.row_c.len() >= m && fin.row_f.len() >= m && fin.col_sums.len() >= w);
     assert!(fin.scale.len() == 1 || fin.scale.len() >= w);
-    // SAFETY: as `panel_tiled`; the `fin` slices are long enough (asserted). The partial sums
-    // are stored in `out` as i32 bits (f32 has no invalid bit pattern) until the last block.
-    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, Some(fin), out.as_mut_ptr().cast(), ld) };
+    // SAFETY: as `panel_tiled` for the loads; the stores stay in the block's `m × w` tile
+    // (`tile_ptr`), which is writable and, once written, readable (`ColBlock`'s contract). The
+    // partial sums are stored there as i32 bits until the last block, which overwrites them.
+    unsafe { tiled_avx512vnni(m, k4, apt, panel, next, w, Some(fin), out.cast(), block.ld()) };
     true
 }
 
-fn check_tiled(m: usize, k4: usize, apt: &[u8], panel: &[u8], w: usize, out_len: usize, ld: usize) {
+fn check_tiled(m: usize, k4: usize, apt: &[u8], panel: &[u8], w: usize) {
     assert!(k4 & 3 == 0 && apt.len() >= m.div_ceil(TILE) * TILE * k4);
     assert!(panel.len() >= k4 / 4 * PANEL * 4 && w <= PANEL);
-    assert!(m == 0 || (out_len >= (m - 1) * ld + w && ld >= w));
 }
 
 /// The tiled kernel. Without `fin` it stores the sums `D` (i32); with it, the last `k` block
@@ -122,8 +126,8 @@ fn check_tiled(m: usize, k4: usize, apt: &[u8], panel: &[u8], w: usize, out_len:
 /// the conversion to nearest and one f32 product: `Finish`'s definition, bit for bit).
 ///
 /// # Safety
-/// AVX512-VNNI available; `out` valid for `(m - 1)·ld + w` 4-byte elements and bounds as
-/// `check_tiled` asserts.
+/// AVX512-VNNI available; `out + r·ld + j` (`r < m`, `j < w`, `ld ≥ w`) valid for writes, and
+/// for reads once written; the other bounds as `check_tiled` asserts.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tiled_avx512vnni(
@@ -157,7 +161,7 @@ unsafe fn tiled_avx512vnni(
         let g1 = (g0 + KG).min(groups);
         for t in 0..m.div_ceil(TILE) {
             let rows = (m - t * TILE).min(TILE);
-            // SAFETY (whole body): bounds asserted by `check_tiled`.
+            // SAFETY (whole body): bounds asserted by `check_tiled` and the caller.
             let op = unsafe { out.add(t * TILE * ld) };
             let ap = unsafe { apt.as_ptr().add(t * TILE * k4) };
             let mut acc = [[_mm512_setzero_si512(); 2]; TILE];
