@@ -153,23 +153,96 @@ fn quantize(isa: Isa, x: &[f32], scale: f32, zp: f32, q: &mut [u8]) {
     }
 }
 
-/// The lane loops compiled for AVX-512 and AVX2 (the compiler vectorizes them; no FMA can
-/// appear: Rust never contracts a multiply and an add).
+/// The x86 kernels. The ranges keep four vectors of running minima and maxima each
+/// (`vminps(v, lo)` is `v < lo ? v : lo`, the lane loop's own selection, NaN keeping `lo`);
+/// the compiler's vectorization of the lane loop shuffled every step. AVX-512's codes
+/// convert `round(x / scale)` to an integer by the conversion's own rounding to nearest even
+/// (the division exact, as the reference's), add the zero point and clamp as integers: the
+/// same code, as `round(x / scale)` is an integer of at most a few hundred and adding the
+/// integral zero point is exact in f32 too. NaN converts to `i32::MIN` and clamps to 0, as
+/// the reference's NaN does. A zero point that is not a number (both infinities in the
+/// input) takes the lane loop.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) unsafe fn range_avx512(x: &[f32]) -> (f32, f32) {
-        super::range_lanes(x)
+    use std::arch::x86_64::*;
+
+    /// Folds the lanes' bounds and the tail's elements into the range (`lo ≤ 0 ≤ hi`).
+    fn finish(lanes_lo: &[f32], lanes_hi: &[f32], tail: &[f32]) -> (f32, f32) {
+        let (lo, hi) = super::range_lanes(tail);
+        let lo = lanes_lo.iter().fold(lo, |a, &b| a.min(b));
+        let hi = lanes_hi.iter().fold(hi, |a, &b| a.max(b));
+        (lo, hi)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn range_avx512(x: &[f32]) -> (f32, f32) {
+        let mut lo = [_mm512_setzero_ps(); 4];
+        let mut hi = [_mm512_setzero_ps(); 4];
+        let mut it = x.chunks_exact(64);
+        for c in &mut it {
+            for i in 0..4 {
+                // SAFETY: `c` holds 64 elements.
+                let v = unsafe { _mm512_loadu_ps(c.as_ptr().add(16 * i)) };
+                lo[i] = _mm512_min_ps(v, lo[i]);
+                hi[i] = _mm512_max_ps(v, hi[i]);
+            }
+        }
+        let (mut l, mut h) = ([0f32; 64], [0f32; 64]);
+        for i in 0..4 {
+            // SAFETY: 16 elements at 16·i of 64.
+            unsafe {
+                _mm512_storeu_ps(l.as_mut_ptr().add(16 * i), lo[i]);
+                _mm512_storeu_ps(h.as_mut_ptr().add(16 * i), hi[i]);
+            }
+        }
+        finish(&l, &h, it.remainder())
+    }
+
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn range_avx2(x: &[f32]) -> (f32, f32) {
-        super::range_lanes(x)
+        let mut lo = [_mm256_setzero_ps(); 4];
+        let mut hi = [_mm256_setzero_ps(); 4];
+        let mut it = x.chunks_exact(32);
+        for c in &mut it {
+            for i in 0..4 {
+                // SAFETY: `c` holds 32 elements.
+                let v = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * i)) };
+                lo[i] = _mm256_min_ps(v, lo[i]);
+                hi[i] = _mm256_max_ps(v, hi[i]);
+            }
+        }
+        let (mut l, mut h) = ([0f32; 32], [0f32; 32]);
+        for i in 0..4 {
+            // SAFETY: 8 elements at 8·i of 32.
+            unsafe {
+                _mm256_storeu_ps(l.as_mut_ptr().add(8 * i), lo[i]);
+                _mm256_storeu_ps(h.as_mut_ptr().add(8 * i), hi[i]);
+            }
+        }
+        finish(&l, &h, it.remainder())
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     pub(super) unsafe fn quantize_avx512(x: &[f32], scale: f32, zp: f32, q: &mut [u8]) {
-        super::quantize_lanes(x, scale, zp, q)
+        if scale == 0.0 || zp.is_nan() {
+            super::quantize_lanes(x, scale, zp, q);
+            return;
+        }
+        let (s, z) = (_mm512_set1_ps(scale), _mm512_set1_epi32(zp as i32));
+        let (zero, top) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
+        let n = x.len().min(q.len());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: elements i..i + 16 of both (i + 16 ≤ n).
+            unsafe {
+                let v = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), s);
+                let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+                let c = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, z), zero), top);
+                _mm_storeu_si128(q.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(c));
+            }
+            i += 16;
+        }
+        super::quantize_lanes(&x[i..], scale, zp, &mut q[i..]);
     }
 
     #[target_feature(enable = "avx2,fma")]

@@ -76,6 +76,23 @@ fn dynamic_quantize_matches_the_onnx_definition() {
             x[n / 2] = bad;
             check(&format!("{bad} len {n}"), &x, &isas);
         }
+        if n > 70 {
+            // A NaN after a lane's extreme, in the same lane of every vector width: the range
+            // must keep the extreme (a NaN that replaces a lane's bound loses it).
+            for extreme in [-10.0f32, 10.0] {
+                let mut x = rng.f32s(n);
+                x[5] = extreme;
+                x[69] = f32::NAN;
+                check(&format!("NaN after {extreme} len {n}"), &x, &isas);
+            }
+        }
+        if n > 1 {
+            // Both infinities: the scale is infinite and the zero point not a number.
+            let mut x = rng.f32s(n);
+            x[0] = f32::INFINITY;
+            x[n - 1] = f32::NEG_INFINITY;
+            check(&format!("both infinities len {n}"), &x, &isas);
+        }
         check(&format!("zeros len {n}"), &vec![0.0; n], &isas);
         check(&format!("negative zeros len {n}"), &vec![-0.0; n], &isas);
         check(&format!("constant len {n}"), &vec![0.25; n], &isas);
