@@ -202,7 +202,7 @@ fn softmax_rows_f32(v: &[f32], len: usize, log: bool) -> Vec<f32> {
             &mut heap[..]
         };
         smelt_kernels::exp_shifted_f64(x, max, e);
-        let sum = lane_sum(&e);
+        let sum = lane_sum(e);
         if log {
             let ls = sum.ln();
             for (o, &x) in o.iter_mut().zip(x) {
