@@ -14,7 +14,7 @@
 use crate::arch;
 use crate::blocked;
 use crate::dispatch::{selected, Isa};
-use crate::parallel::{for_column_ranges, Out};
+use crate::parallel::{for_batch_column_blocks, for_column_ranges, with_scratch, Out};
 use crate::transpose::transpose;
 
 /// Column chunk handed to one task (a multiple of every kernel's column tile).
@@ -156,6 +156,86 @@ fn gemm_f32_packed_out(isa: Isa, m: usize, a: &[f32], b: &PackedF32, c: Out<'_, 
             }
         }
     });
+}
+
+/// `nb` products at once, `A_i (m×k) · B_i` for `a[i]` and `b[i]` (`B_i` `k×n`, or given as
+/// `Bᵀ`, `n×k`, when `bt`: [`gemm_f32_bt`]'s operand), every element then divided by `divisor`
+/// when one is given, stacked into a new `nb·m × n` vector (product `i` in rows
+/// `i·m..(i+1)·m`): attention's per-head products. Each product has the bits [`gemm_f32`] or
+/// [`gemm_f32_bt`] gives it alone, then one division per element. With 8 rows or more (the
+/// blocked kernels) the tasks run over products and column chunks together, each product's
+/// operands packed once, and the result is written once, divided on its way out of the
+/// task's scratch: never zero-filled, never passed over again.
+///
+/// # Panics
+/// When `b.len() != a.len()`, an `a[i]` is not `m·k` long or a `b[i]` not `k·n`.
+pub fn gemm_f32_batch_vec(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[&[f32]],
+    b: &[&[f32]],
+    bt: bool,
+    divisor: Option<f32>,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let nb = a.len();
+    assert_eq!(b.len(), nb, "gemm_f32_batch_vec: {nb} A operands, {} B operands", b.len());
+    for (ai, bi) in a.iter().zip(b) {
+        assert_eq!(ai.len(), m * k, "gemm_f32_batch_vec: an A has {} elements, m·k = {}", ai.len(), m * k);
+        assert_eq!(bi.len(), k * n, "gemm_f32_batch_vec: a B has {} elements, k·n = {}", bi.len(), k * n);
+    }
+    let divide = |row: &mut [f32]| {
+        if let Some(d) = divisor {
+            row.iter_mut().for_each(|x| *x /= d);
+        }
+    };
+    let isa = selected().float.or_scalar();
+    let mut c = Vec::new();
+    if k > 0 && m >= blocked::MIN_ROWS && arch::blocked_row_tile(isa).is_some() {
+        // As `gemm_f32` / `gemm_f32_bt` with this many rows: A in row tiles, B in panels.
+        let packed: Vec<(Vec<f32>, PackedF32)> = (0..nb)
+            .into_par_iter()
+            .map(|i| {
+                let pa = blocked::packed_a(isa, m, k, a[i]).expect("blocked kernels exist for the tier");
+                let pb = if bt { PackedF32::from_bt(k, n, b[i]) } else { PackedF32::new(k, n, b[i]) };
+                (pa, pb)
+            })
+            .collect();
+        for_batch_column_blocks(nb, m, n, COL_CHUNK, nb * m * n * k, Out::Fresh(&mut c), |i, j0, j1, block| {
+            let (pa, pb) = &packed[i];
+            let w = j1 - j0;
+            with_scratch(m * w, |buf: &mut [f32]| {
+                let panels = blocked::Panels::F32(&pb.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k]);
+                let done = blocked::gemm_cols(isa, m, k, pa, panels, w, buf, w);
+                debug_assert!(done, "blocked kernels exist for {isa}");
+                for (r, row) in buf.chunks_exact_mut(w).enumerate() {
+                    divide(row);
+                    block.write_row(r, 0, row);
+                }
+            });
+        });
+        return c;
+    }
+    // Each product alone, as `gemm_f32` / `gemm_f32_bt` computes it.
+    c.resize(nb * m * n, 0.0);
+    let one = |(i, o): (usize, &mut [f32])| {
+        if bt {
+            gemm_f32_bt_with(isa, m, n, k, a[i], b[i], o);
+        } else {
+            gemm_f32_with(isa, m, n, k, a[i], b[i], o);
+        }
+        divide(o);
+    };
+    if m * n == 0 {
+        return c;
+    }
+    if nb > 1 && m * n * k >= 1 << 16 {
+        c.par_chunks_mut(m * n).enumerate().for_each(one);
+    } else {
+        c.chunks_mut(m * n).enumerate().for_each(one);
+    }
+    c
 }
 
 /// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.

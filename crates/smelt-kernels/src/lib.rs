@@ -61,7 +61,7 @@ pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_
 pub use dispatch::{selected, Isa, Selection};
 pub use dql::dynamic_quantize_u8;
 pub use exp::{exp_shifted_f64, sigmoid_f32};
-pub use f32_gemm::{gemm_f32, gemm_f32_bt, gemm_f32_packed, gemm_f32_packed_vec, PackedF32};
+pub use f32_gemm::{gemm_f32, gemm_f32_batch_vec, gemm_f32_bt, gemm_f32_packed, gemm_f32_packed_vec, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use int8_packed::{
     matmul_integer_packed, matmul_integer_packed_scaled, matmul_integer_packed_scaled_vec, PackedInt8,

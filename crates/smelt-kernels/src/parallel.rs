@@ -141,29 +141,50 @@ pub(crate) fn for_column_blocks<'c, T, F>(
     T: Copy + Send + Sync + 'c,
     F: Fn(usize, usize, &mut ColBlock<'_, T>) + Sync + Send,
 {
+    for_batch_column_blocks(1, m, n, chunk, work, c, |_, j0, j1, block| f(j0, j1, block));
+}
+
+/// [`for_column_blocks`] over `nb` stacked `m × n` results (result `i` in rows `i·m..(i+1)·m`
+/// of `c`, `nb·m × n`): `f(i, j0, j1, block)` for every result and column range, the tasks of
+/// all results shared out together.
+pub(crate) fn for_batch_column_blocks<'c, T, F>(
+    nb: usize,
+    m: usize,
+    n: usize,
+    chunk: usize,
+    work: usize,
+    c: impl Into<Out<'c, T>>,
+    f: F,
+) where
+    T: Copy + Send + Sync + 'c,
+    F: Fn(usize, usize, usize, &mut ColBlock<'_, T>) + Sync + Send,
+{
     let chunk = chunk.max(1);
+    let len = nb * m * n;
     let (dst, fresh) = match c.into() {
         Out::Slice(s) => {
-            assert_eq!(s.len(), m * n, "output has {} elements, m·n = {}", s.len(), m * n);
+            assert_eq!(s.len(), len, "output has {} elements, nb·m·n = {len}", s.len());
             (SharedOut(s.as_mut_ptr()), None)
         }
         Out::Fresh(v) => {
             v.clear();
-            v.reserve_exact(m * n);
+            v.reserve_exact(len);
             (SharedOut(v.as_mut_ptr()), Some(v))
         }
     };
     let dst = &dst;
-    let task = |i: usize| {
-        let (j0, j1) = (i * chunk, ((i + 1) * chunk).min(n));
-        // SAFETY: `dst` points at `m·n` elements (a slice borrowed mutably for this whole call,
-        // or a vector's reserved capacity); the block covers rows 0..m, columns j0..j1 of it,
-        // which no other task's block covers (the ranges are disjoint).
-        let mut block = unsafe { ColBlock::new(dst.0.add(j0), m, j1 - j0, n) };
-        f(j0, j1, &mut block);
+    let chunks = n.div_ceil(chunk);
+    let task = |t: usize| {
+        let (i, j0) = (t / chunks, (t % chunks) * chunk);
+        let j1 = (j0 + chunk).min(n);
+        // SAFETY: `dst` points at `nb·m·n` elements (a slice borrowed mutably for this whole
+        // call, or a vector's reserved capacity); the block covers rows 0..m, columns j0..j1
+        // of result i, which no other task's block covers (the ranges are disjoint).
+        let mut block = unsafe { ColBlock::new(dst.0.add(i * m * n + j0), m, j1 - j0, n) };
+        f(i, j0, j1, &mut block);
     };
-    if m > 0 && n > 0 {
-        let tasks = n.div_ceil(chunk);
+    if len > 0 {
+        let tasks = nb * chunks;
         if work < PARALLEL_MIN_WORK || tasks == 1 || rayon::current_num_threads() == 1 {
             (0..tasks).for_each(task);
         } else {
@@ -171,10 +192,10 @@ pub(crate) fn for_column_blocks<'c, T, F>(
         }
     }
     if let Some(v) = fresh {
-        // SAFETY: the capacity is m·n (reserved above) and the tasks, whose column ranges
-        // cover 0..n, have each written every element of their block (`f`'s contract).
-        // A panicking task propagates before this line, leaving the vector empty.
-        unsafe { v.set_len(m * n) };
+        // SAFETY: the capacity is nb·m·n (reserved above) and the tasks, whose column ranges
+        // cover 0..n of every result, have each written every element of their block (`f`'s
+        // contract). A panicking task propagates before this line, leaving the vector empty.
+        unsafe { v.set_len(len) };
     }
 }
 
@@ -230,7 +251,7 @@ impl<T: Copy> ColBlock<'_, T> {
 
 /// Runs `f` on `len` elements of this thread's scratch (contents unspecified: earlier tasks'
 /// values, or all-ones bits in debug builds).
-fn with_scratch<T: bytemuck::Pod, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+pub(crate) fn with_scratch<T: bytemuck::Pod, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let bytes = len * std::mem::size_of::<T>();
     let mut buf = SCRATCH.with(Cell::take);
     if buf.len() * 8 < bytes {

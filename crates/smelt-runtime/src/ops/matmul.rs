@@ -62,29 +62,13 @@ fn matmul_f32_t(
     let bbatch = &bsh2[..bsh2.len() - 2];
     let batch = broadcast_shape(abatch, bbatch)
         .ok_or_else(|| c.shape_err("batch dimensions do not broadcast", ash, bsh))?;
-    let nb: usize = batch.iter().product();
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
-    let mut out = vec![0f32; nb * m * n];
-    let one = |(bi, o): (usize, &mut [f32])| {
-        let (a_off, b_off) = (ia[bi] * m * k, ib[bi] * k * n);
-        let (a, b) = (&a[a_off..a_off + m * k], &b[b_off..b_off + k * n]);
-        if bt {
-            smelt_kernels::gemm_f32_bt(m, n, k, a, b, o);
-        } else {
-            smelt_kernels::gemm_f32(m, n, k, a, b, o);
-        }
-        if let Some(d) = divisor {
-            o.iter_mut().for_each(|x| *x /= d);
-        }
-    };
-    if nb > 1 && m * n > 0 && m * n * k >= 1 << 16 {
-        // Batched (attention heads): the batch items over the pool, each computed as alone.
-        use rayon::prelude::*;
-        out.par_chunks_mut(m * n).enumerate().for_each(one);
-    } else if m * n > 0 {
-        out.chunks_mut(m * n).enumerate().for_each(one);
-    }
+    // Every batch item's operands (broadcast batch dims index the same one), then all the
+    // products in one call: tasks over items and column chunks, divided on the way out.
+    let a_items: Vec<&[f32]> = ia.iter().map(|&i| &a[i * m * k..(i + 1) * m * k]).collect();
+    let b_items: Vec<&[f32]> = ib.iter().map(|&i| &b[i * k * n..(i + 1) * k * n]).collect();
+    let out = smelt_kernels::gemm_f32_batch_vec(m, n, k, &a_items, &b_items, bt, divisor);
     let mut shape = batch;
     if !a_vec {
         shape.push(m);
