@@ -51,6 +51,7 @@ mod nf4_quant;
 mod packed4;
 mod parallel;
 mod q8_0;
+mod rows;
 mod stats;
 mod ternary;
 mod transpose;
@@ -61,6 +62,7 @@ pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_
 pub use dispatch::{selected, Isa, Selection};
 pub use dql::dynamic_quantize_u8;
 pub use exp::{exp_shifted_f64, sigmoid_f32};
+pub use rows::row_sums_of_squares_f64;
 pub use f32_gemm::{gemm_f32, gemm_f32_batch_vec, gemm_f32_bt, gemm_f32_packed, gemm_f32_packed_vec, PackedF32};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use int8_packed::{
@@ -90,6 +92,7 @@ pub mod explicit {
     pub use crate::nf4_quant::quantize_nf4_with;
     pub use crate::packed4::matmul_packed4_f32_with;
     pub use crate::q8_0::quantize_q8_0_with;
+    pub use crate::rows::row_sums_of_squares_f64_with;
     pub use crate::stats::error_lanes_with;
     pub use crate::ternary::{matmul_packed_ternary2_f32_with, matmul_ternary2_f32_with};
 }

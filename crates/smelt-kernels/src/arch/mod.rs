@@ -304,6 +304,19 @@ pub(crate) fn int8_packed_panel_tiled_scaled(
     }
 }
 
+/// Leading rows of [`crate::row_sums_of_squares_f64`] done with SIMD (0 without).
+pub(crate) fn row_sums_of_squares(isa: Isa, x: &[f32], len: usize, sums: &mut [f64]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::rows::sums_of_squares(isa, x, len, sums)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, x, len, sums);
+        0
+    }
+}
+
 /// Leading elements of [`crate::sigmoid_f32`] done with SIMD (whole vectors; 0 without).
 pub(crate) fn sigmoid_f32(isa: Isa, x: &[f32], out: &mut [f32]) -> usize {
     #[cfg(target_arch = "x86_64")]

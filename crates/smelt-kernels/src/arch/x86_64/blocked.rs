@@ -51,44 +51,13 @@ pub(crate) fn pack_a_tile(isa: Isa, mr: usize, k: usize, src: &[f32], tile: &mut
     unsafe { pack8_avx2(k, src.as_ptr(), tile.as_mut_ptr()) }
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn pack8_avx2(k: usize, src: *const f32, dst: *mut f32) -> usize {
     let mut kk = 0;
     while kk + 8 <= k {
         // SAFETY (whole body): bounds as `pack_a_tile` states.
         let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * k + kk)) });
-        // Pairs of rows interleaved, then quads, then the 128-bit halves: column j of the
-        // block ends up in c[j] (rows 0..8 in order).
-        let t = [
-            _mm256_unpacklo_ps(r[0], r[1]),
-            _mm256_unpackhi_ps(r[0], r[1]),
-            _mm256_unpacklo_ps(r[2], r[3]),
-            _mm256_unpackhi_ps(r[2], r[3]),
-            _mm256_unpacklo_ps(r[4], r[5]),
-            _mm256_unpackhi_ps(r[4], r[5]),
-            _mm256_unpacklo_ps(r[6], r[7]),
-            _mm256_unpackhi_ps(r[6], r[7]),
-        ];
-        let s = [
-            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-        ];
-        let c = [
-            _mm256_permute2f128_ps::<0x20>(s[0], s[4]),
-            _mm256_permute2f128_ps::<0x20>(s[1], s[5]),
-            _mm256_permute2f128_ps::<0x20>(s[2], s[6]),
-            _mm256_permute2f128_ps::<0x20>(s[3], s[7]),
-            _mm256_permute2f128_ps::<0x31>(s[0], s[4]),
-            _mm256_permute2f128_ps::<0x31>(s[1], s[5]),
-            _mm256_permute2f128_ps::<0x31>(s[2], s[6]),
-            _mm256_permute2f128_ps::<0x31>(s[3], s[7]),
-        ];
+        let c = super::transpose8(r);
         for (j, cj) in c.into_iter().enumerate() {
             unsafe { _mm256_storeu_ps(dst.add((kk + j) * 8), cj) };
         }
