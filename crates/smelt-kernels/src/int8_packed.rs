@@ -169,8 +169,8 @@ pub fn matmul_integer_packed_scaled_with(
     matmul_integer_packed_scaled_out(isa, m, a, a_zero, b, b_zero, scale, c.into());
 }
 
-/// [`matmul_integer_packed_scaled`] into a new vector (`m·n` long), which on several threads
-/// is written once per element and never zero-filled first.
+/// [`matmul_integer_packed_scaled`] into a new vector (`m·n` long), written once per element
+/// and never zero-filled first.
 ///
 /// # Panics
 /// As [`matmul_integer_packed_scaled`].
@@ -235,23 +235,23 @@ fn matmul_integer_packed_scaled_out(
                 return;
             }
         }
-        // The i32 sums of the block (m × 64: in L1/L2), scaled into place a row at a time.
+        // The i32 sums of the block (m × 64: in L1/L2), each row scaled in place (an f32 in
+        // the i32's slot) and copied into the block.
         let w = j1 - j0;
         let mut acc = vec![0i32; m * w];
         call.columns(j0, j1, &mut acc, w);
-        let mut row = vec![0f32; w];
-        for (i, src) in acc.chunks_exact(w).enumerate() {
+        for (i, row) in acc.chunks_exact_mut(w).enumerate() {
             if scale.len() == 1 {
                 let q = scale[0];
-                for (o, &x) in row.iter_mut().zip(src) {
-                    *o = x as f32 * q;
+                for v in row.iter_mut() {
+                    *v = (*v as f32 * q).to_bits() as i32;
                 }
             } else {
-                for ((o, &x), &q) in row.iter_mut().zip(src).zip(&scale[j0..j1]) {
-                    *o = x as f32 * q;
+                for (v, &q) in row.iter_mut().zip(&scale[j0..j1]) {
+                    *v = (*v as f32 * q).to_bits() as i32;
                 }
             }
-            block.write_row(i, 0, &row);
+            block.write_row(i, 0, bytemuck::cast_slice(row));
         }
     });
 }
