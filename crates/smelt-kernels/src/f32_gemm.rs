@@ -193,28 +193,40 @@ pub fn gemm_f32_batch_vec(
     let isa = selected().float.or_scalar();
     let mut c = Vec::new();
     if k > 0 && m >= blocked::MIN_ROWS && arch::blocked_row_tile(isa).is_some() {
-        // As `gemm_f32` / `gemm_f32_bt` with this many rows: A in row tiles, B in panels.
-        let packed: Vec<(Vec<f32>, PackedF32)> = (0..nb)
-            .into_par_iter()
-            .map(|i| {
-                let pa = blocked::packed_a(isa, m, k, a[i]).expect("blocked kernels exist for the tier");
-                let pb = if bt { PackedF32::from_bt(k, n, b[i]) } else { PackedF32::new(k, n, b[i]) };
-                (pa, pb)
-            })
+        // As `gemm_f32` / `gemm_f32_bt` with this many rows: A in row tiles, B in panels, each
+        // operand packed once however many products share it (a broadcast batch dimension
+        // hands the same slice to every product).
+        let (ua, first_a) = distinct(a);
+        let (ub, first_b) = distinct(b);
+        let pas: Vec<Vec<f32>> = first_a
+            .par_iter()
+            .map(|&i| blocked::packed_a(isa, m, k, a[i]).expect("blocked kernels exist for the tier"))
             .collect();
-        for_batch_column_blocks(nb, m, n, COL_CHUNK, nb * m * n * k, Out::Fresh(&mut c), |i, j0, j1, block| {
-            let (pa, pb) = &packed[i];
-            let w = j1 - j0;
-            with_scratch(m * w, |buf: &mut [f32]| {
-                let panels = blocked::Panels::F32(&pb.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k]);
-                let done = blocked::gemm_cols(isa, m, k, pa, panels, w, buf, w);
-                debug_assert!(done, "blocked kernels exist for {isa}");
-                for (r, row) in buf.chunks_exact_mut(w).enumerate() {
-                    divide(row);
-                    block.write_row(r, 0, row);
-                }
-            });
-        });
+        let pbs: Vec<PackedF32> = first_b
+            .par_iter()
+            .map(|&i| if bt { PackedF32::from_bt(k, n, b[i]) } else { PackedF32::new(k, n, b[i]) })
+            .collect();
+        for_batch_column_blocks(
+            nb,
+            m,
+            n,
+            COL_CHUNK,
+            nb * m * n * k,
+            Out::Fresh(&mut c),
+            |i, j0, j1, block| {
+                let (pa, pb) = (&pas[ua[i]], &pbs[ub[i]]);
+                let w = j1 - j0;
+                with_scratch(m * w, |buf: &mut [f32]| {
+                    let panels = blocked::Panels::F32(&pb.panels[j0 * k..j1.div_ceil(PANEL) * PANEL * k]);
+                    let done = blocked::gemm_cols(isa, m, k, pa, panels, w, buf, w);
+                    debug_assert!(done, "blocked kernels exist for {isa}");
+                    for (r, row) in buf.chunks_exact_mut(w).enumerate() {
+                        divide(row);
+                        block.write_row(r, 0, row);
+                    }
+                });
+            },
+        );
         return c;
     }
     // Each product alone, as `gemm_f32` / `gemm_f32_bt` computes it.
@@ -236,6 +248,24 @@ pub fn gemm_f32_batch_vec(
         c.chunks_mut(m * n).enumerate().for_each(one);
     }
     c
+}
+
+/// For operands that may repeat (the same slice for several products): each operand's index
+/// among the distinct ones, and the first operand of each distinct one.
+fn distinct(ops: &[&[f32]]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen = std::collections::HashMap::new();
+    let mut first = Vec::new();
+    let index = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            *seen.entry((op.as_ptr() as usize, op.len())).or_insert_with(|| {
+                first.push(i);
+                first.len() - 1
+            })
+        })
+        .collect();
+    (index, first)
 }
 
 /// `C (m×n) = A (m×k) · B (k×n)`; all row-major and contiguous; `C` is overwritten.

@@ -374,7 +374,16 @@ impl<'a> VnniCall<'a> {
                 scale: if scale.len() == 1 { scale } else { &scale[p0..p0 + w] },
             };
             if !arch::int8_packed_panel_tiled_scaled(
-                self.isa, self.m, self.k4, &self.apt, panel, next, w, &fin, block, p0 - j0,
+                self.isa,
+                self.m,
+                self.k4,
+                &self.apt,
+                panel,
+                next,
+                w,
+                &fin,
+                block,
+                p0 - j0,
             ) {
                 debug_assert_eq!(p0, j0, "the kernel exists for every panel or none");
                 return false;

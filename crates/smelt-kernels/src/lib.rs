@@ -62,8 +62,9 @@ pub use bnb4::{dequantize_bnb4_nf4, matmul_bnb4_nf4_f32, Bnb4Nf4, NF4_CODE, NF4_
 pub use dispatch::{selected, Isa, Selection};
 pub use dql::dynamic_quantize_u8;
 pub use exp::{exp_shifted_f64, sigmoid_f32};
-pub use rows::row_sums_of_squares_f64;
-pub use f32_gemm::{gemm_f32, gemm_f32_batch_vec, gemm_f32_bt, gemm_f32_packed, gemm_f32_packed_vec, PackedF32};
+pub use f32_gemm::{
+    gemm_f32, gemm_f32_batch_vec, gemm_f32_bt, gemm_f32_packed, gemm_f32_packed_vec, PackedF32,
+};
 pub use int8::{matmul_integer, matmul_integer_bt, transpose_bytes, Int8Matrix, ZeroPoints};
 pub use int8_packed::{
     matmul_integer_packed, matmul_integer_packed_scaled, matmul_integer_packed_scaled_vec, PackedInt8,
@@ -72,6 +73,7 @@ pub use legacy_quant::{LegacyType, LEGACY_BLOCK};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
 pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
 pub use q8_0::{Q8_0_BLOCK, Q8_0_BYTES};
+pub use rows::row_sums_of_squares_f64;
 pub use stats::{error_lanes, ErrorLanes, ERROR_LANES};
 pub use ternary::{dequantize_ternary2, matmul_ternary2_f32, PackedTernary2, Ternary2, TERNARY_TILE_ROWS};
 pub use transpose::transpose;

@@ -243,7 +243,10 @@ impl<T: Copy> ColBlock<'_, T> {
     /// # Panics
     /// When `rows` rows of `w` columns from `col` do not fit in the block.
     pub(crate) fn tile_ptr(&mut self, rows: usize, col: usize, w: usize) -> *mut T {
-        assert!(rows <= self.rows && col + w <= self.width, "a {rows}×{w} tile at column {col} outside the block");
+        assert!(
+            rows <= self.rows && col + w <= self.width,
+            "a {rows}×{w} tile at column {col} outside the block"
+        );
         // SAFETY: `col <= width`, inside the allocation.
         unsafe { self.ptr.add(col) }
     }
@@ -285,7 +288,9 @@ mod tests {
     fn column_blocks_cover_the_output_once() {
         for threads in [1usize, 3] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            for (m, n, chunk) in [(1usize, 1usize, 64usize), (5, 130, 64), (9, 64, 64), (3, 200, 32), (0, 10, 4)] {
+            for (m, n, chunk) in
+                [(1usize, 1usize, 64usize), (5, 130, 64), (9, 64, 64), (3, 200, 32), (0, 10, 4)]
+            {
                 let want: Vec<u32> = (0..m * n).map(|i| i as u32).collect();
                 let fill = |j0: usize, j1: usize, b: &mut ColBlock<'_, u32>| {
                     for r in 0..m {

@@ -43,7 +43,11 @@ fn row_sums_of_squares_match_the_definition_on_every_tier() {
                 row_sums_of_squares_f64_with(isa, &x, len, &mut got);
                 let got: Vec<u64> = got.iter().map(|s| s.to_bits()).collect();
                 if let Some(r) = (0..rows).find(|&r| got[r] != want[r]) {
-                    panic!("{isa} rows {rows} len {len}: row {r} sum {} want {}", f64::from_bits(got[r]), f64::from_bits(want[r]));
+                    panic!(
+                        "{isa} rows {rows} len {len}: row {r} sum {} want {}",
+                        f64::from_bits(got[r]),
+                        f64::from_bits(want[r])
+                    );
                 }
             }
         }

@@ -332,30 +332,39 @@ fn batched_products_equal_each_product_alone() {
     // thread count, on both sides of the blocked kernels' row count, whole and partial
     // column chunks, `k` of 0 and across a `k` block.
     let mut rng = Rng::new(31);
-    for (m, n, k) in [(1usize, 5usize, 3usize), (4, 64, 64), (8, 128, 64), (9, 33, 129), (40, 130, 64), (12, 64, 0)] {
+    for (m, n, k) in
+        [(1usize, 5usize, 3usize), (4, 64, 64), (8, 128, 64), (9, 33, 129), (40, 130, 64), (12, 64, 0)]
+    {
         for nb in [0usize, 1, 3] {
             let a: Vec<Vec<f32>> = (0..nb).map(|_| rng.f32s(m * k)).collect();
             let b: Vec<Vec<f32>> = (0..nb).map(|_| rng.f32s(k * n)).collect();
-            let (ar, br): (Vec<&[f32]>, Vec<&[f32]>) = (a.iter().map(|v| &v[..]).collect(), b.iter().map(|v| &v[..]).collect());
-            for bt in [false, true] {
-                for divisor in [None, Some(8.0f32), Some(3.0)] {
-                    let mut want = Vec::new();
-                    for i in 0..nb {
-                        let mut c = vec![f32::NAN; m * n];
-                        if bt {
-                            gemm_f32_bt(m, n, k, ar[i], br[i], &mut c);
-                        } else {
-                            gemm_f32(m, n, k, ar[i], br[i], &mut c);
+            let (ar, br): (Vec<&[f32]>, Vec<&[f32]>) =
+                (a.iter().map(|v| &v[..]).collect(), b.iter().map(|v| &v[..]).collect());
+            // Also with one B (or A) shared by every product, as a broadcast batch dim gives.
+            let shared_b: Vec<&[f32]> = br.iter().map(|_| br[0]).collect();
+            let shared_a: Vec<&[f32]> = ar.iter().map(|_| ar[0]).collect();
+            for (ar, br) in [(&ar, &br), (&ar, &shared_b), (&shared_a, &br)] {
+                for bt in [false, true] {
+                    for divisor in [None, Some(8.0f32), Some(3.0)] {
+                        let mut want = Vec::new();
+                        for i in 0..nb {
+                            let mut c = vec![f32::NAN; m * n];
+                            if bt {
+                                gemm_f32_bt(m, n, k, ar[i], br[i], &mut c);
+                            } else {
+                                gemm_f32(m, n, k, ar[i], br[i], &mut c);
+                            }
+                            if let Some(d) = divisor {
+                                c.iter_mut().for_each(|x| *x /= d);
+                            }
+                            want.extend(c);
                         }
-                        if let Some(d) = divisor {
-                            c.iter_mut().for_each(|x| *x /= d);
+                        for threads in [1, 2, 3] {
+                            let got = in_pool(threads, || gemm_f32_batch_vec(m, n, k, ar, br, bt, divisor));
+                            let what =
+                                format!("{m}×{n}×{k} nb={nb} bt={bt} divisor={divisor:?} threads={threads}");
+                            assert_eq!(bits(&got), bits(&want), "{what}");
                         }
-                        want.extend(c);
-                    }
-                    for threads in [1, 2, 3] {
-                        let got = in_pool(threads, || gemm_f32_batch_vec(m, n, k, &ar, &br, bt, divisor));
-                        let what = format!("{m}×{n}×{k} nb={nb} bt={bt} divisor={divisor:?} threads={threads}");
-                        assert_eq!(bits(&got), bits(&want), "{what}");
                     }
                 }
             }
