@@ -57,7 +57,7 @@ def main() -> int:
         "decode": gen_llama_onnx.feeds(shape["layers"], shape["kv_heads"], hd, shape["vocab"], 1, ctx - 1),
         "prefill": gen_llama_onnx.feeds(shape["layers"], shape["kv_heads"], hd, shape["vocab"], ctx, 0),
     }
-    print(f"| model | step | old ms | new ms | new / old | old per round | new per round | outputs |")
+    print("| model | step | old ms | new ms | new / old | old per round | new per round | outputs |")
     print("|---|---|---:|---:|---:|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

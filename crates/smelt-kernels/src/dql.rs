@@ -4,8 +4,9 @@
 //! giving `q = zero_point` everywhere ([`dynamic_quantize_u8`]).
 //!
 //! Every step is an exactly rounded IEEE operation (min, max, one subtraction, one division,
-//! a rounding to an integer, one addition, a clamp), so the SIMD versions, which are the same
-//! loops compiled for wider registers with the range kept per lane, give the scalar
+//! a rounding to an integer, one addition, a clamp), so the SIMD versions (the range kept in
+//! vectors of running minima and maxima; the codes by AVX-512's conversion to nearest even
+//! and an integer clamp, or the lane loop compiled for AVX2: see `x86` below) give the scalar
 //! reference's bits. The only freedom, which of `+0` and `-0` a min or max returns, changes
 //! neither the scale, the zero point nor any code. Long inputs are split over rayon's pool in
 //! fixed chunks: min and max are exact whatever the split.
