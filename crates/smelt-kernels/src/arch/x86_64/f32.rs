@@ -69,15 +69,78 @@ pub(crate) fn gemv_panels(
     width: usize,
     out: &mut [f32],
 ) -> bool {
-    if !matches!(isa, Isa::Avx512 | Isa::Avx512Vnni) {
+    if matches!(isa, Isa::Scalar | Isa::Neon | Isa::NeonDot) {
         return false;
     }
     let np = width.div_ceil(PANEL);
     assert!(a.len() >= k && panels.len() >= np * PANEL * k && out.len() >= width);
-    // SAFETY: AVX-512 is available (arch/mod.rs contract); panel `p < np` reads
+    // SAFETY: `isa`'s features are available (arch/mod.rs contract); panel `p < np` reads
     // `panels[p·32·k ..][.. 32·k]`, and `out` is written below `width` only.
-    unsafe { gemv_panels_avx512(k, a, panels, width, out) };
+    unsafe {
+        match isa {
+            Isa::Avx512 | Isa::Avx512Vnni => gemv_panels_avx512(k, a, panels, width, out),
+            _ => gemv_panels_avx2(k, a, panels, width, out),
+        }
+    }
     true
+}
+
+/// # Safety
+/// AVX2 and FMA available; the bounds `gemv_panels` asserts.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_panels_avx2(k: usize, a: &[f32], panels: &[f32], width: usize, out: &mut [f32]) {
+    let np = width.div_ceil(PANEL);
+    let mut p = 0;
+    while p < np {
+        // SAFETY (all three): panels p..p+P < np; bounds as `gemv_panels` asserts.
+        p += match np - p {
+            1 => unsafe { gemv_group_avx2::<1>(k, a, panels, p, width, out) },
+            2 => unsafe { gemv_group_avx2::<2>(k, a, panels, p, width, out) },
+            _ => unsafe { gemv_group_avx2::<3>(k, a, panels, p, width, out) },
+        };
+    }
+}
+
+/// [`gemv_group_avx512`] on AVX2: panels `p0..p0 + P` at once, four vectors each (`4·P`
+/// independent FMA chains; with `P = 3`, 12 of them, enough to cover the FMA latency twice
+/// over), each element `fma(a[kk], b[kk, j], acc)` over `kk` in order. Returns `P`.
+///
+/// # Safety
+/// AVX2 and FMA available; panels `p0 + P ≤ width.div_ceil(32)`; bounds as `gemv_panels`
+/// asserts.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_group_avx2<const P: usize>(
+    k: usize,
+    a: &[f32],
+    panels: &[f32],
+    p0: usize,
+    width: usize,
+    out: &mut [f32],
+) -> usize {
+    let mut acc = [[_mm256_setzero_ps(); 4]; P];
+    let base = panels.as_ptr().wrapping_add(p0 * PANEL * k);
+    for (kk, &x) in a[..k].iter().enumerate() {
+        let av = _mm256_set1_ps(x);
+        for (q, acc_q) in acc.iter_mut().enumerate() {
+            // SAFETY: row kk of panel p0 + q (32 floats).
+            let bp = unsafe { base.add(q * PANEL * k + kk * PANEL) };
+            for (v, acc_v) in acc_q.iter_mut().enumerate() {
+                *acc_v = _mm256_fmadd_ps(av, unsafe { _mm256_loadu_ps(bp.add(8 * v)) }, *acc_v);
+            }
+        }
+    }
+    for (q, acc_q) in acc.iter().enumerate() {
+        let j = (p0 + q) * PANEL;
+        let w = (width - j).min(PANEL);
+        let mut row = [0f32; PANEL];
+        for (v, acc_v) in acc_q.iter().enumerate() {
+            // SAFETY: row[8v..8v + 8] is inside the 32-element array.
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * v), *acc_v) };
+        }
+        out[j..j + w].copy_from_slice(&row[..w]);
+    }
+    P
 }
 
 /// # Safety
