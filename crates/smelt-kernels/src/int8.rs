@@ -203,6 +203,25 @@ pub fn matmul_integer_bt_with(
     b_zero: ZeroPoints<'_>,
     c: &mut [i32],
 ) {
+    matmul_integer_bt_sums(isa, m, n, k, a, a_zero, b, b_zero, None, c);
+}
+
+/// [`matmul_integer_bt_with`], given Σb per column (`col_sums`, true values, wrapping: what
+/// the kernels would otherwise add up on every call that has `A`'s zero point; `PackedInt8`
+/// keeps them from packing).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_integer_bt_sums(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Int8Matrix<'_>,
+    a_zero: ZeroPoints<'_>,
+    b: Int8Matrix<'_>,
+    b_zero: ZeroPoints<'_>,
+    col_sums: Option<&[i32]>,
+    c: &mut [i32],
+) {
     assert_eq!(a.len(), m * k, "matmul_integer: A has {} elements, m·k = {}", a.len(), m * k);
     assert_eq!(b.len(), n * k, "matmul_integer: B has {} elements, n·k = {}", b.len(), n * k);
     assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
@@ -218,13 +237,20 @@ pub fn matmul_integer_bt_with(
     // Σa per row of A (exact, wrapping), needed for b's zero point and for the sign flips.
     let a_sums: Vec<i32> =
         (0..m).map(|i| (0..k).fold(0i32, |s, kk| s.wrapping_add(a.get(i * k + kk)))).collect();
-    let need_b_sums = a_zero.any_nonzero();
+    if let Some(sums) = col_sums {
+        assert_eq!(sums.len(), n, "matmul_integer: {} column sums for {n} columns", sums.len());
+    }
+    // The kernels sum B's columns only when they are needed and not given.
+    let need_b_sums = a_zero.any_nonzero() && col_sums.is_none();
     let plan = arch::Int8Plan { a_signed: a.is_signed(), b_signed: b.is_signed(), need_b_sums };
     let (ab, bb) = (a.bytes(), b.bytes());
     for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
         // Raw Σ a·b and Σ b for this column range, then the zero points.
         let w = j1 - j0;
-        let mut b_sums = vec![0i32; w];
+        let mut b_sums = match col_sums {
+            Some(sums) => sums[j0..j1].to_vec(),
+            None => vec![0i32; w],
+        };
         if !arch::int8_dot_cols(isa, plan, m, k, ab, bb, &a_sums, j0, j1, out, ld, &mut b_sums) {
             matmul_integer_bt_cols_scalar(m, k, a, a_zero, b, b_zero, j0, j1, out, ld);
             return;

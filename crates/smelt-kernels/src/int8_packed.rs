@@ -14,7 +14,7 @@
 
 use crate::arch;
 use crate::dispatch::{selected, Isa};
-use crate::int8::{matmul_integer_bt_with, Int8Matrix, ZeroPoints};
+use crate::int8::{matmul_integer_bt_sums, Int8Matrix, ZeroPoints};
 use crate::parallel::{for_column_blocks, for_column_ranges, ColBlock, Out};
 use crate::transpose::transpose;
 
@@ -28,8 +28,9 @@ const COL_CHUNK: usize = 64;
 enum Layout {
     /// The VNNI panels (see the module doc) and Σb per column (true values).
     Vnni { panels: Vec<u8>, col_sums: Vec<i32> },
-    /// `Bᵀ`, `n×k` bytes, for [`matmul_integer_bt`](crate::matmul_integer_bt).
-    Bt(Vec<u8>),
+    /// `Bᵀ`, `n×k` bytes, for [`matmul_integer_bt`](crate::matmul_integer_bt), and Σb per
+    /// column (true values), so that a call with `A`'s zero point does not sum `B` again.
+    Bt { bt: Vec<u8>, col_sums: Vec<i32> },
 }
 
 /// A constant `MatMulInteger` `B` (`k×n`, int8 or uint8) in the layout the chosen kernel
@@ -71,15 +72,9 @@ impl PackedInt8 {
                     }
                 }
             }
-            let mut col_sums = vec![0i32; n];
-            for kk in 0..k {
-                for (j, s) in col_sums.iter_mut().enumerate() {
-                    *s = s.wrapping_add(b.get(kk * n + j));
-                }
-            }
-            Layout::Vnni { panels, col_sums }
+            Layout::Vnni { panels, col_sums: column_sums(k, n, b) }
         } else {
-            Layout::Bt(transpose(k, n, b.bytes()))
+            Layout::Bt { bt: transpose(k, n, b.bytes()), col_sums: column_sums(k, n, b) }
         };
         PackedInt8 { k, n, signed, layout }
     }
@@ -88,6 +83,17 @@ impl PackedInt8 {
     pub fn shape(&self) -> [usize; 2] {
         [self.k, self.n]
     }
+}
+
+/// Σb per column of `b` (`k×n`), in true values, i32 wrapping.
+fn column_sums(k: usize, n: usize, b: Int8Matrix<'_>) -> Vec<i32> {
+    let mut col_sums = vec![0i32; n];
+    for kk in 0..k {
+        for (j, s) in col_sums.iter_mut().enumerate() {
+            *s = s.wrapping_add(b.get(kk * n + j));
+        }
+    }
+    col_sums
 }
 
 /// `C (m×n, i32) = (A (m×k) - za) · (B - zb)`, ONNX `MatMulInteger` with `B` packed by
@@ -123,9 +129,9 @@ pub fn matmul_integer_packed_with(
     c: &mut [i32],
 ) {
     let (k, n) = (b.k, b.n);
-    if let Layout::Bt(v) = &b.layout {
+    if let Layout::Bt { bt: v, col_sums } = &b.layout {
         let bt = if b.signed { Int8Matrix::I8(bytemuck::cast_slice(v)) } else { Int8Matrix::U8(v) };
-        return matmul_integer_bt_with(isa, m, n, k, a, a_zero, bt, b_zero, c);
+        return matmul_integer_bt_sums(isa, m, n, k, a, a_zero, bt, b_zero, Some(col_sums), c);
     }
     assert_eq!(c.len(), m * n, "matmul_integer: C has {} elements, m·n = {}", c.len(), m * n);
     let call = VnniCall::new(isa, m, a, a_zero, b, b_zero);
@@ -209,7 +215,7 @@ fn matmul_integer_packed_scaled_out(
         assert_eq!(len, m * n, "matmul_integer: C has {len} elements, m·n = {}", m * n);
     }
     let scale_of = |j: usize| if scale.len() == 1 { scale[0] } else { scale[j] };
-    if let Layout::Bt(_) = &b.layout {
+    if let Layout::Bt { .. } = &b.layout {
         let c = c.into_slice(m * n);
         let mut acc = vec![0i32; m * n];
         matmul_integer_packed_with(isa, m, a, a_zero, b, b_zero, &mut acc);

@@ -423,6 +423,13 @@ impl Main<'_> {
         let mut sacc = [_mm256_setzero_si256(); NC];
         let mut kk = 0;
         while kk < self.k_main {
+            // The next tile's columns, a line per column every other step: a tile's columns
+            // are short runs (k bytes each), which the hardware prefetchers pick up late.
+            if kk % 64 == 0 {
+                for c in 0..NC {
+                    _mm_prefetch::<_MM_HINT_T0>(self.b_at(j + c + NC, kk).cast());
+                }
+            }
             for half in [0usize, 16] {
                 let mut u = [_mm256_setzero_si256(); R];
                 for (r, u) in u.iter_mut().enumerate() {
