@@ -173,6 +173,17 @@ fn main() {
                 weight_bytes: per,
                 calls_per_s: r,
             });
+            // The same weights packed once, as `smelt run` packs a constant MatMul weight.
+            let packed: Vec<PackedF32> =
+                (0..copies).map(|c| PackedF32::from_bt(k, n, &wf[c * n * k..(c + 1) * n * k])).collect();
+            drop(wf);
+            let r = rate(copies, min_time, threads, |c| gemm_f32_packed(1, &a, &packed[c], &mut y));
+            rows.push(Row {
+                kernel: "f32 gemm_f32_packed, packed".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
         }
         // int8 (MatMulInteger, B transposed [n, k], u8 activations with a zero point)
         {
@@ -182,20 +193,27 @@ fn main() {
             fill_bytes(&mut w, 2);
             let au: Vec<u8> = (0..k).map(|i| (i * 31 % 251) as u8).collect();
             let mut yi = vec![0i32; n];
+            // Packed once, as `smelt run` packs a constant MatMulInteger weight (`w` holds
+            // `Bᵀ` copies: the packer takes `B`, k×n).
+            let packed: Vec<PackedInt8> = (0..copies)
+                .map(|c| {
+                    let b = transpose_bytes(n, k, &w[c * per..(c + 1) * per]);
+                    PackedInt8::new(k, n, Int8Matrix::I8(bytemuck::cast_slice(&b)))
+                })
+                .collect();
+            drop(w);
             let r = rate(copies, min_time, threads, |c| {
-                matmul_integer_bt(
+                matmul_integer_packed(
                     1,
-                    n,
-                    k,
                     Int8Matrix::U8(&au),
                     ZeroPoints::PerTensor(128),
-                    Int8Matrix::I8(bytemuck::cast_slice(&w[c * per..(c + 1) * per])),
+                    &packed[c],
                     ZeroPoints::PerTensor(0),
                     &mut yi,
                 )
             });
             rows.push(Row {
-                kernel: "int8 matmul_integer_bt (u8·i8)".into(),
+                kernel: "int8 MatMulInteger (u8·i8), packed".into(),
                 shape: shape.clone(),
                 weight_bytes: per,
                 calls_per_s: r,
