@@ -10,7 +10,14 @@
 //! `Σ a'·b'` into 16 columns at once, with no horizontal sums. Column sums of `B` are kept
 //! from packing, so the result is
 //! `Σ(a - za)(b - zb) = D - (β + zb)·Σa - (α + za)·Σb - k·α·β + k·za·zb` (wrapping i32).
-//! Other instruction sets keep `Bᵀ` and run [`matmul_integer_bt`](crate::matmul_integer_bt).
+//! With AVX2 alone (no VNNI: `vpmaddwd` multiplies i16 pairs), `B` is stored in panels of 16
+//! columns, and within a panel, for every pair of consecutive `k`, the 2 bytes of each column
+//! side by side (32 bytes), converted to signed and zero-padded the same way; `A` goes into
+//! tiles of 6 rows whose pairs are i16 words, and the kernel
+//! (`arch/x86_64/int8_pairs.rs`) sign-extends a pair row of the panel and adds
+//! `vpmaddwd(a'-pair, b'-pairs)` into 6×16 accumulators, with the same corrections.
+//! Other instruction sets keep `Bᵀ` and run [`matmul_integer_bt`](crate::matmul_integer_bt);
+//! every layout keeps `Σb` per column from packing.
 
 use crate::arch;
 use crate::dispatch::{selected, Isa};
@@ -21,6 +28,9 @@ use crate::transpose::transpose;
 /// Columns per panel of the VNNI layout.
 pub(crate) const PANEL: usize = 32;
 
+/// Columns per panel of the pair layout (AVX2).
+pub(crate) const PAIR_PANEL: usize = 16;
+
 /// Column chunk handed to one task (two panels).
 const COL_CHUNK: usize = 64;
 
@@ -28,6 +38,8 @@ const COL_CHUNK: usize = 64;
 enum Layout {
     /// The VNNI panels (see the module doc) and Σb per column (true values).
     Vnni { panels: Vec<u8>, col_sums: Vec<i32> },
+    /// The pair panels of AVX2 (see the module doc) and Σb per column (true values).
+    Pairs { panels: Vec<u8>, col_sums: Vec<i32> },
     /// `Bᵀ`, `n×k` bytes, for [`matmul_integer_bt`](crate::matmul_integer_bt), and Σb per
     /// column (true values), so that a call with `A`'s zero point does not sum `B` again.
     Bt { bt: Vec<u8>, col_sums: Vec<i32> },
@@ -73,6 +85,20 @@ impl PackedInt8 {
                 }
             }
             Layout::Vnni { panels, col_sums: column_sums(k, n, b) }
+        } else if isa.or_scalar() == Isa::Avx2 {
+            let flip = if signed { 0 } else { 0x80 };
+            let (k2, np) = (k.div_ceil(2), n.div_ceil(PAIR_PANEL));
+            let bytes = b.bytes();
+            let mut panels = vec![0u8; np * k2 * PAIR_PANEL * 2];
+            for (p, panel) in panels.chunks_mut((k2 * PAIR_PANEL * 2).max(1)).enumerate() {
+                for kk in 0..k {
+                    for c in 0..PAIR_PANEL.min(n - p * PAIR_PANEL) {
+                        panel[(kk / 2) * PAIR_PANEL * 2 + c * 2 + kk % 2] =
+                            bytes[kk * n + p * PAIR_PANEL + c] ^ flip;
+                    }
+                }
+            }
+            Layout::Pairs { panels, col_sums: column_sums(k, n, b) }
         } else {
             Layout::Bt { bt: transpose(k, n, b.bytes()), col_sums: column_sums(k, n, b) }
         };
@@ -230,7 +256,7 @@ fn matmul_integer_packed_scaled_out(
     let call = VnniCall::new(isa, m, a, a_zero, b, b_zero);
     // Many rows and one zero point for `B`: the tiled kernel finishes each tile into f32.
     let terms = match b_zero {
-        ZeroPoints::PerTensor(zb) if !call.apt.is_empty() => Some(call.row_terms(zb)),
+        ZeroPoints::PerTensor(zb) if call.tiled() => Some(call.row_terms(zb)),
         _ => None,
     };
     // Each task's block is written in place: the tiled kernel stores its finished tiles
@@ -283,11 +309,18 @@ struct VnniCall<'a> {
     m: usize,
     k: usize,
     n: usize,
+    /// `k` padded to the layout's group (4 for VNNI, 2 for pairs).
     k4: usize,
+    /// The pair layout (else VNNI).
+    pairs: bool,
+    /// Columns per panel.
+    pw: usize,
     /// `a' = a + α` as unsigned bytes, rows padded with zeros to `k4`.
     ap: Vec<u8>,
     /// `ap` in tiles of 8 rows (many rows only).
     apt: Vec<u8>,
+    /// `ap` in tiles of 6 rows as i16 pairs (the pair layout, every `m`).
+    apt2: Vec<u32>,
     /// Σa per row, in true values.
     a_sums: Vec<i32>,
     a_zero: ZeroPoints<'a>,
@@ -307,12 +340,17 @@ impl<'a> VnniCall<'a> {
         b: &'a PackedInt8,
         b_zero: ZeroPoints<'a>,
     ) -> VnniCall<'a> {
-        let Layout::Vnni { panels, col_sums } = &b.layout else { unreachable!("VnniCall of a Bt layout") };
+        let (panels, col_sums, pairs) = match &b.layout {
+            Layout::Vnni { panels, col_sums } => (panels, col_sums, false),
+            Layout::Pairs { panels, col_sums } => (panels, col_sums, true),
+            Layout::Bt { .. } => unreachable!("VnniCall of a Bt layout"),
+        };
+        let (group, pw) = if pairs { (2, PAIR_PANEL) } else { (4, PANEL) };
         let (k, n) = (b.k, b.n);
         assert_eq!(a.len(), m * k, "matmul_integer: A has {} elements, m·k = {}", a.len(), m * k);
         a_zero.check("A", m);
         b_zero.check("B", n);
-        let k4 = k.div_ceil(4) * 4;
+        let k4 = k.div_ceil(group) * group;
         let alpha: i32 = if a.is_signed() { 128 } else { 0 };
         let mut ap = vec![0u8; m * k4];
         for (i, row) in ap.chunks_mut(k4.max(1)).take(m).enumerate() {
@@ -335,9 +373,37 @@ impl<'a> VnniCall<'a> {
         let a_sums = if k == 0 { vec![0; m] } else { a_sums };
         let isa = isa.or_scalar();
         // Many rows: A in tiles of 8 rows for the k-blocked kernel.
-        let apt = if m >= TILED_MIN_ROWS && isa == Isa::Avx512Vnni { tile_a(m, k4, &ap) } else { Vec::new() };
+        let apt = if !pairs && m >= TILED_MIN_ROWS && isa == Isa::Avx512Vnni {
+            tile_a(m, k4, &ap)
+        } else {
+            Vec::new()
+        };
+        let apt2 = if pairs && isa == Isa::Avx2 { tile_pairs(m, k4, &ap) } else { Vec::new() };
         let beta: i32 = if b.signed { 0 } else { -128 };
-        VnniCall { isa, m, k, n, k4, ap, apt, a_sums, a_zero, b_zero, panels, col_sums, alpha, beta }
+        VnniCall {
+            isa,
+            m,
+            k,
+            n,
+            k4,
+            pairs,
+            pw,
+            ap,
+            apt,
+            apt2,
+            a_sums,
+            a_zero,
+            b_zero,
+            panels,
+            col_sums,
+            alpha,
+            beta,
+        }
+    }
+
+    /// Whether a tiled kernel (which can finish its sums into f32) runs this call.
+    fn tiled(&self) -> bool {
+        !self.apt.is_empty() || !self.apt2.is_empty()
     }
 
     /// With one zero point `zb` for `B`, the exact product is `D - c[i] - f[i]·Σb_j` (i32
@@ -367,30 +433,46 @@ impl<'a> VnniCall<'a> {
         scale: &[f32],
         block: &mut ColBlock<'_, f32>,
     ) -> bool {
-        let panel_len = self.k4 / 4 * PANEL * 4;
-        for p0 in (j0..j1).step_by(PANEL) {
-            let panel = &self.panels[p0 / PANEL * panel_len..(p0 / PANEL + 1) * panel_len];
-            let next =
-                self.panels.get((p0 / PANEL + 1) * panel_len..(p0 / PANEL + 2) * panel_len).unwrap_or(&[]);
-            let w = PANEL.min(self.n - p0);
+        let pw = self.pw;
+        let panel_len = self.k4 * pw;
+        for p0 in (j0..j1).step_by(pw) {
+            let panel = &self.panels[p0 / pw * panel_len..(p0 / pw + 1) * panel_len];
+            let next = self.panels.get((p0 / pw + 1) * panel_len..(p0 / pw + 2) * panel_len).unwrap_or(&[]);
+            let w = pw.min(self.n - p0);
             let fin = Finish {
                 row_c,
                 row_f,
                 col_sums: &self.col_sums[p0..p0 + w],
                 scale: if scale.len() == 1 { scale } else { &scale[p0..p0 + w] },
             };
-            if !arch::int8_packed_panel_tiled_scaled(
-                self.isa,
-                self.m,
-                self.k4,
-                &self.apt,
-                panel,
-                next,
-                w,
-                &fin,
-                block,
-                p0 - j0,
-            ) {
+            let done = if self.pairs {
+                arch::int8_pairs_panel_scaled(
+                    self.isa,
+                    self.m,
+                    self.k4 / 2,
+                    &self.apt2,
+                    panel,
+                    next,
+                    w,
+                    &fin,
+                    block,
+                    p0 - j0,
+                )
+            } else {
+                arch::int8_packed_panel_tiled_scaled(
+                    self.isa,
+                    self.m,
+                    self.k4,
+                    &self.apt,
+                    panel,
+                    next,
+                    w,
+                    &fin,
+                    block,
+                    p0 - j0,
+                )
+            };
+            if !done {
                 debug_assert_eq!(p0, j0, "the kernel exists for every panel or none");
                 return false;
             }
@@ -403,18 +485,25 @@ impl<'a> VnniCall<'a> {
     fn columns(&self, j0: usize, j1: usize, out: &mut [i32], ld: usize) {
         let (m, k4, n, isa) = (self.m, self.k4, self.n, self.isa);
         let (alpha, beta, ki) = (self.alpha, self.beta, self.k as i32);
-        let panel_len = k4 / 4 * PANEL * 4;
+        let pw = self.pw;
+        let panel_len = k4 * pw;
         let panels = self.panels;
-        for p0 in (j0..j1).step_by(PANEL) {
-            let panel = &panels[p0 / PANEL * panel_len..(p0 / PANEL + 1) * panel_len];
+        for p0 in (j0..j1).step_by(pw) {
+            let panel = &panels[p0 / pw * panel_len..(p0 / pw + 1) * panel_len];
             // The following panel (usually this thread's next, in this range or the next one).
-            let next = panels.get((p0 / PANEL + 1) * panel_len..(p0 / PANEL + 2) * panel_len).unwrap_or(&[]);
-            let w = PANEL.min(n - p0);
+            let next = panels.get((p0 / pw + 1) * panel_len..(p0 / pw + 2) * panel_len).unwrap_or(&[]);
+            let w = pw.min(n - p0);
             let o = &mut out[p0 - j0..];
-            let done = !self.apt.is_empty()
-                && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
-            if !done && !arch::int8_packed_panel(isa, m, k4, &self.ap, panel, w, o, ld) {
-                int8_packed_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
+            if self.pairs {
+                if !arch::int8_pairs_panel(isa, m, k4 / 2, &self.apt2, panel, next, w, o, ld) {
+                    int8_pairs_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
+                }
+            } else {
+                let done = !self.apt.is_empty()
+                    && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
+                if !done && !arch::int8_packed_panel(isa, m, k4, &self.ap, panel, w, o, ld) {
+                    int8_packed_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
+                }
             }
             let sums_b = &self.col_sums[p0..p0 + w];
             for (i, &sa) in self.a_sums.iter().enumerate() {
@@ -462,6 +551,47 @@ fn tile_a(m: usize, k4: usize, ap: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The padded rows `ap` (`m×kp`, `kp` even) in tiles of 6 rows for the pair kernel: tile `t`,
+/// pair `p` holds one word per row, `a'[2p]` in its low 16 bits and `a'[2p + 1]` in its high
+/// 16 (both zero-extended), rows past `m` zero.
+fn tile_pairs(m: usize, kp: usize, ap: &[u8]) -> Vec<u32> {
+    const ROWS: usize = crate::arch::INT8_PAIRS_TILE;
+    let pairs = kp / 2;
+    let mut out = vec![0u32; m.div_ceil(ROWS) * ROWS * pairs];
+    for i in 0..m {
+        let (t, r) = (i / ROWS, i % ROWS);
+        for p in 0..pairs {
+            out[(t * pairs + p) * ROWS + r] =
+                ap[i * kp + 2 * p] as u32 | (ap[i * kp + 2 * p + 1] as u32) << 16;
+        }
+    }
+    out
+}
+
+/// [`int8_packed_panel_scalar`] for a pair panel (16 columns, pairs of `k`; `ap` is `m×kp`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn int8_pairs_panel_scalar(
+    m: usize,
+    kp: usize,
+    ap: &[u8],
+    panel: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) {
+    for i in 0..m {
+        for c in 0..w {
+            let mut s = 0i32;
+            for kk in 0..kp {
+                let x = ap[i * kp + kk] as i32;
+                let y = panel[(kk / 2) * PAIR_PANEL * 2 + c * 2 + kk % 2] as i8 as i32;
+                s = s.wrapping_add(x.wrapping_mul(y));
+            }
+            out[i * ld + c] = s;
+        }
+    }
 }
 
 /// `D = Σ a'·b'` of the `m` padded rows `ap` (`m×k4` unsigned bytes) against one VNNI panel,

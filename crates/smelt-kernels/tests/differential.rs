@@ -115,10 +115,10 @@ fn int8_case(
     let mut got_kn = vec![0i32; m * n];
     matmul_integer_with(isa, m, n, k, am, za, bm_kn, zb, &mut got_kn);
     assert_eq!(got_kn, want, "matmul_integer {isa} m={m} n={n} k={k}");
-    // B packed once (VNNI panels on AVX512-VNNI, Bᵀ otherwise): same bits, on the packing
-    // tier and, for the panels, through the scalar definition too.
+    // B packed once (VNNI panels on AVX512-VNNI, pair panels on AVX2, Bᵀ otherwise): same
+    // bits, on the packing tier and, for the panels, through the scalar definition too.
     let packed = PackedInt8::new_for(isa, k, n, bm_kn);
-    let runs: &[Isa] = if isa == Isa::Avx512Vnni { &[isa, Isa::Scalar] } else { &[isa] };
+    let runs: &[Isa] = if matches!(isa, Isa::Avx512Vnni | Isa::Avx2) { &[isa, Isa::Scalar] } else { &[isa] };
     for &run_isa in runs {
         let mut got_p = vec![i32::MIN; m * n];
         matmul_integer_packed_with(run_isa, m, am, za, &packed, zb, &mut got_p);

@@ -304,6 +304,62 @@ pub(crate) fn int8_packed_panel_tiled_scaled(
     }
 }
 
+/// Rows per tile of `A` for [`int8_pairs_panel`].
+pub(crate) const INT8_PAIRS_TILE: usize = 6;
+
+/// `Σ a'·b'` of `m` rows of `A` in tiles of 6 (`int8_packed::tile_pairs`) against one pair
+/// panel (16 columns, see `int8_packed.rs`), `w` columns into `out` (row stride `ld`);
+/// `false` when `isa` has no such kernel. `next` is the panel computed after this one (empty
+/// for the last), which the kernel may prefetch; it does not change the result.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn int8_pairs_panel(
+    isa: Isa,
+    m: usize,
+    k2: usize,
+    apt: &[u32],
+    panel: &[u8],
+    next: &[u8],
+    w: usize,
+    out: &mut [i32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_pairs::panel(isa, m, k2, apt, panel, next, w, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k2, apt, panel, next, w, out, ld);
+        false
+    }
+}
+
+/// [`int8_pairs_panel`] with the zero-point correction and the scale applied as each tile's
+/// sums are finished, into `f32` (see [`crate::int8_packed::Finish`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn int8_pairs_panel_scaled(
+    isa: Isa,
+    m: usize,
+    k2: usize,
+    apt: &[u32],
+    panel: &[u8],
+    next: &[u8],
+    w: usize,
+    fin: &crate::int8_packed::Finish<'_>,
+    block: &mut crate::parallel::ColBlock<'_, f32>,
+    col: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::int8_pairs::panel_scaled(isa, m, k2, apt, panel, next, w, fin, block, col)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, m, k2, apt, panel, next, w, fin, block, col);
+        false
+    }
+}
+
 /// Leading rows of [`crate::row_sums_of_squares_f64`] done with SIMD (0 without).
 pub(crate) fn row_sums_of_squares(isa: Isa, x: &[f32], len: usize, sums: &mut [f64]) -> usize {
     #[cfg(target_arch = "x86_64")]

@@ -9,6 +9,7 @@ pub(crate) mod exp;
 pub(crate) mod f32;
 pub(crate) mod int8;
 pub(crate) mod int8_packed;
+pub(crate) mod int8_pairs;
 pub(crate) mod q4;
 pub(crate) mod rows;
 pub(crate) mod ternary;
