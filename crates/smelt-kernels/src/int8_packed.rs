@@ -496,13 +496,13 @@ impl<'a> VnniCall<'a> {
             let o = &mut out[p0 - j0..];
             if self.pairs {
                 if !arch::int8_pairs_panel(isa, m, k4 / 2, &self.apt2, panel, next, w, o, ld) {
-                    int8_pairs_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
+                    int8_packed_panel_scalar(m, k4, &self.ap, panel, (PAIR_PANEL, 2), w, o, ld);
                 }
             } else {
                 let done = !self.apt.is_empty()
                     && arch::int8_packed_panel_tiled(isa, m, k4, &self.apt, panel, next, w, o, ld);
                 if !done && !arch::int8_packed_panel(isa, m, k4, &self.ap, panel, w, o, ld) {
-                    int8_packed_panel_scalar(m, k4, &self.ap, panel, w, o, ld);
+                    int8_packed_panel_scalar(m, k4, &self.ap, panel, (PANEL, 4), w, o, ld);
                 }
             }
             let sums_b = &self.col_sums[p0..p0 + w];
@@ -570,13 +570,17 @@ fn tile_pairs(m: usize, kp: usize, ap: &[u8]) -> Vec<u32> {
     out
 }
 
-/// [`int8_packed_panel_scalar`] for a pair panel (16 columns, pairs of `k`; `ap` is `m×kp`).
+/// `D = Σ a'·b'` of the `m` padded rows `ap` (`m×kp` unsigned bytes) against one panel of
+/// `pw` columns whose groups of `g` consecutive `k` sit side by side per column (the VNNI
+/// panels: 32 and 4; the pair panels: 16 and 2), the first `w` columns into `out` (row stride
+/// `ld`): the definition, in i32 wrapping.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn int8_pairs_panel_scalar(
+pub(crate) fn int8_packed_panel_scalar(
     m: usize,
     kp: usize,
     ap: &[u8],
     panel: &[u8],
+    (pw, g): (usize, usize),
     w: usize,
     out: &mut [i32],
     ld: usize,
@@ -586,32 +590,7 @@ pub(crate) fn int8_pairs_panel_scalar(
             let mut s = 0i32;
             for kk in 0..kp {
                 let x = ap[i * kp + kk] as i32;
-                let y = panel[(kk / 2) * PAIR_PANEL * 2 + c * 2 + kk % 2] as i8 as i32;
-                s = s.wrapping_add(x.wrapping_mul(y));
-            }
-            out[i * ld + c] = s;
-        }
-    }
-}
-
-/// `D = Σ a'·b'` of the `m` padded rows `ap` (`m×k4` unsigned bytes) against one VNNI panel,
-/// the first `w` columns into `out` (row stride `ld`): the definition, in i32 wrapping.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn int8_packed_panel_scalar(
-    m: usize,
-    k4: usize,
-    ap: &[u8],
-    panel: &[u8],
-    w: usize,
-    out: &mut [i32],
-    ld: usize,
-) {
-    for i in 0..m {
-        for c in 0..w {
-            let mut s = 0i32;
-            for kk in 0..k4 {
-                let x = ap[i * k4 + kk] as i32;
-                let y = panel[(kk / 4) * PANEL * 4 + c * 4 + kk % 4] as i8 as i32;
+                let y = panel[(kk / g) * pw * g + c * g + kk % g] as i8 as i32;
                 s = s.wrapping_add(x.wrapping_mul(y));
             }
             out[i * ld + c] = s;
