@@ -113,8 +113,8 @@ unsafe fn tiles_avx2(
             let ap = unsafe { apt.as_ptr().add(t * TILE * k2) };
             let op = unsafe { out.add(t * TILE * ld) };
             // One tile (a few rows: decode) streams the panel from memory itself, prefetching
-            // ahead of what it reads; with more, the first tile does and the later ones
-            // fetch the next panel.
+            // ahead of what it reads; with more, the tiles after the first fetch the next
+            // panel while this one is in L1.
             let ahead = m <= TILE;
             let step = Step { ap, bp: panel.as_ptr(), p0, p1, accumulate: p0 > 0, ahead, w, op, ld };
             // The tiles after the first fetch the next panel into L2, a line per pair step.
