@@ -1,6 +1,6 @@
 //! ggml's Q4_0, Q4_1, Q5_0 and Q5_1 quantizers (`quantize_row_q4_0_ref` ...
-//! `quantize_row_q5_1_ref` in ggml-quants.c) with explicit AVX-512, and the decoded values
-//! (`dequantize_row_q4_0` ...) in the same pass, for `smelt convert`.
+//! `quantize_row_q5_1_ref` in ggml-quants.c) with explicit AVX-512 and AVX2, and the decoded
+//! values (`dequantize_row_q4_0` ...) in the same pass, for `smelt convert`.
 //!
 //! Per block of 32 weights, as the C:
 //! - Q4_0 / Q5_0: `max` = the first weight of largest magnitude, with its sign (`+0.0` when all
@@ -14,7 +14,7 @@
 //! same correctly rounded divisions; IEEE round-to-nearest-even to f16 with F16C, ggml's
 //! conversion on finite values; `trunc` by `vcvttps2dq`, exact for these small values).
 //!
-//! Sixteen blocks at a time: each block's minimum and maximum are taken on order-preserving
+//! Sixteen blocks at a time (eight with AVX2): each block's minimum and maximum are taken on order-preserving
 //! integer keys of the float bits (`bits ^ ((bits >> 31) & 0x7fff_ffff)`: signed integer order
 //! is float order, `-0.0` below `+0.0`, NaNs beyond the infinities) and gathered into one
 //! register by the reduction tree of [`crate::q8_0`], so the divisions and f16 conversions are
@@ -64,7 +64,7 @@ impl LegacyType {
 /// Quantizes `src` (a whole number of blocks) into `dst` (`t.block_bytes()` per block) and
 /// writes the decoded weights into `decoded` (same length as `src`), at instruction set `isa`.
 ///
-/// Returns `None` when `isa` (or the CPU) has no such kernel (only AVX-512 has one): nothing
+/// Returns `None` when `isa` (or the CPU) has no such kernel (AVX2 and AVX-512 have one): nothing
 /// was written, and the caller runs its reference. Otherwise returns the indices of the blocks
 /// left for the caller (see the module documentation), in increasing order: their bytes in
 /// `dst` and values in `decoded` are unspecified.
@@ -82,13 +82,19 @@ pub fn quantize_legacy_with(
     assert_eq!(decoded.len(), src.len(), "decoded length");
     #[cfg(target_arch = "x86_64")]
     {
-        if !std::is_x86_feature_detected!("f16c") || !std::is_x86_feature_detected!("avx512dq") {
+        if !std::is_x86_feature_detected!("f16c") {
             return None;
         }
         let mut slow = Vec::new();
         match isa.or_scalar() {
-            // SAFETY: `or_scalar` and the check above confirmed the CPU features.
-            Isa::Avx512 | Isa::Avx512Vnni => unsafe { x86::legacy_avx512(t, src, dst, decoded, &mut slow) },
+            // SAFETY: `or_scalar` and the checks here confirmed the CPU features.
+            Isa::Avx512 | Isa::Avx512Vnni if std::is_x86_feature_detected!("avx512dq") => unsafe {
+                x86::legacy_avx512(t, src, dst, decoded, &mut slow)
+            },
+            // SAFETY: as above.
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 | Isa::Avx512Vnni => unsafe {
+                x86::legacy_avx2(t, src, dst, decoded, &mut slow)
+            },
             _ => return None,
         }
         Some(slow)
@@ -306,6 +312,180 @@ mod x86 {
                 unsafe {
                     _mm512_storeu_ps(y.as_mut_ptr(), value(q0));
                     _mm512_storeu_ps(y.as_mut_ptr().add(16), value(q1));
+                }
+            }
+        }
+    }
+
+    /// [`key`] on eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn key8(v: __m256i) -> __m256i {
+        _mm256_xor_si256(v, _mm256_and_si256(_mm256_srai_epi32::<31>(v), _mm256_set1_epi32(0x7fff_ffff)))
+    }
+
+    /// As [`legacy_avx512`], eight blocks at a time with the AVX2 tree of [`crate::q8_0`] and
+    /// lane masks in place of mask registers.
+    ///
+    /// # Safety
+    /// AVX2 and F16C; lengths as [`super::quantize_legacy_with`] checked.
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) unsafe fn legacy_avx2(
+        t: LegacyType,
+        src: &[f32],
+        dst: &mut [u8],
+        decoded: &mut [f32],
+        slow: &mut Vec<usize>,
+    ) {
+        use crate::q8_0::x86::tree8;
+        const GROUP: usize = 8;
+        let bb = t.block_bytes();
+        let symmetric = matches!(t, LegacyType::Q4_0 | LegacyType::Q5_0);
+        let five = matches!(t, LegacyType::Q5_0 | LegacyType::Q5_1);
+        let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let pos_inf = _mm256_set1_epi32(KEY_POS_INF);
+        let zero = _mm256_setzero_ps();
+        let zero_i = _mm256_setzero_si256();
+        let one = _mm256_set1_ps(1.0);
+        let (div, bias, top, center) = match t {
+            LegacyType::Q4_0 => (-8.0f32, 8.5f32, 15, 8),
+            LegacyType::Q5_0 => (-16.0, 16.5, 31, 16),
+            LegacyType::Q4_1 => (15.0, 0.5, 15, 0),
+            LegacyType::Q5_1 => (31.0, 0.5, i32::MAX, 0),
+        };
+        let (bias, top, center) = (_mm256_set1_ps(bias), _mm256_set1_epi32(top), _mm256_set1_epi32(center));
+        let nibble_mask = _mm256_set1_epi32(if five { 0x1f } else { 0x0f });
+        let low = _mm256_set1_epi32(0x0f);
+        let byte = _mm256_set1_epi32(0xff);
+        let blocks = src.len() / LEGACY_BLOCK;
+        for g in (0..blocks).step_by(GROUP) {
+            let n = GROUP.min(blocks - g);
+            let x = &src[g * LEGACY_BLOCK..(g + n) * LEGACY_BLOCK];
+            let load = |b: usize| -> [__m256; 4] {
+                // SAFETY: block b of the group holds 32 f32.
+                std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(b * 32 + 8 * i)) })
+            };
+            let (mut lo, mut hi) = ([zero_i; GROUP], [zero_i; GROUP]);
+            for b in 0..n {
+                let k = load(b).map(|v| key8(_mm256_castps_si256(v)));
+                lo[b] = _mm256_min_epi32(_mm256_min_epi32(k[0], k[1]), _mm256_min_epi32(k[2], k[3]));
+                hi[b] = _mm256_max_epi32(_mm256_max_epi32(k[0], k[1]), _mm256_max_epi32(k[2], k[3]));
+            }
+            let kmin = tree8!(&lo, _mm256_min_epi32);
+            let kmax = tree8!(&hi, _mm256_max_epi32);
+            let finite = _mm256_and_si256(
+                _mm256_cmpgt_epi32(kmin, _mm256_set1_epi32(KEY_NEG_INF)),
+                _mm256_cmpgt_epi32(pos_inf, kmax),
+            );
+            let (fmin, fmax) = (key8(kmin), key8(kmax));
+            // Float bits with the sign cleared are non-negative: signed comparisons order them.
+            let finite_bits =
+                |v: __m256| _mm256_cmpgt_epi32(pos_inf, _mm256_and_si256(_mm256_castps_si256(v), abs));
+            let (d, ok, m) = if symmetric {
+                // The largest magnitude is the minimum's or the maximum's.
+                let (amin, amax) = (_mm256_and_si256(fmin, abs), _mm256_and_si256(fmax, abs));
+                let pos = _mm256_cmpgt_epi32(amax, amin);
+                let neg = _mm256_cmpgt_epi32(amin, amax);
+                let same = _mm256_cmpeq_epi32(fmin, fmax);
+                let all_zero =
+                    _mm256_and_si256(_mm256_cmpeq_epi32(amax, zero_i), _mm256_cmpeq_epi32(amin, zero_i));
+                // Equal magnitudes: the same value, all zero (ggml's max stays +0.0), or
+                // opposite signs (the first in block order: the reference's job).
+                let decided = _mm256_or_si256(_mm256_or_si256(pos, neg), _mm256_or_si256(same, all_zero));
+                let take_max = _mm256_or_si256(pos, _mm256_andnot_si256(all_zero, same));
+                let max = _mm256_and_si256(take_max, fmax);
+                let max = _mm256_blendv_epi8(max, fmin, neg);
+                let d = _mm256_div_ps(_mm256_castsi256_ps(max), _mm256_set1_ps(div));
+                (d, _mm256_and_si256(finite, decided), zero)
+            } else {
+                let (fmin, fmax) = (_mm256_castsi256_ps(fmin), _mm256_castsi256_ps(fmax));
+                // A zero minimum or maximum: its sign is the first zero's (the reference's job).
+                let nonzero = _mm256_and_ps(
+                    _mm256_cmp_ps::<_CMP_NEQ_UQ>(fmin, zero),
+                    _mm256_cmp_ps::<_CMP_NEQ_UQ>(fmax, zero),
+                );
+                let d = _mm256_div_ps(_mm256_sub_ps(fmax, fmin), _mm256_set1_ps(div));
+                let ok =
+                    _mm256_and_si256(_mm256_and_si256(finite, _mm256_castps_si256(nonzero)), finite_bits(d));
+                (d, ok, fmin)
+            };
+            let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(d, zero);
+            let id = _mm256_and_ps(nonzero, _mm256_div_ps(one, d));
+            let ok = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(ok, finite_bits(id))));
+            let (dh, mh) = (
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(d),
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(m),
+            );
+            let (df, mf) = (_mm256_cvtph_ps(dh), _mm256_cvtph_ps(mh));
+            let (mut d_bits, mut m_bits) = ([0u16; GROUP], [0u16; GROUP]);
+            let (mut id_l, mut df_l, mut mf_l, mut min_l) =
+                ([0f32; GROUP], [0f32; GROUP], [0f32; GROUP], [0f32; GROUP]);
+            // SAFETY: eight lanes into arrays of eight.
+            unsafe {
+                _mm_storeu_si128(d_bits.as_mut_ptr().cast(), dh);
+                _mm_storeu_si128(m_bits.as_mut_ptr().cast(), mh);
+                _mm256_storeu_ps(id_l.as_mut_ptr(), id);
+                _mm256_storeu_ps(df_l.as_mut_ptr(), df);
+                _mm256_storeu_ps(mf_l.as_mut_ptr(), mf);
+                _mm256_storeu_ps(min_l.as_mut_ptr(), m);
+            }
+            for b in 0..n {
+                if ok & (1 << b) == 0 {
+                    slow.push(g + b);
+                    continue;
+                }
+                let (id, min) = (_mm256_set1_ps(id_l[b]), _mm256_set1_ps(min_l[b]));
+                // The C's `(x - min)·id + b` (Q4_0/Q5_0: min is 0 and not subtracted), each
+                // operation rounded on its own; truncation, then the clamp.
+                let code = |x: __m256| {
+                    let x = if symmetric { x } else { _mm256_sub_ps(x, min) };
+                    let v = _mm256_add_ps(_mm256_mul_ps(x, id), bias);
+                    _mm256_min_epi32(_mm256_cvttps_epi32(v), top)
+                };
+                let q = load(b).map(code);
+                let out = &mut dst[(g + b) * bb..(g + b + 1) * bb];
+                out[..2].copy_from_slice(&d_bits[b].to_le_bytes());
+                let mut at = 2;
+                if !symmetric {
+                    out[2..4].copy_from_slice(&m_bits[b].to_le_bytes());
+                    at = 4;
+                }
+                if five {
+                    // Bit 4 of code j is bit j of qh: shifted to the sign bit, eight at a time.
+                    let qh = q.iter().enumerate().fold(0u32, |acc, (i, &q)| {
+                        let signs = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<27>(q)));
+                        acc | (signs as u32) << (8 * i)
+                    });
+                    out[at..at + 4].copy_from_slice(&qh.to_le_bytes());
+                    at += 4;
+                }
+                // Byte j: code j in the low nibble, code j + 16 in the high one (the C's u8
+                // arithmetic: the low byte of the i32 lanes).
+                let nib = |q: __m256i| if five { _mm256_and_si256(q, low) } else { q };
+                let pair = |a: __m256i, b: __m256i| {
+                    _mm256_and_si256(_mm256_or_si256(nib(a), _mm256_slli_epi32::<4>(nib(b))), byte)
+                };
+                // Bytes 0..8 and 8..16 as u16, interleaved by lane halves, then in order.
+                let w = _mm256_packus_epi32(pair(q[0], q[2]), pair(q[1], q[3]));
+                let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(w);
+                let qs = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+                // SAFETY: 16 code bytes end the block.
+                unsafe { _mm_storeu_si128(out.as_mut_ptr().add(at).cast(), qs) };
+                // Decoded from the stored code bits, as the reference's dequantizer reads them.
+                let (df, mf) = (_mm256_set1_ps(df_l[b]), _mm256_set1_ps(mf_l[b]));
+                let value = |q: __m256i| {
+                    let c = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(q, nibble_mask), center));
+                    let y = _mm256_mul_ps(c, df);
+                    if symmetric {
+                        y
+                    } else {
+                        _mm256_add_ps(y, mf)
+                    }
+                };
+                let y = &mut decoded[(g + b) * LEGACY_BLOCK..(g + b + 1) * LEGACY_BLOCK];
+                for (i, &q) in q.iter().enumerate() {
+                    // SAFETY: 32 f32 per block.
+                    unsafe { _mm256_storeu_ps(y.as_mut_ptr().add(8 * i), value(q)) };
                 }
             }
         }

@@ -66,36 +66,12 @@ pub fn quantize_q8_0_with(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::{Q8_0_BLOCK, Q8_0_BYTES};
     use std::arch::x86_64::*;
 
     /// Bits of +infinity: absolute values at or above are infinite or NaN.
     const INF_BITS: i32 = 0x7f80_0000;
-
-    /// The scalar part of a block: `(d, id)` from the largest magnitude's bits, or `None` when
-    /// the block leaves the fast path.
-    #[inline(always)]
-    fn scale(amax_bits: u32) -> Option<(f32, f32)> {
-        if amax_bits >= INF_BITS as u32 {
-            return None;
-        }
-        let d = f32::from_bits(amax_bits) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        id.is_finite().then_some((d, id))
-    }
-
-    /// `d` as f16 bits (round to nearest even) and back to f32.
-    ///
-    /// # Safety
-    /// F16C.
-    #[inline]
-    #[target_feature(enable = "f16c")]
-    unsafe fn f16_round_trip(d: f32) -> (u16, f32) {
-        let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(d));
-        let bits = _mm_extract_epi16::<0>(h) as u16;
-        (bits, _mm_cvtss_f32(_mm_cvtph_ps(h)))
-    }
 
     /// Sixteen blocks at a time: their maxima are gathered into one register by a reduction
     /// tree, so the divisions and the f16 conversions of the scales are one instruction each
@@ -219,7 +195,36 @@ mod x86 {
         }
     }
 
-    /// As [`q8_0_avx512`], four registers of eight per block.
+    /// Lane `b` of the result is `op` over the eight lanes of `m[b]`: the AVX2 reduction tree
+    /// (pairs of 128-bit halves, pairs of 64-bit halves, pairs of 32-bit lanes, then one
+    /// permute into block order), shared with [`crate::legacy_quant`].
+    macro_rules! tree8 {
+        ($m:expr, $op:ident) => {{
+            let m: &[__m256i; 8] = $m;
+            // Lane half 0 of t[i] holds block 2i's partial results, half 1 block 2i + 1's.
+            let t: [__m256i; 4] = std::array::from_fn(|i| {
+                let (a, b) = (m[2 * i], m[2 * i + 1]);
+                $op(_mm256_permute2x128_si256::<0x20>(a, b), _mm256_permute2x128_si256::<0x31>(a, b))
+            });
+            // Half 0 of u[j]: blocks 4j and 4j + 2, two lanes each; half 1: 4j + 1 and 4j + 3.
+            let u: [__m256i; 2] = std::array::from_fn(|j| {
+                let (a, b) = (t[2 * j], t[2 * j + 1]);
+                $op(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b))
+            });
+            let (a, b) = (_mm256_castsi256_ps(u[0]), _mm256_castsi256_ps(u[1]));
+            // Shuffles move bits untouched: lanes hold blocks 0, 2, 4, 6, 1, 3, 5, 7.
+            let v = $op(
+                _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(a, b)),
+                _mm256_castps_si256(_mm256_shuffle_ps::<0b11_01_11_01>(a, b)),
+            );
+            _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        }};
+    }
+    pub(crate) use tree8;
+
+    /// As [`q8_0_avx512`], eight blocks at a time (four registers of eight per block): the
+    /// tree gathers their maxima into one register, so the divisions and f16 conversions are
+    /// one instruction each for the eight.
     ///
     /// # Safety
     /// AVX2 and F16C; lengths as [`super::quantize_q8_0_with`] checked.
@@ -230,54 +235,85 @@ mod x86 {
         mut decoded: Option<&mut [f32]>,
         slow: &mut Vec<usize>,
     ) {
+        const GROUP: usize = 8;
         let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let inf = _mm256_set1_epi32(INF_BITS);
         let half = _mm256_set1_ps(0.5);
         let one = _mm256_set1_ps(1.0);
         let sign = _mm256_set1_epi32(i32::MIN);
-        for (b, (x, out)) in src.chunks_exact(Q8_0_BLOCK).zip(dst.chunks_exact_mut(Q8_0_BYTES)).enumerate() {
-            // SAFETY: a block holds 32 f32.
-            let xs: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
+        let blocks = src.len() / Q8_0_BLOCK;
+        for g in (0..blocks).step_by(GROUP) {
+            let n = GROUP.min(blocks - g);
+            let x = &src[g * Q8_0_BLOCK..(g + n) * Q8_0_BLOCK];
+            let load = |b: usize| -> [__m256; 4] {
+                // SAFETY: block b of the group holds 32 f32.
+                std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(b * 32 + 8 * i)) })
+            };
             let bits = |v: __m256| _mm256_and_si256(_mm256_castps_si256(v), abs);
-            let a = _mm256_max_epu32(
-                _mm256_max_epu32(bits(xs[0]), bits(xs[1])),
-                _mm256_max_epu32(bits(xs[2]), bits(xs[3])),
-            );
-            let a = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
-            let a = _mm_max_epu32(a, _mm_shuffle_epi32::<0b01_00_11_10>(a));
-            let a = _mm_max_epu32(a, _mm_shuffle_epi32::<0b10_11_00_01>(a));
-            let Some((d, id)) = scale(_mm_cvtsi128_si32(a) as u32) else {
-                slow.push(b);
-                continue;
-            };
-            // SAFETY: F16C is enabled here.
-            let (d_bits, d_f16) = unsafe { f16_round_trip(d) };
-            let id = _mm256_set1_ps(id);
-            let round = |x: __m256| {
-                let v = _mm256_mul_ps(x, id);
-                let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-                let frac = _mm256_and_ps(_mm256_sub_ps(v, t), _mm256_castsi256_ps(abs));
-                let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half);
-                let step = _mm256_or_ps(one, _mm256_and_ps(v, _mm256_castsi256_ps(sign)));
-                _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
-            };
-            let q: [__m256i; 4] = std::array::from_fn(|i| round(xs[i]));
-            // i32 → i16 → i8 with saturation (codes are within ±127), then undo the lane
-            // interleaving of the two packs.
-            let w01 = _mm256_packs_epi32(q[0], q[1]);
-            let w23 = _mm256_packs_epi32(q[2], q[3]);
-            let bytes = _mm256_packs_epi16(w01, w23);
-            let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            out[..2].copy_from_slice(&d_bits.to_le_bytes());
-            // SAFETY: 32 code bytes follow the scale.
-            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(2).cast(), bytes) };
-            if let Some(dec) = decoded.as_deref_mut() {
-                let df = _mm256_set1_ps(d_f16);
-                let y = &mut dec[b * Q8_0_BLOCK..(b + 1) * Q8_0_BLOCK];
-                for (i, q) in q.iter().enumerate() {
-                    // SAFETY: 32 f32 per block.
-                    unsafe {
-                        _mm256_storeu_ps(y.as_mut_ptr().add(8 * i), _mm256_mul_ps(_mm256_cvtepi32_ps(*q), df))
-                    };
+            let mut m = [_mm256_setzero_si256(); GROUP];
+            for (b, m) in m.iter_mut().enumerate().take(n) {
+                let xs = load(b);
+                *m = _mm256_max_epu32(
+                    _mm256_max_epu32(bits(xs[0]), bits(xs[1])),
+                    _mm256_max_epu32(bits(xs[2]), bits(xs[3])),
+                );
+            }
+            let amax = tree8!(&m, _mm256_max_epu32);
+            // d = amax / 127, id = d ? 1/d : 0 (correctly rounded divisions, as the scalar C);
+            // the bits are non-negative, so signed comparisons order them.
+            let finite = _mm256_cmpgt_epi32(inf, amax);
+            let d = _mm256_div_ps(_mm256_castsi256_ps(amax), _mm256_set1_ps(127.0));
+            let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(d, _mm256_setzero_ps());
+            let id = _mm256_and_ps(nonzero, _mm256_div_ps(one, d));
+            let id_finite = _mm256_cmpgt_epi32(inf, bits(id));
+            let fast = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(finite, id_finite)));
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(d);
+            let df = _mm256_cvtph_ps(h);
+            let (mut h_bits, mut id_l, mut df_l) = ([0u16; GROUP], [0f32; GROUP], [0f32; GROUP]);
+            // SAFETY: eight lanes into arrays of eight.
+            unsafe {
+                _mm_storeu_si128(h_bits.as_mut_ptr().cast(), h);
+                _mm256_storeu_ps(id_l.as_mut_ptr(), id);
+                _mm256_storeu_ps(df_l.as_mut_ptr(), df);
+            }
+            for b in 0..n {
+                if fast & (1 << b) == 0 {
+                    slow.push(g + b);
+                    continue;
+                }
+                let id = _mm256_set1_ps(id_l[b]);
+                let round = |x: __m256| {
+                    let v = _mm256_mul_ps(x, id);
+                    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+                    let frac = _mm256_and_ps(_mm256_sub_ps(v, t), _mm256_castsi256_ps(abs));
+                    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half);
+                    let step = _mm256_or_ps(one, _mm256_and_ps(v, _mm256_castsi256_ps(sign)));
+                    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
+                };
+                let xs = load(b);
+                let q: [__m256i; 4] = std::array::from_fn(|i| round(xs[i]));
+                // i32 → i16 → i8 with saturation (codes are within ±127), then undo the lane
+                // interleaving of the two packs.
+                let w01 = _mm256_packs_epi32(q[0], q[1]);
+                let w23 = _mm256_packs_epi32(q[2], q[3]);
+                let bytes = _mm256_packs_epi16(w01, w23);
+                let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                let out = &mut dst[(g + b) * Q8_0_BYTES..(g + b + 1) * Q8_0_BYTES];
+                out[..2].copy_from_slice(&h_bits[b].to_le_bytes());
+                // SAFETY: 32 code bytes follow the scale.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(2).cast(), bytes) };
+                if let Some(dec) = decoded.as_deref_mut() {
+                    let df = _mm256_set1_ps(df_l[b]);
+                    let y = &mut dec[(g + b) * Q8_0_BLOCK..(g + b + 1) * Q8_0_BLOCK];
+                    for (i, q) in q.iter().enumerate() {
+                        // SAFETY: 32 f32 per block.
+                        unsafe {
+                            _mm256_storeu_ps(
+                                y.as_mut_ptr().add(8 * i),
+                                _mm256_mul_ps(_mm256_cvtepi32_ps(*q), df),
+                            )
+                        };
+                    }
                 }
             }
         }

@@ -169,7 +169,7 @@ pub fn quantize_decode_with(
         _ => None,
     };
     if let (Some(t), Some(isa)) = (legacy, isa) {
-        // AVX-512 only (`None` elsewhere: the tiered reference below runs).
+        // AVX2 and AVX-512 (`None` elsewhere: the tiered reference below runs).
         if let Some(slow) = smelt_kernels::explicit::quantize_legacy_with(isa, t, src, dst, decoded) {
             const E: usize = smelt_kernels::LEGACY_BLOCK;
             let bb = t.block_bytes();
@@ -301,7 +301,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for blocks in [1usize, 2, 15, 16, 17, 31, 33, 64, 100] {
+        for blocks in [1usize, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100] {
             for round in 0..8 {
                 let mut v = Vec::with_capacity(blocks * 32);
                 for b in 0..blocks {
@@ -349,7 +349,8 @@ mod tests {
         }
     }
 
-    /// The explicit Q4_0, Q4_1, Q5_0 and Q5_1 kernels (groups of sixteen blocks, AVX-512)
+    /// The explicit Q4_0, Q4_1, Q5_0 and Q5_1 kernels (groups of sixteen blocks with AVX-512,
+    /// eight with AVX2)
     /// against the reference, bytes and decoded bits, over every tail length of a group and
     /// blocks made to hit each of their fallbacks and decisions: the largest magnitude held by
     /// weights of both signs (in either order), zero minima or maxima of either sign, all-zero
@@ -366,7 +367,7 @@ mod tests {
             x
         };
         for dtype in [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1] {
-            for blocks in [1usize, 2, 15, 16, 17, 31, 33, 64, 100] {
+            for blocks in [1usize, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100] {
                 for round in 0..8 {
                     let mut v = Vec::with_capacity(blocks * 32);
                     for b in 0..blocks {
