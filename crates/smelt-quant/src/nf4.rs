@@ -231,10 +231,15 @@ pub fn quantize_nf4_blocks_into_with(
     if packed.len() != n / 2 || absmax.len() != n / bs || decoded.len() != n {
         return Err(SchemeError::PackedLength { count: n, expected: n / 2, found: packed.len() });
     }
-    if tier == smelt_tensor::simd::Tier::Avx512 {
+    let isa = match tier {
+        smelt_tensor::simd::Tier::Avx512 => Some(smelt_kernels::Isa::Avx512),
+        smelt_tensor::simd::Tier::Avx2 => Some(smelt_kernels::Isa::Avx2),
+        smelt_tensor::simd::Tier::Scalar => None,
+    };
+    if let Some(isa) = isa {
         let bounds = midpoints();
         let slow = smelt_kernels::explicit::quantize_nf4_with(
-            smelt_kernels::Isa::Avx512,
+            isa,
             values,
             bs,
             &NF4_CODE,
@@ -413,7 +418,7 @@ impl Nf4Tensor {
 mod tests {
     use super::*;
 
-    /// The in-place block quantizer (explicit AVX-512 kernel, tiered copies) gives the bytes,
+    /// The in-place block quantizer (explicit AVX-512 and AVX2 kernels, tiered copies) gives the bytes,
     /// absmax values and decoded bits of `quantize_nf4` and `dequantize`, on every level, over
     /// random blocks at many scales, all-zero blocks, blocks below the absmax floor, values on
     /// the midpoints, and blocks holding NaN or infinities.
