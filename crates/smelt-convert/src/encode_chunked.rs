@@ -393,15 +393,28 @@ impl Job<'_> {
         };
         let q = Nf4Tensor { shape: shape.to_vec(), block_size: opts.block_size, packed, absmax };
         if double_quant {
-            // The error is that of the stored (double-quantized) absmax: decode once more, in
-            // chunks, against freshly read values.
-            let decoded = q.dequantize();
-            let sums = decoded
-                .par_chunks(per)
-                .enumerate()
-                .map(|(c, d)| self.values(c * per, d.len()).map(|v| ErrorSums::of(&v, d)))
+            // The error is that of the stored (double-quantized) absmax: the values are read
+            // again, piece by piece, beside their decoding with it (`Nf4Tensor::dequantize`'s
+            // `NF4_CODE[q] · absmax`, without a decoded copy of the whole tensor).
+            let am = q.block_absmax();
+            let packed = &q.packed;
+            let sums = (0..n.div_ceil(per))
+                .into_par_iter()
+                .map(|c| {
+                    let start = c * per;
+                    self.pieces(start, per.min(n - start), piece, |p, v, decoded| {
+                        let e0 = start + p; // a whole block: `piece` and `per` are whole blocks
+                        for (i, d) in decoded.iter_mut().enumerate() {
+                            let (e, byte) = (e0 + i, packed[(e0 + i) / 2]);
+                            let code = if e % 2 == 0 { byte >> 4 } else { byte & 0xF };
+                            *d = smelt_quant::nf4::NF4_CODE[code as usize] * am[e / bs];
+                        }
+                        debug_assert_eq!(v.len(), decoded.len());
+                        Ok(())
+                    })
+                })
                 .collect::<Vec<_>>();
-            let sums = first_error(sums)?;
+            let sums = first_error(sums)?.into_iter().flatten().collect();
             return Ok(finish(Encoded::Nf4(q), sums));
         }
         Ok(finish(Encoded::Nf4(q), sums))
