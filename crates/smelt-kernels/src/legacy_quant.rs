@@ -59,6 +59,18 @@ impl LegacyType {
             LegacyType::Q5_1 => 24,
         }
     }
+
+    /// The divisor of `d`, the constant added before truncation, the largest code (Q5_1 has
+    /// no clamp: its codes cannot exceed 31), and the offset subtracted when decoding.
+    #[cfg(target_arch = "x86_64")]
+    const fn params(self) -> (f32, f32, i32, i32) {
+        match self {
+            LegacyType::Q4_0 => (-8.0, 8.5, 15, 8),
+            LegacyType::Q5_0 => (-16.0, 16.5, 31, 16),
+            LegacyType::Q4_1 => (15.0, 0.5, 15, 0),
+            LegacyType::Q5_1 => (31.0, 0.5, i32::MAX, 0),
+        }
+    }
 }
 
 /// Quantizes `src` (a whole number of blocks) into `dst` (`t.block_bytes()` per block) and
@@ -170,14 +182,7 @@ mod x86 {
         let abs = _mm512_set1_epi32(0x7fff_ffff);
         let zero = _mm512_setzero_ps();
         let one = _mm512_set1_ps(1.0);
-        // The divisor of d, the constant added before truncation, the largest code (Q5_1 has
-        // no clamp: its codes cannot exceed 31), and the offset subtracted when decoding.
-        let (div, bias, top, center) = match t {
-            LegacyType::Q4_0 => (-8.0f32, 8.5f32, 15, 8),
-            LegacyType::Q5_0 => (-16.0, 16.5, 31, 16),
-            LegacyType::Q4_1 => (15.0, 0.5, 15, 0),
-            LegacyType::Q5_1 => (31.0, 0.5, i32::MAX, 0),
-        };
+        let (div, bias, top, center) = t.params();
         let (bias, top, center) = (_mm512_set1_ps(bias), _mm512_set1_epi32(top), _mm512_set1_epi32(center));
         let nibble_mask = _mm512_set1_epi32(if five { 0x1f } else { 0x0f });
         let blocks = src.len() / LEGACY_BLOCK;
@@ -347,12 +352,7 @@ mod x86 {
         let zero = _mm256_setzero_ps();
         let zero_i = _mm256_setzero_si256();
         let one = _mm256_set1_ps(1.0);
-        let (div, bias, top, center) = match t {
-            LegacyType::Q4_0 => (-8.0f32, 8.5f32, 15, 8),
-            LegacyType::Q5_0 => (-16.0, 16.5, 31, 16),
-            LegacyType::Q4_1 => (15.0, 0.5, 15, 0),
-            LegacyType::Q5_1 => (31.0, 0.5, i32::MAX, 0),
-        };
+        let (div, bias, top, center) = t.params();
         let (bias, top, center) = (_mm256_set1_ps(bias), _mm256_set1_epi32(top), _mm256_set1_epi32(center));
         let nibble_mask = _mm256_set1_epi32(if five { 0x1f } else { 0x0f });
         let low = _mm256_set1_epi32(0x0f);
