@@ -6,8 +6,9 @@
 //! Scalar reference: the platform's `f64::exp` (libm, correctly rounded or within an ulp).
 //! SIMD (AVX-512: 8 lanes, AVX2: 4): `x = n·ln 2 + r` with `n = round(x·log₂e)` (the 1.5·2⁵²
 //! trick, so no AVX512-DQ conversion), `r` in two FMA steps with a split `ln 2`, `e^r` by its
-//! Taylor polynomial to degree 13 (truncation below 2⁻⁵⁸ on `|r| ≤ ln 2 / 2`) in Horner form,
-//! and `2ⁿ` built in the exponent bits: within 2 ulp (f64) of libm, so the f32 results are
+//! Taylor polynomial to degree 13 (truncation below 2⁻⁵⁸ on `|r| ≤ ln 2 / 2`), in Horner form
+//! on AVX-512 and by Estrin's scheme on AVX2 (four levels of FMAs instead of a chain of
+//! thirteen, which bounded AVX2's loop on Zen 3), and `2ⁿ` built in the exponent bits: within 2 ulp (f64) of libm, so the f32 results are
 //! the same but for arguments within ~2⁻⁵⁰ of an f32 rounding boundary. Arguments below -708
 //! give 0 (libm gives a subnormal f64 there, which no f32 result above can tell apart: it
 //! rounds to 0 in `e / (1 + e)`, and adds nothing to a softmax sum holding `exp(0) = 1`); NaN

@@ -81,10 +81,17 @@ fn exp_nonpos_256(x: __m256d) -> __m256d {
     let n = _mm256_sub_pd(t, magic);
     let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(LN2_HI), x);
     let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(LN2_LO), r);
-    let mut p = _mm256_set1_pd(COEF[0]);
-    for &c in &COEF[1..] {
-        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
-    }
+    // Estrin's scheme: pairs `c₂ⱼ + c₂ⱼ₊₁·r`, joined by r², r⁴ and r⁸. Four levels of FMAs
+    // instead of Horner's chain of thirteen (4 cycles each), which bounded the loop on Zen 3.
+    let c = |k: usize| _mm256_set1_pd(COEF[13 - k]);
+    let (r2, q): (__m256d, [__m256d; 7]) =
+        (_mm256_mul_pd(r, r), std::array::from_fn(|j| _mm256_fmadd_pd(c(2 * j + 1), r, c(2 * j))));
+    let r4 = _mm256_mul_pd(r2, r2);
+    let s =
+        [_mm256_fmadd_pd(q[1], r2, q[0]), _mm256_fmadd_pd(q[3], r2, q[2]), _mm256_fmadd_pd(q[5], r2, q[4])];
+    let t0 = _mm256_fmadd_pd(s[1], r4, s[0]);
+    let t1 = _mm256_fmadd_pd(q[6], r4, s[2]);
+    let p = _mm256_fmadd_pd(t1, _mm256_mul_pd(r4, r4), t0);
     let ni = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(magic));
     let scale = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(ni, _mm256_set1_epi64x(1023))));
     let y = _mm256_mul_pd(p, scale);
