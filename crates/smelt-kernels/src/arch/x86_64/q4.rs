@@ -10,13 +10,9 @@
 //! weight instead (`(q - z)·scale` from the code OR-ed into the bits of 2²³: the same value,
 //! without the permutes, which share AMD's shuffle pipes).
 //!
-//! The AVX2 kernels take a tile's rows one after another within each block, so a row's
-//! parameters (the scale and `2²³ + z`, or the two halves of its table) stay in registers across
-//! the block's groups and the activations come from L1 as FMA operands. Taking the groups in the
-//! outer loop instead shares each activation load among four rows but needs eight registers of
-//! row parameters besides the accumulators, which spilled to the stack; every accumulator still
-//! takes its groups in the same order, so the sums are the same bits. From memory on Zen 3
-//! (11008×4096, in-process alternation): int4 8.8 → 10.7 GB/s best on two threads, NF4 about 3%.
+//! The AVX2 kernels take a tile's rows one after another within each block (`tiles_avx2_rows`);
+//! from memory on Zen 3 (11008×4096, in-process alternation) that took int4 from 8.8 to
+//! 10.7 GB/s best on two threads, NF4 about 3%.
 //!
 //! A tile's codes are one sequential stream, which the hardware prefetcher alone follows too
 //! few lines ahead to keep memory busy (measured: about 30% slower from memory than with the
@@ -222,57 +218,19 @@ unsafe fn tiles_avx2_int4<const M: usize, const ZP: bool>(
     out: &mut [f32],
     ld: usize,
 ) {
-    let shifts_lo = _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12);
-    let shifts_hi = _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28);
     let (nibble, magic) = (_mm256_set1_epi32(0xF), _mm256_set1_epi32(0x4B00_0000));
-    let (bs, blocks) = (t.block_size, t.blocks);
-    let groups = bs / GROUP;
-    for tile in 0..t.tiles {
-        let mut acc = [[_mm256_setzero_ps(); TILE_ROWS]; M];
-        // SAFETY (pointer arithmetic below): as in `tiles_avx512`.
-        let zps = t.zero_points.map_or(std::ptr::null(), |z| unsafe { z.as_ptr().add(tile * blocks) });
-        for blk in 0..blocks {
-            let sc = unsafe { t.scales.as_ptr().add((tile * blocks + blk) * TILE_ROWS) };
-            let zw = if ZP { unsafe { *zps.add(blk) } } else { 0x8888 };
-            let words = unsafe { t.codes.as_ptr().add((tile * blocks + blk) * groups * TILE_ROWS) };
-            prefetch_block(words, sc, groups);
-            // Row by row, so a row's 2²³ + z and scale stay in registers across its groups
-            // (the activations come from L1 as FMA operands); each accumulator still takes
-            // its groups in order, so the sums are the same.
-            for r in 0..TILE_ROWS {
-                // SAFETY: `sc` holds 4 scales.
-                let (zf, s) = (
-                    _mm256_set1_ps(ZF_BIAS[((zw >> (4 * r)) & 0xF) as usize]),
-                    _mm256_set1_ps(unsafe { *sc.add(r) }),
-                );
-                for g in 0..groups {
-                    let kk = blk * bs + g * GROUP;
-                    // SAFETY: g < groups, r < 4: inside the block's words.
-                    let q = _mm256_set1_epi64x(unsafe { *words.add(g * TILE_ROWS + r) } as i64);
-                    let weight = |shifts| {
-                        let code = _mm256_and_si256(_mm256_srlv_epi32(q, shifts), nibble);
-                        let biased = _mm256_castsi256_ps(_mm256_or_si256(code, magic));
-                        _mm256_mul_ps(_mm256_sub_ps(biased, zf), s)
-                    };
-                    let (w0, w1) = (weight(shifts_lo), weight(shifts_hi));
-                    for (i, acc_i) in acc.iter_mut().enumerate() {
-                        // SAFETY: kk + 16 ≤ kp, row i < M.
-                        let (a0, a1) = unsafe {
-                            let p = a.as_ptr().add(i * kp + kk);
-                            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
-                        };
-                        acc_i[r] = _mm256_fmadd_ps(a0, w0, acc_i[r]);
-                        acc_i[r] = _mm256_fmadd_ps(a1, w1, acc_i[r]);
-                    }
-                }
-            }
-        }
-        for (i, acc_i) in acc.iter().enumerate() {
-            for (r, v) in acc_i.iter().enumerate().take(width.saturating_sub(tile * TILE_ROWS)) {
-                out[i * ld + tile * TILE_ROWS + r] = hsum256(*v);
-            }
-        }
-    }
+    let row = |zps: *const u16, blk: usize, r: usize, scale| {
+        // SAFETY: with ZP, `zps` holds `blk + 1` words (`tiles_avx2_rows`).
+        let z = if ZP { (unsafe { *zps.add(blk) } >> (4 * r)) & 0xF } else { 8 };
+        (_mm256_set1_ps(ZF_BIAS[z as usize]), _mm256_set1_ps(scale))
+    };
+    let weight = |(zf, s), idx| {
+        let code = _mm256_and_si256(idx, nibble);
+        let biased = _mm256_castsi256_ps(_mm256_or_si256(code, magic));
+        _mm256_mul_ps(_mm256_sub_ps(biased, zf), s)
+    };
+    // SAFETY: the caller's contract, passed on.
+    unsafe { tiles_avx2_rows::<M, ZP, _>(t, a, kp, width, out, ld, row, weight) }
 }
 
 /// # Safety
@@ -286,13 +244,52 @@ unsafe fn tiles_avx2<const M: usize, const ZP: bool>(
     out: &mut [f32],
     ld: usize,
 ) {
+    let base = base_table(t);
+    let row = |zps, blk, r, scale| {
+        // SAFETY: tables hold 16 floats; with ZP, `zps` holds `blk + 1` words.
+        let p = unsafe { table_ptr::<ZP>(base, zps, blk, r) };
+        let s = _mm256_set1_ps(scale);
+        // SAFETY: as above.
+        unsafe { (_mm256_mul_ps(_mm256_loadu_ps(p), s), _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), s)) }
+    };
+    let weight = |(lo, hi), idx| lookup16(idx, lo, hi);
+    // SAFETY: the caller's contract, passed on.
+    unsafe { tiles_avx2_rows::<M, ZP, _>(t, a, kp, width, out, ld, row, weight) }
+}
+
+/// The AVX2 kernels' common loop. Per row-block, `row(zps, blk, r, scale)` makes the row's
+/// parameters (`zps`: the tile's zero-point words, null without them); per group of 16 codes
+/// `weight(params, idx)` turns eight lanes, each holding its code in the low 4 bits (garbage
+/// above), into weights.
+///
+/// A tile's rows go one after another within each block, so a row's parameters (the scale and
+/// `2²³ + z`, or the two halves of its table) stay in registers across the block's groups and
+/// the activations come from L1 as FMA operands. Taking the groups in the outer loop instead
+/// shares each activation load among four rows but needs eight registers of row parameters
+/// besides the accumulators, which spilled to the stack; every accumulator still takes its
+/// groups in the same order, so the sums are the same bits.
+///
+/// # Safety
+/// As [`tiles_avx512`], with AVX2 + FMA available.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles_avx2_rows<const M: usize, const ZP: bool, P: Copy>(
+    t: &Tiles4<'_>,
+    a: &[f32],
+    kp: usize,
+    width: usize,
+    out: &mut [f32],
+    ld: usize,
+    row: impl Fn(*const u16, usize, usize, f32) -> P,
+    weight: impl Fn(P, __m256i) -> __m256,
+) {
     // Elements 0..8 of a group: lanes alternate between the word's low (even elements) and
     // high (odd elements) halves; elements 8..16 likewise, 16 bits further.
     let shifts_lo = _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12);
     let shifts_hi = _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28);
     let (bs, blocks) = (t.block_size, t.blocks);
     let groups = bs / GROUP;
-    let base = base_table(t);
     for tile in 0..t.tiles {
         let mut acc = [[_mm256_setzero_ps(); TILE_ROWS]; M];
         // SAFETY (pointer arithmetic below): as in `tiles_avx512`.
@@ -301,20 +298,15 @@ unsafe fn tiles_avx2<const M: usize, const ZP: bool>(
             let sc = unsafe { t.scales.as_ptr().add((tile * blocks + blk) * TILE_ROWS) };
             let words = unsafe { t.codes.as_ptr().add((tile * blocks + blk) * groups * TILE_ROWS) };
             prefetch_block(words, sc, groups);
-            // Row by row, as in `tiles_avx2_int4`: a row's table stays in two registers.
             for r in 0..TILE_ROWS {
-                // SAFETY: tables hold 16 floats; `sc` 4 scales; `zps` `blocks` words.
-                let (lo, hi) = unsafe {
-                    let p = table_ptr::<ZP>(base, zps, blk, r);
-                    let s = _mm256_set1_ps(*sc.add(r));
-                    (_mm256_mul_ps(_mm256_loadu_ps(p), s), _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), s))
-                };
+                // SAFETY: `sc` holds 4 scales.
+                let params = row(zps, blk, r, unsafe { *sc.add(r) });
                 for g in 0..groups {
                     let kk = blk * bs + g * GROUP;
                     // SAFETY: g < groups, r < 4: inside the block's words.
                     let q = _mm256_set1_epi64x(unsafe { *words.add(g * TILE_ROWS + r) } as i64);
-                    let w0 = lookup16(_mm256_srlv_epi32(q, shifts_lo), lo, hi);
-                    let w1 = lookup16(_mm256_srlv_epi32(q, shifts_hi), lo, hi);
+                    let w0 = weight(params, _mm256_srlv_epi32(q, shifts_lo));
+                    let w1 = weight(params, _mm256_srlv_epi32(q, shifts_hi));
                     for (i, acc_i) in acc.iter_mut().enumerate() {
                         // SAFETY: kk + 16 ≤ kp, row i < M.
                         let (a0, a1) = unsafe {
