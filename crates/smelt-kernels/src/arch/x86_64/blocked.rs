@@ -1,13 +1,13 @@
 //! The cache-blocked f32 GEMM's micro-kernels (see `blocked.rs`) and the 4-bit weights'
 //! dequantization into its `B` panels.
 //!
-//! Micro-kernel: `A` arrives packed in row tiles (`MR` rows, `[kk][r]`), `B` as a `kc × 32`
-//! panel (row stride 32, zero columns past `w`). AVX-512 keeps an 8×32 tile in 16
-//! accumulators (two 16-lane loads of `B` and eight broadcasts of `A` per `kk`); AVX2 a 6×16
-//! tile in 12, twice per panel. Each lane accumulates `fma(a[i,kk], b[kk,j], acc)` over `kk`
-//! in order, starting from 0 on the first `kc` block and from the stored `C` on the next ones
-//! (an f32 store and reload is exact), so an element's arithmetic is the same chain of FMAs as
-//! in `f32::gemm_cols`, whatever the blocking, the tile or the thread.
+//! Micro-kernel: `A` arrives packed in row tiles (`MR` rows, `[kk][r]`), `B` as a `kc × 32` panel
+//! (row stride 32, zero columns past `w`). AVX-512 keeps an 8×32 tile in 16 accumulators (two
+//! 16-lane loads of `B` and eight broadcasts of `A` per `kk`); AVX2 a 6×16 tile in 12, twice per
+//! panel (a last tile of at most four or two rows in 8 or 4). Each lane accumulates `fma(a[i,kk],
+//! b[kk,j], acc)` over `kk` in order, starting from 0 on the first `kc` block and from the stored
+//! `C` on the next ones (an f32 store and reload is exact), so an element's arithmetic is the same
+//! chain of FMAs as in `f32::gemm_cols`, whatever the blocking, the tile or the thread.
 //!
 //! Dequantization: 16 weight rows (4 tiles) at a time, one lane per row: the rows' code words
 //! of a group are gathered into one vector of their low halves (even elements) and one of
@@ -192,67 +192,94 @@ unsafe fn panel_avx2(
             let rows = (m - t * MR256).min(MR256);
             let ap = unsafe { pa.as_ptr().add((t * k + kc0) * MR256) };
             let op = unsafe { out.as_mut_ptr().add(t * MR256 * ld + c0) };
-            let mut acc = [[_mm256_setzero_ps(); 2]; MR256];
-            if accumulate {
-                for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-                    unsafe {
-                        *acc_r = match masks {
-                            None => [_mm256_loadu_ps(op.add(r * ld)), _mm256_loadu_ps(op.add(r * ld + 8))],
-                            Some([m0, m1]) => [
-                                _mm256_maskload_ps(op.add(r * ld), m0),
-                                _mm256_maskload_ps(op.add(r * ld + 8), m1),
-                            ],
-                        };
-                    }
-                }
-            }
             // The later tiles fetch the next panel into L2, a line per step (as
             // `panel_avx512`), in steps of their own so the rest of the loop has no test.
             let pf_steps = if t > 0 { next.len().saturating_sub(pf_next).div_ceil(16).min(kc) } else { 0 };
-            for kk in 0..pf_steps {
-                _mm_prefetch::<_MM_HINT_T1>(next.as_ptr().wrapping_add(pf_next).cast());
-                pf_next += 16;
-                // SAFETY: `kk < kc`.
-                unsafe { fma_step6(&mut acc, ap.add(kk * MR256), bp.add(kk * NR)) };
-            }
-            // Two steps per turn of the loop: a sixth fewer instructions for its counting.
-            let mut kk = pf_steps;
-            while kk + 2 <= kc {
-                // SAFETY: `kk + 1 < kc`.
-                unsafe {
-                    fma_step6(&mut acc, ap.add(kk * MR256), bp.add(kk * NR));
-                    fma_step6(&mut acc, ap.add((kk + 1) * MR256), bp.add((kk + 1) * NR));
-                }
-                kk += 2;
-            }
-            for kk in kk..kc {
-                // SAFETY: `kk < kc`.
-                unsafe { fma_step6(&mut acc, ap.add(kk * MR256), bp.add(kk * NR)) };
-            }
-            for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                unsafe {
-                    match masks {
-                        None => {
-                            _mm256_storeu_ps(op.add(r * ld), acc_r[0]);
-                            _mm256_storeu_ps(op.add(r * ld + 8), acc_r[1]);
-                        }
-                        Some([m0, m1]) => {
-                            _mm256_maskstore_ps(op.add(r * ld), m0, acc_r[0]);
-                            _mm256_maskstore_ps(op.add(r * ld + 8), m1, acc_r[1]);
-                        }
-                    }
+            let pf = next.as_ptr().wrapping_add(pf_next);
+            pf_next += 16 * pf_steps;
+            // A last tile of fewer rows runs a narrower kernel (m = 128: 21 tiles of six and
+            // one of two), which computes each of its rows by the same chain of FMAs.
+            let args = (rows, kc, ap, bp, op, ld, masks, accumulate, pf, pf_steps);
+            unsafe {
+                match rows {
+                    5..=6 => tile_avx2::<6>(args),
+                    3..=4 => tile_avx2::<4>(args),
+                    _ => tile_avx2::<2>(args),
                 }
             }
         }
     }
 }
 
-/// One `kk` step of the AVX2 tile: 16 columns of `B` at `bp` times the six `A` values at `ap`,
+/// The arguments of [`tile_avx2`]: rows (≤ `R`), `kc`, the packed `A` tile at its `kc0`
+/// step, the `B` half-panel, the output, its stride, the tail masks, whether to add to the
+/// output, and the next panel's prefetch pointer and step count.
+type TileArgs =
+    (usize, usize, *const f32, *const f32, *mut f32, usize, Option<[__m256i; 2]>, bool, *const f32, usize);
+
+/// One row tile of `panel_avx2`: `R` rows of accumulators (of which `rows` are loaded and
+/// stored), 16 columns.
+///
+/// # Safety
+/// AVX2 + FMA; the pointers as `panel_avx2` computes them (`ap` holds `kc` steps of
+/// [`MR256`] floats, `bp` `kc` rows of [`NR`], `op` `rows` rows of stride `ld`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const R: usize>((rows, kc, ap, bp, op, ld, masks, accumulate, pf, pf_steps): TileArgs) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    if accumulate {
+        for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+            unsafe {
+                *acc_r = match masks {
+                    None => [_mm256_loadu_ps(op.add(r * ld)), _mm256_loadu_ps(op.add(r * ld + 8))],
+                    Some([m0, m1]) => {
+                        [_mm256_maskload_ps(op.add(r * ld), m0), _mm256_maskload_ps(op.add(r * ld + 8), m1)]
+                    }
+                };
+            }
+        }
+    }
+    for kk in 0..pf_steps {
+        _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16 * kk).cast());
+        // SAFETY: `kk < kc`.
+        unsafe { fma_step(&mut acc, ap.add(kk * MR256), bp.add(kk * NR)) };
+    }
+    // Two steps per turn of the loop: a sixth fewer instructions for its counting.
+    let mut kk = pf_steps;
+    while kk + 2 <= kc {
+        // SAFETY: `kk + 1 < kc`.
+        unsafe {
+            fma_step(&mut acc, ap.add(kk * MR256), bp.add(kk * NR));
+            fma_step(&mut acc, ap.add((kk + 1) * MR256), bp.add((kk + 1) * NR));
+        }
+        kk += 2;
+    }
+    for kk in kk..kc {
+        // SAFETY: `kk < kc`.
+        unsafe { fma_step(&mut acc, ap.add(kk * MR256), bp.add(kk * NR)) };
+    }
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        unsafe {
+            match masks {
+                None => {
+                    _mm256_storeu_ps(op.add(r * ld), acc_r[0]);
+                    _mm256_storeu_ps(op.add(r * ld + 8), acc_r[1]);
+                }
+                Some([m0, m1]) => {
+                    _mm256_maskstore_ps(op.add(r * ld), m0, acc_r[0]);
+                    _mm256_maskstore_ps(op.add(r * ld + 8), m1, acc_r[1]);
+                }
+            }
+        }
+    }
+}
+
+/// One `kk` step of the AVX2 tile: 16 columns of `B` at `bp` times the `R` `A` values at `ap`,
 /// added into the accumulators.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fma_step6(acc: &mut [[__m256; 2]; MR256], ap: *const f32, bp: *const f32) {
-    // SAFETY: the caller's `ap[..6]` and `bp[..16]` are in bounds.
+unsafe fn fma_step<const R: usize>(acc: &mut [[__m256; 2]; R], ap: *const f32, bp: *const f32) {
+    // SAFETY: the caller's `ap[..R]` and `bp[..16]` are in bounds.
     let (b0, b1) = unsafe { (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))) };
     for (r, acc_r) in acc.iter_mut().enumerate() {
         let av = _mm256_set1_ps(unsafe { *ap.add(r) });
