@@ -196,13 +196,13 @@ impl<'a> OpCtx<'a> {
     }
 
     /// The element count of `shape`, refused when it overflows or passes
-    /// [`crate::session::MAX_VALUE_ELEMENTS`] (checked before allocating a value whose shape
+    /// [`crate::session::value_element_cap`] (checked before allocating a value whose shape
     /// comes from the model or an input).
     pub fn checked_numel(&self, shape: &[usize]) -> Result<usize, RuntimeError> {
         shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .filter(|&n| n <= crate::session::MAX_VALUE_ELEMENTS)
+            .filter(|&n| n <= crate::session::value_element_cap())
             .ok_or_else(|| self.err(format!("a value of shape {shape:?} is too large")))
     }
 
@@ -210,7 +210,8 @@ impl<'a> OpCtx<'a> {
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize, RuntimeError> {
         let r = rank as i64;
         let a = if axis < 0 { axis + r } else { axis };
-        if a < 0 || a >= r.max(1) && !(r == 0 && a == 0) {
+        // A scalar has no axis: ops index `shape[axis]`, so rank 0 is refused here.
+        if a < 0 || a >= r {
             return Err(self.err(format!("axis {axis} out of range for rank {rank}")));
         }
         Ok(a as usize)

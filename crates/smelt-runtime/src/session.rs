@@ -59,6 +59,20 @@ impl InputSpec {
 /// check this before allocating).
 pub const MAX_VALUE_ELEMENTS: usize = 1 << 32;
 
+static VALUE_ELEMENT_CAP: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_VALUE_ELEMENTS);
+
+/// Lowers (or restores) the cap on a value's elements for this process, [`MAX_VALUE_ELEMENTS`]
+/// unless set: a fuzzer runs hostile models under a cap its memory limit can hold.
+pub fn set_value_element_cap(elements: usize) {
+    VALUE_ELEMENT_CAP.store(elements, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The cap in force (see [`set_value_element_cap`]).
+pub fn value_element_cap() -> usize {
+    VALUE_ELEMENT_CAP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What one run kept in memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -539,13 +553,14 @@ impl Session {
                 t[i] += s.elapsed();
             }
             for v in &outs {
-                if v.numel() > MAX_VALUE_ELEMENTS {
+                if v.numel() > value_element_cap() {
                     return Err(RuntimeError::Op {
                         node: node.name.clone(),
                         op_type: node.op_type.clone(),
                         reason: format!(
-                            "output of shape {:?} exceeds the runner's cap of {MAX_VALUE_ELEMENTS} elements",
-                            v.shape
+                            "output of shape {:?} exceeds the runner's cap of {} elements",
+                            v.shape,
+                            value_element_cap()
                         ),
                     });
                 }

@@ -83,19 +83,35 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             v.data.to_f64_vec(),
         )
     };
-    if k.shape[0] != b || hkv == 0 || hq % hkv != 0 || (!three_d && (k.shape[3] != e || v.shape[2] != s)) {
-        return Err(c.shape_err("K/V do not match Q (batch, heads, head size)", &q.shape, &k.shape));
+    // K and V as Q's batch, head counts and sizes imply them (V's head size is its own).
+    let (want_k, want_v) = if three_d {
+        (vec![b, s, hkv * e], vec![b, s, hkv * ev])
+    } else {
+        (vec![b, hkv, s, e], vec![b, hkv, s, ev])
+    };
+    if hkv == 0 || hq % hkv != 0 || k.shape != want_k {
+        return Err(c.shape_err("K does not match Q (batch, heads, head size)", &k.shape, &want_k));
+    }
+    if v.shape != want_v {
+        return Err(c.shape_err("V does not match K (batch, heads, sequence)", &v.shape, &want_v));
     }
     // Past cache.
     let (past_k, past_v) = (c.opt(4), c.opt(5));
     let p = past_k.map_or(0, |pk| pk.shape.get(2).copied().unwrap_or(0));
     let (kv_all, vv_all) = match (past_k, past_v) {
         (Some(pk), Some(pv)) => {
-            if pk.shape != [b, hkv, p, e] || pv.shape.len() != 4 || pv.shape[2] != p {
+            if pk.shape != [b, hkv, p, e] {
                 return Err(c.shape_err(
                     "past_key must be [batch, kv_heads, past, head]",
                     &pk.shape,
                     &[b, hkv, p, e],
+                ));
+            }
+            if pv.shape != [b, hkv, p, ev] {
+                return Err(c.shape_err(
+                    "past_value must be [batch, kv_heads, past, v_head]",
+                    &pv.shape,
+                    &[b, hkv, p, ev],
                 ));
             }
             (

@@ -231,10 +231,10 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     if let Some(cv) = c.opt(2) {
         let bias = as_f32(c, cv)?;
-        let idx = index_map(&cv.shape, &[m, n]);
         if broadcast_shape(&cv.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
             return Err(c.shape_err("C does not broadcast to the output", &cv.shape, &[m, n]));
         }
+        let idx = index_map(&cv.shape, &[m, n]);
         for (o, i) in out.iter_mut().zip(idx) {
             *o += beta * bias[i];
         }

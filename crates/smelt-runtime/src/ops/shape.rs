@@ -78,14 +78,16 @@ pub(crate) fn reshape_target(
             _ => return Err(c.err(format!("invalid target shape {spec:?}"))),
         }
     }
+    // Products checked: a hostile target's dims can overflow them (and wrap to the count).
+    let product = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if let Some(i) = infer {
-        let known: usize = out.iter().product();
+        let known = product(&out).unwrap_or(0);
         if known == 0 || numel % known != 0 {
             return Err(c.shape_err("cannot infer -1 of the target shape", shape, &out));
         }
         out[i] = numel / known;
     }
-    if out.iter().product::<usize>() != numel {
+    if product(&out) != Some(numel) {
         return Err(c.shape_err("element count differs from the target shape", shape, &out));
     }
     Ok(out)

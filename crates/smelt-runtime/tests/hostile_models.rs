@@ -1,0 +1,57 @@
+//! Models found by the runtime fuzz target (`tools/fuzz/fuzz_targets/runtime.rs`) that made an
+//! op panic: each in `fixtures/malformed/runtime/` must now load and run to an error naming the
+//! node, fed as the fuzz target feeds it (declared shapes, a symbolic dim as 2, small values).
+
+use std::path::{Path, PathBuf};
+
+use smelt_runtime::{Data, RuntimeError, Session, Value};
+use smelt_tensor::DType;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/malformed/runtime")
+}
+
+/// Loads and runs `path` as the fuzz target does; `Ok` when the run succeeded.
+#[allow(clippy::result_large_err)]
+fn run(path: &Path) -> Result<(), RuntimeError> {
+    let session = Session::load(path)?;
+    let mut feeds = Vec::new();
+    for spec in session.inputs() {
+        let shape: Vec<usize> =
+            spec.shape.as_ref().map_or(Vec::new(), |s| s.iter().map(|d| d.unwrap_or(2)).collect());
+        let n = shape.iter().product();
+        let pattern: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.5).collect();
+        let values = Data::F32(pattern).cast(spec.dtype.unwrap_or(DType::F32)).expect("castable input type");
+        feeds.push((spec.name.clone(), Value::new(shape, values)));
+    }
+    session.run(feeds).map(|_| ())
+}
+
+#[test]
+fn fuzz_found_models_are_errors_not_panics() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    assert!(cases.len() >= 4, "{cases:?}");
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        match run(&case) {
+            Ok(()) => panic!("{name}: ran without an error"),
+            Err(e) => {
+                let msg = e.to_string();
+                // Each is refused by the op (naming its node), not by the reader or the loader.
+                assert!(
+                    matches!(e, RuntimeError::ShapeMismatch { .. } | RuntimeError::Op { .. }),
+                    "{name}: {msg}"
+                );
+                let expect = match name.as_str() {
+                    "attention-v-heads.onnx" => "V does not match K",
+                    "gemm-bias-shape.onnx" => "C does not broadcast",
+                    "reshape-target-overflow.onnx" => "target shape",
+                    "gather-scalar.onnx" => "out of range for rank 0",
+                    other => panic!("{other}: add its expected error here"),
+                };
+                assert!(msg.contains(expect), "{name}: {msg}");
+            }
+        }
+    }
+}
