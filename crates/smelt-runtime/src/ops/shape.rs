@@ -373,11 +373,10 @@ fn slice(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         } else {
             (norm(starts[k]).clamp(-1, dim - 1), norm(ends[k]).clamp(-1, dim - 1))
         };
-        let count = if step > 0 {
-            (e - s + step - 1).div_euclid(step).max(0)
-        } else {
-            (s - e + (-step) - 1).div_euclid(-step).max(0)
-        };
+        // ⌈span / |step|⌉ without forming `span + |step| - 1`, which overflows for a hostile
+        // step near i64's limits (the span is at most dim + 1).
+        let span = if step > 0 { e - s } else { s - e };
+        let count = if span <= 0 { 0 } else { (span as u64 - 1) / step.unsigned_abs() + 1 };
         st[a] = s;
         sp[a] = step;
         counts[a] = count as usize;
