@@ -51,39 +51,18 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let three_d = q.shape.len() == 3;
     let b = q.shape[0];
-    let (hq, hkv, l, s, e, ev, qv, kv, vv) = if three_d {
+    let (hq, hkv, l, s, e, ev) = if three_d {
         let hq = c.int("q_num_heads", 0).max(0) as usize;
         let hkv = c.int("kv_num_heads", 0).max(0) as usize;
-        if hq == 0 || hkv == 0 || q.shape[2] % hq != 0 || k.shape[2] % hkv != 0 || v.shape[2] % hkv != 0 {
+        if hq == 0 || hkv == 0 || q.shape[2] % hq != 0 || v.shape[2] % hkv != 0 {
             return Err(c.err("3-D inputs need q_num_heads and kv_num_heads dividing the hidden sizes"));
         }
-        let (l, s) = (q.shape[1], k.shape[1]);
-        let (e, ev) = (q.shape[2] / hq, v.shape[2] / hkv);
-        (
-            hq,
-            hkv,
-            l,
-            s,
-            e,
-            ev,
-            split_heads(&q.data.to_f64_vec(), b, l, hq, e),
-            split_heads(&k.data.to_f64_vec(), b, s, hkv, k.shape[2] / hkv),
-            split_heads(&v.data.to_f64_vec(), b, s, hkv, ev),
-        )
+        (hq, hkv, q.shape[1], k.shape[1], q.shape[2] / hq, v.shape[2] / hkv)
     } else {
-        (
-            q.shape[1],
-            k.shape[1],
-            q.shape[2],
-            k.shape[2],
-            q.shape[3],
-            v.shape[3],
-            q.data.to_f64_vec(),
-            k.data.to_f64_vec(),
-            v.data.to_f64_vec(),
-        )
+        (q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3])
     };
-    // K and V as Q's batch, head counts and sizes imply them (V's head size is its own).
+    // K and V as Q's batch, head counts and sizes imply them (V's head size is its own),
+    // checked before the 3-D inputs are split into heads.
     let (want_k, want_v) = if three_d {
         (vec![b, s, hkv * e], vec![b, s, hkv * ev])
     } else {
@@ -95,6 +74,15 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if v.shape != want_v {
         return Err(c.shape_err("V does not match K (batch, heads, sequence)", &v.shape, &want_v));
     }
+    let (qv, kv, vv) = if three_d {
+        (
+            split_heads(&q.data.to_f64_vec(), b, l, hq, e),
+            split_heads(&k.data.to_f64_vec(), b, s, hkv, e),
+            split_heads(&v.data.to_f64_vec(), b, s, hkv, ev),
+        )
+    } else {
+        (q.data.to_f64_vec(), k.data.to_f64_vec(), v.data.to_f64_vec())
+    };
     // Past cache.
     let (past_k, past_v) = (c.opt(4), c.opt(5));
     let p = past_k.map_or(0, |pk| pk.shape.get(2).copied().unwrap_or(0));
