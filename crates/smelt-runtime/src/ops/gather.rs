@@ -54,6 +54,10 @@ fn gather_elements(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if iv.shape.len() != rank {
         return Err(c.shape_err("indices must have the input's rank", &x.shape, &iv.shape));
     }
+    // Off the axis an index's coordinate is its own position, so it must lie inside the input.
+    if (0..rank).any(|d| d != axis && iv.shape[d] > x.shape[d]) {
+        return Err(c.shape_err("indices exceed the input off the axis", &x.shape, &iv.shape));
+    }
     let idx = c.input_i64s(1)?;
     let mut xs = vec![1usize; rank];
     for d in (0..rank.saturating_sub(1)).rev() {
