@@ -198,12 +198,12 @@ impl<'a> OpCtx<'a> {
     /// The element count of `shape`, refused when it overflows or passes
     /// [`crate::session::value_element_cap`] (checked before allocating a value whose shape
     /// comes from the model or an input).
+    /// Zero dimensions count as one against the cap ([`crate::session::shape_within_cap`]).
     pub fn checked_numel(&self, shape: &[usize]) -> Result<usize, RuntimeError> {
-        shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .filter(|&n| n <= crate::session::value_element_cap())
-            .ok_or_else(|| self.err(format!("a value of shape {shape:?} is too large")))
+        if !crate::session::shape_within_cap(shape) {
+            return Err(self.err(format!("a value of shape {shape:?} is too large")));
+        }
+        Ok(shape.iter().product())
     }
 
     /// Normalizes a possibly negative axis against `rank`.

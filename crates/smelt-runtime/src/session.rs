@@ -73,6 +73,14 @@ pub fn value_element_cap() -> usize {
     VALUE_ELEMENT_CAP.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether `shape` is within [`value_element_cap`] counting each zero dimension as one: every
+/// value the runner holds (initializers, inputs, every op's outputs) satisfies this, so a product
+/// over any part of a live value's shape fits in `usize` even when another dimension is zero
+/// (`[0, 2⁴⁰, 2⁴⁰]` has no elements, but its last two dimensions' product overflows).
+pub fn shape_within_cap(shape: &[usize]) -> bool {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d.max(1))).is_some_and(|n| n <= value_element_cap())
+}
+
 /// What one run kept in memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -478,6 +486,17 @@ impl Session {
                     });
                 }
             }
+            if !shape_within_cap(&v.shape) {
+                return Err(RuntimeError::InputMismatch {
+                    name,
+                    reason: format!(
+                        "shape {:?} exceeds the runner's cap of {} elements (zero dimensions counted as one)",
+                        v.shape,
+                        value_element_cap()
+                    ),
+                    expected: self.expected(),
+                });
+            }
             if let Some(shape) = &spec.shape {
                 let fits = shape.len() == v.shape.len()
                     && shape.iter().zip(&v.shape).all(|(d, &g)| d.is_none_or(|d| d == g));
@@ -553,12 +572,13 @@ impl Session {
                 t[i] += s.elapsed();
             }
             for v in &outs {
-                if v.numel() > value_element_cap() {
+                if !shape_within_cap(&v.shape) {
                     return Err(RuntimeError::Op {
                         node: node.name.clone(),
                         op_type: node.op_type.clone(),
                         reason: format!(
-                            "output of shape {:?} exceeds the runner's cap of {} elements",
+                            "output of shape {:?} exceeds the runner's cap of {} elements \
+                             (zero dimensions counted as one)",
                             v.shape,
                             value_element_cap()
                         ),

@@ -394,9 +394,17 @@ impl Value {
     /// Builds a value from a formats tensor (the stored bytes are decoded and copied).
     pub fn from_tensor(t: &smelt_formats::Tensor) -> Result<Value, RuntimeError> {
         let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| {
-            RuntimeError::BadTensor { name: t.name.clone(), reason: format!("shape {:?} overflows", t.shape) }
-        })?;
+        if !crate::session::shape_within_cap(&shape) {
+            return Err(RuntimeError::BadTensor {
+                name: t.name.clone(),
+                reason: format!(
+                    "shape {:?} exceeds the runner's cap of {} elements (zero dimensions counted as one)",
+                    t.shape,
+                    crate::session::value_element_cap()
+                ),
+            });
+        }
+        let numel = shape.iter().product();
         let data = Data::from_le_bytes(t.dtype, &t.data, numel).ok_or_else(|| RuntimeError::BadTensor {
             name: t.name.clone(),
             reason: format!(

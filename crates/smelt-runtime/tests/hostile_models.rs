@@ -1,6 +1,7 @@
-//! Models found by the runtime fuzz target (`tools/fuzz/fuzz_targets/runtime.rs`) that made an
-//! op panic: each in `fixtures/malformed/runtime/` must now load and run to an error naming the
-//! node, fed as the fuzz target feeds it (declared shapes, a symbolic dim as 2, small values).
+//! Models found by the runtime fuzz target (`tools/fuzz/fuzz_targets/runtime.rs`), or written by
+//! hand as their twins, that made an op panic: each in `fixtures/malformed/runtime/` must now
+//! load and run to an error naming the node, fed as the fuzz target feeds it (declared shapes,
+//! a symbolic dim as 2, small values).
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,10 @@ fn fuzz_found_models_are_errors_not_panics() {
                     // A Slice step near i64::MAX overflowed its count; now it takes one
                     // element, and the product downstream refuses the shapes.
                     "slice-step-overflow.onnx" => "do not broadcast",
+                    // Written by hand: an empty value whose other dimensions' product
+                    // overflows (Flatten multiplied them); every value now keeps its shape's
+                    // product, zeros counted as one, within the cap.
+                    "reshape-zero-dim-overflow.onnx" => "zero dimensions counted as one",
                     other => panic!("{other}: add its expected error here ({msg})"),
                 };
                 assert!(msg.contains(expect), "{name}: {msg}");
