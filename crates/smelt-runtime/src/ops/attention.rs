@@ -193,6 +193,7 @@ fn attention(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
 
     let group = hq / hkv;
+    c.checked_numel(&[b, hq, l, ev])?;
     let mut y = vec![0f64; b * hq * l * ev];
     let mut qk_out = vec![0f64; n_full];
     let mut scores = vec![0f64; t];

@@ -71,9 +71,13 @@ pub(crate) fn register(r: &mut Registry) {
     });
 }
 
+/// The broadcast of `a` and `b`, refused when the operands do not broadcast or the result
+/// would pass the element cap (two live values can broadcast to far more than either holds).
 fn out_shape(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<Vec<usize>, RuntimeError> {
-    broadcast_shape(&a.shape, &b.shape)
-        .ok_or_else(|| c.shape_err("operands do not broadcast", &a.shape, &b.shape))
+    let out = broadcast_shape(&a.shape, &b.shape)
+        .ok_or_else(|| c.shape_err("operands do not broadcast", &a.shape, &b.shape))?;
+    c.checked_numel(&out)?;
+    Ok(out)
 }
 
 fn same_dtype(c: &OpCtx<'_>, a: &Value, b: &Value) -> Result<(), RuntimeError> {
@@ -270,6 +274,7 @@ fn where_op(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let s1 = out_shape(c, cond, x)?;
     let out = broadcast_shape(&s1, &y.shape)
         .ok_or_else(|| c.shape_err("operands do not broadcast", &s1, &y.shape))?;
+    c.checked_numel(&out)?;
     let ic = index_map(&cond.shape, &out);
     let ix = index_map(&x.shape, &out);
     let iy = index_map(&y.shape, &out);

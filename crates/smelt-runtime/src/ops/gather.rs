@@ -33,6 +33,7 @@ fn gather(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let mut shape = x.shape[..axis].to_vec();
     shape.extend_from_slice(&idx_v.shape);
     shape.extend_from_slice(&x.shape[axis + 1..]);
+    c.checked_numel(&shape)?;
     let data = map_data!(&x.data, v => {
         let mut out = Vec::with_capacity(outer * idx.len() * inner);
         for o in 0..outer {
@@ -86,7 +87,8 @@ fn gather_nd(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let q = iv.shape.len();
     let r = x.shape.len();
     let k = *iv.shape.last().ok_or_else(|| c.err("indices must have rank >= 1"))?;
-    if b + k > r || b >= q {
+    // The batch dims must be the data's: a tuple's batch is found from its position.
+    if b + k > r || b >= q || iv.shape[..b] != x.shape[..b] {
         return Err(c.shape_err("indices do not fit the data", &x.shape, &iv.shape));
     }
     let idx = c.input_i64s(1)?;
@@ -107,6 +109,7 @@ fn gather_nd(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let mut shape = iv.shape[..q - 1].to_vec();
     shape.extend_from_slice(&x.shape[b + k..]);
+    c.checked_numel(&shape)?;
     let data = map_data!(&x.data, v => {
         let mut out = Vec::with_capacity(offs.len() * slice);
         for &o in &offs {

@@ -51,13 +51,12 @@ fn range(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         return Err(c.err("delta is 0"));
     }
     let n = ((limit - start) / delta).ceil().max(0.0) as usize;
-    if n > (1 << 31) {
-        return Err(c.err(format!("range of {n} elements is too large")));
-    }
+    c.checked_numel(&[n])?;
     let data = match &s.data {
         Data::I64(_) | Data::I32(_) | Data::I16(_) | Data::I8(_) => {
             let (st, dl) = (start as i64, delta as i64);
-            Data::I64((0..n as i64).map(|i| st + i * dl).collect())
+            // Wrapping, as integer arithmetic in ONNX's reference (no panic on hostile limits).
+            Data::I64((0..n as i64).map(|i| st.wrapping_add(i.wrapping_mul(dl))).collect())
         }
         _ => {
             // Accumulate in the input's type, as the reference implementation does.

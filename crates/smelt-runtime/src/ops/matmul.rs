@@ -62,6 +62,7 @@ fn matmul_f32_t(
     let bbatch = &bsh2[..bsh2.len() - 2];
     let batch = broadcast_shape(abatch, bbatch)
         .ok_or_else(|| c.shape_err("batch dimensions do not broadcast", ash, bsh))?;
+    c.checked_numel(&[batch.as_slice(), &[m, n]].concat())?;
     let ia = index_map(abatch, &batch);
     let ib = index_map(bbatch, &batch);
     // Every batch item's operands (broadcast batch dims index the same one), then all the
@@ -114,9 +115,10 @@ fn matmul_packed(c: &OpCtx<'_>, a: &Value, b: &PackedF32) -> Result<Value, Runti
     }
     let av = as_f32(c, a)?;
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
-    let out = smelt_kernels::gemm_f32_packed_vec(rows, &av, b);
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.push(n);
+    c.checked_numel(&shape)?;
+    let out = smelt_kernels::gemm_f32_packed_vec(rows, &av, b);
     back(c, a, shape, out)
 }
 
@@ -217,6 +219,7 @@ fn gemm(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if k != k2 {
         return Err(c.shape_err("inner dimensions differ (after transA/transB)", &a.shape, &b_shape));
     }
+    c.checked_numel(&[m, n])?;
     let av = as_f32(c, a)?;
     let at: std::borrow::Cow<'_, [f32]> =
         if ta { std::borrow::Cow::Owned(smelt_kernels::transpose(a.shape[0], a.shape[1], &av)) } else { av };

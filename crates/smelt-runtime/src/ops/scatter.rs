@@ -196,6 +196,12 @@ fn pad(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         before[a] = pads[k];
         after[a] = pads[k + axes.len()];
     }
+    // No pad can be longer than a value may be: beyond that the arithmetic below (a dim plus
+    // both pads, a coordinate minus a pad) could leave i64.
+    let cap = crate::session::value_element_cap() as i64;
+    if let Some(p) = pads.iter().find(|p| p.unsigned_abs() > cap as u64) {
+        return Err(c.err(format!("pad {p} is longer than a value may be ({cap} elements)")));
+    }
     let out: Vec<usize> =
         (0..rank).map(|d| (x.shape[d] as i64 + before[d] + after[d]).max(0) as usize).collect();
     let n = c.checked_numel(&out)?;

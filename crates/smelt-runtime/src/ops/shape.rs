@@ -267,8 +267,9 @@ fn concat(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
                 &p.shape,
             ));
         }
-        shape[axis] += p.shape[axis];
+        shape[axis] = shape[axis].saturating_add(p.shape[axis]);
     }
+    c.checked_numel(&shape)?;
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut data = Data::zeros(first.dtype(), 0).ok_or_else(|| c.err("unsupported dtype"))?;
@@ -404,16 +405,17 @@ fn split(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         match given {
             Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
             None => {
-                let parts = if c.opset() >= 18 { c.int("num_outputs", n_out as i64) as usize } else { n_out };
-                if parts == 0 {
-                    return Err(c.err("no outputs"));
+                let parts = if c.opset() >= 18 { c.int("num_outputs", n_out as i64) } else { n_out as i64 };
+                if parts != n_out as i64 || parts == 0 {
+                    return Err(c.err(format!("num_outputs is {parts}, the node has {n_out} outputs")));
                 }
+                let parts = n_out;
                 let chunk = dim.div_ceil(parts);
                 (0..parts).map(|i| chunk.min(dim.saturating_sub(i * chunk))).collect()
             }
         }
     };
-    if sizes.iter().sum::<usize>() != dim {
+    if sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s)) != Some(dim) {
         return Err(c.shape_err("split sizes do not add up to the axis length", &sizes, &x.shape));
     }
     let mut outs = Vec::with_capacity(sizes.len());
