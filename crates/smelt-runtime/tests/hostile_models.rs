@@ -1,7 +1,8 @@
-//! Models found by the runtime fuzz target (`tools/fuzz/fuzz_targets/runtime.rs`), or written by
-//! hand as their twins, that made an op panic: each in `fixtures/malformed/runtime/` must now
-//! load and run to an error naming the node, fed as the fuzz target feeds it (declared shapes,
-//! a symbolic dim as 2, small values).
+//! Models that made an op panic, hang or allocate without bound, found by the runtime fuzz
+//! target (`tools/fuzz/fuzz_targets/runtime.rs`) or written by hand
+//! (`tools/fixtures/gen_malformed_runtime.py`: an audit of the ops, and the fuzz finds' twins):
+//! each in `fixtures/malformed/runtime/` must now load and run to an error naming the node, fed
+//! as the fuzz target feeds it (declared shapes, a symbolic dim as 2, small values).
 
 use std::path::{Path, PathBuf};
 
@@ -29,10 +30,10 @@ fn run(path: &Path) -> Result<(), RuntimeError> {
 }
 
 #[test]
-fn fuzz_found_models_are_errors_not_panics() {
+fn hostile_models_are_errors_not_panics() {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir()).unwrap().map(|e| e.unwrap().path()).collect();
     cases.sort();
-    assert!(cases.len() >= 8, "{cases:?}");
+    assert!(cases.len() >= 34, "{cases:?}");
     for case in cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         match run(&case) {
@@ -74,6 +75,43 @@ fn fuzz_found_models_are_errors_not_panics() {
                     // before any check): a broadcast, and a product over an empty k.
                     "add-broadcast-past-cap.onnx" => "is too large",
                     "matmul-empty-k-past-cap.onnx" => "is too large",
+                    // Written by hand (an audit of conv, resize and the quantized matmuls).
+                    // Conv/pool attributes whose sums and products overflowed: a pad near
+                    // i64::MAX, group·(C/group), kernel_shape's product, dilation·kernel.
+                    "conv-pads-overflow.onnx" => "overflow along spatial axis 1",
+                    "conv-group-overflow.onnx" => "channels do not match W and group",
+                    "maxpool-kernel-overflow.onnx" => "kernel_shape [4611686018427387904",
+                    "maxpool-dilation-overflow.onnx" => "overflow along spatial axis 0",
+                    // A bias shorter than M was indexed past its end.
+                    "conv-bias-length.onnx" => "B must have M elements",
+                    // Pads of 2^40 gave an output of 2^41 elements, allocated unchecked.
+                    "conv-output-too-large.onnx" => "is too large",
+                    // Windows of padding only over an empty axis: MaxPool's column-major index
+                    // divided by the axis' length 0.
+                    "maxpool-empty-column-major.onnx" => "covers only padding",
+                    // A 2^20-tap kernel visited every tap of its 2^20 windows, padding included
+                    // (a hang); windows now visit only the taps inside the input, so it runs,
+                    // and the Add after it refuses the shapes.
+                    "averagepool-huge-kernel.onnx" => "do not broadcast",
+                    // Resize of an empty axis to 4 clamped into 0..=-1.
+                    "resize-empty-axis.onnx" => "cannot resize axis 1 of length 0",
+                    // A roi of 1e30 with tf_crop_and_resize: the tap index saturated to
+                    // i64::MAX and overflowed; now it runs, and the Add after it refuses.
+                    "resize-roi-overflow-linear.onnx" => "do not broadcast",
+                    "resize-roi-overflow-cubic.onnx" => "do not broadcast",
+                    // [1, 65537] to [65537, 1]: axis 0 grown first made a 2^32-element
+                    // intermediate.
+                    "resize-intermediate-too-large.onnx" => "[65537, 65537] is too large",
+                    // Products past the cap from operands within it (A's rows · B's columns;
+                    // N from an attribute).
+                    "matmulinteger-output-too-large.onnx" => "[65537, 65537] is too large",
+                    "matmulinteger-packed-output-too-large.onnx" => "[65537, 65537] is too large",
+                    "matmulnbits-output-too-large.onnx" => "[65537, 65537] is too large",
+                    "matmulbnb4-output-too-large.onnx" => "[65537, 65537] is too large",
+                    // N = 2^62 or block_size = 2^62: B's expected length overflowed (at load).
+                    "matmulnbits-n-overflow.onnx" => "block_size*bits/8 overflows",
+                    "matmulnbits-block-overflow.onnx" => "block_size*bits overflows",
+                    "matmulbnb4-nk-overflow.onnx" => "N*K overflows",
                     other => panic!("{other}: add its expected error here ({msg})"),
                 };
                 assert!(msg.contains(expect), "{name}: {msg}");

@@ -225,6 +225,10 @@ fn integer_product(
     let (abatch, bbatch) = (&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]);
     let batch = broadcast_shape(abatch, bbatch)
         .ok_or_else(|| c.shape_err("batch dimensions do not broadcast", &a.shape, &b.shape))?;
+    // A's rows times B's columns (times both batches): a product over two values.
+    let mut full = batch.clone();
+    full.extend([m, n]);
+    c.checked_numel(&full)?;
     let (az_s, az_v) = zero_points(c, az, m)?;
     let (bz_s, bz_v) = zero_points(c, bz, n)?;
     let za = az_s.map_or(ZeroPoints::PerIndex(&az_v), ZeroPoints::PerTensor);
@@ -265,6 +269,9 @@ fn integer_product_packed(
     }
     let m = if a.shape.len() >= 2 { a.shape[a.shape.len() - 2] } else { 1 };
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    c.checked_numel(&shape)?;
     let (az_s, az_v) = zero_points(c, az, m)?;
     let (bz_s, bz_v) = zero_points(c, bz, n)?;
     let za = az_s.map_or(ZeroPoints::PerIndex(&az_v), ZeroPoints::PerTensor);
@@ -277,8 +284,6 @@ fn integer_product_packed(
             smelt_kernels::matmul_integer_packed(block, sub(am, bi * block * k, block * k), za, b, zb, o);
         }
     }
-    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
-    shape.push(n);
     Ok((shape, out))
 }
 
@@ -353,6 +358,9 @@ fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
     let (bz_s, bz_v) = zero_points(c, c.opt(3), n)?;
     let zb = bz_s.map_or(ZeroPoints::PerIndex(&bz_v), ZeroPoints::PerTensor);
     let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.push(n);
+    c.checked_numel(&shape)?;
     let out = smelt_kernels::matmul_integer_packed_scaled_vec(
         rows,
         int8(c, a)?,
@@ -361,8 +369,6 @@ fn scaled_packed(c: &OpCtx<'_>) -> Result<Option<Value>, RuntimeError> {
         zb,
         sv,
     );
-    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
-    shape.push(n);
     Ok(Some(Value::new(shape, Data::F32(out))))
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn register(r: &mut Registry) {
 fn matmul_packed(c: &OpCtx<'_>, w: &Packed4Bit, bias: Option<usize>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, w.k())?;
+    out_shape(c, a, w.n())?;
     let y = w.matmul_vec(m, &av);
     finish(c, a, w.n(), y, bias.and_then(|i| c.opt(i)))
 }
@@ -72,6 +73,25 @@ fn activations(c: &OpCtx<'_>, a: &Value, k: usize) -> Result<(usize, Vec<f32>), 
     Ok((a.numel() / k.max(1), a.data.to_f32_vec()))
 }
 
+/// `A`'s shape with the last dim `n`, refused before `Y` is allocated when too large (`N`
+/// comes from an attribute).
+fn out_shape(c: &OpCtx<'_>, a: &Value, n: usize) -> Result<Vec<usize>, RuntimeError> {
+    let mut shape = a.shape.clone();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    c.checked_numel(&shape)?;
+    Ok(shape)
+}
+
+/// The product of `factors`, refused when it overflows (they come from attributes).
+fn product(c: &OpCtx<'_>, what: &str, factors: &[usize]) -> Result<usize, RuntimeError> {
+    factors
+        .iter()
+        .try_fold(1usize, |a, &f| a.checked_mul(f))
+        .ok_or_else(|| c.err(format!("{what} overflows: {factors:?}")))
+}
+
 fn finish(
     c: &OpCtx<'_>,
     a: &Value,
@@ -88,10 +108,7 @@ fn finish(
             row.iter_mut().zip(&bv).for_each(|(o, b)| *o += b);
         }
     }
-    let mut shape = a.shape.clone();
-    if let Some(last) = shape.last_mut() {
-        *last = n;
-    }
+    let shape = out_shape(c, a, n)?;
     let data = Data::F32(y).cast(a.dtype()).ok_or_else(|| c.err("cast"))?;
     Ok(vec![Value::new(shape, data)])
 }
@@ -145,14 +162,15 @@ fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
     let b = c.input(1)?;
     let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
     let kb = k.div_ceil(bs);
-    let blob = bs * bits / 8;
-    if bq.len() != n * kb * blob {
+    let blob = product(c, "block_size*bits", &[bs, bits])? / 8;
+    if bq.len() != product(c, "N*ceil(K/block_size)*block_size*bits/8", &[n, kb, blob])? {
         return Err(c.shape_err(
             "B must be [N, ceil(K/block_size), block_size*bits/8]",
             &b.shape,
             &[n, kb, blob],
         ));
     }
+    // n·kb·blob fits (it is B's length) and blob >= 2, so the products below do too.
     let scales = c.input(2)?.data.to_f32_vec();
     if scales.len() != n * kb {
         return Err(c.shape_err(
@@ -211,6 +229,7 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
     let wt = nbits_weight(c)?;
     let NBitsWeight { k, n, bits, bs, kb, bq, ref scales, zp, packed_zp, ref g_idx } = wt;
+    out_shape(c, a, n)?;
     if let Some(w) = wt.q4() {
         let mut y = vec![0f32; m * n];
         smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
@@ -274,11 +293,12 @@ fn bnb4_weight<'v>(c: &OpCtx<'v>) -> Result<Bnb4Weight<'v>, RuntimeError> {
     let b = c.input(1)?;
     let Data::U8(bq) = &b.data else { return Err(c.err("B must be uint8")) };
     let absmax = c.input(2)?.data.to_f32_vec();
-    if bq.len() != (n * k).div_ceil(2) || absmax.len() != (n * k).div_ceil(bs) {
+    let nk = product(c, "N*K", &[n, k])?;
+    if bq.len() != nk.div_ceil(2) || absmax.len() != nk.div_ceil(bs) {
         return Err(c.shape_err(
             "B must be ceil(N*K/2) bytes and absmax ceil(N*K/block_size)",
             &b.shape,
-            &[(n * k).div_ceil(2)],
+            &[nk.div_ceil(2)],
         ));
     }
     Ok(Bnb4Weight { k, n, bs, quant_type, bq, absmax })
@@ -304,6 +324,7 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
     let Bnb4Weight { k, n, bs, quant_type, bq, absmax } = bnb4_weight(c)?;
+    out_shape(c, a, n)?;
     let mut y = vec![0f32; m * n];
     if quant_type == 1 {
         let w = Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax };

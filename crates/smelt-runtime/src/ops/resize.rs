@@ -89,7 +89,9 @@ fn taps(m: &Mode, x: usize, len: usize, out_len: usize, scale: f64) -> Vec<(usiz
             let xc = if m.coord == "tf_crop_and_resize" { xo } else { xo.clamp(0.0, len as f64 - 1.0) };
             let f = xc.floor();
             let t = xc - f;
-            vec![(clamp(f as i64), 1.0 - t), (clamp(f as i64 + 1), t)]
+            // Saturating: tf_crop_and_resize leaves `xc` unclamped, and a huge roi puts it
+            // past i64's range.
+            vec![(clamp(f as i64), 1.0 - t), (clamp((f as i64).saturating_add(1)), t)]
         }
         _ => {
             let a = m.cubic_a;
@@ -101,7 +103,8 @@ fn taps(m: &Mode, x: usize, len: usize, out_len: usize, scale: f64) -> Vec<(usiz
                 ((a + 2.0) * (1.0 - t) - (a + 3.0)) * (1.0 - t) * (1.0 - t) + 1.0,
                 ((a * (2.0 - t) - 5.0 * a) * (2.0 - t) + 8.0 * a) * (2.0 - t) - 4.0 * a,
             ];
-            let mut v: Vec<(i64, f64)> = (0..4).map(|k| (f as i64 - 1 + k, w[k as usize])).collect();
+            let mut v: Vec<(i64, f64)> =
+                (0..4).map(|k| ((f as i64).saturating_add(k - 1), w[k as usize])).collect();
             if m.exclude_outside {
                 v.retain(|(i, _)| *i >= 0 && *i < len as i64);
                 let s: f64 = v.iter().map(|(_, w)| w).sum();
@@ -169,6 +172,12 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         _ => return Err(c.err("one of scales or sizes is required")),
     }
     c.checked_numel(&out)?;
+    if out.contains(&0) {
+        return Ok(vec![Value::new(out, from_f64(c, x.dtype(), Vec::new())?)]);
+    }
+    if let Some(d) = (0..rank).find(|&d| x.shape[d] == 0) {
+        return Err(c.err(format!("cannot resize axis {d} of length 0 to {}", out[d])));
+    }
     let mut mode = Mode {
         kind: c.string("mode", "nearest"),
         coord: c.string(
@@ -196,6 +205,10 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             mode.roi = (k < n).then(|| (r[k], r[k + n]));
         }
         let len = shape[d];
+        shape[d] = out[d];
+        // Axes are resized one at a time: one grown before another shrinks can pass the cap
+        // in between.
+        c.checked_numel(&shape)?;
         let outer: usize = shape[..d].iter().product();
         let inner: usize = shape[d + 1..].iter().product();
         let tap_table: Vec<(Vec<(usize, f64)>, bool)> = (0..out[d])
@@ -218,7 +231,6 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             }
         }
         cur = next;
-        shape[d] = out[d];
     }
     Ok(vec![Value::new(out, from_f64(c, x.dtype(), cur)?)])
 }
