@@ -263,9 +263,16 @@ pub fn plan(model: &Model, recipe: &Recipe, format: OutputFormat) -> Result<Plan
     for (index, t) in model.tensors.iter().enumerate() {
         let (wanted, reason) = choose(recipe, &t.name, t.dtype, &t.shape);
         // ONNX output quantizes MatMul/Gemm weights only, in their [N, K] orientation.
-        let (mut scheme, reason) = match &onnx {
+        let (scheme, reason) = match &onnx {
             Some(w) => w.fit(&t.name, t.dtype, &t.shape, wanted, reason),
             None => fit(wanted, reason, &t.shape),
+        };
+        // A tensor without elements has nothing to quantize; its scales or group indices would
+        // follow its other dims, which a file may make huge (`[2⁴⁰, 0]`).
+        let (mut scheme, reason) = if scheme.is_quantized() && t.shape.contains(&0) {
+            (Scheme::Keep, Reason::Fallback { wanted: scheme, why: "it has no elements".into() })
+        } else {
+            (scheme, reason)
         };
         if format == OutputFormat::Gguf
             && reason == Reason::OneD
