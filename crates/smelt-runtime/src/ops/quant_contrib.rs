@@ -237,6 +237,8 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     }
     let blob = bs * bits / 8;
     let zp_row = (kb * bits).div_ceil(8);
+    // The paths below dequantize all of B into f32 (up to 8 times its bytes) first.
+    c.checked_numel(&[n, k])?;
     let mut y = vec![0f32; m * n];
     let zp_bytes = wt.zp_bytes();
     if bits == 4 && (zp.is_none() || packed_zp) {
@@ -330,6 +332,8 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         let w = Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax };
         smelt_kernels::matmul_bnb4_nf4_f32(m, &av, &w, &mut y);
     } else {
+        // FP4 dequantizes all of B into f32 (8 times its bytes) first.
+        c.checked_numel(&[n, k])?;
         let wd: Vec<f32> = (0..n * k)
             .map(|e| {
                 let byte = bq[e / 2];
