@@ -46,9 +46,9 @@ pub(crate) fn register(r: &mut Registry) {
 fn matmul_packed(c: &OpCtx<'_>, w: &Packed4Bit, bias: Option<usize>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, w.k())?;
-    out_shape(c, a, w.n())?;
+    let shape = out_shape(c, a, w.n())?;
     let y = w.matmul_vec(m, &av);
-    finish(c, a, w.n(), y, bias.and_then(|i| c.opt(i)))
+    finish(c, a, shape, y, bias.and_then(|i| c.opt(i)))
 }
 
 /// Whether every input in `inputs` the node has is an initializer (a load-time context holds
@@ -92,13 +92,17 @@ fn product(c: &OpCtx<'_>, what: &str, factors: &[usize]) -> Result<usize, Runtim
         .ok_or_else(|| c.err(format!("{what} overflows: {factors:?}")))
 }
 
+/// `y` (rows of `shape`'s last dim, `N`) plus the bias, as a value of `A`'s dtype; `shape`
+/// from [`out_shape`], checked before `y` was allocated.
 fn finish(
     c: &OpCtx<'_>,
     a: &Value,
-    n: usize,
+    shape: Vec<usize>,
     mut y: Vec<f32>,
     bias: Option<&Value>,
 ) -> Result<Vec<Value>, RuntimeError> {
+    // `activations` refused a scalar A, so `shape` has its last dim, N.
+    let n = shape.last().copied().unwrap_or(1);
     if let Some(b) = bias {
         let bv = b.data.to_f32_vec();
         if bv.len() != n {
@@ -108,7 +112,6 @@ fn finish(
             row.iter_mut().zip(&bv).for_each(|(o, b)| *o += b);
         }
     }
-    let shape = out_shape(c, a, n)?;
     let data = Data::F32(y).cast(a.dtype()).ok_or_else(|| c.err("cast"))?;
     Ok(vec![Value::new(shape, data)])
 }
@@ -229,11 +232,11 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
     let wt = nbits_weight(c)?;
     let NBitsWeight { k, n, bits, bs, kb, bq, ref scales, zp, packed_zp, ref g_idx } = wt;
-    out_shape(c, a, n)?;
+    let shape = out_shape(c, a, n)?;
     if let Some(w) = wt.q4() {
         let mut y = vec![0f32; m * n];
         smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
-        return finish(c, a, n, y, c.opt(5));
+        return finish(c, a, shape, y, c.opt(5));
     }
     let blob = bs * bits / 8;
     let zp_row = (kb * bits).div_ceil(8);
@@ -246,7 +249,7 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales, zero_points: zp_bytes };
         let wd = smelt_kernels::dequantize_nbits_q4(&w, g_idx.as_deref());
         smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
-        return finish(c, a, n, y, c.opt(5));
+        return finish(c, a, shape, y, c.opt(5));
     }
     // Other widths and float zero points: dequantize, then GEMM.
     let per = 8 / bits;
@@ -272,7 +275,7 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
     }
     smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
-    finish(c, a, n, y, c.opt(5))
+    finish(c, a, shape, y, c.opt(5))
 }
 
 /// MatMulBnb4's attributes and weight inputs, checked.
@@ -326,7 +329,7 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
     let Bnb4Weight { k, n, bs, quant_type, bq, absmax } = bnb4_weight(c)?;
-    out_shape(c, a, n)?;
+    let shape = out_shape(c, a, n)?;
     let mut y = vec![0f32; m * n];
     if quant_type == 1 {
         let w = Bnb4Nf4 { n, k, block_size: bs, b: bq, absmax: &absmax };
@@ -344,5 +347,5 @@ fn matmul_bnb4(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
     }
     let _ = NF4_CODE;
-    finish(c, a, n, y, None)
+    finish(c, a, shape, y, None)
 }
