@@ -28,7 +28,9 @@
 //! for bit (dequantize, then `Σ a·w` in `kk` order). The SIMD kernels build each row-block's
 //! 16 values `TABLE · scale` (the same products, so the same `w`), look codes up in them
 //! (`vpermps`) and accumulate `a·w` with FMA in 16 (AVX-512) or 8 (AVX2) lane partial sums:
-//! `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`.
+//! `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`. AVX2 int4 instead sums `a·(q - zp)` (exact integers, so the
+//! products are exact multiples of the reference's) over a block and multiplies each block's
+//! sum by its scale: one more rounding per block than per weight, within the same bound.
 
 use rayon::prelude::*;
 

@@ -379,6 +379,44 @@ fn packed4_nbits_tiers_match_scalar() {
 }
 
 #[test]
+fn packed4_int4_codes_at_their_zero_point_give_exact_zeros() {
+    // Every code equal to its block's zero point: every weight is 0, so every output is
+    // exactly 0 on every tier, whatever the activations (a kernel that summed `a·q` and then
+    // subtracted `z·Σa` would leave rounding noise here).
+    let tiers = simd_tiers("packed4_int4_zero");
+    let mut rng = Rng::new(11);
+    for &bs in &[16usize, 32, 128] {
+        let (n, k) = (9usize, 2 * bs + 16);
+        let kb = k.div_ceil(bs);
+        let zps: Vec<u8> = rng.bytes(n * kb.div_ceil(2));
+        let zp_of = |j: usize, blk: usize| (zps[j * kb.div_ceil(2) + blk / 2] >> (4 * (blk % 2))) & 0xF;
+        let mut b = vec![0u8; n * kb * bs / 2];
+        for j in 0..n {
+            for blk in 0..kb {
+                let z = zp_of(j, blk);
+                for byte in &mut b[(j * kb + blk) * bs / 2..(j * kb + blk + 1) * bs / 2] {
+                    *byte = z | (z << 4);
+                }
+            }
+        }
+        let scales: Vec<f32> = rng.f32s(n * kb).iter().map(|s| s.abs() + 0.5).collect();
+        for zp in [true, false] {
+            let (b8, z) = if zp { (b.clone(), Some(&zps[..])) } else { (vec![0x88u8; b.len()], None) };
+            let w = NBitsQ4 { n, k, block_size: bs, b: &b8, scales: &scales, zero_points: z };
+            let p = Packed4Bit::from_nbits(&w);
+            for m in 1..=4usize {
+                let a: Vec<f32> = rng.f32s(m * k).iter().map(|v| v * 1e3).collect();
+                for &isa in &tiers {
+                    let mut got = vec![f32::NAN; m * n];
+                    matmul_packed4_f32_with(isa, m, &a, &p, &mut got);
+                    assert!(got.iter().all(|&v| v == 0.0), "{isa} bs={bs} m={m} zp={zp}: {got:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn packed4_nf4_tiers_match_scalar() {
     let tiers = simd_tiers("packed4_nf4");
     let mut rng = Rng::new(7);

@@ -5,14 +5,18 @@
 //! group of 16 codes the row's u64 word is broadcast, a per-lane shift brings lane `e`'s nibble
 //! to the low bits (the layout stores even elements in the low half, odd ones in the high
 //! half, so lanes `2i` and `2i + 1` shift by the same `4i`), `vpermps` looks the weights up and
-//! one FMA per activation row accumulates them. AVX2 does the same 8 lanes at a time, a
-//! 16-entry lookup being two `vpermps` and a blend on bit 3; for int4 codes AVX2 computes the
-//! weight instead (`(q - z)·scale` from the code OR-ed into the bits of 2²³: the same value,
-//! without the permutes, which share AMD's shuffle pipes).
+//! one FMA per activation row accumulates them. AVX2 does the same 8 lanes at a time for NF4,
+//! a 16-entry lookup being two `vpermps` and a blend on bit 3, taking a tile's rows one after
+//! another within each block (`tiles_avx2_rows`: from memory on Zen 3, 11008×4096, that was
+//! about 3% faster than sharing each activation load among the four rows).
 //!
-//! The AVX2 kernels take a tile's rows one after another within each block (`tiles_avx2_rows`);
-//! from memory on Zen 3 (11008×4096, in-process alternation) that took int4 from 8.8 to
-//! 10.7 GB/s best on two threads, NF4 about 3%.
+//! AVX2 int4 (`tiles_avx2_int4`) looks nothing up: it computes `q - z` exactly from the codes,
+//! sums `a·(q - z)` over each block and multiplies the sum by the block's scale once, so the
+//! scale costs nothing per weight; the codes of a tile's four rows are turned into floats
+//! a byte per lane by `vpshufb` (see the kernel). Against the kernel it replaced, which
+//! computed every weight `(q - z)·scale` (a shift, AND, OR, subtraction and product per eight
+//! weights), in-process alternation on Zen 3 gave 1.3–1.5× with blocks of 128 and 1.1–1.2× with
+//! blocks of 32 and zero points (per-block work weighs more there), one thread or two.
 //!
 //! A tile's codes are one sequential stream, which the hardware prefetcher alone follows too
 //! few lines ahead to keep memory busy (measured: about 30% slower from memory than with the
@@ -71,9 +75,8 @@ pub(crate) fn gemv_tiles(
     }
     match isa {
         Isa::Avx512 | Isa::Avx512Vnni => run!(tiles_avx512),
-        // Computed int4 weights for any number of rows: since both kernels keep a row's
-        // parameters in registers across its groups, the computed ones are faster with three
-        // and four rows too (in-process, 3×2816×1024: 0.61 against 0.79 ms; 4×: 0.81 against 0.98).
+        // int4 for any number of rows (1.2–1.3× the lookup-free kernel it replaced with two to
+        // four rows too, in-process at 512×1024).
         Isa::Avx2 | Isa::AvxVnni if t.code == Code4::Int4 => run!(tiles_avx2_int4),
         Isa::Avx2 | Isa::AvxVnni => run!(tiles_avx2),
         Isa::Scalar | Isa::Neon | Isa::NeonDot => return false,
@@ -189,23 +192,43 @@ pub(super) fn lookup16(idx: __m256i, lo: __m256, hi: __m256) -> __m256 {
     _mm256_blendv_ps(from_lo, from_hi, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(idx)))
 }
 
-/// `2²³ + z` for each zero point `z`.
-static ZF_BIAS: [f32; 16] = {
-    let mut t = [0.0f32; 16];
-    let mut z = 0;
-    while z < 16 {
-        t[z] = 8_388_608.0 + z as f32;
-        z += 1;
+/// `vpshufb` controls for [`tiles_avx2_int4`]: quad `j` (elements `4j..4j + 4` of a
+/// group) of a row's codes unpacked one per byte in nibble order (byte `i` holds element `2i`
+/// for `i < 8`, `2(i - 8) + 1` from 8 on), each code into the low byte of its lane (zeros
+/// above), the same in both 128-bit halves.
+static QUAD_CTRL: [[i8; 32]; 4] = {
+    let mut c = [[-128i8; 32]; 4];
+    let mut j = 0;
+    while j < 4 {
+        let mut d = 0;
+        while d < 4 {
+            let e = 4 * j + d;
+            let src = if e % 2 == 0 { e / 2 } else { 8 + e / 2 };
+            c[j][4 * d] = src as i8;
+            c[j][16 + 4 * d] = src as i8;
+            d += 1;
+        }
+        j += 1;
     }
-    t
+    c
 };
 
-/// [`tiles_avx2`] for int4 codes, with arithmetic instead of a table: a code's weight
-/// `(q - z)·scale` is the table's `TABLE[q]·scale` computed as `((2²³ + q) - (2²³ + z))·scale`,
-/// `2²³ + q` made by OR-ing the code into the bits of 2²³ (exact, as is the subtraction, so the
-/// same one rounding in the product). Eight weights cost a shift, an AND, an OR, a subtraction
-/// and a product besides the FMA, and no `vpermps` (on AMD the lookups' two permutes and blend
-/// share the shuffle pipes).
+/// [`tiles_avx2`] for int4 codes, computing `q - z` from the codes and applying the scale
+/// once per row-block: `y += scale · Σ a·(q - z)`. Every `q - z` is an exact small integer,
+/// made as `(2²³ + q) - (2²³ + z)` with `2²³ + q` the code OR-ed into the bits of 2²³, so each
+/// product is exactly the reference's `a·w` divided by the scale and a block's sum gains one
+/// rounding (the product by the scale) against the reference's one per weight: within the
+/// ops' bound, and a block whose codes all equal its zero point adds exactly nothing (no
+/// `Σa` is subtracted afterwards, which would cancel).
+///
+/// Per group of 16 codes of the tile's four rows (one 32-byte load: rows 0 and 1 in the low
+/// 128-bit half, 2 and 3 in the high one), the low and high nibbles are split into bytes and
+/// interleaved back into nibble order (`vpunpck[lh]bw`: rows 0 and 2 in one register, 1 and 3
+/// in the other); each quad of elements is then one `vpshufb` (a code into its lane's low
+/// byte), an OR, a subtraction and one FMA per activation row against the quad of `a` in both
+/// halves. A lane holds one row's partial sum over a quad position, so an accumulator serves
+/// two rows, one per half. Eight weights cost three instructions besides the FMA instead of
+/// five, and the row parameters (scales, `2²³ + z`) are a few per block of four rows.
 ///
 /// # Safety
 /// As [`tiles_avx512`], with AVX2 + FMA available; `t.code` is [`Code4::Int4`].
@@ -218,19 +241,122 @@ unsafe fn tiles_avx2_int4<const M: usize, const ZP: bool>(
     out: &mut [f32],
     ld: usize,
 ) {
-    let (nibble, magic) = (_mm256_set1_epi32(0xF), _mm256_set1_epi32(0x4B00_0000));
-    let row = |zps: *const u16, blk: usize, r: usize, scale| {
-        // SAFETY: with ZP, `zps` holds `blk + 1` words (`tiles_avx2_rows`).
-        let z = if ZP { (unsafe { *zps.add(blk) } >> (4 * r)) & 0xF } else { 8 };
-        (_mm256_set1_ps(ZF_BIAS[z as usize]), _mm256_set1_ps(scale))
-    };
-    let weight = |(zf, s), idx| {
-        let code = _mm256_and_si256(idx, nibble);
-        let biased = _mm256_castsi256_ps(_mm256_or_si256(code, magic));
-        _mm256_mul_ps(_mm256_sub_ps(biased, zf), s)
-    };
-    // SAFETY: the caller's contract, passed on.
-    unsafe { tiles_avx2_rows::<M, ZP, _>(t, a, kp, width, out, ld, row, weight) }
+    let (nib, magic) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi32(0x4B00_0000));
+    // SAFETY: QUAD_CTRL rows are 32 bytes.
+    let ctrl: [__m256i; 4] =
+        std::array::from_fn(|j| unsafe { _mm256_loadu_si256(QUAD_CTRL[j].as_ptr().cast()) });
+    // Scales of rows (0, 2) and (1, 3), each over its half, from the block's four.
+    let (pick02, pick13) =
+        (_mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3));
+    // The zero-point word's low byte (rows 0, 1) in the low half, its high byte (rows 2, 3) in
+    // the high one.
+    let zsplit = _mm256_setr_epi32(
+        0x8080_8000u32 as i32,
+        0x8080_8000u32 as i32,
+        0x8080_8000u32 as i32,
+        0x8080_8000u32 as i32,
+        0x8080_8001u32 as i32,
+        0x8080_8001u32 as i32,
+        0x8080_8001u32 as i32,
+        0x8080_8001u32 as i32,
+    );
+    let (bs, blocks) = (t.block_size, t.blocks);
+    let groups = bs / GROUP;
+    // One accumulator chain per activation row and row pair suffices from two rows on; one
+    // row alone splits its chains in two (quads 0, 2 and 1, 3) to keep the FMAs independent.
+    const fn halves(m: usize) -> usize {
+        if m == 1 {
+            2
+        } else {
+            1
+        }
+    }
+    for tile in 0..t.tiles {
+        let mut acc = [[_mm256_setzero_ps(); 2]; M];
+        // SAFETY (pointer arithmetic below): as in `tiles_avx512`.
+        let zps = t.zero_points.map_or(std::ptr::null(), |z| unsafe { z.as_ptr().add(tile * blocks) });
+        // `2²³ + z` of rows 0 and 2 (1 and 3), one row per half.
+        let zero_points = |blk: usize| {
+            if ZP {
+                // SAFETY: `zps` holds `blocks` words.
+                let zw = _mm256_set1_epi16(unsafe { *zps.add(blk) } as i16);
+                let lo = _mm256_and_si256(zw, nib);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(zw), nib);
+                let bias = |z| _mm256_castsi256_ps(_mm256_or_si256(_mm256_shuffle_epi8(z, zsplit), magic));
+                (bias(lo), bias(hi))
+            } else {
+                (_mm256_set1_ps(8_388_616.0), _mm256_set1_ps(8_388_616.0))
+            }
+        };
+        let mut zf = zero_points(0);
+        for blk in 0..blocks {
+            let sc = unsafe { t.scales.as_ptr().add((tile * blocks + blk) * TILE_ROWS) };
+            let words = unsafe { t.codes.as_ptr().add((tile * blocks + blk) * groups * TILE_ROWS) };
+            prefetch_block(words, sc, groups);
+            let (z02, z13) = zf;
+            if ZP && blk + 1 < blocks {
+                // The next block's, ahead of the loads that wait for it.
+                zf = zero_points(blk + 1);
+            }
+            let mut p = [[[_mm256_setzero_ps(); 2]; 2]; M];
+            for g in 0..groups {
+                let kk = blk * bs + g * GROUP;
+                // SAFETY: g < groups: the group's four words are inside the block's.
+                let x = unsafe { _mm256_loadu_si256(words.add(g * TILE_ROWS).cast()) };
+                let lo = _mm256_and_si256(x, nib);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nib);
+                let u02 = _mm256_unpacklo_epi8(lo, hi);
+                let u13 = _mm256_unpackhi_epi8(lo, hi);
+                let weight = |u, c, zf| {
+                    _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_shuffle_epi8(u, c), magic)), zf)
+                };
+                for (j, cj) in ctrl.iter().enumerate() {
+                    let w02 = weight(u02, *cj, z02);
+                    let w13 = weight(u13, *cj, z13);
+                    let h = j % halves(M);
+                    for (i, p_i) in p.iter_mut().enumerate() {
+                        // SAFETY: kk + 16 ≤ kp, row i < M.
+                        let aq = _mm256_broadcast_ps(&unsafe {
+                            _mm_loadu_ps(a.as_ptr().add(i * kp + kk + 4 * j))
+                        });
+                        p_i[0][h] = _mm256_fmadd_ps(aq, w02, p_i[0][h]);
+                        p_i[1][h] = _mm256_fmadd_ps(aq, w13, p_i[1][h]);
+                    }
+                }
+            }
+            // SAFETY: `sc` holds the block's 4 scales.
+            let s = _mm256_broadcast_ps(&unsafe { _mm_loadu_ps(sc) });
+            let (s02, s13) = (_mm256_permutevar_ps(s, pick02), _mm256_permutevar_ps(s, pick13));
+            for (acc_i, p_i) in acc.iter_mut().zip(&p) {
+                let (p02, p13) = if halves(M) == 2 {
+                    (_mm256_add_ps(p_i[0][0], p_i[0][1]), _mm256_add_ps(p_i[1][0], p_i[1][1]))
+                } else {
+                    (p_i[0][0], p_i[1][0])
+                };
+                acc_i[0] = _mm256_fmadd_ps(s02, p02, acc_i[0]);
+                acc_i[1] = _mm256_fmadd_ps(s13, p13, acc_i[1]);
+            }
+        }
+        let rows = width.saturating_sub(tile * TILE_ROWS).min(TILE_ROWS);
+        for (i, acc_i) in acc.iter().enumerate() {
+            // Row r is pair r % 2, half r / 2.
+            let sums = [
+                hsum128(_mm256_castps256_ps128(acc_i[0])),
+                hsum128(_mm256_castps256_ps128(acc_i[1])),
+                hsum128(_mm256_extractf128_ps::<1>(acc_i[0])),
+                hsum128(_mm256_extractf128_ps::<1>(acc_i[1])),
+            ];
+            out[i * ld + tile * TILE_ROWS..][..rows].copy_from_slice(&sums[..rows]);
+        }
+    }
+}
+
+/// The sum of four lanes, `(v0 + v2) + (v1 + v3)`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum128(v: __m128) -> f32 {
+    let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s)))
 }
 
 /// # Safety
