@@ -1,7 +1,7 @@
 //! Quantized ops the ONNX node tests do not cover (com.microsoft MatMulNBits with 2/4/8 bits,
 //! packed and float zero points, g_idx and bias; MatMulBnb4 FP4 and NF4; MatMulInteger with
-//! per-column zero points; QLinearMatMul per column; blocked int4 DequantizeLinear), each a
-//! single-node model run by [`Session`] and compared with onnxruntime's CPU output on the same
+//! per-column zero points; QLinearMatMul per column; blocked int4 DequantizeLinear), and a
+//! Resize that shrinks one axis and grows another, each a single-node model run by [`Session`] and compared with onnxruntime's CPU output on the same
 //! inputs (fixtures/runtime/ops, made by tools/fixtures/gen_runtime_ops.py).
 
 use std::path::{Path, PathBuf};
@@ -95,6 +95,13 @@ fn qlinearmatmul_per_column_scale_and_zero_point() {
 #[test]
 fn dequantizelinear_blocked_int4_initializer() {
     check("dequantize-int4-blocked");
+}
+
+#[test]
+fn resize_shrinking_one_axis_and_growing_another() {
+    // [1, 1, 4, 65] to [1, 1, 65, 4], linear: the shrinking axis runs first (the cap side of
+    // this is in tests/value_cap.rs).
+    check("resize-linear-shrink-and-grow");
 }
 
 #[test]

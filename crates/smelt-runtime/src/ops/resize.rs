@@ -195,7 +195,14 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let extrapolation = c.float("extrapolation_value", 0.0) as f64;
     let mut cur = x.data.to_f64_vec();
     let mut shape = x.shape.clone();
-    for d in 0..rank {
+    // Shrinking axes first, then the others, each in axis order: every intermediate then
+    // holds at most as many elements as the larger of the input and the output (both within
+    // the cap), where growing one axis before shrinking another could pass the cap in between
+    // (`[1, 65537]` to `[65537, 1]`) and do more work. A model that only grows or only shrinks
+    // runs its axes in order, as before.
+    let order: Vec<usize> =
+        (0..rank).filter(|&d| out[d] < shape[d]).chain((0..rank).filter(|&d| out[d] >= shape[d])).collect();
+    for d in order {
         if out[d] == shape[d] && scales[d] == 1.0 {
             continue;
         }
@@ -206,8 +213,7 @@ fn resize(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         }
         let len = shape[d];
         shape[d] = out[d];
-        // Axes are resized one at a time: one grown before another shrinks can pass the cap
-        // in between.
+        // Within the cap by the order above; checked all the same, as every allocation here.
         c.checked_numel(&shape)?;
         let outer: usize = shape[..d].iter().product();
         let inner: usize = shape[d + 1..].iter().product();
