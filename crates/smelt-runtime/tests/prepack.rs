@@ -71,18 +71,24 @@ fn value_info(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
 enum Weight {
     U8(&'static str, Vec<u8>),
     F32(&'static str, Vec<f32>),
+    I32(&'static str, Vec<i32>),
+    /// An optional input left out (an empty name in the node's inputs).
+    Absent,
 }
 
 impl Weight {
     fn name(&self) -> &'static str {
         match self {
-            Weight::U8(n, _) | Weight::F32(n, _) => n,
+            Weight::U8(n, _) | Weight::F32(n, _) | Weight::I32(n, _) => n,
+            Weight::Absent => "",
         }
     }
     fn tensor(&self) -> TensorProto {
         let (elem, len, raw) = match self {
             Weight::U8(_, v) => (2, v.len(), v.clone()),
             Weight::F32(_, v) => (1, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Weight::I32(_, v) => (6, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Weight::Absent => unreachable!("an absent input has no tensor"),
         };
         TensorProto {
             name: Some(self.name().into()),
@@ -96,12 +102,16 @@ impl Weight {
         match self {
             Weight::U8(_, v) => Value::new(vec![v.len()], Data::U8(v.clone())),
             Weight::F32(_, v) => Value::f32(vec![v.len()], v.clone()),
+            Weight::I32(_, v) => Value::new(vec![v.len()], Data::I32(v.clone())),
+            Weight::Absent => unreachable!("an absent input has no value"),
         }
     }
     fn info(&self) -> ValueInfoProto {
         match self {
             Weight::U8(n, v) => value_info(n, 2, &[Some(v.len() as i64)]),
             Weight::F32(n, v) => value_info(n, 1, &[Some(v.len() as i64)]),
+            Weight::I32(n, v) => value_info(n, 6, &[Some(v.len() as i64)]),
+            Weight::Absent => unreachable!("an absent input has no value info"),
         }
     }
 }
@@ -118,7 +128,7 @@ fn session(
 ) -> Session {
     let mut inputs = vec![value_info("A", 1, &[None, Some(k as i64)])];
     let mut initializer = Vec::new();
-    for w in weights {
+    for w in weights.iter().filter(|w| !matches!(w, Weight::Absent)) {
         if as_inputs {
             inputs.push(w.info());
         } else {
@@ -169,7 +179,8 @@ fn session(
 fn run(s: &Session, a: &[f32], k: usize, weights: &[Weight], as_inputs: bool) -> Vec<(String, Value)> {
     let mut feeds = vec![("A".to_string(), Value::f32(vec![a.len() / k, k], a.to_vec()))];
     if as_inputs {
-        feeds.extend(weights.iter().map(|w| (w.name().to_string(), w.value())));
+        let present = weights.iter().filter(|w| !matches!(w, Weight::Absent));
+        feeds.extend(present.map(|w| (w.name().to_string(), w.value())));
     }
     s.run(feeds).unwrap()
 }
@@ -233,6 +244,19 @@ fn nbits_attrs(k: usize, n: usize, bs: usize) -> Vec<AttributeProto> {
 
 /// MatMulNBits 4-bit weights: (B, scales, packed zero points) and the dequantized `n×k`.
 fn nbits_weights(rng: &mut Rng, k: usize, n: usize, bs: usize, zp: bool) -> (Vec<Weight>, Vec<f32>) {
+    nbits_weights_g(rng, k, n, bs, zp, None)
+}
+
+/// [`nbits_weights`] with `g_idx` (element `kk` takes block `g_idx[kk]`'s scale and zero
+/// point), appended as input 4 (input 3 left out without zero points).
+fn nbits_weights_g(
+    rng: &mut Rng,
+    k: usize,
+    n: usize,
+    bs: usize,
+    zp: bool,
+    g_idx: Option<&[i32]>,
+) -> (Vec<Weight>, Vec<f32>) {
     let kb = k.div_ceil(bs);
     let b = rng.bytes(n * kb * bs / 2);
     let scales = rng.f32s(n * kb, 0.01, 0.1);
@@ -240,7 +264,7 @@ fn nbits_weights(rng: &mut Rng, k: usize, n: usize, bs: usize, zp: bool) -> (Vec
     let mut deq = vec![0f32; n * k];
     for j in 0..n {
         for kk in 0..k {
-            let blk = kk / bs;
+            let blk = g_idx.map_or(kk / bs, |g| g[kk] as usize);
             let q = (b[j * kb * bs / 2 + kk / 2] >> (4 * (kk % 2))) & 0xF;
             let z = if zp { (zps[j * kb.div_ceil(2) + blk / 2] >> (4 * (blk % 2))) & 0xF } else { 8 };
             deq[j * k + kk] = (q as i32 - z as i32) as f32 * scales[j * kb + blk];
@@ -250,7 +274,51 @@ fn nbits_weights(rng: &mut Rng, k: usize, n: usize, bs: usize, zp: bool) -> (Vec
     if zp {
         w.push(Weight::U8("zp", zps));
     }
+    if let Some(g) = g_idx {
+        if !zp {
+            w.push(Weight::Absent);
+        }
+        w.push(Weight::I32("g_idx", g.to_vec()));
+    }
     (w, deq)
+}
+
+#[test]
+fn matmulnbits_act_order_g_idx_is_sorted_into_blocks_at_load() {
+    // GPTQ's act order: g_idx a shuffled [0, 0, .., 1, 1, ..] with block_size of each block
+    // (fewer in the last). The initializer session sorts K by block at load (prepared); the fed
+    // one dequantizes with g_idx on every call. Both within the f64 bound; the sum order
+    // differs, so the bits may.
+    let mut rng = Rng(13);
+    for (k, n, bs, zp) in [(64usize, 20usize, 16usize, true), (80, 9, 32, false), (256, 33, 128, true)] {
+        let mut g: Vec<i32> = (0..k).map(|kk| (kk / bs) as i32).collect();
+        for i in (1..k).rev() {
+            g.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let (weights, deq) = nbits_weights_g(&mut rng, k, n, bs, zp, Some(&g));
+        let what = format!("MatMulNBits act order k={k} n={n} bs={bs} zp={zp}");
+        let packed = session("MatMulNBits", nbits_attrs(k, n, bs), k, &weights, false, false);
+        let fed = session("MatMulNBits", nbits_attrs(k, n, bs), k, &weights, true, false);
+        assert_eq!(packed.prepared_nodes(), 1, "{what}: sorted and packed at load");
+        assert_eq!(fed.prepared_nodes(), 0, "{what}");
+        for m in [1usize, 2, 5] {
+            let a = rng.f32s(m * k, -1.0, 1.0);
+            for (s, fed_in) in [(&packed, false), (&fed, true)] {
+                let y = run(s, &a, k, &weights, fed_in);
+                assert_eq!(y[0].1.shape, vec![m, n]);
+                check_against_f64(&format!("{what} m={m} fed={fed_in}"), f32s(&y[0].1), &a, &deq, m, n, k);
+            }
+        }
+    }
+    // Blocks of unequal sizes: not sorted at load, the general path, still right.
+    let (k, n, bs) = (64usize, 6usize, 16usize);
+    let g: Vec<i32> = (0..k).map(|kk| ((kk * 7 + kk / 5) % 4) as i32).collect();
+    let (weights, deq) = nbits_weights_g(&mut rng, k, n, bs, true, Some(&g));
+    let s = session("MatMulNBits", nbits_attrs(k, n, bs), k, &weights, false, false);
+    assert_eq!(s.prepared_nodes(), 0, "unequal blocks take the general path");
+    let a = rng.f32s(3 * k, -1.0, 1.0);
+    let y = run(&s, &a, k, &weights, false);
+    check_against_f64("MatMulNBits unequal g_idx blocks", f32s(&y[0].1), &a, &deq, 3, n, k);
 }
 
 #[test]

@@ -7,6 +7,13 @@
 //! packed or no zero points, no `g_idx`; MatMulBnb4: NF4 with `block_size` dividing `K`), the
 //! session repacks it once at load into smelt-kernels' `Packed4Bit` and releases the original
 //! (the same results: the kernels pack the ONNX layout the same way on the fly).
+//!
+//! With act-order `g_idx` whose blocks each hold `block_size` elements (as GPTQ's act order
+//! makes them: a permutation of `K` cut into blocks), the load sorts `K` by block instead
+//! ([`ActOrder4`]): the weight's columns are permuted so that block `b`'s elements sit at
+//! `b·block_size..`, packed as above, and each call gathers `A`'s columns in the same order.
+//! Each output is then the same products summed in another order (within the kernels' bound),
+//! and the call no longer dequantizes all of B into f32. Other `g_idx` take the general path.
 
 use std::sync::Arc;
 
@@ -214,19 +221,69 @@ fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
 }
 
 /// At load: a constant 4-bit weight the kernels take, packed (B, scales and zero points are
-/// then not read again).
+/// then not read again); with act-order `g_idx`, permuted into blocks first ([`ActOrder4`]).
 fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
     if !all_constant(c, 1..=4) {
         return None;
     }
     let w = nbits_weight(c).ok()?;
+    if w.g_idx.is_some() {
+        let act = ActOrder4::new(&w)?;
+        return Some(Prepared { state: Arc::new(act), replaces_inputs: vec![1, 2, 3, 4] });
+    }
     let packed = Packed4Bit::from_nbits(&w.q4()?);
     Some(Prepared { state: Arc::new(packed), replaces_inputs: vec![1, 2, 3] })
+}
+
+/// A 4-bit MatMulNBits weight with act-order `g_idx`, its `K` sorted by block: packed column
+/// `i` is original column `perm[i]`, and `g_idx[perm[i]] = i / block_size`.
+struct ActOrder4 {
+    w: Packed4Bit,
+    perm: Vec<usize>,
+}
+
+impl ActOrder4 {
+    /// `None` unless the weight is 4-bit with packed or no zero points and every block of
+    /// `g_idx` holds exactly the elements a block holds (`block_size`, fewer in the last).
+    fn new(w: &NBitsWeight<'_>) -> Option<ActOrder4> {
+        let g = w.g_idx.as_ref()?;
+        if w.bits != 4 || (w.zp.is_some() && !w.packed_zp) {
+            return None;
+        }
+        let (k, n, bs, kb) = (w.k, w.n, w.bs, w.kb);
+        let mut perm: Vec<usize> = (0..k).collect();
+        perm.sort_by_key(|&kk| g[kk]);
+        if perm.iter().enumerate().any(|(i, &kk)| g[kk] as usize != i / bs) {
+            return None;
+        }
+        // B's codes moved to their sorted columns: element kk of row j is nibble kk % 2 (low
+        // first) of byte j·kb·bs/2 + kk/2 (blocks are bs/2 bytes, bs even).
+        let row = kb * bs / 2;
+        let mut b = vec![0u8; w.bq.len()];
+        for j in 0..n {
+            let (src, dst) = (&w.bq[j * row..(j + 1) * row], &mut b[j * row..(j + 1) * row]);
+            for (i, &kk) in perm.iter().enumerate() {
+                let code = (src[kk / 2] >> (4 * (kk % 2))) & 0xF;
+                dst[i / 2] |= code << (4 * (i % 2));
+            }
+        }
+        let q4 = NBitsQ4 { n, k, block_size: bs, b: &b, scales: &w.scales, zero_points: w.zp_bytes() };
+        Some(ActOrder4 { w: Packed4Bit::from_nbits(&q4), perm })
+    }
 }
 
 fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if let Some(w) = c.prepared::<Packed4Bit>() {
         return matmul_packed(c, w, Some(5));
+    }
+    if let Some(act) = c.prepared::<ActOrder4>() {
+        let a = c.input(0)?;
+        let (m, av) = activations(c, a, act.w.k())?;
+        let shape = out_shape(c, a, act.w.n())?;
+        let sorted: Vec<f32> =
+            av.chunks(act.w.k().max(1)).take(m).flat_map(|r| act.perm.iter().map(move |&kk| r[kk])).collect();
+        let y = act.w.matmul_vec(m, &sorted);
+        return finish(c, a, shape, y, c.opt(5));
     }
     let a = c.input(0)?;
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
