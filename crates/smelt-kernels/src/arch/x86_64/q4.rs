@@ -272,6 +272,11 @@ unsafe fn tiles_avx2_int4<const M: usize, const ZP: bool>(
         }
     }
     for tile in 0..t.tiles {
+        let rows = width.saturating_sub(tile * TILE_ROWS).min(TILE_ROWS);
+        if rows == 0 {
+            // Tiles past `width` (callers pass none) have no outputs.
+            break;
+        }
         let mut acc = [[_mm256_setzero_ps(); 2]; M];
         // SAFETY (pointer arithmetic below): as in `tiles_avx512`.
         let zps = t.zero_points.map_or(std::ptr::null(), |z| unsafe { z.as_ptr().add(tile * blocks) });
@@ -337,7 +342,6 @@ unsafe fn tiles_avx2_int4<const M: usize, const ZP: bool>(
                 acc_i[1] = _mm256_fmadd_ps(s13, p13, acc_i[1]);
             }
         }
-        let rows = width.saturating_sub(tile * TILE_ROWS).min(TILE_ROWS);
         for (i, acc_i) in acc.iter().enumerate() {
             // Row r is pair r % 2, half r / 2.
             let sums = [
