@@ -21,12 +21,15 @@ use std::arch::x86_64::*;
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn hsum256(v: __m256) -> f32 {
-    let lo = _mm256_castps256_ps128(v);
-    let hi = _mm256_extractf128_ps::<1>(v);
-    let s = _mm_add_ps(lo, hi);
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-    _mm_cvtss_f32(s)
+    hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
+}
+
+/// The sum of four lanes, `(v0 + v2) + (v1 + v3)`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum128(v: __m128) -> f32 {
+    let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s)))
 }
 
 /// The 8×8 transposition of eight rows of eight floats: `out[j]` holds element `j` of every
