@@ -17,6 +17,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use smelt_kernels::{Bnb4Nf4, NBitsQ4, Packed4Bit, NF4_CODE};
 
 use crate::error::RuntimeError;
@@ -308,29 +310,46 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
         return finish(c, a, shape, y, c.opt(5));
     }
-    // Other widths and float zero points: dequantize, then GEMM.
+    // Other widths and float zero points: dequantize, then GEMM. Row by row on the pool, block
+    // by block, so a block's scale and zero point are looked up once (per element with g_idx);
+    // every element is `(q - z)·scale` whatever the thread.
     let per = 8 / bits;
     let mask = (1u16 << bits) as u8 as u16;
     let mask = if bits == 8 { 0xff } else { mask - 1 } as u8;
     let default_zp = (1u32 << (bits - 1)) as f32;
     let zf = zp.filter(|_| !packed_zp).map(|z| z.data.to_f32_vec());
-    let mut wd = vec![0f32; n * k];
-    for j in 0..n {
-        for kk in 0..k {
-            let blk = g_idx.as_ref().map_or(kk / bs, |g| g[kk] as usize);
-            let byte = bq[j * kb * blob + (kk / bs) * blob + (kk % bs) / per];
-            let q = ((byte >> (((kk % bs) % per) * bits)) & mask) as f32;
-            let z = match (&zf, zp_bytes) {
-                (Some(f), _) => f[j * kb + blk],
-                (None, Some(p)) if packed_zp => {
-                    let zb = p[j * zp_row + blk / per];
-                    ((zb >> ((blk % per) * bits)) & mask) as f32
-                }
-                _ => default_zp,
-            };
-            wd[j * k + kk] = (q - z) * scales[j * kb + blk];
+    let zero_point = |j: usize, blk: usize| match (&zf, zp_bytes) {
+        (Some(f), _) => f[j * kb + blk],
+        (None, Some(p)) if packed_zp => {
+            let zb = p[j * zp_row + blk / per];
+            ((zb >> ((blk % per) * bits)) & mask) as f32
         }
-    }
+        _ => default_zp,
+    };
+    let per_log2 = per.trailing_zeros();
+    let mut wd = vec![0f32; n * k];
+    wd.par_chunks_mut(k).with_min_len(64).enumerate().for_each(|(j, row)| {
+        let codes = &bq[j * kb * blob..(j + 1) * kb * blob];
+        // per is 1, 2 or 4: e / per and e % per as a shift and a mask.
+        let code =
+            |bytes: &[u8], e: usize| ((bytes[e >> per_log2] >> ((e & (per - 1)) * bits)) & mask) as f32;
+        for (b, (out, bytes)) in row.chunks_mut(bs).zip(codes.chunks(blob)).enumerate() {
+            match g_idx {
+                None => {
+                    let (z, s) = (zero_point(j, b), scales[j * kb + b]);
+                    for (e, w) in out.iter_mut().enumerate() {
+                        *w = (code(bytes, e) - z) * s;
+                    }
+                }
+                Some(g) => {
+                    for (e, w) in out.iter_mut().enumerate() {
+                        let blk = g[b * bs + e] as usize;
+                        *w = (code(bytes, e) - zero_point(j, blk)) * scales[j * kb + blk];
+                    }
+                }
+            }
+        }
+    });
     smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
     finish(c, a, shape, y, c.opt(5))
 }
