@@ -252,6 +252,38 @@ fn main() {
                 calls_per_s: r,
             });
         }
+        // int8 MatMulNBits, block 32, with zero points (read in the ONNX layout; zero points
+        // as f32, as `smelt run` keeps them)
+        {
+            let bs = 32;
+            let (codes, nb) = (n * k, n * k / bs);
+            let per = codes + nb * 8;
+            let copies = (rotation / per).max(1);
+            let mut w = vec![0u8; copies * codes];
+            fill_bytes(&mut w, 7);
+            let mut zb = vec![0u8; copies * nb];
+            fill_bytes(&mut zb, 8);
+            let zp: Vec<f32> = zb.iter().map(|&z| f32::from(z)).collect();
+            drop(zb);
+            let scales: Vec<f32> = (0..copies * nb).map(|i| 0.001 + (i % 97) as f32 * 1e-5).collect();
+            let r = rate(copies, min_time, threads, |c| {
+                let wq = NBitsQ8 {
+                    n,
+                    k,
+                    block_size: bs,
+                    b: &w[c * codes..(c + 1) * codes],
+                    scales: &scales[c * nb..(c + 1) * nb],
+                    zero_points: Some(&zp[c * nb..(c + 1) * nb]),
+                };
+                matmul_nbits_q8_f32(1, &a, &wq, &mut y)
+            });
+            rows.push(Row {
+                kernel: "int8 MatMulNBits (bs 32, zp)".into(),
+                shape: shape.clone(),
+                weight_bytes: per,
+                calls_per_s: r,
+            });
+        }
         // NF4 MatMulBnb4, block 64
         {
             let bs = 64;

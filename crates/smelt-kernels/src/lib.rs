@@ -12,8 +12,8 @@
 //! - int8 → i32, exact, ONNX `MatMulInteger`: [`matmul_integer`], [`matmul_integer_bt`], and
 //!   [`matmul_integer_packed`] (a constant `B` packed once, [`PackedInt8`]), and
 //!   [`matmul_integer_packed_scaled`] (the same followed by `Cast` to f32 and a scale);
-//! - block int4 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout:
-//!   [`matmul_nbits_q4_f32`];
+//! - block int4 and int8 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits`
+//!   layout: [`matmul_nbits_q4_f32`], [`matmul_nbits_q8_f32`];
 //! - NF4 dequantize-matmul over `com.microsoft.MatMulBnb4`'s layout: [`matmul_bnb4_nf4_f32`];
 //! - ternary matmul over smelt's 2-bit ternary packing: [`matmul_ternary2_f32`];
 //! - round-to-nearest affine quantization of a run sharing one scale and zero point, with its
@@ -47,6 +47,7 @@ mod int8;
 mod int8_packed;
 mod legacy_quant;
 mod nbits;
+mod nbits8;
 mod nf4_quant;
 mod packed4;
 mod parallel;
@@ -71,6 +72,7 @@ pub use int8_packed::{
 };
 pub use legacy_quant::{LegacyType, LEGACY_BLOCK};
 pub use nbits::{dequantize_nbits_q4, matmul_nbits_q4_f32, NBitsQ4};
+pub use nbits8::{dequantize_nbits_q8, matmul_nbits_q8_f32, NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
 pub use packed4::{Code4, Packed4Bit, TILE_ROWS};
 pub use q8_0::{Q8_0_BLOCK, Q8_0_BYTES};
 pub use rows::row_sums_of_squares_f64;
@@ -91,6 +93,7 @@ pub mod explicit {
     pub use crate::int8_packed::{matmul_integer_packed_scaled_with, matmul_integer_packed_with};
     pub use crate::legacy_quant::quantize_legacy_with;
     pub use crate::nbits::matmul_nbits_q4_f32_with;
+    pub use crate::nbits8::matmul_nbits_q8_f32_with;
     pub use crate::nf4_quant::quantize_nf4_with;
     pub use crate::packed4::matmul_packed4_f32_with;
     pub use crate::q8_0::quantize_q8_0_with;

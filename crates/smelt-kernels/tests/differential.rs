@@ -262,6 +262,95 @@ fn nbits_q4_tiers_match_scalar() {
     }
 }
 
+/// Zero points of an 8-bit MatMulNBits weight: none, a u8 per block (as f32), or floats.
+#[derive(Clone, Copy, Debug)]
+enum Zp8 {
+    None,
+    Bytes,
+    Floats,
+}
+
+#[test]
+fn nbits_q8_tiers_match_scalar() {
+    let tiers = simd_tiers("nbits_q8");
+    let mut rng = Rng::new(8);
+    for &bs in &[16usize, 32, 128] {
+        for &m in &[1usize, 2, 3, 4, 5, 9] {
+            for &n in &[1usize, 2, 3, 4, 5, 7, 17, 65, 129] {
+                for &k in &[1usize, 15, 16, 17, 33, 64, 65, 255, 256] {
+                    for zp in [Zp8::None, Zp8::Bytes, Zp8::Floats] {
+                        let kb = k.div_ceil(bs);
+                        let b = rng.bytes(n * kb * bs);
+                        let scales = rng.f32s(n * kb);
+                        let zps: Option<Vec<f32>> = match zp {
+                            Zp8::None => None,
+                            Zp8::Bytes => Some(rng.bytes(n * kb).into_iter().map(f32::from).collect()),
+                            Zp8::Floats => {
+                                Some(rng.f32s(n * kb).into_iter().map(|x| 128.0 + 100.0 * x).collect())
+                            }
+                        };
+                        let w = NBitsQ8 {
+                            n,
+                            k,
+                            block_size: bs,
+                            b: &b,
+                            scales: &scales,
+                            zero_points: zps.as_deref(),
+                        };
+                        let a = rng.f32s(m * k);
+                        let deq = dequantize_nbits_q8(&w);
+                        let mags = magnitudes(m, n, k, &a, &deq);
+                        let mut want = vec![0.0; m * n];
+                        matmul_nbits_q8_f32_with(Isa::Scalar, m, &a, &w, &mut want);
+                        let mut via_deq = vec![0.0; m * n];
+                        gemm_f32_bt_with(Isa::Scalar, m, n, k, &a, &deq, &mut via_deq);
+                        assert_eq!(want, via_deq, "scalar 8-bit MatMulNBits = dequantize + gemm_bt");
+                        for &isa in &tiers {
+                            let off = (n + k) % 4;
+                            let a2 = at_offset(&a, off);
+                            let mut got = vec![f32::NAN; m * n];
+                            matmul_nbits_q8_f32_with(isa, m, &a2[off..], &w, &mut got);
+                            assert_close(
+                                &format!("nbits8 {isa} bs={bs} m={m} n={n} k={k} zp={zp:?}"),
+                                &got,
+                                &want,
+                                &mags,
+                                k,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nbits_q8_codes_at_their_zero_point_give_exact_zeros() {
+    // Every code equal to its block's zero point: each block's sum is exactly 0 on every tier,
+    // whatever the activations (the kernels subtract the zero point before multiplying).
+    let mut rng = Rng::new(81);
+    let (n, k, bs) = (9usize, 200usize, 32usize);
+    let kb = k.div_ceil(bs);
+    let zb = rng.bytes(n * kb);
+    let b: Vec<u8> = (0..n * kb * bs).map(|e| zb[e / bs]).collect();
+    let zps: Vec<f32> = zb.iter().map(|&z| f32::from(z)).collect();
+    let scales = rng.f32s(n * kb);
+    let w = NBitsQ8 { n, k, block_size: bs, b: &b, scales: &scales, zero_points: Some(&zps) };
+    let default = vec![128u8; n * kb * bs];
+    let w128 = NBitsQ8 { b: &default, zero_points: None, ..w };
+    for isa in std::iter::once(Isa::Scalar).chain(simd_tiers("nbits_q8_zeros")) {
+        for m in 1..=4 {
+            let a: Vec<f32> = rng.f32s(m * k).into_iter().map(|x| x * 1e30).collect();
+            for w in [&w, &w128] {
+                let mut got = vec![f32::NAN; m * n];
+                matmul_nbits_q8_f32_with(isa, m, &a, w, &mut got);
+                assert!(got.iter().all(|&y| y == 0.0), "{isa} m={m}: {got:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bnb4_nf4_tiers_match_scalar() {
     let tiers = simd_tiers("bnb4_nf4");

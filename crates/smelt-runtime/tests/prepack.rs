@@ -334,6 +334,39 @@ fn matmulnbits_4bit_initializer_is_packed_at_load_with_the_same_bits() {
 }
 
 #[test]
+fn matmulnbits_8bit_initializer_is_prepared_at_load_with_the_same_bits() {
+    // Zero points: none (128), packed u8 (one per block), floats. Prepared at load (scales and
+    // zero points as f32 once) or fed (converted per call): the same kernel, the same bits.
+    let mut rng = Rng(17);
+    for (k, n, bs, zp) in
+        [(64usize, 20usize, 32usize, "u8"), (80, 9, 32, "none"), (200, 7, 16, "float"), (256, 33, 128, "u8")]
+    {
+        let kb = k.div_ceil(bs);
+        let b = rng.bytes(n * kb * bs);
+        let scales = rng.f32s(n * kb, 0.001, 0.01);
+        let zf: Vec<f32> = match zp {
+            "u8" => rng.bytes(n * kb).into_iter().map(f32::from).collect(),
+            "float" => rng.f32s(n * kb, 100.0, 150.0),
+            _ => vec![128.0; n * kb],
+        };
+        let deq: Vec<f32> = (0..n * k)
+            .map(|e| (e / k, e % k))
+            .map(|(j, kk)| (b[j * kb * bs + kk] as f32 - zf[j * kb + kk / bs]) * scales[j * kb + kk / bs])
+            .collect();
+        let mut weights = vec![Weight::U8("B", b), Weight::F32("scales", scales)];
+        match zp {
+            "u8" => weights.push(Weight::U8("zp", zf.iter().map(|&z| z as u8).collect())),
+            "float" => weights.push(Weight::F32("zp", zf.clone())),
+            _ => {}
+        }
+        let mut attrs = nbits_attrs(k, n, bs);
+        attrs[2] = int_attr("bits", 8);
+        let what = format!("MatMulNBits 8-bit k={k} n={n} bs={bs} zp={zp}");
+        same_bits_packed_or_not(&what, "MatMulNBits", &attrs, k, n, &weights, &deq);
+    }
+}
+
+#[test]
 fn matmulbnb4_nf4_initializer_is_packed_at_load_with_the_same_bits() {
     let (k, n, bs) = (128usize, 12usize, 64usize);
     let mut rng = Rng(9);

@@ -72,6 +72,21 @@ fn matmulnbits_8bit_packed_zero_points() {
 }
 
 #[test]
+fn matmulnbits_8bit_one_row_default_zero_point_k_not_a_block_multiple() {
+    check("matmulnbits-q8-nozp-oddk-1row");
+}
+
+#[test]
+fn matmulnbits_8bit_one_row_packed_zero_points() {
+    check("matmulnbits-q8-zp-1row");
+}
+
+#[test]
+fn matmulnbits_8bit_two_rows_packed_zero_points_and_bias() {
+    check("matmulnbits-q8-zp-bias-2rows");
+}
+
+#[test]
 fn matmulnbits_2bit_packed_zero_points() {
     check("matmulnbits-q2-zp");
 }

@@ -15,6 +15,7 @@ mod aarch64;
 mod x86_64;
 
 use crate::dispatch::Isa;
+use crate::nbits8::NBitsQ8;
 use crate::packed4::Tiles4;
 use crate::ternary::TernaryTiles;
 
@@ -462,6 +463,27 @@ pub(crate) fn q4_gemv_tiles(
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, t, m, a, width, out, ld);
+        false
+    }
+}
+
+/// `m` (≤ 4) rows of `A` (each `w.row_bytes()` long, zero past `k`) against every row of the
+/// 8-bit `MatMulNBits` weight `w`, into `out` (row stride `ld`): `Σ_blocks scale · Σ a·(q - zp)`.
+pub(crate) fn q8_gemv_rows(
+    isa: Isa,
+    w: &NBitsQ8<'_>,
+    m: usize,
+    a: &[f32],
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::q8::gemv_rows(isa, w, m, a, out, ld)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, w, m, a, out, ld);
         false
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use smelt_kernels::{Bnb4Nf4, NBitsQ4, Packed4Bit, NF4_CODE};
+use smelt_kernels::{Bnb4Nf4, NBitsQ4, NBitsQ8, Packed4Bit, NF4_CODE};
 
 use crate::error::RuntimeError;
 use crate::node::{FloatLike, OpCtx};
@@ -148,6 +148,29 @@ impl NBitsWeight<'_> {
         }
     }
 
+    /// The zero points as one f32 per block (`n · k_blocks`), as the 8-bit kernels take them:
+    /// packed u8 (one byte per block at 8 bits) or floats; `None` when absent.
+    fn zero_points_f32(&self) -> Option<Vec<f32>> {
+        match (self.zp_bytes(), self.zp) {
+            (Some(z), _) if self.bits == 8 => Some(z.iter().map(|&b| f32::from(b)).collect()),
+            (None, Some(z)) if !self.packed_zp => Some(z.data.to_f32_vec()),
+            _ => None,
+        }
+    }
+
+    /// An 8-bit weight without `g_idx`, owned in the layout the 8-bit kernels read (the
+    /// ONNX one, zero points as f32).
+    fn q8(&self) -> Option<Nbits8> {
+        (self.bits == 8 && self.g_idx.is_none()).then(|| Nbits8 {
+            n: self.n,
+            k: self.k,
+            block_size: self.bs,
+            b: self.bq.to_vec(),
+            scales: self.scales.clone(),
+            zero_points: self.zero_points_f32(),
+        })
+    }
+
     /// The weight the 4-bit kernels take, when it is one.
     fn q4(&self) -> Option<NBitsQ4<'_>> {
         (self.bits == 4 && (self.zp.is_none() || self.packed_zp) && self.g_idx.is_none()).then(|| NBitsQ4 {
@@ -224,17 +247,55 @@ fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
 
 /// At load: a constant 4-bit weight the kernels take, packed (B, scales and zero points are
 /// then not read again); with act-order `g_idx`, permuted into blocks first ([`ActOrder4`]).
+/// A constant 8-bit weight without `g_idx` keeps its codes as they are, its scales and zero
+/// points converted to f32 once ([`Nbits8`]).
 fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
     if !all_constant(c, 1..=4) {
         return None;
     }
     let w = nbits_weight(c).ok()?;
+    if let Some(q8) = w.q8() {
+        return Some(Prepared { state: Arc::new(q8), replaces_inputs: vec![1, 2, 3] });
+    }
     if w.g_idx.is_some() {
         let act = ActOrder4::new(&w)?;
         return Some(Prepared { state: Arc::new(act), replaces_inputs: vec![1, 2, 3, 4] });
     }
     let packed = Packed4Bit::from_nbits(&w.q4()?);
     Some(Prepared { state: Arc::new(packed), replaces_inputs: vec![1, 2, 3] })
+}
+
+/// An 8-bit MatMulNBits weight as smelt-kernels' `NBitsQ8` reads it, owned.
+struct Nbits8 {
+    n: usize,
+    k: usize,
+    block_size: usize,
+    b: Vec<u8>,
+    scales: Vec<f32>,
+    zero_points: Option<Vec<f32>>,
+}
+
+impl Nbits8 {
+    fn view(&self) -> NBitsQ8<'_> {
+        NBitsQ8 {
+            n: self.n,
+            k: self.k,
+            block_size: self.block_size,
+            b: &self.b,
+            scales: &self.scales,
+            zero_points: self.zero_points.as_deref(),
+        }
+    }
+}
+
+/// `Y = A · Wᵀ` for an 8-bit weight, then the bias and the output shape.
+fn matmul_q8(c: &OpCtx<'_>, w: &NBitsQ8<'_>) -> Result<Vec<Value>, RuntimeError> {
+    let a = c.input(0)?;
+    let (m, av) = activations(c, a, w.k)?;
+    let shape = out_shape(c, a, w.n)?;
+    let mut y = vec![0f32; m * w.n];
+    smelt_kernels::matmul_nbits_q8_f32(m, &av, w, &mut y);
+    finish(c, a, shape, y, c.opt(5))
 }
 
 /// A 4-bit MatMulNBits weight with act-order `g_idx`, its `K` sorted by block: packed column
@@ -278,6 +339,9 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if let Some(w) = c.prepared::<Packed4Bit>() {
         return matmul_packed(c, w, Some(5));
     }
+    if let Some(w) = c.prepared::<Nbits8>() {
+        return matmul_q8(c, &w.view());
+    }
     if let Some(act) = c.prepared::<ActOrder4>() {
         let a = c.input(0)?;
         let (m, av) = activations(c, a, act.w.k())?;
@@ -296,6 +360,12 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         let mut y = vec![0f32; m * n];
         smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
         return finish(c, a, shape, y, c.opt(5));
+    }
+    if bits == 8 && g_idx.is_none() {
+        // A fed (or not yet prepared) 8-bit weight: read in place, zero points as f32.
+        let zf = wt.zero_points_f32();
+        let w = NBitsQ8 { n, k, block_size: bs, b: bq, scales, zero_points: zf.as_deref() };
+        return matmul_q8(c, &w);
     }
     let blob = bs * bits / 8;
     let zp_row = (kb * bits).div_ceil(8);

@@ -11,6 +11,7 @@ pub(crate) mod int8;
 pub(crate) mod int8_packed;
 pub(crate) mod int8_pairs;
 pub(crate) mod q4;
+pub(crate) mod q8;
 pub(crate) mod rows;
 pub(crate) mod ternary;
 

@@ -1,0 +1,142 @@
+//! 8-bit `MatMulNBits` GEMV (`nbits8.rs`) over the ONNX layout as it is: up to 4 activation
+//! rows against a few weight rows at a time, each row's codes one contiguous stream of bytes.
+//!
+//! Per 8 codes of a row: `vpmovzxbd` from memory, `vcvtdq2ps`, the subtraction of the block's
+//! zero point (the reference's own `q - zp`: exact for a u8 zero point, the same rounding for
+//! a float one) and one FMA per activation row. A block's sum is multiplied by its scale once,
+//! onto the row's total, so the scale costs nothing per weight. Each row's chain is split in
+//! two (alternate groups of 8) so that the FMAs of one row do not wait on each other; one
+//! activation row takes 4 weight rows at a time (8 chains), two take 2, three or four take 1.
+//! Every output is the same instruction sequence whatever the number of rows taken together
+//! or of activation rows.
+//!
+//! The row streams are prefetched [`PREFETCH_BYTES`] ahead (from memory the hardware
+//! prefetcher alone falls behind, as for the 4-bit kernels).
+
+use std::arch::x86_64::*;
+
+use super::hsum256;
+use crate::dispatch::Isa;
+use crate::nbits8::{NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
+
+/// How far ahead of the codes being read each row's stream is prefetched.
+const PREFETCH_BYTES: usize = 4096;
+
+/// See `arch::q8_gemv_rows`.
+pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mut [f32], ld: usize) -> bool {
+    let (bs, kb) = (w.block_size, w.k_blocks());
+    let kp = kb * bs;
+    assert!(bs >= 16 && bs.is_multiple_of(16));
+    assert_eq!(w.b.len(), w.n * kp);
+    assert_eq!(w.scales.len(), w.n * kb);
+    assert!(w.zero_points.is_none_or(|z| z.len() == w.n * kb));
+    assert!(m <= 4 && a.len() >= m * kp);
+    assert!(m == 0 || (out.len() >= (m - 1) * ld + w.n && ld >= w.n));
+    if !matches!(isa, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 | Isa::Avx512Vnni) {
+        return false;
+    }
+    let zp = w.zero_points.is_some();
+    // Weight rows taken together for `m` activation rows.
+    let group = match m {
+        1 => 4,
+        2 => 2,
+        _ => 1,
+    };
+    let mut j = 0;
+    while j < w.n && m > 0 {
+        let full = j + group <= w.n;
+        macro_rules! run {
+            ($m:literal, $r:literal) => {
+                // SAFETY: `isa` is available (arch/mod.rs contract); the assertions above bound
+                // every load: rows `j..j + R` of codes, scales and zero points (`j + R ≤ n`),
+                // `a` by `M·kp` and `out` by `(M-1)·ld + n`.
+                unsafe {
+                    if zp {
+                        rows_avx2::<$m, $r, true>(w, a, kp, j, out, ld)
+                    } else {
+                        rows_avx2::<$m, $r, false>(w, a, kp, j, out, ld)
+                    }
+                }
+            };
+        }
+        match (m, full) {
+            (1, true) => run!(1, 4),
+            (1, false) => run!(1, 1),
+            (2, true) => run!(2, 2),
+            (2, false) => run!(2, 1),
+            (3, _) => run!(3, 1),
+            _ => run!(4, 1),
+        }
+        j += if full { group } else { 1 };
+    }
+    true
+}
+
+/// Rows `j..j + R` of `w` against `M` rows of `a` (stride `kp`), into `out[i·ld + j + r]`.
+///
+/// # Safety
+/// AVX2 + FMA available; `j + R ≤ w.n`; the slices as asserted by [`gemv_rows`].
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_avx2<const M: usize, const R: usize, const ZP: bool>(
+    w: &NBitsQ8<'_>,
+    a: &[f32],
+    kp: usize,
+    j: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    let (bs, kb) = (w.block_size, w.k_blocks());
+    // SAFETY (pointer arithmetic): rows j + r < n start inside `w.b`.
+    let codes: [*const u8; R] = std::array::from_fn(|r| unsafe { w.b.as_ptr().add((j + r) * kp) });
+    let zps = w.zero_points.map_or(std::ptr::null(), |z| z.as_ptr());
+    let mut tot = [[_mm256_setzero_ps(); R]; M];
+    for blk in 0..kb {
+        let k0 = blk * bs;
+        let z: [__m256; R] = std::array::from_fn(|r| {
+            _mm256_set1_ps(if ZP {
+                // SAFETY: with ZP, `zps` holds n·kb zero points.
+                unsafe { *zps.add((j + r) * kb + blk) }
+            } else {
+                NBITS8_DEFAULT_ZERO_POINT
+            })
+        });
+        for c in codes {
+            let mut at = 0;
+            while at < bs {
+                // A hint: the address is computed without dereferencing and may lie past the row.
+                _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(k0 + at + PREFETCH_BYTES).cast());
+                at += 64;
+            }
+        }
+        let mut p = [[[_mm256_setzero_ps(); 2]; R]; M];
+        // Pairs of groups of 8 (bs is a multiple of 16): the first of a pair goes to chain 0,
+        // the second to chain 1 (constant indices, so the chains stay in registers).
+        for o in 0..bs / 16 {
+            for (h, kk) in [k0 + 16 * o, k0 + 16 * o + 8].into_iter().enumerate() {
+                // SAFETY: kk + 8 ≤ kp: rows of `a` hold kp floats.
+                let av: [__m256; M] =
+                    std::array::from_fn(|i| unsafe { _mm256_loadu_ps(a.as_ptr().add(i * kp + kk)) });
+                for r in 0..R {
+                    // SAFETY: kk + 8 ≤ kp bytes of row j + r.
+                    let q = unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(codes[r].add(kk).cast())) };
+                    let d = _mm256_sub_ps(_mm256_cvtepi32_ps(q), z[r]);
+                    for i in 0..M {
+                        p[i][r][h] = _mm256_fmadd_ps(av[i], d, p[i][r][h]);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: (j + r)·kb + blk < n·kb.
+            let s = _mm256_set1_ps(unsafe { *w.scales.get_unchecked((j + r) * kb + blk) });
+            for i in 0..M {
+                tot[i][r] = _mm256_fmadd_ps(_mm256_add_ps(p[i][r][0], p[i][r][1]), s, tot[i][r]);
+            }
+        }
+    }
+    for (i, tot_i) in tot.iter().enumerate() {
+        for (r, &t) in tot_i.iter().enumerate() {
+            out[i * ld + j + r] = hsum256(t);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Block int8 dequantize-matmul over ONNX Runtime's `com.microsoft.MatMulNBits` layout with
+//! `bits = 8`: `Y (m×n) = A (m×k) · dequant(B)ᵀ`.
+//!
+//! Layout (ONNX Runtime `docs/ContribOperators.md`, MatMulNBits):
+//! - `B`: `[n, k_blocks, block_size]` u8, one code per byte: element `kk` of row `j` is byte
+//!   `j·k_blocks·block_size + kk` (the row is padded to whole blocks);
+//! - `scales`: `[n · k_blocks]` f32, block `(j, kk / block_size)`;
+//! - zero points: one per block, `[n · k_blocks]`. The operator gives them as u8 (one byte per
+//!   block at 8 bits) or as floats; [`NBitsQ8`] takes them as f32 either way (a u8 is exact),
+//!   128 when absent.
+//!
+//! Unlike the 4-bit layout this one needs no repacking: a row's codes are already one
+//! contiguous run of bytes in element order, which the GEMV kernels read directly.
+//!
+//! Value: `w[j, kk] = (q - zp) · scale` in f32. The scalar reference computes exactly that
+//! and then `Σ_kk a·w` in `kk` order. With up to [`GEMV_MAX_ROWS`] activation rows the SIMD
+//! kernels sum `a·(q - zp)` (the same `q - zp` as the reference's, so each product is the
+//! reference's `a·w` divided by the scale) over a block and multiply each block's sum by its
+//! scale: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`, as for the 4-bit kernels. With more rows each chunk
+//! of 64 weight rows is dequantized (the reference's `w`, bit for bit) into the blocked f32
+//! GEMM's panels once per call and every row of `A` runs over them.
+
+use crate::arch;
+use crate::blocked::{self, NR};
+use crate::dispatch::{selected, Isa};
+use crate::f32_gemm;
+use crate::packed4::{padded_rows, COL_CHUNK, GEMV_MAX_ROWS};
+use crate::parallel::for_column_ranges;
+
+/// The zero point of every block when none are given (`2^(bits - 1)`).
+pub const NBITS8_DEFAULT_ZERO_POINT: f32 = 128.0;
+
+/// A `MatMulNBits` (bits = 8) weight: `n` output features, `k` inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct NBitsQ8<'a> {
+    /// Output features (`N`).
+    pub n: usize,
+    /// Input features (`K`).
+    pub k: usize,
+    /// Elements per quantization block: a power of two ≥ 16.
+    pub block_size: usize,
+    /// Codes, `n · k_blocks · block_size` bytes.
+    pub b: &'a [u8],
+    /// One scale per block, `n · k_blocks`.
+    pub scales: &'a [f32],
+    /// One zero point per block as f32, `n · k_blocks`; `None` means 128.
+    pub zero_points: Option<&'a [f32]>,
+}
+
+impl<'a> NBitsQ8<'a> {
+    /// `ceil(k / block_size)`.
+    pub fn k_blocks(&self) -> usize {
+        self.k.div_ceil(self.block_size)
+    }
+
+    /// Bytes of codes per row of `B` (`k` padded to whole blocks).
+    pub fn row_bytes(&self) -> usize {
+        self.k_blocks() * self.block_size
+    }
+
+    pub(crate) fn check(&self) {
+        assert!(
+            self.block_size >= 16 && self.block_size.is_power_of_two(),
+            "MatMulNBits: block_size {} is not a power of two ≥ 16",
+            self.block_size
+        );
+        let kb = self.k_blocks();
+        assert_eq!(
+            self.b.len(),
+            self.n * self.row_bytes(),
+            "MatMulNBits: B has {} bytes, expected n·k_blocks·block_size",
+            self.b.len()
+        );
+        assert_eq!(
+            self.scales.len(),
+            self.n * kb,
+            "MatMulNBits: {} scales, expected n·k_blocks",
+            self.scales.len()
+        );
+        if let Some(z) = self.zero_points {
+            assert_eq!(z.len(), self.n * kb, "MatMulNBits: {} zero points, expected n·k_blocks", z.len());
+        }
+    }
+
+    /// Rows `j0..j1`.
+    pub(crate) fn rows(&self, j0: usize, j1: usize) -> NBitsQ8<'a> {
+        let (kb, rb) = (self.k_blocks(), self.row_bytes());
+        NBitsQ8 {
+            n: j1 - j0,
+            b: &self.b[j0 * rb..j1 * rb],
+            scales: &self.scales[j0 * kb..j1 * kb],
+            zero_points: self.zero_points.map(|z| &z[j0 * kb..j1 * kb]),
+            ..*self
+        }
+    }
+
+    /// Zero point of block `blk` of row `j`.
+    #[inline]
+    fn zero_point(&self, j: usize, blk: usize) -> f32 {
+        self.zero_points.map_or(NBITS8_DEFAULT_ZERO_POINT, |z| z[j * self.k_blocks() + blk])
+    }
+
+    /// Row `j` dequantized, its first `row.len()` (≤ the padded `k`) elements.
+    pub(crate) fn dequantize_row(&self, j: usize, row: &mut [f32]) {
+        let (kb, rb) = (self.k_blocks(), self.row_bytes());
+        let codes = &self.b[j * rb..(j + 1) * rb];
+        for (blk, (chunk, q)) in
+            row.chunks_mut(self.block_size).zip(codes.chunks(self.block_size)).enumerate()
+        {
+            let (z, s) = (self.zero_point(j, blk), self.scales[j * kb + blk]);
+            for (v, &q) in chunk.iter_mut().zip(q) {
+                *v = (q as f32 - z) * s;
+            }
+        }
+    }
+}
+
+/// The dequantized weight, `n×k` row-major f32.
+///
+/// # Panics
+/// As [`matmul_nbits_q8_f32`].
+pub fn dequantize_nbits_q8(w: &NBitsQ8<'_>) -> Vec<f32> {
+    w.check();
+    let mut out = vec![0.0f32; w.n * w.k];
+    for (j, row) in out.chunks_mut(w.k.max(1)).enumerate().take(w.n) {
+        w.dequantize_row(j, row);
+    }
+    out
+}
+
+/// `C (m×n) = A (m×k) · dequant(W)ᵀ` for a `MatMulNBits` 8-bit weight; `C` is overwritten.
+///
+/// # Panics
+/// When `block_size` is not a power of two ≥ 16, or a slice length does not match the shapes
+/// (`a`: `m·k`, `c`: `m·n`, the weight's as documented on [`NBitsQ8`]).
+pub fn matmul_nbits_q8_f32(m: usize, a: &[f32], w: &NBitsQ8<'_>, c: &mut [f32]) {
+    matmul_nbits_q8_f32_with(selected().float, m, a, w, c);
+}
+
+/// [`matmul_nbits_q8_f32`] on a chosen instruction set (scalar when the CPU lacks it).
+///
+/// # Panics
+/// As [`matmul_nbits_q8_f32`].
+pub fn matmul_nbits_q8_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ8<'_>, c: &mut [f32]) {
+    w.check();
+    let (n, k) = (w.n, w.k);
+    assert_eq!(a.len(), m * k, "MatMulNBits: A has {} elements, m·k = {}", a.len(), m * k);
+    assert_eq!(c.len(), m * n, "MatMulNBits: C has {} elements, m·n = {}", c.len(), m * n);
+    let isa = isa.or_scalar();
+    if isa == Isa::Scalar || k == 0 {
+        for_column_ranges(m, n, COL_CHUNK, m * n * k, c, |j0, j1, out, ld| {
+            cols_scalar(m, a, &w.rows(j0, j1), out, ld);
+        });
+        return;
+    }
+    let a_pad = padded_rows(m, k, w.row_bytes(), a, isa);
+    for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
+        cols_simd(isa, m, a, &a_pad, &w.rows(j0, j1), out, ld);
+    });
+}
+
+/// Scalar reference: each weight row dequantized (`(q - zp) · scale`), then `Σ a·w` in `kk`
+/// order, into the `m × w.n` block `out` (row stride `ld`).
+fn cols_scalar(m: usize, a: &[f32], w: &NBitsQ8<'_>, out: &mut [f32], ld: usize) {
+    let k = w.k;
+    let mut row = vec![0.0f32; k];
+    for j in 0..w.n {
+        w.dequantize_row(j, &mut row);
+        for i in 0..m {
+            let mut s = 0.0f32;
+            for (x, y) in a[i * k..(i + 1) * k].iter().zip(&row) {
+                s += x * y;
+            }
+            out[i * ld + j] = s;
+        }
+    }
+}
+
+/// The SIMD tiers for the rows of `w` (a chunk): the GEMV kernels up to [`GEMV_MAX_ROWS`]
+/// rows of `A` (`a_pad`: `A` zero-padded to whole blocks, empty when `k` is whole blocks),
+/// otherwise the chunk dequantized once into `k × 32` panels for the blocked GEMM (`a_pad`:
+/// `A` packed for it; empty where `isa` has no blocked kernels, which then run the f32 GEMM
+/// over the dequantized rows).
+fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out: &mut [f32], ld: usize) {
+    let (k, width) = (w.k, w.n);
+    if m > GEMV_MAX_ROWS {
+        if a_pad.is_empty() {
+            let mut deq = vec![0.0f32; width * k];
+            for (j, row) in deq.chunks_mut(k).enumerate() {
+                w.dequantize_row(j, row);
+            }
+            f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, width, out, ld);
+            return;
+        }
+        // Panels `[p][kk][32]`, columns past `width` zero (as a `PackedF32`'s).
+        let mut panels = vec![0.0f32; width.div_ceil(NR) * NR * k];
+        let mut row = vec![0.0f32; k];
+        for j in 0..width {
+            w.dequantize_row(j, &mut row);
+            let panel = &mut panels[(j / NR) * NR * k..][..NR * k];
+            for (kk, &v) in row.iter().enumerate() {
+                panel[kk * NR + j % NR] = v;
+            }
+        }
+        let done = blocked::gemm_cols(isa, m, k, a_pad, blocked::Panels::F32(&panels), width, out, ld);
+        debug_assert!(done, "blocked kernels exist for {isa}");
+        return;
+    }
+    let ap = if a_pad.is_empty() { a } else { a_pad };
+    if !arch::q8_gemv_rows(isa, w, m, ap, out, ld) {
+        cols_scalar(m, a, w, out, ld);
+    }
+}
