@@ -14,6 +14,11 @@
 //! `b·block_size..`, packed as above, and each call gathers `A`'s columns in the same order.
 //! Each output is then the same products summed in another order (within the kernels' bound),
 //! and the call no longer dequantizes all of B into f32. Other `g_idx` take the general path.
+//!
+//! An 8-bit weight without `g_idx` (any zero points) runs smelt-kernels' 8-bit kernels on its
+//! ONNX layout, which needs no repacking; as an initializer its scales and zero points are
+//! converted to f32 once at load ([`Nbits8`]). The general path (2 bits, 4 bits with float
+//! zero points, unequal `g_idx`, 8 bits with `g_idx`) dequantizes B into f32 on every call.
 
 use std::sync::Arc;
 
