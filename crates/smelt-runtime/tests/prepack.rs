@@ -322,6 +322,56 @@ fn matmulnbits_act_order_g_idx_is_sorted_into_blocks_at_load() {
 }
 
 #[test]
+fn matmulnbits_8bit_act_order_g_idx_is_sorted_into_blocks_at_load() {
+    // As the 4-bit case: sorted at load (prepared) against the general path of a fed weight,
+    // both within the f64 bound; u8, float and default zero points.
+    let mut rng = Rng(19);
+    for (k, n, bs, zp) in [(64usize, 20usize, 16usize, "u8"), (80, 9, 32, "none"), (200, 6, 64, "float")] {
+        let kb = k.div_ceil(bs);
+        let mut g: Vec<i32> = (0..k).map(|kk| (kk / bs) as i32).collect();
+        for i in (1..k).rev() {
+            g.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let b = rng.bytes(n * kb * bs);
+        let scales = rng.f32s(n * kb, 0.001, 0.01);
+        let zf: Vec<f32> = match zp {
+            "u8" => rng.bytes(n * kb).into_iter().map(f32::from).collect(),
+            "float" => rng.f32s(n * kb, 100.0, 150.0),
+            _ => vec![128.0; n * kb],
+        };
+        let deq: Vec<f32> = (0..n * k)
+            .map(|e| (e / k, e % k))
+            .map(|(j, kk)| {
+                let blk = g[kk] as usize;
+                (b[j * kb * bs + kk] as f32 - zf[j * kb + blk]) * scales[j * kb + blk]
+            })
+            .collect();
+        let mut weights = vec![Weight::U8("B", b), Weight::F32("scales", scales)];
+        match zp {
+            "u8" => weights.push(Weight::U8("zp", zf.iter().map(|&z| z as u8).collect())),
+            "float" => weights.push(Weight::F32("zp", zf.clone())),
+            _ => weights.push(Weight::Absent),
+        }
+        weights.push(Weight::I32("g_idx", g));
+        let mut attrs = nbits_attrs(k, n, bs);
+        attrs[2] = int_attr("bits", 8);
+        let what = format!("MatMulNBits 8-bit act order k={k} n={n} bs={bs} zp={zp}");
+        let packed = session("MatMulNBits", attrs.clone(), k, &weights, false, false);
+        let fed = session("MatMulNBits", attrs, k, &weights, true, false);
+        assert_eq!(packed.prepared_nodes(), 1, "{what}: sorted at load");
+        assert_eq!(fed.prepared_nodes(), 0, "{what}");
+        for m in [1usize, 2, 5] {
+            let a = rng.f32s(m * k, -1.0, 1.0);
+            for (s, fed_in) in [(&packed, false), (&fed, true)] {
+                let y = run(s, &a, k, &weights, fed_in);
+                assert_eq!(y[0].1.shape, vec![m, n]);
+                check_against_f64(&format!("{what} m={m} fed={fed_in}"), f32s(&y[0].1), &a, &deq, m, n, k);
+            }
+        }
+    }
+}
+
+#[test]
 fn matmulnbits_4bit_initializer_is_packed_at_load_with_the_same_bits() {
     let mut rng = Rng(7);
     for (k, n, bs, zp) in

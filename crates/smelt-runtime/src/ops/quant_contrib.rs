@@ -10,15 +10,17 @@
 //!
 //! With act-order `g_idx` whose blocks each hold `block_size` elements (as GPTQ's act order
 //! makes them: a permutation of `K` cut into blocks), the load sorts `K` by block instead
-//! ([`ActOrder4`]): the weight's columns are permuted so that block `b`'s elements sit at
-//! `b·block_size..`, packed as above, and each call gathers `A`'s columns in the same order.
+//! ([`ActOrder`]): the weight's columns are permuted so that block `b`'s elements sit at
+//! `b·block_size..`, packed as above (or, at 8 bits, kept as below), and each call gathers
+//! `A`'s columns in the same order.
 //! Each output is then the same products summed in another order (within the kernels' bound),
 //! and the call no longer dequantizes all of B into f32. Other `g_idx` take the general path.
 //!
 //! An 8-bit weight without `g_idx` (any zero points) runs smelt-kernels' 8-bit kernels on its
 //! ONNX layout, which needs no repacking; as an initializer its scales and zero points are
 //! converted to f32 once at load ([`Nbits8`]). The general path (2 bits, 4 bits with float
-//! zero points, unequal `g_idx`, 8 bits with `g_idx`) dequantizes B into f32 on every call.
+//! zero points, `g_idx` with unequal blocks or on a fed B) dequantizes B into f32 on every
+//! call.
 
 use std::sync::Arc;
 
@@ -251,7 +253,7 @@ fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
 }
 
 /// At load: a constant 4-bit weight the kernels take, packed (B, scales and zero points are
-/// then not read again); with act-order `g_idx`, permuted into blocks first ([`ActOrder4`]).
+/// then not read again); with act-order `g_idx`, permuted into blocks first ([`ActOrder`]).
 /// A constant 8-bit weight without `g_idx` keeps its codes as they are, its scales and zero
 /// points converted to f32 once ([`Nbits8`]).
 fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
@@ -263,7 +265,7 @@ fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
         return Some(Prepared { state: Arc::new(q8), replaces_inputs: vec![1, 2, 3] });
     }
     if w.g_idx.is_some() {
-        let act = ActOrder4::new(&w)?;
+        let act = ActOrder::new(&w)?;
         return Some(Prepared { state: Arc::new(act), replaces_inputs: vec![1, 2, 3, 4] });
     }
     let packed = Packed4Bit::from_nbits(&w.q4()?);
@@ -303,19 +305,27 @@ fn matmul_q8(c: &OpCtx<'_>, w: &NBitsQ8<'_>) -> Result<Vec<Value>, RuntimeError>
     finish(c, a, shape, y, c.opt(5))
 }
 
-/// A 4-bit MatMulNBits weight with act-order `g_idx`, its `K` sorted by block: packed column
-/// `i` is original column `perm[i]`, and `g_idx[perm[i]] = i / block_size`.
-struct ActOrder4 {
-    w: Packed4Bit,
+/// A 4- or 8-bit MatMulNBits weight with act-order `g_idx`, its `K` sorted by block: packed
+/// column `i` is original column `perm[i]`, and `g_idx[perm[i]] = i / block_size`.
+struct ActOrder {
+    w: Sorted,
     perm: Vec<usize>,
 }
 
-impl ActOrder4 {
-    /// `None` unless the weight is 4-bit with packed or no zero points and every block of
-    /// `g_idx` holds exactly the elements a block holds (`block_size`, fewer in the last).
-    fn new(w: &NBitsWeight<'_>) -> Option<ActOrder4> {
+/// The sorted weight, as the kernels of its width take it.
+enum Sorted {
+    Q4(Packed4Bit),
+    Q8(Nbits8),
+}
+
+impl ActOrder {
+    /// `None` unless the weight is 4-bit with packed or no zero points, or 8-bit, and every
+    /// block of `g_idx` holds exactly the elements a block holds (`block_size`, fewer in the
+    /// last).
+    fn new(w: &NBitsWeight<'_>) -> Option<ActOrder> {
         let g = w.g_idx.as_ref()?;
-        if w.bits != 4 || (w.zp.is_some() && !w.packed_zp) {
+        let q4 = w.bits == 4 && (w.zp.is_none() || w.packed_zp);
+        if !q4 && w.bits != 8 {
             return None;
         }
         let (k, n, bs, kb) = (w.k, w.n, w.bs, w.kb);
@@ -324,19 +334,39 @@ impl ActOrder4 {
         if perm.iter().enumerate().any(|(i, &kk)| g[kk] as usize != i / bs) {
             return None;
         }
-        // B's codes moved to their sorted columns: element kk of row j is nibble kk % 2 (low
-        // first) of byte j·kb·bs/2 + kk/2 (blocks are bs/2 bytes, bs even).
-        let row = kb * bs / 2;
+        // B's codes moved to their sorted columns, row by row (rows of kb·bs elements; at 4
+        // bits element kk is nibble kk % 2, low first, of byte kk / 2; bs is even).
+        let row = kb * bs * w.bits / 8;
         let mut b = vec![0u8; w.bq.len()];
         for j in 0..n {
             let (src, dst) = (&w.bq[j * row..(j + 1) * row], &mut b[j * row..(j + 1) * row]);
             for (i, &kk) in perm.iter().enumerate() {
-                let code = (src[kk / 2] >> (4 * (kk % 2))) & 0xF;
-                dst[i / 2] |= code << (4 * (i % 2));
+                if q4 {
+                    let code = (src[kk / 2] >> (4 * (kk % 2))) & 0xF;
+                    dst[i / 2] |= code << (4 * (i % 2));
+                } else {
+                    dst[i] = src[kk];
+                }
             }
         }
-        let q4 = NBitsQ4 { n, k, block_size: bs, b: &b, scales: &w.scales, zero_points: w.zp_bytes() };
-        Some(ActOrder4 { w: Packed4Bit::from_nbits(&q4), perm })
+        let sorted = if q4 {
+            let q4 = NBitsQ4 { n, k, block_size: bs, b: &b, scales: &w.scales, zero_points: w.zp_bytes() };
+            Sorted::Q4(Packed4Bit::from_nbits(&q4))
+        } else {
+            Sorted::Q8(Nbits8 {
+                n,
+                k,
+                block_size: bs,
+                b,
+                scales: w.scales.clone(),
+                zero_points: w.zero_points_f32(),
+            })
+        };
+        Some(ActOrder { w: sorted, perm })
+    }
+
+    fn k(&self) -> usize {
+        self.perm.len()
     }
 }
 
@@ -347,13 +377,25 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     if let Some(w) = c.prepared::<Nbits8>() {
         return matmul_q8(c, &w.view());
     }
-    if let Some(act) = c.prepared::<ActOrder4>() {
+    if let Some(act) = c.prepared::<ActOrder>() {
         let a = c.input(0)?;
-        let (m, av) = activations(c, a, act.w.k())?;
-        let shape = out_shape(c, a, act.w.n())?;
+        let k = act.k();
+        let (m, av) = activations(c, a, k)?;
+        let n = match &act.w {
+            Sorted::Q4(w) => w.n(),
+            Sorted::Q8(w) => w.n,
+        };
+        let shape = out_shape(c, a, n)?;
         let sorted: Vec<f32> =
-            av.chunks(act.w.k().max(1)).take(m).flat_map(|r| act.perm.iter().map(move |&kk| r[kk])).collect();
-        let y = act.w.matmul_vec(m, &sorted);
+            av.chunks(k.max(1)).take(m).flat_map(|r| act.perm.iter().map(move |&kk| r[kk])).collect();
+        let y = match &act.w {
+            Sorted::Q4(w) => w.matmul_vec(m, &sorted),
+            Sorted::Q8(w) => {
+                let mut y = vec![0f32; m * n];
+                smelt_kernels::matmul_nbits_q8_f32(m, &sorted, &w.view(), &mut y);
+                y
+            }
+        };
         return finish(c, a, shape, y, c.opt(5));
     }
     let a = c.input(0)?;
