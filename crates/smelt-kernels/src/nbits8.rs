@@ -82,6 +82,20 @@ impl<'a> NBitsQ8<'a> {
         }
     }
 
+    /// The bounds the arch GEMV kernels' raw loads rely on (`m` ≤ 4 rows of `a`, each the
+    /// padded `k` long; `out` `m` rows of stride `ld` ≥ `n`); returns the padded `k`.
+    pub(crate) fn check_gemv(&self, m: usize, a: &[f32], out: &[f32], ld: usize) -> usize {
+        let (bs, kb) = (self.block_size, self.k_blocks());
+        let kp = kb * bs;
+        assert!(bs >= 16 && bs.is_multiple_of(16));
+        assert_eq!(self.b.len(), self.n * kp);
+        assert_eq!(self.scales.len(), self.n * kb);
+        assert!(self.zero_points.is_none_or(|z| z.len() == self.n * kb));
+        assert!(m <= 4 && a.len() >= m * kp);
+        assert!(m == 0 || (out.len() >= (m - 1) * ld + self.n && ld >= self.n));
+        kp
+    }
+
     /// Rows `j0..j1`.
     pub(crate) fn rows(&self, j0: usize, j1: usize) -> NBitsQ8<'a> {
         let (kb, rb) = (self.k_blocks(), self.row_bytes());
@@ -157,6 +171,17 @@ pub fn matmul_nbits_q8_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ8<'_>, 
     for_column_ranges(m, n, COL_CHUNK, m * n * k / 4, c, |j0, j1, out, ld| {
         cols_simd(isa, m, a, &a_pad, &w.rows(j0, j1), out, ld);
     });
+}
+
+/// Weight rows the GEMV kernels take together for `m` activation rows: enough independent
+/// accumulator chains without running out of registers. Each output is computed the same way
+/// whatever the group (the kernels' contract), so this only sets speed.
+pub(crate) fn gemv_group(m: usize) -> usize {
+    match m {
+        1 => 4,
+        2 => 2,
+        _ => 1,
+    }
 }
 
 /// Scalar reference: each weight row dequantized (`(q - zp) · scale`), then `Σ a·w` in `kk`

@@ -481,7 +481,11 @@ pub(crate) fn q8_gemv_rows(
     {
         x86_64::q8::gemv_rows(isa, w, m, a, out, ld)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::q8::gemv_rows(isa, w, m, a, out, ld)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (isa, w, m, a, out, ld);
         false

@@ -1,6 +1,6 @@
 //! aarch64 kernels (Advanced SIMD, which every aarch64 CPU has): the f32 GEMMs (including the
-//! blocked micro-kernel for many rows), int8 `MatMulInteger`, and the 4-bit and ternary GEMVs
-//! over the packed layouts.
+//! blocked micro-kernel for many rows), int8 `MatMulInteger`, the 4-bit and ternary GEMVs over
+//! the packed layouts, and the 8-bit `MatMulNBits` GEMV.
 //!
 //! Every `#[target_feature]` function here is private to its module and reached only through
 //! a safe entry point that receives [`Isa::Neon`](crate::Isa::Neon) or
@@ -10,4 +10,5 @@
 pub(crate) mod f32;
 pub(crate) mod int8;
 pub(crate) mod q4;
+pub(crate) mod q8;
 pub(crate) mod ternary;

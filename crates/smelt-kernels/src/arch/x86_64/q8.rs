@@ -21,37 +21,23 @@ use std::arch::x86_64::*;
 
 use super::hsum256;
 use crate::dispatch::Isa;
-use crate::nbits8::{NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
-
-
+use crate::nbits8::{gemv_group, NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
 
 /// See `arch::q8_gemv_rows`.
 pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mut [f32], ld: usize) -> bool {
-    let (bs, kb) = (w.block_size, w.k_blocks());
-    let kp = kb * bs;
-    assert!(bs >= 16 && bs.is_multiple_of(16));
-    assert_eq!(w.b.len(), w.n * kp);
-    assert_eq!(w.scales.len(), w.n * kb);
-    assert!(w.zero_points.is_none_or(|z| z.len() == w.n * kb));
-    assert!(m <= 4 && a.len() >= m * kp);
-    assert!(m == 0 || (out.len() >= (m - 1) * ld + w.n && ld >= w.n));
+    let kp = w.check_gemv(m, a, out, ld);
     if !matches!(isa, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 | Isa::Avx512Vnni) {
         return false;
     }
     let zp = w.zero_points.is_some();
-    // Weight rows taken together for `m` activation rows.
-    let group = match m {
-        1 => 4,
-        2 => 2,
-        _ => 1,
-    };
+    let group = gemv_group(m);
     let mut j = 0;
     while j < w.n && m > 0 {
         let full = j + group <= w.n;
         macro_rules! run {
             ($m:literal, $r:literal) => {
-                // SAFETY: `isa` is available (arch/mod.rs contract); the assertions above bound
-                // every load: rows `j..j + R` of codes, scales and zero points (`j + R ≤ n`),
+                // SAFETY: `isa` is available (arch/mod.rs contract); `check_gemv`'s assertions
+                // bound every load: rows `j..j + R` of codes, scales and zero points (`j + R ≤ n`),
                 // `a` by `M·kp` and `out` by `(M-1)·ld + n`.
                 unsafe {
                     if zp {
@@ -78,7 +64,7 @@ pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mu
 /// Rows `j..j + R` of `w` against `M` rows of `a` (stride `kp`), into `out[i·ld + j + r]`.
 ///
 /// # Safety
-/// AVX2 + FMA available; `j + R ≤ w.n`; the slices as asserted by [`gemv_rows`].
+/// AVX2 + FMA available; `j + R ≤ w.n`; the slices as `NBitsQ8::check_gemv` asserts.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn rows_avx2<const M: usize, const R: usize, const ZP: bool>(
     w: &NBitsQ8<'_>,
