@@ -384,34 +384,56 @@ fn matmulnbits_4bit_initializer_is_packed_at_load_with_the_same_bits() {
 }
 
 #[test]
-fn matmulnbits_8bit_initializer_is_prepared_at_load_with_the_same_bits() {
-    // Zero points: none (128), packed u8 (one per block), floats. Prepared at load (scales and
-    // zero points as f32 once) or fed (converted per call): the same kernel, the same bits.
+fn matmulnbits_byte_code_weights_are_prepared_at_load_with_the_same_bits() {
+    // What the 8-bit kernels run: 8 bits with zero points none (128), packed u8 or floats, and,
+    // widened to a byte per code, 2 bits (none: 2, packed four per byte, floats) and 4 bits
+    // with float zero points. Prepared at load or fed (converted per call): the same kernel,
+    // the same bits, within the f64 bound.
     let mut rng = Rng(17);
-    for (k, n, bs, zp) in
-        [(64usize, 20usize, 32usize, "u8"), (80, 9, 32, "none"), (200, 7, 16, "float"), (256, 33, 128, "u8")]
-    {
-        let kb = k.div_ceil(bs);
-        let b = rng.bytes(n * kb * bs);
+    for (bits, k, n, bs, zp) in [
+        (8usize, 64usize, 20usize, 32usize, "u8"),
+        (8, 80, 9, 32, "none"),
+        (8, 200, 7, 16, "float"),
+        (8, 256, 33, 128, "u8"),
+        (2, 80, 9, 16, "u8"),
+        (2, 64, 6, 32, "none"),
+        (2, 100, 5, 64, "float"),
+        (4, 72, 11, 16, "float"),
+        (4, 256, 33, 128, "float"),
+    ] {
+        let (kb, per, top) = (k.div_ceil(bs), 8 / bits, 1u32 << bits);
+        let codes: Vec<u8> = rng.bytes(n * kb * bs).into_iter().map(|c| (c as u32 % top) as u8).collect();
+        let mut b = vec![0u8; n * kb * bs / per];
+        for (e, &q) in codes.iter().enumerate() {
+            b[e / per] |= q << ((e % per) * bits);
+        }
         let scales = rng.f32s(n * kb, 0.001, 0.01);
         let zf: Vec<f32> = match zp {
-            "u8" => rng.bytes(n * kb).into_iter().map(f32::from).collect(),
-            "float" => rng.f32s(n * kb, 100.0, 150.0),
-            _ => vec![128.0; n * kb],
+            "u8" => rng.bytes(n * kb).into_iter().map(|z| (z as u32 % top) as f32).collect(),
+            "float" => rng.f32s(n * kb, 0.0, top as f32),
+            _ => vec![(top / 2) as f32; n * kb],
         };
         let deq: Vec<f32> = (0..n * k)
             .map(|e| (e / k, e % k))
-            .map(|(j, kk)| (b[j * kb * bs + kk] as f32 - zf[j * kb + kk / bs]) * scales[j * kb + kk / bs])
+            .map(|(j, kk)| (codes[j * kb * bs + kk] as f32 - zf[j * kb + kk / bs]) * scales[j * kb + kk / bs])
             .collect();
         let mut weights = vec![Weight::U8("B", b), Weight::F32("scales", scales)];
         match zp {
-            "u8" => weights.push(Weight::U8("zp", zf.iter().map(|&z| z as u8).collect())),
+            "u8" => {
+                let zp_row = (kb * bits).div_ceil(8);
+                let mut z = vec![0u8; n * zp_row];
+                for (e, &v) in zf.iter().enumerate() {
+                    let (j, blk) = (e / kb, e % kb);
+                    z[j * zp_row + blk / per] |= (v as u8) << ((blk % per) * bits);
+                }
+                weights.push(Weight::U8("zp", z));
+            }
             "float" => weights.push(Weight::F32("zp", zf.clone())),
             _ => {}
         }
         let mut attrs = nbits_attrs(k, n, bs);
-        attrs[2] = int_attr("bits", 8);
-        let what = format!("MatMulNBits 8-bit k={k} n={n} bs={bs} zp={zp}");
+        attrs[2] = int_attr("bits", bits as i64);
+        let what = format!("MatMulNBits {bits}-bit k={k} n={n} bs={bs} zp={zp}");
         same_bits_packed_or_not(&what, "MatMulNBits", &attrs, k, n, &weights, &deq);
     }
 }

@@ -16,11 +16,13 @@
 //! Each output is then the same products summed in another order (within the kernels' bound),
 //! and the call no longer dequantizes all of B into f32. Other `g_idx` take the general path.
 //!
-//! An 8-bit weight without `g_idx` (any zero points) runs smelt-kernels' 8-bit kernels on its
-//! ONNX layout, which needs no repacking; as an initializer its scales and zero points are
-//! converted to f32 once at load ([`Nbits8`]). The general path (2 bits, 4 bits with float
-//! zero points, `g_idx` with unequal blocks or on a fed B) dequantizes B into f32 on every
-//! call.
+//! An 8-bit weight (any zero points) runs smelt-kernels' 8-bit kernels on its ONNX layout,
+//! which needs no repacking; as an initializer its scales and zero points are converted to f32
+//! once at load ([`Nbits8`]). 2-bit weights and 4-bit ones with float zero points (which the
+//! 4-bit layout cannot hold) are widened to one byte per code and run the same kernels: the
+//! same `(q - zp)·scale` per weight, up to four times B's bytes kept instead of eight times
+//! written per call. Act-order `g_idx` as above works for all of them. The general path
+//! (`g_idx` with unequal blocks, or with a fed B) dequantizes B into f32 on every call.
 
 use std::sync::Arc;
 
@@ -156,25 +158,50 @@ impl NBitsWeight<'_> {
     }
 
     /// The zero points as one f32 per block (`n · k_blocks`), as the 8-bit kernels take them:
-    /// packed u8 (one byte per block at 8 bits) or floats; `None` when absent.
-    fn zero_points_f32(&self) -> Option<Vec<f32>> {
-        match (self.zp_bytes(), self.zp) {
-            (Some(z), _) if self.bits == 8 => Some(z.iter().map(|&b| f32::from(b)).collect()),
-            (None, Some(z)) if !self.packed_zp => Some(z.data.to_f32_vec()),
-            _ => None,
+    /// unpacked from the packed u8 ones (`8 / bits` per byte, low bits first) or the floats;
+    /// `2^(bits-1)` each when absent.
+    fn zero_points_f32(&self) -> Vec<f32> {
+        let (n, kb, bits) = (self.n, self.kb, self.bits);
+        if let Some(z) = self.zp_bytes() {
+            let (per, zp_row) = (8 / bits, (kb * bits).div_ceil(8));
+            let mask = ((1u16 << bits) - 1) as u8;
+            return (0..n * kb)
+                .map(|e| (e / kb, e % kb))
+                .map(|(j, blk)| f32::from((z[j * zp_row + blk / per] >> ((blk % per) * bits)) & mask))
+                .collect();
+        }
+        match self.zp {
+            Some(z) => z.data.to_f32_vec(),
+            None => vec![(1u32 << (bits - 1)) as f32; n * kb],
         }
     }
 
-    /// An 8-bit weight without `g_idx`, owned in the layout the 8-bit kernels read (the
-    /// ONNX one, zero points as f32).
-    fn q8(&self) -> Option<Nbits8> {
-        (self.bits == 8 && self.g_idx.is_none()).then(|| Nbits8 {
+    /// The weight with one byte per code, as the 8-bit kernels read it (rows of
+    /// `k_blocks·block_size` codes, zero points as f32), when no 4-bit layout suits it: 8
+    /// bits (the bytes as they are), 2 bits, and 4 bits with float zero points. The codes
+    /// keep their positions (`g_idx`, if any, is the caller's).
+    fn widened(&self) -> Option<Nbits8> {
+        let q4 = self.bits == 4 && (self.zp.is_none() || self.packed_zp);
+        if q4 {
+            return None;
+        }
+        let b = if self.bits == 8 {
+            self.bq.to_vec()
+        } else {
+            let (bits, per) = (self.bits, 8 / self.bits);
+            let mask = ((1u16 << bits) - 1) as u8;
+            (0..self.n * self.kb * self.bs).map(|e| (self.bq[e / per] >> ((e % per) * bits)) & mask).collect()
+        };
+        // 8 bits without zero points keeps `None` (the kernels' default, 128); the narrower
+        // widths spell theirs out.
+        let zero_points = (self.bits != 8 || self.zp.is_some()).then(|| self.zero_points_f32());
+        Some(Nbits8 {
             n: self.n,
             k: self.k,
             block_size: self.bs,
-            b: self.bq.to_vec(),
+            b,
             scales: self.scales.clone(),
-            zero_points: self.zero_points_f32(),
+            zero_points,
         })
     }
 
@@ -253,16 +280,21 @@ fn nbits_weight<'v>(c: &OpCtx<'v>) -> Result<NBitsWeight<'v>, RuntimeError> {
 }
 
 /// At load: a constant 4-bit weight the kernels take, packed (B, scales and zero points are
-/// then not read again); with act-order `g_idx`, permuted into blocks first ([`ActOrder`]).
-/// A constant 8-bit weight without `g_idx` keeps its codes as they are, its scales and zero
-/// points converted to f32 once ([`Nbits8`]).
+/// then not read again); any other width (or float zero points) a byte per code for the 8-bit
+/// kernels ([`Nbits8`]); with act-order `g_idx`, either permuted into blocks first
+/// ([`ActOrder`]).
 fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
     if !all_constant(c, 1..=4) {
         return None;
     }
     let w = nbits_weight(c).ok()?;
-    if let Some(q8) = w.q8() {
-        return Some(Prepared { state: Arc::new(q8), replaces_inputs: vec![1, 2, 3] });
+    // Widening writes up to four times B's bytes: within the element cap, or left to the
+    // call (which refuses it).
+    c.checked_numel(&[w.n, w.kb * w.bs]).ok()?;
+    if w.g_idx.is_none() {
+        if let Some(w8) = w.widened() {
+            return Some(Prepared { state: Arc::new(w8), replaces_inputs: vec![1, 2, 3] });
+        }
     }
     if w.g_idx.is_some() {
         let act = ActOrder::new(&w)?;
@@ -319,48 +351,41 @@ enum Sorted {
 }
 
 impl ActOrder {
-    /// `None` unless the weight is 4-bit with packed or no zero points, or 8-bit, and every
-    /// block of `g_idx` holds exactly the elements a block holds (`block_size`, fewer in the
-    /// last).
+    /// `None` unless every block of `g_idx` holds exactly the elements a block holds
+    /// (`block_size`, fewer in the last).
     fn new(w: &NBitsWeight<'_>) -> Option<ActOrder> {
         let g = w.g_idx.as_ref()?;
-        let q4 = w.bits == 4 && (w.zp.is_none() || w.packed_zp);
-        if !q4 && w.bits != 8 {
-            return None;
-        }
         let (k, n, bs, kb) = (w.k, w.n, w.bs, w.kb);
         let mut perm: Vec<usize> = (0..k).collect();
         perm.sort_by_key(|&kk| g[kk]);
         if perm.iter().enumerate().any(|(i, &kk)| g[kk] as usize != i / bs) {
             return None;
         }
-        // B's codes moved to their sorted columns, row by row (rows of kb·bs elements; at 4
-        // bits element kk is nibble kk % 2, low first, of byte kk / 2; bs is even).
-        let row = kb * bs * w.bits / 8;
-        let mut b = vec![0u8; w.bq.len()];
-        for j in 0..n {
-            let (src, dst) = (&w.bq[j * row..(j + 1) * row], &mut b[j * row..(j + 1) * row]);
-            for (i, &kk) in perm.iter().enumerate() {
-                if q4 {
-                    let code = (src[kk / 2] >> (4 * (kk % 2))) & 0xF;
-                    dst[i / 2] |= code << (4 * (i % 2));
-                } else {
-                    dst[i] = src[kk];
+        // The codes moved to their sorted columns, row by row.
+        let row = kb * bs;
+        let sorted = match w.widened() {
+            Some(mut w8) => {
+                for r in w8.b.chunks_mut(row) {
+                    let src = r.to_vec();
+                    for (i, &kk) in perm.iter().enumerate() {
+                        r[i] = src[kk];
+                    }
                 }
+                Sorted::Q8(w8)
             }
-        }
-        let sorted = if q4 {
-            let q4 = NBitsQ4 { n, k, block_size: bs, b: &b, scales: &w.scales, zero_points: w.zp_bytes() };
-            Sorted::Q4(Packed4Bit::from_nbits(&q4))
-        } else {
-            Sorted::Q8(Nbits8 {
-                n,
-                k,
-                block_size: bs,
-                b,
-                scales: w.scales.clone(),
-                zero_points: w.zero_points_f32(),
-            })
+            None => {
+                // 4 bits: element kk is nibble kk % 2, low first, of byte kk / 2 (bs is even).
+                let mut b = vec![0u8; w.bq.len()];
+                for (src, dst) in w.bq.chunks(row / 2).zip(b.chunks_mut(row / 2)) {
+                    for (i, &kk) in perm.iter().enumerate() {
+                        let code = (src[kk / 2] >> (4 * (kk % 2))) & 0xF;
+                        dst[i / 2] |= code << (4 * (i % 2));
+                    }
+                }
+                let q4 =
+                    NBitsQ4 { n, k, block_size: bs, b: &b, scales: &w.scales, zero_points: w.zp_bytes() };
+                Sorted::Q4(Packed4Bit::from_nbits(&q4))
+            }
         };
         Some(ActOrder { w: sorted, perm })
     }
@@ -408,11 +433,19 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         smelt_kernels::matmul_nbits_q4_f32(m, &av, &w, &mut y);
         return finish(c, a, shape, y, c.opt(5));
     }
-    if bits == 8 && g_idx.is_none() {
-        // A fed (or not yet prepared) 8-bit weight: read in place, zero points as f32.
-        let zf = wt.zero_points_f32();
-        let w = NBitsQ8 { n, k, block_size: bs, b: bq, scales, zero_points: zf.as_deref() };
-        return matmul_q8(c, &w);
+    if g_idx.is_none() {
+        if bits == 8 {
+            // A fed 8-bit weight: read in place, zero points as f32.
+            let zf = zp.is_some().then(|| wt.zero_points_f32());
+            let w = NBitsQ8 { n, k, block_size: bs, b: bq, scales, zero_points: zf.as_deref() };
+            return matmul_q8(c, &w);
+        }
+        c.checked_numel(&[n, kb * bs])?;
+        if let Some(w8) = wt.widened() {
+            // 2 bits, or 4 with float zero points: one byte per code (a quarter or half of
+            // what dequantizing into f32 would write), then the 8-bit kernels.
+            return matmul_q8(c, &w8.view());
+        }
     }
     let blob = bs * bits / 8;
     let zp_row = (kb * bits).div_ceil(8);
