@@ -60,6 +60,13 @@ fn thread_count_does_not_change_bits() {
                 matmul_nbits_q4_f32_with(isa, m, &a, &w, &mut c);
                 bits(&c)
             });
+            let (q8, z8) = (rng.bytes(n * k), rng.f32s(n * k / 32));
+            let w8 = NBitsQ8 { n, k, block_size: 32, b: &q8, scales: &scales, zero_points: Some(&z8) };
+            same_bits_for_all_thread_counts(&format!("nbits8 {isa} m={m}"), || {
+                let mut c = vec![0.0; m * n];
+                matmul_nbits_q8_f32_with(isa, m, &a, &w8, &mut c);
+                bits(&c)
+            });
             let absmax = rng.f32s(n * k / 64);
             let w4 = Bnb4Nf4 { n, k, block_size: 64, b: &q, absmax: &absmax };
             same_bits_for_all_thread_counts(&format!("nf4 {isa} m={m}"), || {
@@ -106,6 +113,44 @@ fn thread_count_does_not_change_bits() {
                 );
                 c.iter().map(|&v| v as u32).collect()
             });
+        }
+    }
+}
+
+#[test]
+fn nbits8_rows_compute_the_same_bits_alone_or_together() {
+    // The 8-bit GEMV takes 4, 2 or 1 weight rows together depending on the activation rows:
+    // each output is the same instruction sequence whatever the grouping, so a weight row
+    // alone against one activation row gives the bits it gets in a group of four, or beside
+    // three other activation rows.
+    let mut rng = Rng::new(13);
+    for isa in simd_tiers("nbits8 rows") {
+        let (n, k, bs) = (11usize, 200usize, 32usize);
+        let kb = k.div_ceil(bs);
+        let (q, scales, zps) = (rng.bytes(n * kb * bs), rng.f32s(n * kb), rng.f32s(n * kb));
+        let w = NBitsQ8 { n, k, block_size: bs, b: &q, scales: &scales, zero_points: Some(&zps) };
+        let a = rng.f32s(4 * k);
+        for m in 1..=4 {
+            let mut all = vec![0.0; m * n];
+            matmul_nbits_q8_f32_with(isa, m, &a[..m * k], &w, &mut all);
+            for j in 0..n {
+                let wj = NBitsQ8 {
+                    n: 1,
+                    b: &q[j * kb * bs..(j + 1) * kb * bs],
+                    scales: &scales[j * kb..(j + 1) * kb],
+                    zero_points: Some(&zps[j * kb..(j + 1) * kb]),
+                    ..w
+                };
+                for i in 0..m {
+                    let mut one = [0.0f32];
+                    matmul_nbits_q8_f32_with(isa, 1, &a[i * k..(i + 1) * k], &wj, &mut one);
+                    assert_eq!(
+                        one[0].to_bits(),
+                        all[i * n + j].to_bits(),
+                        "nbits8 {isa} m={m} row {i} column {j}"
+                    );
+                }
+            }
         }
     }
 }
