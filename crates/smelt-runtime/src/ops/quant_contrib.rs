@@ -332,8 +332,20 @@ fn matmul_q8(c: &OpCtx<'_>, w: &NBitsQ8<'_>) -> Result<Vec<Value>, RuntimeError>
     let a = c.input(0)?;
     let (m, av) = activations(c, a, w.k)?;
     let shape = out_shape(c, a, w.n)?;
+    product_q8(c, a, shape, m, &av, w)
+}
+
+/// [`matmul_q8`] on `A`'s rows `av` (`m` of them) already read, its output shape checked.
+fn product_q8(
+    c: &OpCtx<'_>,
+    a: &Value,
+    shape: Vec<usize>,
+    m: usize,
+    av: &[f32],
+    w: &NBitsQ8<'_>,
+) -> Result<Vec<Value>, RuntimeError> {
     let mut y = vec![0f32; m * w.n];
-    smelt_kernels::matmul_nbits_q8_f32(m, &av, w, &mut y);
+    smelt_kernels::matmul_nbits_q8_f32(m, av, w, &mut y);
     finish(c, a, shape, y, c.opt(5))
 }
 
@@ -413,15 +425,10 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
         let shape = out_shape(c, a, n)?;
         let sorted: Vec<f32> =
             av.chunks(k.max(1)).take(m).flat_map(|r| act.perm.iter().map(move |&kk| r[kk])).collect();
-        let y = match &act.w {
-            Sorted::Q4(w) => w.matmul_vec(m, &sorted),
-            Sorted::Q8(w) => {
-                let mut y = vec![0f32; m * n];
-                smelt_kernels::matmul_nbits_q8_f32(m, &sorted, &w.view(), &mut y);
-                y
-            }
+        return match &act.w {
+            Sorted::Q4(w) => finish(c, a, shape, w.matmul_vec(m, &sorted), c.opt(5)),
+            Sorted::Q8(w) => product_q8(c, a, shape, m, &sorted, &w.view()),
         };
-        return finish(c, a, shape, y, c.opt(5));
     }
     let a = c.input(0)?;
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
@@ -438,13 +445,13 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             // A fed 8-bit weight: read in place, zero points as f32.
             let zf = zp.is_some().then(|| wt.zero_points_f32());
             let w = NBitsQ8 { n, k, block_size: bs, b: bq, scales, zero_points: zf.as_deref() };
-            return matmul_q8(c, &w);
+            return product_q8(c, a, shape, m, &av, &w);
         }
         c.checked_numel(&[n, kb * bs])?;
         if let Some(w8) = wt.widened() {
             // 2 bits, or 4 with float zero points: one byte per code (a quarter or half of
             // what dequantizing into f32 would write), then the 8-bit kernels.
-            return matmul_q8(c, &w8.view());
+            return product_q8(c, a, shape, m, &av, &w8.view());
         }
     }
     let blob = bs * bits / 8;
