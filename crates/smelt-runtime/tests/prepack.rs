@@ -283,6 +283,41 @@ fn nbits_weights_g(
     (w, deq)
 }
 
+/// GPTQ's act order: `[0, 0, .., 1, 1, ..]` with `bs` of each block (fewer in the last),
+/// shuffled.
+fn act_order(rng: &mut Rng, k: usize, bs: usize) -> Vec<i32> {
+    let mut g: Vec<i32> = (0..k).map(|kk| (kk / bs) as i32).collect();
+    for i in (1..k).rev() {
+        g.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+    }
+    g
+}
+
+/// A MatMulNBits with act-order `g_idx`: sorted at load as an initializer (prepared), the
+/// general path when fed; both within the f64 bound for 1, 2 and 5 rows.
+fn sorted_at_load(
+    what: &str,
+    attrs: &[AttributeProto],
+    k: usize,
+    n: usize,
+    weights: &[Weight],
+    deq: &[f32],
+    rng: &mut Rng,
+) {
+    let packed = session("MatMulNBits", attrs.to_vec(), k, weights, false, false);
+    let fed = session("MatMulNBits", attrs.to_vec(), k, weights, true, false);
+    assert_eq!(packed.prepared_nodes(), 1, "{what}: sorted at load");
+    assert_eq!(fed.prepared_nodes(), 0, "{what}");
+    for m in [1usize, 2, 5] {
+        let a = rng.f32s(m * k, -1.0, 1.0);
+        for (s, fed_in) in [(&packed, false), (&fed, true)] {
+            let y = run(s, &a, k, weights, fed_in);
+            assert_eq!(y[0].1.shape, vec![m, n]);
+            check_against_f64(&format!("{what} m={m} fed={fed_in}"), f32s(&y[0].1), &a, deq, m, n, k);
+        }
+    }
+}
+
 #[test]
 fn matmulnbits_act_order_g_idx_is_sorted_into_blocks_at_load() {
     // GPTQ's act order: g_idx a shuffled [0, 0, .., 1, 1, ..] with block_size of each block
@@ -291,24 +326,10 @@ fn matmulnbits_act_order_g_idx_is_sorted_into_blocks_at_load() {
     // differs, so the bits may.
     let mut rng = Rng(13);
     for (k, n, bs, zp) in [(64usize, 20usize, 16usize, true), (80, 9, 32, false), (256, 33, 128, true)] {
-        let mut g: Vec<i32> = (0..k).map(|kk| (kk / bs) as i32).collect();
-        for i in (1..k).rev() {
-            g.swap(i, (rng.next() % (i as u64 + 1)) as usize);
-        }
+        let g = act_order(&mut rng, k, bs);
         let (weights, deq) = nbits_weights_g(&mut rng, k, n, bs, zp, Some(&g));
         let what = format!("MatMulNBits act order k={k} n={n} bs={bs} zp={zp}");
-        let packed = session("MatMulNBits", nbits_attrs(k, n, bs), k, &weights, false, false);
-        let fed = session("MatMulNBits", nbits_attrs(k, n, bs), k, &weights, true, false);
-        assert_eq!(packed.prepared_nodes(), 1, "{what}: sorted and packed at load");
-        assert_eq!(fed.prepared_nodes(), 0, "{what}");
-        for m in [1usize, 2, 5] {
-            let a = rng.f32s(m * k, -1.0, 1.0);
-            for (s, fed_in) in [(&packed, false), (&fed, true)] {
-                let y = run(s, &a, k, &weights, fed_in);
-                assert_eq!(y[0].1.shape, vec![m, n]);
-                check_against_f64(&format!("{what} m={m} fed={fed_in}"), f32s(&y[0].1), &a, &deq, m, n, k);
-            }
-        }
+        sorted_at_load(&what, &nbits_attrs(k, n, bs), k, n, &weights, &deq, &mut rng);
     }
     // Blocks of unequal sizes: not sorted at load, the general path, still right.
     let (k, n, bs) = (64usize, 6usize, 16usize);
@@ -328,10 +349,7 @@ fn matmulnbits_8bit_act_order_g_idx_is_sorted_into_blocks_at_load() {
     let mut rng = Rng(19);
     for (k, n, bs, zp) in [(64usize, 20usize, 16usize, "u8"), (80, 9, 32, "none"), (200, 6, 64, "float")] {
         let kb = k.div_ceil(bs);
-        let mut g: Vec<i32> = (0..k).map(|kk| (kk / bs) as i32).collect();
-        for i in (1..k).rev() {
-            g.swap(i, (rng.next() % (i as u64 + 1)) as usize);
-        }
+        let g = act_order(&mut rng, k, bs);
         let b = rng.bytes(n * kb * bs);
         let scales = rng.f32s(n * kb, 0.001, 0.01);
         let zf: Vec<f32> = match zp {
@@ -356,18 +374,7 @@ fn matmulnbits_8bit_act_order_g_idx_is_sorted_into_blocks_at_load() {
         let mut attrs = nbits_attrs(k, n, bs);
         attrs[2] = int_attr("bits", 8);
         let what = format!("MatMulNBits 8-bit act order k={k} n={n} bs={bs} zp={zp}");
-        let packed = session("MatMulNBits", attrs.clone(), k, &weights, false, false);
-        let fed = session("MatMulNBits", attrs, k, &weights, true, false);
-        assert_eq!(packed.prepared_nodes(), 1, "{what}: sorted at load");
-        assert_eq!(fed.prepared_nodes(), 0, "{what}");
-        for m in [1usize, 2, 5] {
-            let a = rng.f32s(m * k, -1.0, 1.0);
-            for (s, fed_in) in [(&packed, false), (&fed, true)] {
-                let y = run(s, &a, k, &weights, fed_in);
-                assert_eq!(y[0].1.shape, vec![m, n]);
-                check_against_f64(&format!("{what} m={m} fed={fed_in}"), f32s(&y[0].1), &a, &deq, m, n, k);
-            }
-        }
+        sorted_at_load(&what, &attrs, k, n, &weights, &deq, &mut rng);
     }
 }
 

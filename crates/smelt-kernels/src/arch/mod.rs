@@ -9,6 +9,46 @@
 // descriptions below are built but never read.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
+/// The 8-bit `MatMulNBits` GEMV driver both architectures share: weight rows in groups of
+/// `nbits8::gemv_group(m)` (single rows at the end), each group run by
+/// `$kernel::<M, R, ZP>(w, a, kp, j, out, ld)`, an `unsafe fn` whose contract is `isa`
+/// available, `j + R ≤ n` and the slices `NBitsQ8::check_gemv` asserts.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! q8_gemv_groups {
+    ($kernel:ident, $w:expr, $m:expr, $a:expr, $kp:expr, $out:expr, $ld:expr) => {{
+        let (w, m, a, kp, out, ld) = ($w, $m, $a, $kp, $out, $ld);
+        let zp = w.zero_points.is_some();
+        let group = crate::nbits8::gemv_group(m);
+        let mut j = 0;
+        while j < w.n && m > 0 {
+            let full = j + group <= w.n;
+            macro_rules! run {
+                ($mm:literal, $r:literal) => {
+                    // SAFETY: the caller checked the ISA and called `check_gemv`, whose
+                    // assertions bound every load: rows `j..j + R` of codes, scales and zero
+                    // points (`j + R ≤ n`), `a` by `M·kp` and `out` by `(M-1)·ld + n`.
+                    unsafe {
+                        if zp {
+                            $kernel::<$mm, $r, true>(w, a, kp, j, out, ld)
+                        } else {
+                            $kernel::<$mm, $r, false>(w, a, kp, j, out, ld)
+                        }
+                    }
+                };
+            }
+            match (m, full) {
+                (1, true) => run!(1, 4),
+                (1, false) => run!(1, 1),
+                (2, true) => run!(2, 2),
+                (2, false) => run!(2, 1),
+                (3, _) => run!(3, 1),
+                _ => run!(4, 1),
+            }
+            j += if full { group } else { 1 };
+        }
+    }};
+}
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]

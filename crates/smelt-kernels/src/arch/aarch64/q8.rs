@@ -9,43 +9,15 @@
 use std::arch::aarch64::*;
 
 use crate::dispatch::Isa;
-use crate::nbits8::{gemv_group, NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
+use crate::nbits8::{NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
 
 /// See `arch::q8_gemv_rows`.
 pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mut [f32], ld: usize) -> bool {
+    let kp = w.check_gemv(m, a, out, ld);
     if !matches!(isa, Isa::Neon | Isa::NeonDot) {
         return false;
     }
-    let kp = w.check_gemv(m, a, out, ld);
-    let zp = w.zero_points.is_some();
-    let group = gemv_group(m);
-    let mut j = 0;
-    while j < w.n && m > 0 {
-        let full = j + group <= w.n;
-        macro_rules! run {
-            ($m:literal, $r:literal) => {
-                // SAFETY: NEON is available (`Isa::Neon` passed `or_scalar`); `check_gemv`'s
-                // assertions bound every load: rows `j..j + R` of codes, scales and zero
-                // points (`j + R ≤ n`), `a` by `M·kp` and `out` by `(M-1)·ld + n`.
-                unsafe {
-                    if zp {
-                        rows_neon::<$m, $r, true>(w, a, kp, j, out, ld)
-                    } else {
-                        rows_neon::<$m, $r, false>(w, a, kp, j, out, ld)
-                    }
-                }
-            };
-        }
-        match (m, full) {
-            (1, true) => run!(1, 4),
-            (1, false) => run!(1, 1),
-            (2, true) => run!(2, 2),
-            (2, false) => run!(2, 1),
-            (3, _) => run!(3, 1),
-            _ => run!(4, 1),
-        }
-        j += if full { group } else { 1 };
-    }
+    q8_gemv_groups!(rows_neon, w, m, a, kp, out, ld);
     true
 }
 

@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 
 use super::hsum256;
 use crate::dispatch::Isa;
-use crate::nbits8::{gemv_group, NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
+use crate::nbits8::{NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
 
 /// See `arch::q8_gemv_rows`.
 pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mut [f32], ld: usize) -> bool {
@@ -29,35 +29,7 @@ pub(crate) fn gemv_rows(isa: Isa, w: &NBitsQ8<'_>, m: usize, a: &[f32], out: &mu
     if !matches!(isa, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 | Isa::Avx512Vnni) {
         return false;
     }
-    let zp = w.zero_points.is_some();
-    let group = gemv_group(m);
-    let mut j = 0;
-    while j < w.n && m > 0 {
-        let full = j + group <= w.n;
-        macro_rules! run {
-            ($m:literal, $r:literal) => {
-                // SAFETY: `isa` is available (arch/mod.rs contract); `check_gemv`'s assertions
-                // bound every load: rows `j..j + R` of codes, scales and zero points (`j + R ≤ n`),
-                // `a` by `M·kp` and `out` by `(M-1)·ld + n`.
-                unsafe {
-                    if zp {
-                        rows_avx2::<$m, $r, true>(w, a, kp, j, out, ld)
-                    } else {
-                        rows_avx2::<$m, $r, false>(w, a, kp, j, out, ld)
-                    }
-                }
-            };
-        }
-        match (m, full) {
-            (1, true) => run!(1, 4),
-            (1, false) => run!(1, 1),
-            (2, true) => run!(2, 2),
-            (2, false) => run!(2, 1),
-            (3, _) => run!(3, 1),
-            _ => run!(4, 1),
-        }
-        j += if full { group } else { 1 };
-    }
+    q8_gemv_groups!(rows_avx2, w, m, a, kp, out, ld);
     true
 }
 
