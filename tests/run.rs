@@ -90,6 +90,16 @@ fn ort_matmulnbits_model_matches_onnxruntime() {
 }
 
 #[test]
+fn ort_matmulnbits8_model_matches_onnxruntime() {
+    check_against_ort(
+        &runtime("tiny-llama.ort-matmulnbits8.onnx"),
+        "tiny-llama.ort-matmulnbits8",
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
 fn ort_matmulbnb4_model_matches_onnxruntime() {
     check_against_ort(&runtime("tiny-llama.ort-bnb4-nf4.onnx"), "tiny-llama.ort-bnb4-nf4", 1e-5, 1e-4);
 }

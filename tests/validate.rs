@@ -36,6 +36,7 @@ fn figures_match_numpy_on_onnxruntime_outputs() {
         "tiny-llama.ort-int8-qdq",
         "tiny-llama.ort-matmulnbits4",
         "tiny-llama.ort-bnb4-nf4",
+        "tiny-llama.ort-matmulnbits8",
     ] {
         let json = dir.path().join(format!("{name}.json"));
         let o = validate(name, &[], &json);
