@@ -173,6 +173,24 @@ pub fn matmul_nbits_q8_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ8<'_>, 
     });
 }
 
+/// Rows of `w` into its `k × 32` panels (`[p][kk][32]`), scalar: elements from `k8` on for
+/// rows below `done` (the arch kernel did the rest of them), every element of the others.
+fn fill_panels(w: &NBitsQ8<'_>, done: usize, k8: usize, panels: &mut [f32]) {
+    let k = w.k;
+    let mut row = vec![0.0f32; k];
+    for j in 0..w.n {
+        let from = if j < done { k8 } else { 0 };
+        if from == k {
+            continue;
+        }
+        w.dequantize_row(j, &mut row);
+        let panel = &mut panels[(j / NR) * NR * k..][..NR * k];
+        for (kk, &v) in row.iter().enumerate().skip(from) {
+            panel[kk * NR + j % NR] = v;
+        }
+    }
+}
+
 /// Weight rows the GEMV kernels take together for `m` activation rows: enough independent
 /// accumulator chains without running out of registers. Each output is computed the same way
 /// whatever the group (the kernels' contract), so this only sets speed.
@@ -217,16 +235,12 @@ fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out:
             f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, width, out, ld);
             return;
         }
-        // Panels `[p][kk][32]`, columns past `width` zero (as a `PackedF32`'s).
+        // Panels `[p][kk][32]`, columns past `width` zero (as a `PackedF32`'s): whole groups of
+        // 8 rows by the arch kernel (elements up to a multiple of 8), the rest here.
         let mut panels = vec![0.0f32; width.div_ceil(NR) * NR * k];
-        let mut row = vec![0.0f32; k];
-        for j in 0..width {
-            w.dequantize_row(j, &mut row);
-            let panel = &mut panels[(j / NR) * NR * k..][..NR * k];
-            for (kk, &v) in row.iter().enumerate() {
-                panel[kk * NR + j % NR] = v;
-            }
-        }
+        let done = arch::q8_dequant_panels(isa, w, &mut panels);
+        let k8 = if done > 0 { k / 8 * 8 } else { 0 };
+        fill_panels(w, done, k8, &mut panels);
         let done = blocked::gemm_cols(isa, m, k, a_pad, blocked::Panels::F32(&panels), width, out, ld);
         debug_assert!(done, "blocked kernels exist for {isa}");
         return;
@@ -234,5 +248,53 @@ fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out:
     let ap = if a_pad.is_empty() { a } else { a_pad };
     if !arch::q8_gemv_rows(isa, w, m, ap, out, ld) {
         cols_scalar(m, a, w, out, ld);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arch panel kernel (where this CPU has one) writes the scalar fill's bits: rows in
+    /// whole groups of 8, elements up to a multiple of 8, every panel slot.
+    #[test]
+    fn panels_are_the_scalar_dequantization_bit_for_bit() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for isa in Isa::ALL.into_iter().filter(|i| *i != Isa::Scalar && i.is_available()) {
+            for (n, k, bs, zp) in [
+                (8usize, 16usize, 16usize, true),
+                (17, 61, 32, false),
+                (64, 200, 64, true),
+                (40, 7, 16, true),
+            ] {
+                let kb = k.div_ceil(bs);
+                let b: Vec<u8> = (0..n * kb * bs).map(|_| next() as u8).collect();
+                let scales: Vec<f32> = (0..n * kb).map(|_| (next() % 1000) as f32 * 1e-4 + 1e-3).collect();
+                let zps: Vec<f32> = (0..n * kb).map(|_| (next() % 256) as f32 + 0.25).collect();
+                let w = NBitsQ8 {
+                    n,
+                    k,
+                    block_size: bs,
+                    b: &b,
+                    scales: &scales,
+                    zero_points: zp.then_some(&zps[..]),
+                };
+                let len = n.div_ceil(NR) * NR * k;
+                let mut want = vec![0.0f32; len];
+                fill_panels(&w, 0, 0, &mut want);
+                let mut got = vec![0.0f32; len];
+                let done = arch::q8_dequant_panels(isa, &w, &mut got);
+                assert_eq!(done, n / 8 * 8, "{isa}");
+                fill_panels(&w, done, k / 8 * 8, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{isa} n={n} k={k} bs={bs} zp={zp}");
+            }
+        }
     }
 }

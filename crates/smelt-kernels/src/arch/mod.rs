@@ -532,6 +532,22 @@ pub(crate) fn q8_gemv_rows(
     }
 }
 
+/// The first rows of the 8-bit weight `w` dequantized (`(q - zp)·scale`, bit for bit the
+/// scalar `dequantize_row`'s values) into `k × 32` panels (`[p][kk][32]`, as a `PackedF32`'s),
+/// elements `0..k` rounded down to a multiple of 8; returns how many rows it did (a multiple
+/// of 8, 0 without a kernel for `isa`). The caller does the rest.
+pub(crate) fn q8_dequant_panels(isa: Isa, w: &NBitsQ8<'_>, panels: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::q8::dequant_panels(isa, w, panels)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, w, panels);
+        0
+    }
+}
+
 /// `scale · Σ a·q` for one row of `A` against the packed ternary tiles `t`, `tables` from
 /// `ternary::pair_tables`, into `out` (≤ tiles · 16 columns).
 pub(crate) fn ternary_gemv_tiles(

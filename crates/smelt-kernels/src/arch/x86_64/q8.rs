@@ -19,7 +19,8 @@
 
 use std::arch::x86_64::*;
 
-use super::hsum256;
+use super::{hsum256, transpose8};
+use crate::blocked::NR;
 use crate::dispatch::Isa;
 use crate::nbits8::{NBitsQ8, NBITS8_DEFAULT_ZERO_POINT};
 
@@ -106,6 +107,55 @@ unsafe fn rows_avx2<const M: usize, const R: usize, const ZP: bool>(
     for (i, tot_i) in tot.iter().enumerate() {
         for (r, &t) in tot_i.iter().enumerate() {
             out[i * ld + j + r] = hsum256(t);
+        }
+    }
+}
+
+/// See `arch::q8_dequant_panels`.
+pub(crate) fn dequant_panels(isa: Isa, w: &NBitsQ8<'_>, panels: &mut [f32]) -> usize {
+    let (k, kb, bs) = (w.k, w.k_blocks(), w.block_size);
+    assert!(bs >= 8 && bs.is_multiple_of(8));
+    assert_eq!(w.b.len(), w.n * kb * bs);
+    assert_eq!(w.scales.len(), w.n * kb);
+    assert!(w.zero_points.is_none_or(|z| z.len() == w.n * kb));
+    assert!(panels.len() >= w.n.div_ceil(NR) * NR * k);
+    if !matches!(isa, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 | Isa::Avx512Vnni) {
+        return 0;
+    }
+    let rows = w.n / 8 * 8;
+    // SAFETY: AVX2 + FMA available (arch/mod.rs contract); the assertions above bound every
+    // load (rows < n, `k8 ≤ k ≤ kb·bs` codes per row) and store (rows < n, within the panels).
+    unsafe { dequant_panels_avx2(w, rows, panels) };
+    rows
+}
+
+/// Rows `0..rows` (a multiple of 8) of `w`, elements `0..k` rounded down to a multiple of 8,
+/// into the `k × 32` panels: eight rows' eight elements `(q - zp)·scale` as eight vectors,
+/// transposed, stored as eight panel rows of eight columns.
+///
+/// # Safety
+/// AVX2 + FMA available; the slices as `dequant_panels` asserts.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dequant_panels_avx2(w: &NBitsQ8<'_>, rows: usize, panels: &mut [f32]) {
+    let (k, kb, bs) = (w.k, w.k_blocks(), w.block_size);
+    let k8 = k / 8 * 8;
+    for j0 in (0..rows).step_by(8) {
+        let panel = &mut panels[(j0 / NR) * NR * k..][..NR * k];
+        let c0 = j0 % NR;
+        for kk in (0..k8).step_by(8) {
+            let blk = kk / bs;
+            let v: [__m256; 8] = std::array::from_fn(|r| {
+                let j = j0 + r;
+                let z = w.zero_points.map_or(NBITS8_DEFAULT_ZERO_POINT, |z| z[j * kb + blk]);
+                // SAFETY: kk + 8 ≤ k ≤ kb·bs bytes of row j < n.
+                let q = unsafe { _mm_loadl_epi64(w.b.as_ptr().add(j * kb * bs + kk).cast()) };
+                let d = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)), _mm256_set1_ps(z));
+                _mm256_mul_ps(d, _mm256_set1_ps(w.scales[j * kb + blk]))
+            });
+            for (i, t) in transpose8(v).into_iter().enumerate() {
+                // SAFETY: (kk + i)·32 + c0 + 8 ≤ 32·k: inside the panel.
+                unsafe { _mm256_storeu_ps(panel.as_mut_ptr().add((kk + i) * NR + c0), t) };
+            }
         }
     }
 }
