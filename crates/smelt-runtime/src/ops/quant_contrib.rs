@@ -181,8 +181,7 @@ impl NBitsWeight<'_> {
     /// bits (the bytes as they are), 2 bits, and 4 bits with float zero points. The codes
     /// keep their positions (`g_idx`, if any, is the caller's).
     fn widened(&self) -> Option<Nbits8> {
-        let q4 = self.bits == 4 && (self.zp.is_none() || self.packed_zp);
-        if q4 {
+        if self.packs_4bit() {
             return None;
         }
         let b = if self.bits == 8 {
@@ -205,9 +204,14 @@ impl NBitsWeight<'_> {
         })
     }
 
+    /// Whether the 4-bit packed layout holds this weight: 4 bits, integer zero points or none.
+    fn packs_4bit(&self) -> bool {
+        self.bits == 4 && (self.zp.is_none() || self.packed_zp)
+    }
+
     /// The weight the 4-bit kernels take, when it is one.
     fn q4(&self) -> Option<NBitsQ4<'_>> {
-        (self.bits == 4 && (self.zp.is_none() || self.packed_zp) && self.g_idx.is_none()).then(|| NBitsQ4 {
+        (self.packs_4bit() && self.g_idx.is_none()).then(|| NBitsQ4 {
             n: self.n,
             k: self.k,
             block_size: self.bs,
@@ -290,7 +294,9 @@ fn prepare_matmul_nbits(c: &OpCtx<'_>) -> Option<Prepared> {
     let w = nbits_weight(c).ok()?;
     // Widening writes up to four times B's bytes: within the element cap, or left to the
     // call (which refuses it).
-    c.checked_numel(&[w.n, w.kb * w.bs]).ok()?;
+    if !w.packs_4bit() {
+        c.checked_numel(&[w.n, w.kb * w.bs]).ok()?;
+    }
     if w.g_idx.is_none() {
         if let Some(w8) = w.widened() {
             return Some(Prepared { state: Arc::new(w8), replaces_inputs: vec![1, 2, 3] });
@@ -433,7 +439,7 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
     let a = c.input(0)?;
     let (m, av) = activations(c, a, dim_attr(c, "K")?)?;
     let wt = nbits_weight(c)?;
-    let NBitsWeight { k, n, bits, bs, kb, bq, ref scales, zp, packed_zp, ref g_idx } = wt;
+    let NBitsWeight { k, n, bits, bs, kb, bq, ref scales, zp, ref g_idx, .. } = wt;
     let shape = out_shape(c, a, n)?;
     if let Some(w) = wt.q4() {
         let mut y = vec![0f32; m * n];
@@ -454,57 +460,30 @@ fn matmul_nbits(c: &OpCtx<'_>) -> Result<Vec<Value>, RuntimeError> {
             return product_q8(c, a, shape, m, &av, &w8.view());
         }
     }
-    let blob = bs * bits / 8;
-    let zp_row = (kb * bits).div_ceil(8);
     // The paths below dequantize all of B into f32 (up to 8 times its bytes) first.
     c.checked_numel(&[n, k])?;
     let mut y = vec![0f32; m * n];
-    let zp_bytes = wt.zp_bytes();
-    if bits == 4 && (zp.is_none() || packed_zp) {
+    if wt.packs_4bit() {
         // With g_idx (act order): dequantize with each element's block, then the GEMM.
-        let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales, zero_points: zp_bytes };
+        let w = NBitsQ4 { n, k, block_size: bs, b: bq, scales, zero_points: wt.zp_bytes() };
         let wd = smelt_kernels::dequantize_nbits_q4(&w, g_idx.as_deref());
         smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
         return finish(c, a, shape, y, c.opt(5));
     }
-    // Other widths and float zero points: dequantize, then GEMM. Row by row on the pool, block
-    // by block, so a block's scale and zero point are looked up once (per element with g_idx);
-    // every element is `(q - z)·scale` whatever the thread.
-    let per = 8 / bits;
-    let mask = (1u16 << bits) as u8 as u16;
-    let mask = if bits == 8 { 0xff } else { mask - 1 } as u8;
-    let default_zp = (1u32 << (bits - 1)) as f32;
-    let zf = zp.filter(|_| !packed_zp).map(|z| z.data.to_f32_vec());
-    let zero_point = |j: usize, blk: usize| match (&zf, zp_bytes) {
-        (Some(f), _) => f[j * kb + blk],
-        (None, Some(p)) if packed_zp => {
-            let zb = p[j * zp_row + blk / per];
-            ((zb >> ((blk % per) * bits)) & mask) as f32
-        }
-        _ => default_zp,
+    // Other widths and float zero points with g_idx: a byte per code and f32 zero points (as
+    // the 8-bit kernels take them), dequantized row by row on the pool with each element's
+    // block, then the GEMM. Every element is `(q - z)·scale` whatever the thread.
+    c.checked_numel(&[n, kb * bs])?;
+    let (Some(w8), Some(g)) = (wt.widened(), g_idx.as_deref()) else {
+        return Err(c.err("MatMulNBits: no path for this weight"));
     };
-    let per_log2 = per.trailing_zeros();
+    let zf = w8.zero_points.unwrap_or_else(|| wt.zero_points_f32());
     let mut wd = vec![0f32; n * k];
     wd.par_chunks_mut(k).with_min_len(64).enumerate().for_each(|(j, row)| {
-        let codes = &bq[j * kb * blob..(j + 1) * kb * blob];
-        // per is 1, 2 or 4: e / per and e % per as a shift and a mask.
-        let code =
-            |bytes: &[u8], e: usize| ((bytes[e >> per_log2] >> ((e & (per - 1)) * bits)) & mask) as f32;
-        for (b, (out, bytes)) in row.chunks_mut(bs).zip(codes.chunks(blob)).enumerate() {
-            match g_idx {
-                None => {
-                    let (z, s) = (zero_point(j, b), scales[j * kb + b]);
-                    for (e, w) in out.iter_mut().enumerate() {
-                        *w = (code(bytes, e) - z) * s;
-                    }
-                }
-                Some(g) => {
-                    for (e, w) in out.iter_mut().enumerate() {
-                        let blk = g[b * bs + e] as usize;
-                        *w = (code(bytes, e) - zero_point(j, blk)) * scales[j * kb + blk];
-                    }
-                }
-            }
+        let codes = &w8.b[j * kb * bs..][..k];
+        for ((w, &q), &blk) in row.iter_mut().zip(codes).zip(g) {
+            let at = j * kb + blk as usize;
+            *w = (q as f32 - zf[at]) * scales[at];
         }
     });
     smelt_kernels::gemm_f32_bt(m, n, k, &av, &wd, &mut y);
