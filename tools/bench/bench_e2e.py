@@ -5,7 +5,8 @@
 
 The model comes from gen_llama_onnx.py (fixed seed; made once into target/bench/e2e/, reused
 while its arguments stay the same), and is quantized with `smelt convert --quant int8`
-(DynamicQuantizeLinear + MatMulInteger) and `--quant int4 --group-size 32` (MatMulNBits). Two
+(DynamicQuantizeLinear + MatMulInteger) and `--quant int4 --group-size 32` (MatMulNBits), and on
+request (`--models ...,ort-nbits8`) by ONNX Runtime's own MatMulNBitsQuantizer at 8 bits. Two
 steps are timed: decode (1 new token after 127 cached ones) and prefill (128 tokens, empty
 cache). onnxruntime: CPU execution provider, intra_op_num_threads=2, inter_op_num_threads=1,
 sequential execution, all graph optimizations (its default). smelt: `smelt run --repeat N
@@ -76,7 +77,9 @@ def main() -> int:
                         "or ORT's session, takes several runs to reach its steady time)")
     gen_llama_onnx.add_shape_args(p)
     p.add_argument("--context", type=int, default=128, help="prefill length; decode runs after context-1 tokens")
-    p.add_argument("--models", default="float,int8,int4", help="comma-separated subset of float,int8,int4")
+    p.add_argument("--models", default="float,int8,int4",
+                   help="comma-separated subset of float,int8,int4,ort-nbits8 (the last: ONNX Runtime's own "
+                        "MatMulNBitsQuantizer at 8 bits, blocks of 32, asymmetric; not in the default set)")
     a = p.parse_args()
 
     shape = gen_llama_onnx.shape_of(a)
@@ -97,6 +100,15 @@ def main() -> int:
         if name in a.models.split(",") and not dst.exists():
             subprocess.run([a.smelt, "convert", str(src), "-o", str(dst), "--threads", "2", *args], check=True, capture_output=True)
         models[name] = dst
+    if "ort-nbits8" in a.models.split(","):
+        dst = work / "q-ort-nbits8.onnx"
+        if not dst.exists():
+            import onnx
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=32, is_symmetric=False)
+            q.process()
+            onnx.save_model(q.model.model, str(dst))
+        models["ort-nbits8"] = dst
     hd = a.hidden // a.heads
     steps = {
         "decode": gen_llama_onnx.feeds(a.layers, a.kv_heads, hd, a.vocab, 1, a.context - 1),
