@@ -16,12 +16,16 @@
 //! and then `Σ_kk a·w` in `kk` order. With up to [`GEMV_MAX_ROWS`] activation rows the SIMD
 //! kernels sum `a·(q - zp)` (the same `q - zp` as the reference's, so each product is the
 //! reference's `a·w` divided by the scale) over a block and multiply each block's sum by its
-//! scale: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`, as for the 4-bit kernels. With more rows each chunk
-//! of 64 weight rows is dequantized (the reference's `w`, bit for bit) into the blocked f32
-//! GEMM's panels once per call and every row of `A` runs over them.
+//! scale: `|y - y_ref| ≤ 2·k·ε·Σ|a||w|`, as for the 4-bit kernels. With more rows the blocked
+//! f32 GEMM dequantizes the weight itself (`blocked::Panels::Q8`; the reference's `w`, bit for
+//! bit), one `KC × 32` panel (16 KiB, in L1) at a time just before every row of `A` runs over
+//! it, once per call. Dequantizing each 64-row chunk whole beforehand (1 MB of panels at
+//! k = 4096, out of L2 by the time the GEMM read them back) cost, in perf samples of both
+//! versions alternating in one process on Zen 3 (2 threads, 4096×4096, bs 32, zero points,
+//! weights from memory), 1.11–1.20× the CPU time at m = 128 and 1.29–1.49× at m = 16.
 
 use crate::arch;
-use crate::blocked::{self, NR};
+use crate::blocked;
 use crate::dispatch::{selected, Isa};
 use crate::f32_gemm;
 use crate::packed4::{padded_rows, COL_CHUNK, GEMV_MAX_ROWS};
@@ -110,21 +114,29 @@ impl<'a> NBitsQ8<'a> {
 
     /// Zero point of block `blk` of row `j`.
     #[inline]
-    fn zero_point(&self, j: usize, blk: usize) -> f32 {
+    pub(crate) fn zero_point(&self, j: usize, blk: usize) -> f32 {
         self.zero_points.map_or(NBITS8_DEFAULT_ZERO_POINT, |z| z[j * self.k_blocks() + blk])
     }
 
     /// Row `j` dequantized, its first `row.len()` (≤ the padded `k`) elements.
     pub(crate) fn dequantize_row(&self, j: usize, row: &mut [f32]) {
-        let (kb, rb) = (self.k_blocks(), self.row_bytes());
-        let codes = &self.b[j * rb..(j + 1) * rb];
-        for (blk, (chunk, q)) in
-            row.chunks_mut(self.block_size).zip(codes.chunks(self.block_size)).enumerate()
-        {
+        self.dequantize_part(j, 0, row);
+    }
+
+    /// Elements `k0..k0 + part.len()` (≤ the padded `k`) of row `j` dequantized:
+    /// `(q - zp) · scale`, the value every kernel's dequantization must reproduce bit for bit.
+    pub(crate) fn dequantize_part(&self, j: usize, k0: usize, part: &mut [f32]) {
+        let (bs, kb, rb) = (self.block_size, self.k_blocks(), self.row_bytes());
+        let codes = &self.b[j * rb + k0..j * rb + k0 + part.len()];
+        let mut e = 0;
+        while e < part.len() {
+            let blk = (k0 + e) / bs;
+            let end = ((blk + 1) * bs - k0).min(part.len());
             let (z, s) = (self.zero_point(j, blk), self.scales[j * kb + blk]);
-            for (v, &q) in chunk.iter_mut().zip(q) {
+            for (v, &q) in part[e..end].iter_mut().zip(&codes[e..end]) {
                 *v = (q as f32 - z) * s;
             }
+            e = end;
         }
     }
 }
@@ -173,24 +185,6 @@ pub fn matmul_nbits_q8_f32_with(isa: Isa, m: usize, a: &[f32], w: &NBitsQ8<'_>, 
     });
 }
 
-/// Rows of `w` into its `k × 32` panels (`[p][kk][32]`), scalar: elements from `k8` on for
-/// rows below `done` (the arch kernel did the rest of them), every element of the others.
-fn fill_panels(w: &NBitsQ8<'_>, done: usize, k8: usize, panels: &mut [f32]) {
-    let k = w.k;
-    let mut row = vec![0.0f32; k];
-    for j in 0..w.n {
-        let from = if j < done { k8 } else { 0 };
-        if from == k {
-            continue;
-        }
-        w.dequantize_row(j, &mut row);
-        let panel = &mut panels[(j / NR) * NR * k..][..NR * k];
-        for (kk, &v) in row.iter().enumerate().skip(from) {
-            panel[kk * NR + j % NR] = v;
-        }
-    }
-}
-
 /// Weight rows the GEMV kernels take together for `m` activation rows: enough independent
 /// accumulator chains without running out of registers. Each output is computed the same way
 /// whatever the group (the kernels' contract), so this only sets speed.
@@ -221,9 +215,9 @@ fn cols_scalar(m: usize, a: &[f32], w: &NBitsQ8<'_>, out: &mut [f32], ld: usize)
 
 /// The SIMD tiers for the rows of `w` (a chunk): the GEMV kernels up to [`GEMV_MAX_ROWS`]
 /// rows of `A` (`a_pad`: `A` zero-padded to whole blocks, empty when `k` is whole blocks),
-/// otherwise the chunk dequantized once into `k × 32` panels for the blocked GEMM (`a_pad`:
-/// `A` packed for it; empty where `isa` has no blocked kernels, which then run the f32 GEMM
-/// over the dequantized rows).
+/// otherwise the blocked GEMM, which dequantizes the chunk panel by panel (`a_pad`: `A`
+/// packed for it; empty where `isa` has no blocked kernels, which then run the f32 GEMM over
+/// the dequantized rows).
 fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out: &mut [f32], ld: usize) {
     let (k, width) = (w.k, w.n);
     if m > GEMV_MAX_ROWS {
@@ -235,13 +229,7 @@ fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out:
             f32_gemm::gemm_f32_bt_cols_isa(isa, m, k, a, &deq, 0, width, out, ld);
             return;
         }
-        // Panels `[p][kk][32]`, columns past `width` zero (as a `PackedF32`'s): whole groups of
-        // 8 rows by the arch kernel (elements up to a multiple of 8), the rest here.
-        let mut panels = vec![0.0f32; width.div_ceil(NR) * NR * k];
-        let done = arch::q8_dequant_panels(isa, w, &mut panels);
-        let k8 = if done > 0 { k / 8 * 8 } else { 0 };
-        fill_panels(w, done, k8, &mut panels);
-        let done = blocked::gemm_cols(isa, m, k, a_pad, blocked::Panels::F32(&panels), width, out, ld);
+        let done = blocked::gemm_cols(isa, m, k, a_pad, blocked::Panels::Q8(w), width, out, ld);
         debug_assert!(done, "blocked kernels exist for {isa}");
         return;
     }
@@ -254,46 +242,65 @@ fn cols_simd(isa: Isa, m: usize, a: &[f32], a_pad: &[f32], w: &NBitsQ8<'_>, out:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocked::NR;
 
-    /// The arch panel kernel (where this CPU has one) writes the scalar fill's bits: rows in
-    /// whole groups of 8, elements up to a multiple of 8, every panel slot.
+    /// The blocked GEMM on 8-bit panels dequantized `KC` elements at a time gives, bit for
+    /// bit, what it gives on whole `k × 32` f32 panels of the scalar dequantization (the
+    /// chunk dequantized up front, as before the 8-bit panels): every tier this CPU has, `n`
+    /// and `k` that fill no panel, block or `KC` block, zero points on and off.
     #[test]
-    fn panels_are_the_scalar_dequantization_bit_for_bit() {
-        let mut state = 0x1234_5678_9abc_def1u64;
+    fn q8_panels_give_the_blocked_gemm_on_dequantized_panels_bit_for_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
         };
-        for isa in Isa::ALL.into_iter().filter(|i| *i != Isa::Scalar && i.is_available()) {
-            for (n, k, bs, zp) in [
-                (8usize, 16usize, 16usize, true),
-                (17, 61, 32, false),
-                (64, 200, 64, true),
-                (40, 7, 16, true),
-            ] {
-                let kb = k.div_ceil(bs);
-                let b: Vec<u8> = (0..n * kb * bs).map(|_| next() as u8).collect();
-                let scales: Vec<f32> = (0..n * kb).map(|_| (next() % 1000) as f32 * 1e-4 + 1e-3).collect();
-                let zps: Vec<f32> = (0..n * kb).map(|_| (next() % 256) as f32 + 0.25).collect();
-                let w = NBitsQ8 {
-                    n,
-                    k,
-                    block_size: bs,
-                    b: &b,
-                    scales: &scales,
-                    zero_points: zp.then_some(&zps[..]),
-                };
-                let len = n.div_ceil(NR) * NR * k;
-                let mut want = vec![0.0f32; len];
-                fill_panels(&w, 0, 0, &mut want);
-                let mut got = vec![0.0f32; len];
-                let done = arch::q8_dequant_panels(isa, &w, &mut got);
-                assert_eq!(done, n / 8 * 8, "{isa}");
-                fill_panels(&w, done, k / 8 * 8, &mut got);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{isa} n={n} k={k} bs={bs} zp={zp}");
+        let isas: Vec<Isa> = Isa::ALL
+            .into_iter()
+            .filter(|i| *i != Isa::Scalar && i.is_available() && arch::blocked_row_tile(*i).is_some())
+            .collect();
+        if isas.is_empty() {
+            eprintln!("q8 blocked panels: no blocked kernels on this CPU, skipped");
+        }
+        for &isa in &isas {
+            for (n, k, bs) in
+                [(1usize, 1usize, 16usize), (33, 129, 16), (64, 300, 32), (40, 257, 256), (65, 390, 64)]
+            {
+                for zp in [false, true] {
+                    let m = 13;
+                    let kb = k.div_ceil(bs);
+                    let b: Vec<u8> = (0..n * kb * bs).map(|_| next() as u8).collect();
+                    let scales: Vec<f32> =
+                        (0..n * kb).map(|_| (next() % 1000) as f32 * 1e-4 + 1e-3).collect();
+                    let zps: Vec<f32> = (0..n * kb).map(|_| (next() % 256) as f32 + 0.25).collect();
+                    let w = NBitsQ8 {
+                        n,
+                        k,
+                        block_size: bs,
+                        b: &b,
+                        scales: &scales,
+                        zero_points: zp.then_some(&zps[..]),
+                    };
+                    let a: Vec<f32> = (0..m * k).map(|_| (next() % 2001) as f32 * 1e-3 - 1.0).collect();
+                    let pa = blocked::packed_a(isa, m, k, &a).expect("blocked kernels");
+                    let mut panels = vec![0.0f32; n.div_ceil(NR) * NR * k];
+                    let mut row = vec![0.0f32; k];
+                    for j in 0..n {
+                        w.dequantize_row(j, &mut row);
+                        for (kk, &v) in row.iter().enumerate() {
+                            panels[((j / NR) * k + kk) * NR + j % NR] = v;
+                        }
+                    }
+                    let ld = n + 3;
+                    let (mut want, mut got) = (vec![f32::NAN; m * ld], vec![f32::NAN; m * ld]);
+                    let run = |b, out: &mut [f32]| assert!(blocked::gemm_cols(isa, m, k, &pa, b, n, out, ld));
+                    run(blocked::Panels::F32(&panels), &mut want);
+                    run(blocked::Panels::Q8(&w), &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{isa} n={n} k={k} bs={bs} zp={zp}");
+                }
             }
         }
     }

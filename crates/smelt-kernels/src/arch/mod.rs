@@ -532,19 +532,31 @@ pub(crate) fn q8_gemv_rows(
     }
 }
 
-/// The first rows of the 8-bit weight `w` dequantized (`(q - zp)·scale`, bit for bit the
-/// scalar `dequantize_row`'s values) into `k × 32` panels (`[p][kk][32]`, as a `PackedF32`'s),
-/// elements `0..k` rounded down to a multiple of 8; returns how many rows it did (a multiple
-/// of 8, 0 without a kernel for `isa`). The caller does the rest.
-pub(crate) fn q8_dequant_panels(isa: Isa, w: &NBitsQ8<'_>, panels: &mut [f32]) -> usize {
+/// Rows `j0..j0 + 32` of the 8-bit weight `w` (zeros past `w.n`) dequantized into a `B`
+/// panel of the blocked GEMM: `buf[kk - kc0][c]` = element `kk` of row `j0 + c`, bit for bit
+/// `NBitsQ8::dequantize_part`'s `(q - zp)·scale`, for `kk` in `kc0..kc0 + kc` (`kc0` a
+/// multiple of 8, `kc ≥ 1`; the rows of `buf` up to `kc` rounded up to 8 may be written too,
+/// from the row's padding codes). `false` without a kernel for `isa` or for the range.
+pub(crate) fn q8_dequant_panel(
+    isa: Isa,
+    w: &NBitsQ8<'_>,
+    j0: usize,
+    kc0: usize,
+    kc: usize,
+    buf: &mut [f32],
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::q8::dequant_panels(isa, w, panels)
+        x86_64::q8::dequant_panel(isa, w, j0, kc0, kc, buf)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
     {
-        let _ = (isa, w, panels);
-        0
+        aarch64::q8::dequant_panel(isa, w, j0, kc0, kc, buf)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (isa, w, j0, kc0, kc, buf);
+        false
     }
 }
 
